@@ -1,0 +1,47 @@
+"""Ordered schema migrations. Append new ones; never edit one that has shipped."""
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "initial",
+        """
+        CREATE TABLE hypernet (
+            id TEXT PRIMARY KEY,
+            name TEXT UNIQUE,
+            sha256 TEXT NOT NULL UNIQUE,
+            variant TEXT NOT NULL,
+            rank INTEGER NOT NULL,
+            alpha REAL NOT NULL,
+            targets TEXT NOT NULL,
+            base_name TEXT NOT NULL,
+            base_sha256 TEXT NOT NULL,
+            encoder_name TEXT NOT NULL,
+            encoder_sha256 TEXT NOT NULL,
+            recipe TEXT,
+            config TEXT NOT NULL,
+            created TIMESTAMP NOT NULL
+        );
+        CREATE TABLE adapter (
+            id TEXT PRIMARY KEY,
+            name TEXT UNIQUE,
+            description TEXT NOT NULL,
+            truncated BOOLEAN NOT NULL DEFAULT 0,
+            hypernet_id TEXT REFERENCES hypernet(id),
+            base_name TEXT NOT NULL,
+            base_sha256 TEXT NOT NULL,
+            rank INTEGER NOT NULL,
+            alpha REAL NOT NULL,
+            targets TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created TIMESTAMP NOT NULL
+        );
+        CREATE INDEX adapter_created ON adapter(created);
+        CREATE INDEX adapter_sha256 ON adapter(sha256);
+        CREATE TABLE adaptertag (
+            adapter_id TEXT NOT NULL REFERENCES adapter(id) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (adapter_id, tag)
+        );
+        """,
+    ),
+]

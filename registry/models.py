@@ -1,0 +1,62 @@
+"""Row types. The tables themselves are created by `migrations.py`; these classes mirror them."""
+
+import json
+from datetime import datetime, timezone
+
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Hypernet(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str | None = Field(default=None, unique=True)
+    sha256: str = Field(unique=True)
+    variant: str
+    rank: int
+    alpha: float
+    targets: str  # JSON list of module types
+    base_name: str
+    base_sha256: str
+    encoder_name: str
+    encoder_sha256: str
+    recipe: str | None = None
+    config: str  # the checkpoint's whole config.json
+    created: datetime = Field(default_factory=utcnow)
+
+    def as_dict(self) -> dict:
+        d = self.model_dump()
+        d["targets"] = json.loads(self.targets)
+        d["config"] = json.loads(self.config)
+        d["created"] = self.created.isoformat()
+        return d
+
+
+class Adapter(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    name: str | None = Field(default=None, unique=True)
+    description: str
+    truncated: bool = False
+    hypernet_id: str | None = Field(default=None, foreign_key="hypernet.id")
+    base_name: str
+    base_sha256: str
+    rank: int
+    alpha: float
+    targets: str  # JSON list of module types
+    sha256: str
+    size: int
+    created: datetime = Field(default_factory=utcnow)
+
+    def as_dict(self, tags: list[str]) -> dict:
+        d = self.model_dump()
+        d["targets"] = json.loads(self.targets)
+        d["created"] = self.created.isoformat()
+        d["tags"] = tags
+        return d
+
+
+class AdapterTag(SQLModel, table=True):
+    adapter_id: str = Field(primary_key=True, foreign_key="adapter.id")
+    tag: str = Field(primary_key=True)

@@ -1,0 +1,222 @@
+"""The registry: rows in SQLite, files content-addressed under the t2l home."""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from registry.db import open_engine
+from registry.errors import RegistryError
+from registry.models import Adapter, AdapterTag, Hypernet
+
+_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def validate_label(value: str, what: str) -> str:
+    """Names and tags: no path separators or control characters, so they never become paths or escape codes."""
+    if not value or not value.strip() or _BAD_NAME.search(value) or len(value) > 100 or value in (".", ".."):
+        raise RegistryError(
+            f"invalid {what} {value!r}: use 1-100 characters without '/', '\\' or control characters"
+        )
+    return value
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomic(dest: Path, data: bytes) -> None:
+    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Registry:
+    def __init__(self, home: Path):
+        self.home = Path(home)
+        self.adapters_dir.mkdir(parents=True, exist_ok=True)
+        self.hypernets_dir.mkdir(parents=True, exist_ok=True)
+        self.engine = open_engine(self.home / "registry.db")
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+    @property
+    def hypernets_dir(self) -> Path:
+        return self.home / "hypernets"
+
+    # -- adapters ---------------------------------------------------------------------------------
+
+    def add_adapter(self, data: bytes, *, name: str | None, tags: list[str] = (), force: bool = False,
+                    **fields) -> Adapter:
+        """Store an adapter file's bytes and its row in one go; `fields` are Adapter columns.
+
+        A taken name is an error unless `force`, which moves the name to the new adapter.
+        """
+        if name is not None:
+            validate_label(name, "name")
+            if not force:
+                self.check_name_free(name)
+        tags = sorted({validate_label(t, "tag") for t in tags})
+        sha = hashlib.sha256(data).hexdigest()
+        path = self.adapters_dir / f"{sha}.safetensors"
+        if not path.exists():
+            _write_atomic(path, data)
+        fields["targets"] = json.dumps(list(fields["targets"]))
+        row = Adapter(id=uuid.uuid4().hex, name=name, sha256=sha, size=len(data), **fields)
+        try:
+            with Session(self.engine) as s, s.begin():
+                if name is not None:
+                    taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
+                    if taken and not force:
+                        raise self._name_taken(name, taken.id)
+                    if taken:
+                        taken.name = None
+                        s.add(taken)
+                        s.flush()
+                s.add(row)
+                s.flush()
+                s.add_all(AdapterTag(adapter_id=row.id, tag=t) for t in tags)
+            return self.get_adapter(row.id)
+        except BaseException:
+            self._drop_file_if_unused(sha)
+            raise
+
+    def list_adapters(self, tag: str | None = None) -> list[Adapter]:
+        with Session(self.engine) as s:
+            q = select(Adapter).order_by(col(Adapter.created).desc(), col(Adapter.id))
+            if tag is not None:
+                q = q.join(AdapterTag).where(AdapterTag.tag == tag)
+            return list(s.exec(q))
+
+    def tags(self, adapter_ids: list[str]) -> dict[str, list[str]]:
+        with Session(self.engine) as s:
+            rows = s.exec(select(AdapterTag).where(col(AdapterTag.adapter_id).in_(adapter_ids)))
+            out: dict[str, list[str]] = {i: [] for i in adapter_ids}
+            for r in rows:
+                out[r.adapter_id].append(r.tag)
+            return {k: sorted(v) for k, v in out.items()}
+
+    def get_adapter(self, ref: str) -> Adapter:
+        return self._resolve(Adapter, ref, "adapter", "t2l ls")
+
+    def adapter_file(self, adapter: Adapter) -> Path:
+        """The stored file, checked against the sha256 recorded when it was added."""
+        path = self.adapters_dir / f"{adapter.sha256}.safetensors"
+        if not path.exists():
+            raise RegistryError(f"the file of adapter {adapter.id[:8]} is missing ({path}); remove it with "
+                                f"`t2l rm {adapter.id[:8]}` and make it again")
+        if sha256_file(path) != adapter.sha256:
+            raise RegistryError(f"the file of adapter {adapter.id[:8]} is corrupted (sha256 mismatch: {path}); "
+                                f"remove it with `t2l rm {adapter.id[:8]}` and make it again")
+        return path
+
+    def remove_adapters(self, refs: list[str]) -> list[Adapter]:
+        rows = [self.get_adapter(r) for r in refs]
+        with Session(self.engine) as s, s.begin():
+            for row in rows:
+                for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id)):
+                    s.delete(t)
+                s.delete(s.get(Adapter, row.id))
+        for row in rows:
+            self._drop_file_if_unused(row.sha256)
+        return rows
+
+    # -- hypernetworks ----------------------------------------------------------------------------
+
+    def add_hypernet(self, folder: Path, *, sha256: str, name: str | None = None, **fields) -> Hypernet:
+        """Copy a hypernetwork checkpoint folder into the store (once per sha256) and record it."""
+        if name is not None:
+            validate_label(name, "name")
+        existing = self._find_hypernet_sha(sha256)
+        if existing:
+            return existing
+        dest = self.hypernets_dir / sha256
+        if not dest.exists():
+            tmp = self.hypernets_dir / f".{sha256}.{uuid.uuid4().hex}.tmp"
+            try:
+                shutil.copytree(folder, tmp)
+                os.replace(tmp, dest)
+            except OSError:
+                if not dest.exists():
+                    raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        fields["targets"] = json.dumps(list(fields["targets"]))
+        fields["config"] = json.dumps(fields["config"], sort_keys=True)
+        row = Hypernet(id=uuid.uuid4().hex, name=name, sha256=sha256, **fields)
+        try:
+            with Session(self.engine) as s, s.begin():
+                s.add(row)
+        except IntegrityError:
+            # another process recorded the same checkpoint (or took the name) meanwhile
+            existing = self._find_hypernet_sha(sha256)
+            if existing:
+                return existing
+            raise RegistryError(f"a hypernetwork named {name!r} exists already; choose another name") from None
+        return self.get_hypernet(row.id)
+
+    def list_hypernets(self) -> list[Hypernet]:
+        with Session(self.engine) as s:
+            return list(s.exec(select(Hypernet).order_by(col(Hypernet.created).desc())))
+
+    def get_hypernet(self, ref: str) -> Hypernet:
+        return self._resolve(Hypernet, ref, "hypernetwork", "t2l hypernets")
+
+    def hypernet_dir(self, hypernet: Hypernet) -> Path:
+        return self.hypernets_dir / hypernet.sha256
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _find_hypernet_sha(self, sha256: str) -> Hypernet | None:
+        with Session(self.engine) as s:
+            return s.exec(select(Hypernet).where(Hypernet.sha256 == sha256)).first()
+
+    def _resolve(self, table, ref: str, what: str, listing: str):
+        """An exact name, else a unique id prefix."""
+        with Session(self.engine) as s:
+            hit = s.exec(select(table).where(table.name == ref)).first()
+            if hit:
+                return hit
+            if re.fullmatch(r"[0-9a-f]{1,32}", ref):
+                hits = list(s.exec(select(table).where(col(table.id).startswith(ref)).limit(6)))
+                if len(hits) == 1:
+                    return hits[0]
+                if hits:
+                    shown = ", ".join(h.id[:12] for h in hits[:5])
+                    raise RegistryError(f"{what} id {ref!r} is ambiguous ({shown}...); give more characters")
+        raise RegistryError(f"no {what} named or with id {ref!r}; see `{listing}`")
+
+    def check_name_free(self, name: str) -> None:
+        with Session(self.engine) as s:
+            taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
+        if taken:
+            raise self._name_taken(name, taken.id)
+
+    @staticmethod
+    def _name_taken(name: str, other_id: str) -> RegistryError:
+        return RegistryError(f"an adapter named {name!r} exists already ({other_id[:8]}); "
+                             "choose another name or pass --force to move the name to the new adapter")
+
+    def _drop_file_if_unused(self, sha: str) -> None:
+        with Session(self.engine) as s:
+            used = s.exec(select(Adapter.id).where(Adapter.sha256 == sha)).first()
+        if used is None:
+            (self.adapters_dir / f"{sha}.safetensors").unlink(missing_ok=True)

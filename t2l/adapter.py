@@ -1,0 +1,211 @@
+"""Adapter files in PEFT's layout: one .safetensors (config in its metadata) or a PEFT folder.
+
+Both forms hold the same tensors under PEFT key names
+(`base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`); the folder adds `adapter_config.json` and a
+README model card, so `PeftModel.from_pretrained(base, folder)` loads it as is.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from t2l.errors import T2LError
+from t2l.locate import ModelRef
+
+PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
+
+
+@dataclass
+class AdapterInfo:
+    """What an adapter is: its LoRA settings and where it came from."""
+
+    description: str
+    rank: int
+    alpha: float
+    target_modules: list[str]
+    base: ModelRef
+    base_spec: str
+    dropout: float = 0.0
+    truncated: bool = False
+    hypernet: dict = field(default_factory=dict)  # sha256, variant, recipe of the hypernet that made it
+    encoder: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["base"] = {**self.base.to_dict(), "spec": self.base_spec}
+        del d["base_spec"]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AdapterInfo":
+        d = dict(d)
+        base = d.pop("base")
+        return cls(base=ModelRef.from_dict(base), base_spec=base.get("spec", base["name"]), **d)
+
+    def peft_config(self) -> dict:
+        """adapter_config.json as PEFT writes it for a LoRA on a causal LM (PEFT fills the rest with defaults)."""
+        return {
+            "peft_type": "LORA",
+            "task_type": "CAUSAL_LM",
+            "base_model_name_or_path": self.base_spec,
+            "r": self.rank,
+            "lora_alpha": self.alpha,
+            "lora_dropout": self.dropout,
+            "target_modules": list(self.target_modules),
+            "bias": "none",
+            "fan_in_fan_out": False,
+            "inference_mode": True,
+        }
+
+    def registry_fields(self) -> dict:
+        """The columns of the registry's adapter table (besides name, file and tags)."""
+        return dict(
+            description=self.description, truncated=self.truncated, base_name=self.base.name,
+            base_sha256=self.base.sha256, rank=self.rank, alpha=self.alpha, targets=list(self.target_modules),
+        )
+
+
+def adapter_bytes(tensors: dict, info: AdapterInfo) -> bytes:
+    """The single-file form, in memory (the registry stores it content-addressed)."""
+    from safetensors.torch import save
+
+    meta = {"format": "pt", "t2l": json.dumps(info.to_json()), "peft_config": json.dumps(info.peft_config())}
+    return save({k: v.contiguous() for k, v in tensors.items()}, metadata=meta)
+
+
+def is_folder_form(path: Path) -> bool:
+    return Path(path).suffix != ".safetensors"
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Fail before any work if `path` cannot be written: exists without --force, or its folder is not writable."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
+    parent = path.parent if path.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise T2LError(f"cannot write {path}: {probe} is not a writable folder; choose another output path")
+
+
+def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False) -> Path:
+    """Write either form (by suffix) to a temp name, then rename over `path`."""
+    path = Path(path)
+    check_output(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        if is_folder_form(path):
+            tmp.mkdir()
+            (tmp / PEFT_WEIGHTS).write_bytes(adapter_bytes(tensors, info))
+            (tmp / PEFT_CONFIG).write_text(json.dumps(info.peft_config(), indent=2))
+            (tmp / "README.md").write_text(model_card(info))
+            if path.exists():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        else:
+            tmp.write_bytes(adapter_bytes(tensors, info))
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_adapter(path: Path) -> tuple[dict, AdapterInfo | None, dict]:
+    """(tensors, t2l info or None for a foreign PEFT adapter, PEFT config) from either form."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    weights = path / PEFT_WEIGHTS if path.is_dir() else path
+    if not weights.is_file():
+        raise T2LError(f"no adapter at {path} (expected a .safetensors file or a folder with {PEFT_WEIGHTS})")
+    try:
+        with safe_open(weights, framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise T2LError(f"{weights} is not a readable safetensors file ({e}); it may be truncated or corrupted") from None
+    if path.is_dir() and (path / PEFT_CONFIG).is_file():
+        peft_config = json.loads((path / PEFT_CONFIG).read_text())
+    elif "peft_config" in meta:
+        peft_config = json.loads(meta["peft_config"])
+    else:
+        raise T2LError(f"{weights} carries no adapter config; it was not written by t2l or PEFT")
+    info = AdapterInfo.from_json(json.loads(meta["t2l"])) if "t2l" in meta else None
+    return tensors, info, peft_config
+
+
+def export_adapter(src: Path, dest: Path, force: bool = False) -> Path:
+    """Copy an adapter into either form, chosen by `dest`'s suffix."""
+    tensors, info, _ = read_adapter(src)
+    if info is None:
+        raise T2LError(f"{src} was not made by t2l; copy it with ordinary file tools")
+    return write_adapter(tensors, info, dest, force)
+
+
+def load_adapter(model, path: Path, adapter_name: str = "default"):
+    """Wrap `model` in a PeftModel carrying the adapter at `path` (either form); shapes are checked first."""
+    from peft import LoraConfig, PeftModel, set_peft_model_state_dict
+
+    tensors, _, peft_config = read_adapter(path)
+    known = set(LoraConfig.__dataclass_fields__)
+    config = LoraConfig(**{k: v for k, v in peft_config.items() if k in known})
+    check_shapes(model, tensors)
+    peft_model = PeftModel(model, config, adapter_name=adapter_name)
+    result = set_peft_model_state_dict(peft_model, tensors, adapter_name=adapter_name)
+    if result.unexpected_keys:
+        raise T2LError(f"{path} has weights this model cannot take ({result.unexpected_keys[0]}, ...); "
+                       "was it made for another base model?")
+    return peft_model.eval()
+
+
+def check_shapes(model, tensors: dict) -> None:
+    """Every key names a Linear in `model` and every shape fits it, else one error naming the first misfit."""
+    for key, t in tensors.items():
+        module_name, which = _split_key(key)
+        try:
+            mod = model.get_submodule(module_name)
+        except AttributeError:
+            raise T2LError(f"adapter key {key} names no module of this base model; it was made for another base") from None
+        want = (t.shape[0], mod.in_features) if which == "A" else (mod.out_features, t.shape[1])
+        if tuple(t.shape) != want:
+            raise T2LError(f"adapter weight {key} has shape {tuple(t.shape)}, the base model needs {want}; "
+                           "it was made for another base model")
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    prefix, suffix = "base_model.model.", (".lora_A.weight", ".lora_B.weight")
+    if not key.startswith(prefix) or not key.endswith(suffix):
+        raise T2LError(f"unexpected adapter key {key!r}: not a PEFT LoRA weight")
+    return key[len(prefix) : -len(".lora_A.weight")], key[-8]
+
+
+def model_card(info: AdapterInfo) -> str:
+    tags = "\n".join(f"- {t}" for t in ("text-to-lora", "lora", "peft", "t2l"))
+    hn = info.hypernet
+    return f"""---
+base_model: {info.base_spec}
+library_name: peft
+pipeline_tag: text-generation
+tags:
+{tags}
+---
+
+# LoRA adapter generated by Text-to-LoRA
+
+**Task description:** {info.description}
+
+Generated in one forward pass of a Text-to-LoRA hypernetwork (variant {hn.get('variant', '?')},
+sha256 `{hn.get('sha256', '?')[:16]}`, recipe `{hn.get('recipe') or 'unknown'}`) from the description above.
+Base model `{info.base.name}` (weights sha256 `{info.base.sha256[:16]}`); LoRA rank {info.rank}, alpha {info.alpha},
+on {', '.join(info.target_modules)}.
+
+```python
+from peft import PeftModel
+model = PeftModel.from_pretrained(base_model, "path/to/this/folder")
+```
+"""

@@ -1,0 +1,132 @@
+"""Hypernetwork checkpoints: a folder with `hypernet.safetensors` and `config.json`. Never pickle."""
+
+import json
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from t2l.config import HypernetConfig, TargetSet
+from t2l.errors import T2LError
+from t2l.hashing import sha256_file
+from t2l.locate import ModelRef
+
+FORMAT = "t2l-hypernet/1"
+WEIGHTS, CONFIG = "hypernet.safetensors", "config.json"
+DEFAULT_HYPERNET_DIR = Path(__file__).parent / "assets" / "default-hypernet"
+
+
+@dataclass
+class HypernetInfo:
+    """Everything a checkpoint says about itself, readable without torch."""
+
+    config: HypernetConfig
+    targets: TargetSet
+    base: ModelRef
+    base_spec: str
+    encoder: ModelRef
+    encoder_spec: str
+    pooling: str
+    sha256: str
+    training: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "hypernet": self.config.to_dict(),
+            "targets": self.targets.to_list(),
+            "base": {**self.base.to_dict(), "spec": self.base_spec},
+            "encoder": {**self.encoder.to_dict(), "spec": self.encoder_spec, "pooling": self.pooling},
+            "weights_sha256": self.sha256,
+            "training": self.training,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "HypernetInfo":
+        return cls(
+            config=HypernetConfig.from_dict(d["hypernet"]),
+            targets=TargetSet.from_list(d["targets"]),
+            base=ModelRef.from_dict(d["base"]),
+            base_spec=d["base"]["spec"],
+            encoder=ModelRef.from_dict(d["encoder"]),
+            encoder_spec=d["encoder"]["spec"],
+            pooling=d["encoder"]["pooling"],
+            sha256=d["weights_sha256"],
+            training=d.get("training", {}),
+        )
+
+    def registry_fields(self) -> dict:
+        """The columns of the registry's hypernet table."""
+        return dict(
+            sha256=self.sha256, variant=self.config.variant, rank=self.config.rank, alpha=self.config.alpha,
+            targets=list(self.config.target_modules), base_name=self.base.name, base_sha256=self.base.sha256,
+            encoder_name=self.encoder.name, encoder_sha256=self.encoder.sha256,
+            recipe=self.training.get("recipe"), config=self.to_json(),
+        )
+
+
+def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encoder: ModelRef, encoder_spec: str,
+                  pooling: str, training: dict | None = None, dtype: str = "float32") -> HypernetInfo:
+    """Write weights + config to a temp folder, then rename it into place."""
+    import torch
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    if folder.exists():
+        raise T2LError(f"{folder} exists already; choose a new folder for the checkpoint")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.mkdir()
+        state = {k: v.detach().to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
+        save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
+        info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling,
+                            sha256_file(tmp / WEIGHTS), dict(training or {}))
+        (tmp / CONFIG).write_text(json.dumps(info.to_json(), indent=2))
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return info
+
+
+def read_hypernet_info(folder: Path) -> HypernetInfo:
+    folder = Path(folder)
+    if folder == DEFAULT_HYPERNET_DIR and not folder.exists():
+        raise T2LError("no default hypernetwork is installed in this t2l (none has been trained and shipped yet); "
+                       "pass --hypernet with a checkpoint folder or a registered hypernetwork (see `t2l hypernets`)")
+    if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
+        raise T2LError(f"{folder} is not a hypernetwork checkpoint (needs {CONFIG} and {WEIGHTS})")
+    try:
+        d = json.loads((folder / CONFIG).read_text())
+        if d.get("format") != FORMAT:
+            raise T2LError(f"{folder / CONFIG} has format {d.get('format')!r}, expected {FORMAT!r}")
+        return HypernetInfo.from_json(d)
+    except (ValueError, KeyError, TypeError) as e:
+        raise T2LError(f"{folder / CONFIG} is not a valid hypernetwork config ({type(e).__name__}: {e})") from None
+
+
+def load_hypernet(folder: Path):
+    """(HyperLoRA in eval mode, HypernetInfo), after checking the weights against their recorded sha256."""
+    from safetensors.torch import load_file
+
+    from t2l.hypernet import HyperLoRA
+
+    info = read_hypernet_info(folder)
+    weights = Path(folder) / WEIGHTS
+    if sha256_file(weights) != info.sha256:
+        raise T2LError(f"{weights} is corrupted (sha256 differs from {CONFIG}); restore or re-download the checkpoint")
+    model = HyperLoRA(info.config, info.targets)
+    state = {k: v.float() for k, v in load_file(weights).items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise T2LError(f"{weights} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), info
+
+
+def hypernet_path(spec: str) -> Path | None:
+    """The checkpoint folder that `spec` names directly ("default" or a path); None for a registry name or id."""
+    if spec == "default":
+        return DEFAULT_HYPERNET_DIR
+    p = Path(spec).expanduser()
+    return p if p.exists() or "/" in spec or spec.startswith((".", "~")) else None

@@ -1,0 +1,115 @@
+"""Descriptions in, adapters out: the encoder and the hypernetwork, never the base model."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from t2l.adapter import AdapterInfo, adapter_bytes
+from t2l.base import identify_base
+from t2l.checkpoint import HypernetInfo, load_hypernet
+from t2l.encoder import encoder_folder, DescriptionEncoder
+from t2l.errors import T2LError
+
+
+@dataclass
+class GeneratedAdapter:
+    tensors: dict  # PEFT key -> tensor
+    info: AdapterInfo
+
+    def to_bytes(self) -> bytes:
+        return adapter_bytes(self.tensors, self.info)
+
+
+class Generator:
+    """A loaded hypernetwork and its description encoder.
+
+    `base` (optional) is checked against the base the hypernetwork was trained for; `encoder` overrides where the
+    encoder is loaded from, and must hold the same weights as the one it was trained with.
+    """
+
+    def __init__(self, hypernet_dir: Path, *, base: str | None = None, encoder: str | None = None):
+        self.hypernet, self.info = load_hypernet(hypernet_dir)
+        if base is not None:
+            ref = identify_base(base)
+            if not ref.same_weights(self.info.base):
+                raise T2LError(f"the hypernetwork was trained for base model {self.info.base.name} "
+                               f"(sha256 {self.info.base.sha256[:12]}), not {ref.name} (sha256 {ref.sha256[:12]}); "
+                               "use a hypernetwork trained for this base")
+        folder, ref = encoder_folder(encoder or self.info.encoder_spec)
+        if not ref.same_weights(self.info.encoder):
+            raise T2LError(f"the description encoder {ref.name} is not the one the hypernetwork was trained with "
+                           f"({self.info.encoder.name}, sha256 {self.info.encoder.sha256[:12]})")
+        self.encoder = DescriptionEncoder(folder, ref, pooling=self.info.pooling)
+
+    def make(self, descriptions: list[str], on_warning: Callable[[str], None] | None = None) -> list[GeneratedAdapter]:
+        """One adapter per description, all from one encoder pass and one hypernetwork forward."""
+        import torch
+
+        cleaned = [validate_description(d) for d in descriptions]
+        if not cleaned:
+            raise T2LError("no description given; pass one or more descriptions or --from-file FILE")
+        encoded = self.encoder.encode(cleaned)
+        with torch.no_grad():
+            weights = self.hypernet(encoded.embeddings)
+        out = []
+        for i, (text, truncated) in enumerate(zip(cleaned, encoded.truncated)):
+            if truncated and on_warning:
+                on_warning(f"description {i + 1} is longer than the encoder's {self.encoder.max_length}-token "
+                           "window; only its start was used (recorded as truncated)")
+            out.append(GeneratedAdapter(adapter_tensors(weights, self.info, i), adapter_info(self.info, text, truncated)))
+        return out
+
+
+def validate_description(text: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise T2LError("empty description: describe the task in words, e.g. \"classify sentiment of movie reviews\"")
+    return text.strip()
+
+
+def adapter_tensors(weights: dict, info: HypernetInfo, i: int) -> dict:
+    """The i-th adapter of a hypernet forward, under PEFT key names, shape-checked against the targets."""
+    tensors = {}
+    for module, (a, b) in weights.items():
+        for pos, t in enumerate(info.targets.of(module)):
+            ta, tb = a[i, pos].contiguous().clone(), b[i, pos].contiguous().clone()
+            if ta.shape != (info.config.rank, t.in_features) or tb.shape != (t.out_features, info.config.rank):
+                raise T2LError(f"hypernetwork output for {t.name} has shapes {tuple(ta.shape)}/{tuple(tb.shape)}, "
+                               f"the base needs ({info.config.rank}, {t.in_features})/({t.out_features}, "
+                               f"{info.config.rank}); the checkpoint is inconsistent")
+            tensors[t.peft_key("A")], tensors[t.peft_key("B")] = ta, tb
+    return tensors
+
+
+def adapter_info(info: HypernetInfo, description: str, truncated: bool) -> AdapterInfo:
+    return AdapterInfo(
+        description=description, rank=info.config.rank, alpha=info.config.alpha,
+        target_modules=list(info.config.target_modules), base=info.base, base_spec=info.base_spec,
+        dropout=info.config.dropout, truncated=truncated,
+        hypernet={"sha256": info.sha256, "variant": info.config.variant, "recipe": info.training.get("recipe")},
+        encoder={**info.encoder.to_dict(), "pooling": info.pooling},
+    )
+
+
+def read_descriptions(path: Path) -> list[str]:
+    """One description per non-blank line."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as e:
+        raise T2LError(f"cannot read descriptions from {path}: {e.strerror}") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
+def output_plan(count: int, output: Path | None, name: str | None) -> list[tuple[str | None, Path | None]]:
+    """(name, export path) for each of `count` adapters.
+
+    One adapter: the name defaults to the output's stem (`-o sent.safetensors` -> `sent`). Several: `-o` must be a
+    folder, each adapter is written into it as NAME-i.safetensors, named after --name or the folder.
+    """
+    if count == 1:
+        return [(name or (output.stem if output else None), output)]
+    if output is not None and output.suffix == ".safetensors":
+        raise T2LError(f"{count} descriptions make {count} adapters: give -o a folder, not the file {output}")
+    stem = name or (output.name if output else None)
+    names = [f"{stem}-{i}" if stem else None for i in range(1, count + 1)]
+    paths = [output / f"{n or f'adapter-{i}'}.safetensors" if output else None for i, n in enumerate(names, 1)]
+    return list(zip(names, paths))

@@ -1,0 +1,1 @@
+"""Training recipes for hypernetworks and plain LoRAs."""

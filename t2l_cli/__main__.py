@@ -1,0 +1,3 @@
+from t2l_cli.app import main
+
+main()

@@ -1,0 +1,194 @@
+"""The `t2l` command: parsing, tables and progress; the work happens in `t2l` and `registry`."""
+
+import functools
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from registry import Registry, RegistryError
+from t2l.errors import T2LError
+from t2l.home import t2l_home
+
+app = typer.Typer(help="Text-to-LoRA: describe a task, get a LoRA adapter.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def errors_to_exit(fn):
+    """Known errors become one 'error: ...' line and exit code 1; Ctrl-C exits 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (T2LError, RegistryError, ValueError) as e:
+            err.print(f"[red]error:[/red] {e}", markup=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def registry() -> Registry:
+    return Registry(t2l_home())
+
+
+def short(id_: str | None) -> str:
+    return id_[:8] if id_ else ""
+
+
+def print_json(data) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+@app.command()
+@errors_to_exit
+def make(
+    descriptions: Annotated[Optional[list[str]], typer.Argument(help="Task descriptions, one adapter each.")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the adapter here: "
+                      "NAME.safetensors (one file) or a folder (PEFT layout).")] = None,
+    hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a checkpoint folder, or a "
+                                          "registered name or id.")] = "default",
+    name: Annotated[Optional[str], typer.Option(help="Adapter name (default: the output's stem).")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Tag the adapter (repeatable).")] = None,
+    from_file: Annotated[Optional[Path], typer.Option(help="Read descriptions from a file, one per line.")] = None,
+    base: Annotated[Optional[str], typer.Option(help="Check the hypernetwork was trained for this base model.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite the output and take the name from an older adapter.")] = False,
+    json_: JsonOpt = False,
+):
+    """Generate LoRA adapters from task descriptions and store them in the registry."""
+    from t2l.adapter import check_output, export_adapter
+    from t2l.checkpoint import hypernet_path, read_hypernet_info
+    from t2l.make import Generator, output_plan, read_descriptions, validate_description
+
+    texts = [validate_description(d) for d in (descriptions or [])]
+    texts += read_descriptions(from_file) if from_file else []
+    if not texts:
+        raise T2LError("no description given; pass one or more descriptions or --from-file FILE")
+    plan = output_plan(len(texts), output, name)
+    reg = registry()
+    for adapter_name, path in plan:
+        if path is not None:
+            check_output(path, force)
+        if adapter_name is not None and not force:
+            reg.check_name_free(adapter_name)
+
+    with err.status("loading hypernetwork and encoder"):
+        folder = hypernet_path(hypernet)
+        if folder is None:
+            hn_row = reg.get_hypernet(hypernet)
+        else:
+            hn_row = reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
+        generator = Generator(reg.hypernet_dir(hn_row), base=base)
+    adapters = generator.make(texts, on_warning=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
+
+    rows = []
+    for made, (adapter_name, path) in zip(adapters, plan):
+        row = reg.add_adapter(made.to_bytes(), name=adapter_name, tags=tag or [], force=force,
+                              hypernet_id=hn_row.id, **made.info.registry_fields())
+        if path is not None:
+            export_adapter(reg.adapter_file(row), path, force=force)
+        rows.append((row, path))
+    if json_:
+        print_json([row.as_dict(reg.tags([row.id])[row.id]) | {"output": str(p) if p else None} for row, p in rows])
+        return
+    for row, path in rows:
+        where = f" -> {path}" if path else ""
+        out.print(f"{short(row.id)}  {row.name or '-'}{where}")
+
+
+@app.command("ls")
+@errors_to_exit
+def ls(
+    tag: Annotated[Optional[str], typer.Option(help="Only adapters with this tag.")] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
+    json_: JsonOpt = False,
+):
+    """List adapters, newest first."""
+    reg = registry()
+    rows = reg.list_adapters(tag=tag)
+    tags = reg.tags([r.id for r in rows])
+    if quiet:
+        for r in rows:
+            out.print(r.id)
+    elif json_:
+        print_json([r.as_dict(tags[r.id]) for r in rows])
+    else:
+        table = Table("id", "name", "description", "base", "rank", "tags", "created", box=None)
+        for r in rows:
+            desc = r.description if len(r.description) <= 60 else r.description[:57] + "..."
+            table.add_row(short(r.id), r.name or "", desc, r.base_name, str(r.rank), ",".join(tags[r.id]),
+                          r.created.strftime("%Y-%m-%d %H:%M"))
+        out.print(table)
+
+
+@app.command()
+@errors_to_exit
+def show(ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) or name.")], json_: JsonOpt = False):
+    """Everything known about one adapter."""
+    reg = registry()
+    row = reg.get_adapter(ref)
+    data = row.as_dict(reg.tags([row.id])[row.id])
+    data["file"] = str(reg.adapters_dir / f"{row.sha256}.safetensors")
+    if row.hypernet_id:
+        hn = reg.get_hypernet(row.hypernet_id)
+        data["hypernet"] = {"id": hn.id, "name": hn.name, "variant": hn.variant, "recipe": hn.recipe,
+                            "sha256": hn.sha256}
+    if json_:
+        print_json(data)
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in data.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    out.print(table)
+
+
+@app.command()
+@errors_to_exit
+def rm(refs: Annotated[list[str], typer.Argument(help="Adapter ids (or unique prefixes) or names.")]):
+    """Remove adapters from the registry (and their files, when no other adapter shares them)."""
+    for row in registry().remove_adapters(refs):
+        out.print(f"removed {short(row.id)} {row.name or ''}".rstrip())
+
+
+@app.command()
+@errors_to_exit
+def export(
+    ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) or name.")],
+    path: Annotated[Path, typer.Argument(help="NAME.safetensors (one file) or a folder (PEFT layout).")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file or folder.")] = False,
+):
+    """Copy a stored adapter out of the registry."""
+    from t2l.adapter import export_adapter
+
+    reg = registry()
+    export_adapter(reg.adapter_file(reg.get_adapter(ref)), path, force=force)
+    out.print(str(path))
+
+
+@app.command()
+@errors_to_exit
+def hypernets(json_: JsonOpt = False):
+    """List registered hypernetworks."""
+    rows = registry().list_hypernets()
+    if json_:
+        print_json([r.as_dict() for r in rows])
+        return
+    table = Table("id", "name", "variant", "rank", "base", "encoder", "recipe", "created", box=None)
+    for r in rows:
+        table.add_row(short(r.id), r.name or "", r.variant, str(r.rank), r.base_name, r.encoder_name,
+                      r.recipe or "", r.created.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,117 @@
+"""Tiny random models built in code, a char-level tokenizer, and an isolated t2l home per test."""
+
+import pytest
+import torch
+
+CHARS = [chr(i) for i in range(32, 127)] + ["\n"]
+
+
+def char_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3} | {c: i + 4 for i, c in enumerate(CHARS)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+                                   unk_token="<unk>")
+
+
+def tiny_config(arch: str = "llama", layers: int = 2):
+    from transformers import AutoConfig
+
+    common = dict(vocab_size=len(CHARS) + 4, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                  initializer_range=0.3)  # wide enough logits that a LoRA can make an answer likely
+    if arch == "gemma":
+        common["head_dim"] = 8
+    return AutoConfig.for_model(arch, **common)
+
+
+def tiny_model(arch: str = "llama", seed: int = 0, layers: int = 2):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(tiny_config(arch, layers)).eval()
+
+
+def tiny_encoder(folder, seed: int = 0):
+    """A random 2-layer BERT with its tokenizer, saved as a HF folder (stands in for MiniLM in unit tests)."""
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    tok = char_tokenizer()
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=96, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(folder)
+    tok.model_max_length = 128
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def t2l_home(tmp_path, monkeypatch):
+    home = tmp_path / "t2l-home"
+    monkeypatch.setenv("T2L_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model("llama").save_pretrained(folder)
+    char_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory):
+    return tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+TASKS = {
+    # task descriptions (two phrasings each) -> a fixed answer; the hypernet must learn which is which
+    "shout": (["reply with capital letters only", "answer in upper case"], "ABC"),
+    "whisper": (["reply with lower case letters only", "answer in small letters"], "xyz"),
+}
+
+
+@pytest.fixture(scope="session")
+def trained_hypernet(tmp_path_factory, tiny_base_dir, tiny_encoder_dir):
+    """A tiny hypernetwork trained for a few dozen steps to emit task-specific adapters; returns its folder."""
+    import os
+
+    from t2l.base import load_base
+    from t2l.checkpoint import save_hypernet
+    from t2l.config import HypernetConfig
+    from t2l.encoder import load_encoder
+    from t2l.train.data import Example
+    from t2l.train.sft import SFTSettings, build_hypernet, train_sft
+
+    home = tmp_path_factory.mktemp("train-home")
+    old = os.environ.get("T2L_HOME")
+    os.environ["T2L_HOME"] = str(home)
+    try:
+        model, tok, base_ref = load_base(str(tiny_base_dir))
+        enc = load_encoder(str(tiny_encoder_dir))
+        torch.manual_seed(0)
+        hn = build_hypernet(model, HypernetConfig(variant="M", rank=4, alpha=8, embed_dim=enc.dim, task_dim=16,
+                                                  pos_dim=8, hidden_dim=32,
+                                                  target_modules=("q_proj", "v_proj", "o_proj", "down_proj")))
+        examples, embs = [], []
+        for t, (descs, answer) in enumerate(TASKS.values()):
+            embs.append(enc.encode(descs).embeddings)
+            examples += [Example(t, f"q{i}", answer) for i in range(4)]
+        history = train_sft(hn, model, tok, examples, embs, SFTSettings(steps=80, batch_size=4, lr=3e-3))
+        folder = tmp_path_factory.mktemp("hn") / "tiny-hypernet"
+        save_hypernet(hn, folder, base=base_ref, base_spec=str(tiny_base_dir), encoder=enc.ref,
+                      encoder_spec=str(tiny_encoder_dir), pooling=enc.pooling,
+                      training={"recipe": "sft-test", "steps": 80, "final_loss": history[-1].loss})
+        return folder, history
+    finally:
+        if old is None:
+            del os.environ["T2L_HOME"]
+        else:
+            os.environ["T2L_HOME"] = old
