@@ -82,7 +82,7 @@ class Registry:
         fields["targets"] = json.dumps(list(fields["targets"]))
         row = Adapter(id=uuid.uuid4().hex, name=name, sha256=sha, size=len(data), **fields)
         try:
-            with Session(self.engine) as s, s.begin():
+            with self._session() as s, s.begin():
                 if name is not None:
                     taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
                     if taken and not force:
@@ -94,20 +94,20 @@ class Registry:
                 s.add(row)
                 s.flush()
                 s.add_all(AdapterTag(adapter_id=row.id, tag=t) for t in tags)
-            return self.get_adapter(row.id)
+            return row
         except BaseException:
             self._drop_file_if_unused(sha)
             raise
 
     def list_adapters(self, tag: str | None = None) -> list[Adapter]:
-        with Session(self.engine) as s:
+        with self._session() as s:
             q = select(Adapter).order_by(col(Adapter.created).desc(), col(Adapter.id))
             if tag is not None:
                 q = q.join(AdapterTag).where(AdapterTag.tag == tag)
             return list(s.exec(q))
 
     def tags(self, adapter_ids: list[str]) -> dict[str, list[str]]:
-        with Session(self.engine) as s:
+        with self._session() as s:
             rows = s.exec(select(AdapterTag).where(col(AdapterTag.adapter_id).in_(adapter_ids)))
             out: dict[str, list[str]] = {i: [] for i in adapter_ids}
             for r in rows:
@@ -130,7 +130,7 @@ class Registry:
 
     def remove_adapters(self, refs: list[str]) -> list[Adapter]:
         rows = [self.get_adapter(r) for r in refs]
-        with Session(self.engine) as s, s.begin():
+        with self._session() as s, s.begin():
             for row in rows:
                 for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id)):
                     s.delete(t)
@@ -163,18 +163,18 @@ class Registry:
         fields["config"] = json.dumps(fields["config"], sort_keys=True)
         row = Hypernet(id=uuid.uuid4().hex, name=name, sha256=sha256, **fields)
         try:
-            with Session(self.engine) as s, s.begin():
+            with self._session() as s, s.begin():
                 s.add(row)
+            return row
         except IntegrityError:
             # another process recorded the same checkpoint (or took the name) meanwhile
             existing = self._find_hypernet_sha(sha256)
             if existing:
                 return existing
             raise RegistryError(f"a hypernetwork named {name!r} exists already; choose another name") from None
-        return self.get_hypernet(row.id)
 
     def list_hypernets(self) -> list[Hypernet]:
-        with Session(self.engine) as s:
+        with self._session() as s:
             return list(s.exec(select(Hypernet).order_by(col(Hypernet.created).desc())))
 
     def get_hypernet(self, ref: str) -> Hypernet:
@@ -185,13 +185,16 @@ class Registry:
 
     # -- helpers ----------------------------------------------------------------------------------
 
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
     def _find_hypernet_sha(self, sha256: str) -> Hypernet | None:
-        with Session(self.engine) as s:
+        with self._session() as s:
             return s.exec(select(Hypernet).where(Hypernet.sha256 == sha256)).first()
 
     def _resolve(self, table, ref: str, what: str, listing: str):
         """An exact name, else a unique id prefix."""
-        with Session(self.engine) as s:
+        with self._session() as s:
             hit = s.exec(select(table).where(table.name == ref)).first()
             if hit:
                 return hit
@@ -205,7 +208,8 @@ class Registry:
         raise RegistryError(f"no {what} named or with id {ref!r}; see `{listing}`")
 
     def check_name_free(self, name: str) -> None:
-        with Session(self.engine) as s:
+        validate_label(name, "name")
+        with self._session() as s:
             taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
         if taken:
             raise self._name_taken(name, taken.id)
@@ -216,7 +220,7 @@ class Registry:
                              "choose another name or pass --force to move the name to the new adapter")
 
     def _drop_file_if_unused(self, sha: str) -> None:
-        with Session(self.engine) as s:
+        with self._session() as s:
             used = s.exec(select(Adapter.id).where(Adapter.sha256 == sha)).first()
         if used is None:
             (self.adapters_dir / f"{sha}.safetensors").unlink(missing_ok=True)

@@ -4,6 +4,8 @@ A GGUF is dequantized once (about 16 s for the 135M default) and cached as safet
 so later loads take about a second.
 """
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -14,7 +16,7 @@ from pathlib import Path
 from t2l.errors import T2LError
 from t2l.hashing import cached_sha256
 from t2l.home import t2l_home
-from t2l.locate import ModelRef, embedded_path, folder_ref, hub_snapshot, looks_like_hub_id
+from t2l.locate import ModelRef, embedded_path, folder_ref, hub_snapshot, looks_like_hub_id, quiet_transformers
 
 DEFAULT_BASE = "smollm2-135m"
 EMBEDDED_BASES = {
@@ -74,11 +76,12 @@ def _folder_and_ref(spec: str) -> tuple[Path, ModelRef]:
 
 def _dequantize(gguf: Path, dest: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quiet_transformers()
+    # The GGUF reader draws a plain tqdm bar of its own on stderr; progress goes through `on_status` instead.
+    with contextlib.redirect_stderr(io.StringIO()):
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are plain fp32 now; drop the GGUF marker so save_pretrained writes ordinary safetensors.
     del model.config.quantization_config
     model.hf_quantizer = None
@@ -103,6 +106,7 @@ def load_base(spec: str = DEFAULT_BASE, dtype: str = "float32", on_status: Statu
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    quiet_transformers()
     folder, ref = base_folder(spec, on_status)
     if on_status:
         on_status(f"loading base model {ref.name}")

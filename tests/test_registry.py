@@ -1,0 +1,132 @@
+"""The registry on its own: no torch, real SQLite files."""
+
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from registry import Registry, RegistryError
+from registry.migrations import MIGRATIONS
+
+FIELDS = dict(description="classify sentiment", base_name="tiny", base_sha256="b" * 64, rank=4, alpha=8.0,
+              targets=["q_proj", "v_proj"])
+
+
+def add(reg, data=b"weights", name=None, **kw):
+    return reg.add_adapter(data, name=name, **(FIELDS | kw))
+
+
+def test_add_list_show_remove(tmp_path):
+    reg = Registry(tmp_path)
+    a = add(reg, b"one", name="sent", tags=["nlp", "demo"])
+    b = add(reg, b"two", description="translate to French")
+    assert [r.id for r in reg.list_adapters()] == [b.id, a.id]  # newest first
+    assert [r.id for r in reg.list_adapters(tag="nlp")] == [a.id]
+    assert reg.tags([a.id, b.id]) == {a.id: ["demo", "nlp"], b.id: []}
+    assert reg.get_adapter("sent").id == a.id
+    assert reg.get_adapter(a.id[:6]).id == a.id
+    stored = reg.adapter_file(a)
+    assert stored.read_bytes() == b"one" and stored.parent == tmp_path / "adapters"
+    assert reg.remove_adapters(["sent"])[0].id == a.id
+    assert not stored.exists()
+    with pytest.raises(RegistryError, match="no adapter named or with id 'sent'"):
+        reg.get_adapter("sent")
+
+
+def test_same_content_is_stored_once_and_kept_while_referenced(tmp_path):
+    reg = Registry(tmp_path)
+    a, b = add(reg, b"same"), add(reg, b"same")
+    assert a.sha256 == b.sha256 and len(list((tmp_path / "adapters").iterdir())) == 1
+    reg.remove_adapters([a.id])
+    assert reg.adapter_file(b).read_bytes() == b"same"
+
+
+def test_ambiguous_prefix_is_an_error(tmp_path):
+    reg = Registry(tmp_path)
+    ids = [add(reg, bytes([i])).id for i in range(40)]
+    common = max("0123456789abcdef", key=lambda c: sum(i.startswith(c) for i in ids))  # 40 ids, 16 digits
+    with pytest.raises(RegistryError, match="ambiguous"):
+        reg.get_adapter(common)
+
+
+def test_taken_name_needs_force_which_moves_it(tmp_path):
+    reg = Registry(tmp_path)
+    old = add(reg, b"1", name="sent")
+    with pytest.raises(RegistryError, match="exists already"):
+        add(reg, b"2", name="sent")
+    assert len(reg.list_adapters()) == 1 and len(list((tmp_path / "adapters").iterdir())) == 1
+    new = add(reg, b"2", name="sent", force=True)
+    assert reg.get_adapter("sent").id == new.id
+    assert reg.get_adapter(old.id).name is None
+
+
+@pytest.mark.parametrize("bad", ["a/b", "..", "x\x1b[31m", "", "back\\slash"])
+def test_bad_names_and_tags_are_refused(tmp_path, bad):
+    reg = Registry(tmp_path)
+    with pytest.raises(RegistryError, match="invalid"):
+        add(reg, name=bad)
+    with pytest.raises(RegistryError, match="invalid tag"):
+        add(reg, tags=[bad])
+    assert reg.list_adapters() == []
+
+
+def test_corrupted_file_is_detected(tmp_path):
+    reg = Registry(tmp_path)
+    a = add(reg, b"payload")
+    reg.adapter_file(a).write_bytes(b"tampered")
+    with pytest.raises(RegistryError, match="corrupted"):
+        reg.adapter_file(a)
+
+
+def test_migrations_are_recorded_and_wal_is_on(tmp_path):
+    Registry(tmp_path)
+    Registry(tmp_path)  # a second open applies nothing twice
+    con = sqlite3.connect(tmp_path / "registry.db")
+    assert con.execute("SELECT version, name FROM schema_migrations").fetchall() == \
+        [(i + 1, name) for i, (name, _) in enumerate(MIGRATIONS)]
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    Registry(tmp_path)
+    con = sqlite3.connect(tmp_path / "registry.db")
+    con.execute("INSERT INTO schema_migrations VALUES (999, 'future', '2030-01-01')")
+    con.commit()
+    with pytest.raises(RegistryError, match="newer than this t2l"):
+        Registry(tmp_path)
+
+
+def _writer(home, worker, count):
+    reg = Registry(home)
+    for i in range(count):
+        add(reg, f"{worker}-{i}".encode(), name=f"w{worker}-{i}", tags=[f"w{worker}"])
+
+
+def test_parallel_writers_lose_nothing(tmp_path):
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(tmp_path, w, 15)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    reg = Registry(tmp_path)
+    rows = reg.list_adapters()
+    assert len(rows) == 60
+    for r in rows:
+        reg.adapter_file(r)  # present, sha256 right
+
+
+def test_hypernets_are_stored_once_per_checkpoint(tmp_path):
+    src = tmp_path / "ckpt"
+    src.mkdir()
+    (src / "config.json").write_text("{}")
+    (src / "hypernet.safetensors").write_bytes(b"w")
+    reg = Registry(tmp_path / "home")
+    fields = dict(variant="M", rank=8, alpha=16.0, targets=["q_proj"], base_name="b", base_sha256="1" * 64,
+                  encoder_name="e", encoder_sha256="2" * 64, recipe="sft", config={"a": 1})
+    h1 = reg.add_hypernet(src, sha256="f" * 64, **fields)
+    h2 = reg.add_hypernet(src, sha256="f" * 64, **fields)
+    assert h1.id == h2.id and reg.get_hypernet(h1.id[:5]).id == h1.id
+    assert (reg.hypernet_dir(h1) / "config.json").read_text() == "{}"
+    assert h1.as_dict()["config"] == {"a": 1}
