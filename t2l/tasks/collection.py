@@ -1,0 +1,114 @@
+"""The on-disk task collection format.
+
+    COLLECTION/manifest.json          name, source, license, counts, sha256 per task, excluded tasks with reasons
+    COLLECTION/TASK/task.json         {"name", "descriptions": [...], "source", "notes"}
+    COLLECTION/TASK/examples.jsonl    one {"input": ..., "output": ...} per line
+
+A collection is written to a temp folder and renamed into place, so a half-built one never exists.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from t2l.errors import T2LError
+
+FORMAT = "t2l-tasks/1"
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class Task:
+    name: str
+    descriptions: list[str]
+    examples: list[tuple[str, str]]
+    source: str = ""
+    notes: str = ""
+
+
+@dataclass
+class Manifest:
+    name: str
+    source: str
+    license: str
+    tasks: list[dict] = field(default_factory=list)  # name, examples, descriptions, sha256
+    excluded: list[dict] = field(default_factory=list)  # name, reason
+    sha256: str = ""
+    created: str = ""
+    format: str = FORMAT
+    build: dict = field(default_factory=dict)  # how it was built (options, versions)
+
+
+def safe_name(name: str) -> str:
+    return _SAFE.sub("_", name).strip("._") or "task"
+
+
+def _task_files(task: Task) -> tuple[str, str]:
+    meta = json.dumps({"name": task.name, "descriptions": task.descriptions, "source": task.source,
+                       "notes": task.notes}, indent=2, ensure_ascii=False)
+    rows = "".join(json.dumps({"input": i, "output": o}, ensure_ascii=False) + "\n" for i, o in task.examples)
+    return meta, rows
+
+
+def write_collection(folder: Path, tasks: list[Task], manifest: Manifest, force: bool = False) -> Manifest:
+    folder = Path(folder)
+    if folder.exists() and not force:
+        raise T2LError(f"{folder} exists already; pass --force to rebuild it or choose another folder")
+    if not tasks:
+        raise T2LError("no task survived the filters; nothing to write")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.mkdir()
+        manifest.tasks = []
+        for task in sorted(tasks, key=lambda t: t.name):
+            meta, rows = _task_files(task)
+            (tmp / task.name).mkdir()
+            (tmp / task.name / "task.json").write_text(meta)
+            (tmp / task.name / "examples.jsonl").write_text(rows)
+            digest = hashlib.sha256((meta + rows).encode()).hexdigest()
+            manifest.tasks.append({"name": task.name, "examples": len(task.examples),
+                                   "descriptions": len(task.descriptions), "sha256": digest})
+        manifest.sha256 = hashlib.sha256("".join(t["sha256"] for t in manifest.tasks).encode()).hexdigest()
+        manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2, ensure_ascii=False))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = Path(folder) / "manifest.json"
+    if not path.is_file():
+        raise T2LError(f"{folder} is not a task collection (no manifest.json); build one with `t2l tasks build`")
+    d = json.loads(path.read_text())
+    if d.get("format") != FORMAT:
+        raise T2LError(f"{path} has format {d.get('format')!r}, expected {FORMAT!r}")
+    return Manifest(**d)
+
+
+def read_tasks(folder: Path, names: list[str] | None = None) -> list[Task]:
+    """The tasks of a collection (all, or those named), examples included."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    wanted = names if names is not None else [t["name"] for t in manifest.tasks]
+    known = {t["name"] for t in manifest.tasks}
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise T2LError(f"no task {unknown[0]!r} in {folder}; see `t2l tasks ls {folder}`")
+    tasks = []
+    for name in wanted:
+        meta = json.loads((folder / name / "task.json").read_text())
+        with open(folder / name / "examples.jsonl") as f:
+            examples = [(r["input"], r["output"]) for r in map(json.loads, f)]
+        tasks.append(Task(meta["name"], meta["descriptions"], examples, meta.get("source", ""), meta.get("notes", "")))
+    return tasks
