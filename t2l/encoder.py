@@ -48,7 +48,18 @@ class DescriptionEncoder:
         use_plain = backend == "plain" or (backend == "auto" and bert.supports(folder))
         self.forward, self.tokenize = _plain_backend(folder) if use_plain else _transformers_backend(folder)
 
-    def encode(self, texts: list[str]) -> Encoded:
+    def encode(self, texts: list[str], chunk: int = 64) -> Encoded:
+        """Embeddings of `texts`, `chunk` at a time (a collection can have hundreds of long descriptions)."""
+        import torch
+
+        parts, truncated = [], []
+        for i in range(0, len(texts), chunk):
+            emb, trunc = self._encode(texts[i : i + chunk])
+            parts.append(emb)
+            truncated += trunc
+        return Encoded(torch.cat(parts), truncated)
+
+    def _encode(self, texts: list[str]):
         import torch
 
         ids, mask, lengths = self.tokenize(texts, self.max_length)
@@ -61,7 +72,7 @@ class DescriptionEncoder:
             emb = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
         if self.normalize:
             emb = torch.nn.functional.normalize(emb, dim=-1)
-        return Encoded(emb, [n > self.max_length for n in lengths])
+        return emb, [n > self.max_length for n in lengths]
 
 
 def _plain_backend(folder: Path) -> tuple[Callable, Tokenize]:

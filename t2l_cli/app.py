@@ -190,5 +190,156 @@ def hypernets(json_: JsonOpt = False):
     out.print(table)
 
 
+recipes_app = typer.Typer(help="Shipped training recipes.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Task collections to train on.", no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+app.add_typer(tasks_app, name="tasks")
+
+
+@app.command()
+@errors_to_exit
+def train(
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. train.steps=100.")] = None,
+    recipe: Annotated[str, typer.Option(help="A shipped recipe (see `t2l recipes ls`) or a YAML file.")] = "sft",
+    resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.")] = None,
+    json_: JsonOpt = False,
+):
+    """Train a hypernetwork (sft) or a LoRA (lora, mt-lora) and register the result."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from t2l.train.recipe import load_recipe
+    from t2l.train.run import run_recipe
+
+    settings = load_recipe(recipe, overrides or [])
+    if settings.recipe == "recon":  # sources may name registered adapters
+        reg = registry()
+        settings.recon.sources = [s if isinstance(s, dict) or Path(s).exists()
+                                  else str(reg.adapter_file(reg.get_adapter(s))) for s in settings.recon.sources]
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[info]}")]
+    with Progress(*columns, console=err, transient=False) as progress:
+        bar = progress.add_task("preparing", total=None, info="")
+
+        def on_event(kind, payload):
+            if kind == "status":
+                progress.update(bar, description=str(payload))
+            elif kind == "progress":
+                progress.update(bar, completed=payload[0], total=payload[1])
+            elif kind == "start":
+                progress.update(bar, description="training", total=payload["steps"], completed=payload["start"],
+                                info=f"run {payload['out']}")
+            elif kind == "step":
+                progress.update(bar, completed=payload.step,
+                                info=f"loss {payload.loss:.3f}  {payload.tokens_per_s:.0f} tok/s")
+            elif kind == "eval":
+                err.print(f"step {payload['step']}: held-out loss {payload['heldout_loss']:.4f}")
+
+        result = run_recipe(settings, resume=resume, on_event=on_event)
+    if result.rank != 0:
+        return  # under torchrun, rank 0 alone registers and reports
+    reg = registry()
+    if result.kind == "hypernet":
+        from t2l.checkpoint import read_hypernet_info
+
+        row = reg.add_hypernet(result.artifact, name=settings.run.name,
+                               **read_hypernet_info(result.artifact).registry_fields())
+    else:
+        from t2l.adapter import read_adapter
+
+        info = read_adapter(result.artifact)[1]
+        row = reg.add_adapter(result.artifact.read_bytes(), name=settings.run.name, tags=[settings.recipe],
+                              **info.registry_fields())
+    summary = {"id": row.id, "kind": result.kind, "run": str(result.out), "steps": result.steps,
+               "completed": result.completed, "final_loss": result.final_loss}
+    if json_:
+        print_json(summary)
+        return
+    state = "done" if result.completed else f"stopped at step {result.steps} (continue with --resume {result.out})"
+    out.print(f"{result.kind} {short(row.id)} {state}; run folder {result.out}")
+
+
+@recipes_app.command("ls")
+@errors_to_exit
+def recipes_ls():
+    """List the shipped recipes."""
+    from t2l.train.recipe import RECIPES_DIR, available_recipes
+
+    for name in available_recipes():
+        first = (RECIPES_DIR / f"{name}.yaml").read_text().splitlines()[0].lstrip("# ")
+        out.print(f"{name:10} {first}")
+
+
+@recipes_app.command("cp")
+@errors_to_exit
+def recipes_cp(name: str, path: Path, force: Annotated[bool, typer.Option(help="Overwrite.")] = False):
+    """Copy a shipped recipe to edit it."""
+    from t2l.train.recipe import recipe_path
+
+    src = recipe_path(name)
+    if path.exists() and not force:
+        raise T2LError(f"{path} exists already; pass --force to overwrite it")
+    path.write_text(src.read_text())
+    out.print(str(path))
+
+
+@tasks_app.command("build")
+@errors_to_exit
+def tasks_build(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the collection to.")],
+    from_: Annotated[str, typer.Option("--from", help="openai-evals (the evals wheel) or sni (a folder of "
+                                       "Super-NaturalInstructions task files).")] = "openai-evals",
+    source: Annotated[Optional[Path], typer.Option(help="The evals wheel, or the SNI folder.")] = None,
+    max_examples: Annotated[int, typer.Option(help="Examples kept per task.")] = 500,
+    force: Annotated[bool, typer.Option(help="Rebuild an existing collection.")] = False,
+):
+    """Build a task collection."""
+    from rich.progress import Progress
+
+    from t2l.tasks.collection import write_collection
+
+    if out_dir.exists() and not force:
+        raise T2LError(f"{out_dir} exists already; pass --force to rebuild it or choose another folder")
+    with Progress(console=err, transient=True) as progress:
+        bar = progress.add_task("building", total=None)
+        status = lambda m: progress.update(bar, description=m)  # noqa: E731
+        prog = lambda done, total: progress.update(bar, completed=done, total=total)  # noqa: E731
+        if from_ == "openai-evals":
+            from t2l.tasks.openai_evals import build_openai_evals, ensure_wheel
+
+            wheel = source or ensure_wheel(t2l_home() / "cache", status)
+            tasks, manifest = build_openai_evals(wheel, max_examples=max_examples, on_status=status, on_progress=prog)
+        elif from_ == "sni":
+            from t2l.tasks.sni import build_sni
+
+            if source is None:
+                raise T2LError("--from sni needs --source FOLDER with the task JSON files")
+            tasks, manifest = build_sni(source, max_examples=max_examples, on_progress=prog)
+        else:
+            raise T2LError(f"unknown source {from_!r}: use openai-evals or sni")
+        write_collection(out_dir, tasks, manifest, force=force)
+    out.print(f"{len(manifest.tasks)} tasks, {sum(t['examples'] for t in manifest.tasks)} examples, "
+              f"{len(manifest.excluded)} excluded -> {out_dir}")
+
+
+@tasks_app.command("ls")
+@errors_to_exit
+def tasks_ls(folder: Path, json_: JsonOpt = False):
+    """Show a task collection."""
+    from dataclasses import asdict
+
+    from t2l.tasks.collection import read_manifest
+
+    manifest = read_manifest(folder)
+    if json_:
+        print_json(asdict(manifest))
+        return
+    table = Table("task", "examples", "descriptions", box=None)
+    for t in manifest.tasks:
+        table.add_row(t["name"], str(t["examples"]), str(t["descriptions"]))
+    out.print(table)
+    out.print(f"{manifest.name}: {len(manifest.tasks)} tasks from {manifest.source} ({manifest.license}), "
+              f"{len(manifest.excluded)} excluded (see --json), sha256 {manifest.sha256[:12]}")
+
+
 def main() -> None:
     app()

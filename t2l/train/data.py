@@ -42,3 +42,17 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int):
     for i, (x, y) in enumerate(rows):
         ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
     return ids, mask, labels
+
+
+class ExampleBatcher:
+    """Tokenizes examples on first use (a collection can hold many more than a run ever draws)."""
+
+    def __init__(self, tokenizer, examples: list[Example], max_length: int):
+        self.tokenizer, self.examples, self.max_length = tokenizer, examples, max_length
+        self.cache: dict[int, tuple[list[int], list[int]]] = {}
+
+    def batch(self, rows: list[int]):
+        for r in rows:
+            if r not in self.cache:
+                self.cache[r] = encode_example(self.tokenizer, self.examples[r], self.max_length)
+        return collate([self.cache[r] for r in rows], self.tokenizer.pad_token_id)

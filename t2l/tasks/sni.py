@@ -1,0 +1,69 @@
+"""Tasks from Super-NaturalInstructions JSON files (the paper's own training data; on the Hub as Lots-of-LoRAs/*).
+
+Each file is one task: `Definition` (a list of instructions) become its descriptions, `Instances` its examples
+(the first listed output). Tasks derived from BIG-bench and tasks overlapping the evaluation benchmarks are excluded.
+"""
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from t2l.errors import T2LError
+from t2l.tasks.collection import Manifest, Task, safe_name
+from t2l.tasks.decontam import benchmark_ngrams, name_overlap, text_overlap
+from t2l.tasks.openai_evals import BIG_BENCH
+
+
+def build_sni(folder: Path, max_examples: int = 500, seed: int = 0,
+              on_progress: Callable[[int, int], None] | None = None,
+              table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
+    files = sorted(Path(folder).glob("*.json"))
+    if not files:
+        raise T2LError(f"no SNI task files (*.json) in {folder}")
+    table = benchmark_ngrams() if table is None else table
+    rng = random.Random(seed)
+    tasks, excluded = [], []
+    for done, path in enumerate(files, 1):
+        if on_progress:
+            on_progress(done, len(files))
+        task, reason = _task(path, max_examples, rng, table)
+        if task:
+            tasks.append(task)
+        else:
+            excluded.append({"name": path.stem, "reason": reason})
+    manifest = Manifest(name=Path(folder).name, source=f"Super-NaturalInstructions task files in {folder}",
+                        license="Apache-2.0 (SNI); see each task's source", excluded=excluded,
+                        build={"max_examples": max_examples, "seed": seed})
+    return tasks, manifest
+
+
+def _task(path: Path, max_examples: int, rng: random.Random, table) -> tuple[Task | None, str]:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return None, f"unreadable JSON ({e})"
+    source = " ".join(map(str, d.get("Source", [])))
+    if any(b in (path.stem + " " + source).lower() for b in BIG_BENCH):
+        return None, "BIG-bench data (its files ask never to appear in training corpora)"
+    bench = name_overlap(path.stem)
+    if bench:
+        return None, f"name matches evaluation benchmark {bench}"
+    definitions = [x.strip() for x in d.get("Definition", []) if isinstance(x, str) and x.strip()]
+    if not definitions:
+        return None, "no Definition"
+    pairs = []
+    for inst in d.get("Instances", []):
+        outputs = inst.get("output")
+        output = outputs[0] if isinstance(outputs, list) and outputs else outputs
+        if isinstance(inst.get("input"), str) and isinstance(output, str) and output.strip():
+            pairs.append((inst["input"], output.strip()))
+    if not pairs:
+        return None, "no instance with an input and an output"
+    if len(pairs) > max_examples:
+        pairs = rng.sample(pairs, max_examples)
+    overlap = text_overlap((f"{i} {o}" for i, o in pairs), table)
+    if overlap:
+        return None, f"13-gram overlap with {overlap[0]} in {overlap[1]} of {len(pairs)} examples"
+    return Task(safe_name(path.stem), list(dict.fromkeys(definitions)), pairs, source=f"sni:{path.stem}",
+                notes="descriptions: the task's Definition"), ""

@@ -1,0 +1,200 @@
+"""The training loop shared by every recipe: task-balanced sampling, token-summed loss that gives the same
+gradients on one process or many, cosine schedule, and state that resumes bit for bit.
+"""
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from t2l.train.data import IGNORE
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings shared by the recipes."""
+
+    steps: int = 1000
+    """Optimizer steps."""
+    batch_size: int = 8
+    """Examples per step, over all processes together."""
+    lr: float = 1e-4
+    """Peak AdamW learning rate."""
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    """Linear warm-up, then cosine decay to a tenth of `lr`."""
+    max_length: int = 256
+    """Tokens per example (prompt cut from the left, output kept)."""
+    grad_clip: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class StepMetrics:
+    step: int
+    loss: float
+    tokens: int
+    """Tokens the model processed (prompts and outputs, all processes)."""
+    tokens_per_s: float
+    lr: float
+
+
+class Sampler:
+    """Draws a task uniformly, then an example of it, then one of the task's descriptions: small tasks count as
+    much as big ones, and every phrasing of a task gets used. Draws are global (identical on every process)."""
+
+    def __init__(self, example_tasks: list[int], descriptions_per_task: list[int]):
+        """example_tasks[row] is the row's task index, or -1 to leave the row out (a held-out task)."""
+        tasks = torch.tensor(example_tasks)
+        valid = torch.nonzero(tasks >= 0).flatten()
+        if len(valid) == 0:
+            raise ValueError("no training examples left after holding tasks out")
+        self.rows_by_task = valid[torch.argsort(tasks[valid], stable=True)]
+        self.counts = torch.bincount(tasks[valid], minlength=len(descriptions_per_task))
+        self.offsets = torch.cumsum(self.counts, 0) - self.counts
+        self.n_desc = torch.tensor(descriptions_per_task)
+        self.present = torch.nonzero(self.counts).flatten()
+
+    def draw(self, gen: torch.Generator, k: int) -> tuple[list[int], list[int]]:
+        """(example rows, description index) for k draws."""
+        t = self.present[torch.randint(len(self.present), (k,), generator=gen)]
+        u = torch.rand(k, generator=gen)
+        v = torch.rand(k, generator=gen)
+        rows = self.rows_by_task[self.offsets[t] + (u * self.counts[t]).long()]
+        return rows.tolist(), (v * self.n_desc[t]).long().tolist()
+
+
+def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over labelled positions, and how many there were (the loss's tokens)."""
+    shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
+    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")
+    return loss, int((shift_labels != IGNORE).sum())
+
+
+def causal_lm_loss_sum(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """token_loss_sum without the full logits: the LM head runs only where a label is, i.e. on the few output
+    tokens instead of every position (the head is a fifth of SmolLM2-135M's compute per token)."""
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    shifted = labels[:, 1:]
+    keep = shifted != IGNORE
+    logits = model.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return F.cross_entropy(logits, shifted[keep], reduction="sum"), int(keep.sum())
+
+
+def lr_at(step: int, s: TrainSettings) -> float:
+    warm = min(1.0, step / s.warmup_steps) if s.warmup_steps else 1.0
+    progress = min(1.0, step / max(1, s.steps))
+    return s.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Trainer:
+    """Runs `objective` (module + loss over example rows) with AdamW; knows about torch.distributed when it is up.
+
+    objective.loss_sum(module, rows, descs) -> (summed loss, labelled tokens, all tokens) for this process's rows;
+    objective.module is what trains (wrapped in DistributedDataParallel when world > 1).
+    """
+
+    def __init__(self, objective, sampler: Sampler, settings: TrainSettings):
+        import torch.distributed as dist
+
+        self.objective, self.sampler, self.s = objective, sampler, settings
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if settings.batch_size % self.world:
+            raise ValueError(f"batch_size {settings.batch_size} must be a multiple of the {self.world} processes")
+        module = objective.module
+        if self.distributed:
+            module = torch.nn.parallel.DistributedDataParallel(module)
+        self.module = module
+        self.params = [p for p in objective.module.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
+        self.gen = torch.Generator().manual_seed(settings.seed)
+        torch.manual_seed(settings.seed + 1)
+        self.step_done = 0
+
+    def _all_sum(self, value: float | int) -> float:
+        if not self.distributed:
+            return value
+        import torch.distributed as dist
+
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        dist.all_reduce(t)
+        return t.item()
+
+    def step(self) -> StepMetrics:
+        t0 = time.perf_counter()
+        rows, descs = self.sampler.draw(self.gen, self.s.batch_size)
+        rows, descs = rows[self.rank :: self.world], descs[self.rank :: self.world]
+        lr = lr_at(self.step_done + 1, self.s)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.objective.module.train()
+        loss_sum, labelled, processed = self.objective.loss_sum(self.module, rows, descs)
+        total_labelled = self._all_sum(labelled)
+        # Normalise by the labelled tokens of the whole global batch (times world, undoing DDP's gradient mean),
+        # so that N processes compute exactly the gradient one process would.
+        (loss_sum * self.world / max(total_labelled, 1)).backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.s.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.step_done += 1
+        loss = self._all_sum(loss_sum.item()) / max(total_labelled, 1)
+        processed = self._all_sum(processed)
+        return StepMetrics(self.step_done, loss, int(processed), processed / (time.perf_counter() - t0), lr)
+
+    @torch.no_grad()
+    def eval_loss(self, rows: list[int], descs: list[int], batch: int = 8) -> float:
+        self.objective.module.eval()
+        total, tokens = 0.0, 0
+        for i in range(0, len(rows), batch):
+            loss, n, _ = self.objective.loss_sum(self.objective.module, rows[i : i + batch], descs[i : i + batch])
+            total, tokens = total + loss.item(), tokens + n
+        return total / max(tokens, 1)
+
+    # -- state for bit-for-bit resume ---------------------------------------------------------------
+
+    def state(self) -> tuple[dict, dict]:
+        tensors = {f"module.{k}": v.detach().clone() for k, v in self.objective.weights().items()}
+        opt = self.opt.state_dict()
+        meta = {"step": self.step_done, "param_groups": opt["param_groups"], "optimizer": {}}
+        for idx, st in opt["state"].items():
+            meta["optimizer"][str(idx)] = {}
+            for k, v in st.items():
+                if torch.is_tensor(v):
+                    tensors[f"optim.{idx}.{k}"] = v
+                else:
+                    meta["optimizer"][str(idx)][k] = v
+        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.sampler"] = self.gen.get_state()
+        return tensors, meta
+
+    def load_state(self, tensors: dict, meta: dict) -> None:
+        self.objective.load_weights({k[7:]: v for k, v in tensors.items() if k.startswith("module.")})
+        state = {int(i): dict(extra) for i, extra in meta["optimizer"].items()}
+        for key, v in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                state.setdefault(int(idx), {})[name] = v
+        self.opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        torch.set_rng_state(tensors["rng.torch"])
+        self.gen.set_state(tensors["rng.sampler"])
+        self.step_done = meta["step"]
+
+
+def run_steps(trainer: Trainer, until: int, on_step: Callable[[StepMetrics], bool | None] | None = None):
+    """Step until `until`, or until on_step returns True (a time budget, a checkpoint boundary...)."""
+    history = []
+    while trainer.step_done < until:
+        m = trainer.step()
+        history.append(m)
+        if on_step and on_step(m):
+            break
+    return history

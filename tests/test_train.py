@@ -1,0 +1,158 @@
+"""Recipes, the training loop's resume and distributed equivalence, and the lora/mt-lora recipes, on tiny models."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import TASKS
+
+from t2l.errors import T2LError
+from t2l.tasks.collection import Manifest, Task, write_collection
+from t2l.train.recipe import available_recipes, load_recipe
+from t2l.train.run import run_recipe
+
+
+@pytest.fixture
+def collection(tmp_path):
+    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)]) for name, (descs, answer) in TASKS.items()]
+    tasks.append(Task("count", ["count the letters"], [("abc", "3"), ("ab", "2"), ("abcd", "4")]))
+    folder = tmp_path / "collection"
+    write_collection(folder, tasks, Manifest(name="tiny", source="test", license="MIT"))
+    return folder
+
+
+def tiny_overrides(collection, base, encoder, out, recipe="sft", steps=6):
+    return [f"base={base}", f"encoder={encoder}", f"data.tasks={collection}", f"run.out={out}",
+            f"train.steps={steps}", "train.batch_size=4", "train.lr=0.003", "train.warmup_steps=0",
+            "train.max_length=32", "run.checkpoint_every=3", "data.holdout=1", "data.eval_examples=4",
+            "hypernet.hidden_dim=16", "hypernet.task_dim=8", "hypernet.pos_dim=4", "lora.rank=2"]
+
+
+@pytest.mark.parametrize("name", available_recipes())
+def test_every_shipped_recipe_loads(name):
+    needs = {"lora": ["data.task=some_task"], "recon": ["recon.sources=[a.safetensors]"]}
+    recipe = load_recipe(name, needs.get(name, []))
+    recipe.check_runnable()
+    assert recipe.recipe == name
+
+
+def test_recipe_errors_name_the_key():
+    with pytest.raises(T2LError, match="unknown recipe key train.stepz"):
+        load_recipe("sft", ["train.stepz=3"])
+    with pytest.raises(T2LError, match="train.steps = 'many' should be int"):
+        load_recipe("sft", ["train.steps=many"])
+    with pytest.raises(T2LError, match="data.task=NAME"):
+        load_recipe("lora").check_runnable()
+    with pytest.raises(T2LError, match="unknown recipe 'nope'"):
+        load_recipe("nope")
+
+
+def test_resume_continues_bit_for_bit(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    straight = run_recipe(load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "a")))
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_checkpoint(kind, payload):
+        if kind == "step" and payload.step == 4:
+            raise Interrupt  # as if killed: the checkpoint of step 3 is the last one on disk
+
+    recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "b"))
+    with pytest.raises(Interrupt):
+        run_recipe(recipe, on_event=stop_after_checkpoint)
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 3
+    resumed = run_recipe(recipe, resume=tmp_path / "b")
+    assert resumed.steps == straight.steps == 6 and resumed.completed
+    a = load_file(straight.artifact / "hypernet.safetensors")
+    b = load_file(resumed.artifact / "hypernet.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [json.loads(line) for line in open(tmp_path / "a" / "metrics.jsonl")]
+    assert [m["step"] for m in losses if "loss" in m] == [1, 2, 3, 4, 5, 6]
+    heldout = json.loads((straight.artifact / "config.json").read_text())["training"]["heldout_tasks"]
+    assert len(heldout) == 1
+
+
+def test_time_budget_stops_cleanly_with_a_result(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r", steps=1000)
+    result = run_recipe(load_recipe("sft", over + ["run.max_minutes=0.0001"]))
+    assert not result.completed and result.steps < 1000
+    assert (result.artifact / "hypernet.safetensors").is_file() and (tmp_path / "r" / "checkpoint").is_dir()
+
+
+@pytest.mark.parametrize("kind", ["mt-lora", "lora"])
+def test_lora_recipes_make_loadable_adapters(kind, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from t2l.adapter import load_adapter, read_adapter
+
+    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r") + \
+        (["data.task=shout"] if kind == "lora" else [])
+    result = run_recipe(load_recipe(kind, over))
+    assert result.kind == "adapter"
+    tensors, info, config = read_adapter(result.artifact)
+    assert config["r"] == 2 and any(torch.count_nonzero(v) for k, v in tensors.items() if "lora_B" in k)
+    if kind == "lora":
+        assert info.description == TASKS["shout"][0][0]
+    load_adapter(AutoModelForCausalLM.from_pretrained(tiny_base_dir), result.artifact)
+
+
+def test_cli_train_registers_the_hypernet(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    runner = CliRunner()
+    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r") + ["run.name=tiny-hn"]
+    r = runner.invoke(app, ["train", "--recipe", "sft", *over])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(runner.invoke(app, ["hypernets", "--json"]).output)
+    assert rows[0]["name"] == "tiny-hn" and rows[0]["recipe"] == "sft"
+    r = runner.invoke(app, ["make", "answer in upper case", "--hypernet", "tiny-hn", "--json"])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["recipes", "ls"]).output.count("\n") == len(available_recipes())
+    r = runner.invoke(app, ["recipes", "cp", "sft", str(tmp_path / "my.yaml")])
+    assert r.exit_code == 0 and load_recipe(str(tmp_path / "my.yaml")).recipe == "sft"
+
+
+def test_two_processes_match_one(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    """torchrun with 2 CPU processes (gloo) and the same global batch gives the weights one process gives."""
+    from safetensors.torch import load_file
+
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    results = {}
+    for n in (1, 2):
+        over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / f"run{n}")
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--master-port",
+               str(29500 + n + os.getpid() % 1000), "-m", "t2l_cli", "train", "--recipe", "sft", *over]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        results[n] = load_file(tmp_path / f"run{n}" / "result" / "hypernet.safetensors")
+    for k in results[1]:
+        torch.testing.assert_close(results[1][k], results[2][k], rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(results[1][k], torch.zeros_like(results[1][k])) for k in results[1] if "heads" in k)
+
+
+def test_recon_learns_to_reproduce_a_lora_library(trained_hypernet, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    runner = CliRunner()
+    for i, desc in enumerate(["answer in upper case", "answer in small letters", "count the letters"]):
+        r = runner.invoke(app, ["make", desc, "--hypernet", str(trained_hypernet[0]), "--name", f"src{i}"])
+        assert r.exit_code == 0, r.output
+    over = [f"base={tiny_base_dir}", f"encoder={tiny_encoder_dir}", "recon.sources=[src0, src1, src2]",
+            "lora.rank=4", "lora.alpha=8", "lora.target_modules=[q_proj, v_proj, o_proj, down_proj]",
+            "hypernet.hidden_dim=32", "hypernet.task_dim=16", "hypernet.pos_dim=8", "train.steps=40",
+            "train.lr=0.003", "train.batch_size=3", "train.warmup_steps=0", f"run.out={tmp_path / 'recon'}",
+            "run.checkpoint_every=20", "run.name=recon-hn"]
+    r = runner.invoke(app, ["train", "--recipe", "recon", *over])
+    assert r.exit_code == 0, r.output
+    losses = [json.loads(line)["loss"] for line in open(tmp_path / "recon" / "metrics.jsonl")]
+    assert losses[-1] < 0.3 * losses[0]
+    assert json.loads(runner.invoke(app, ["hypernets", "--json"]).output)[0]["recipe"] == "recon"
