@@ -44,4 +44,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "eval_runs",
+        """
+        CREATE TABLE evalrun (
+            id TEXT PRIMARY KEY,
+            adapter_id TEXT REFERENCES adapter(id) ON DELETE CASCADE,
+            subject TEXT NOT NULL,
+            base_name TEXT NOT NULL,
+            base_sha256 TEXT NOT NULL,
+            bench TEXT NOT NULL,
+            split TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            metric TEXT NOT NULL,
+            value REAL NOT NULL,
+            stderr REAL,
+            shots INTEGER NOT NULL DEFAULT 0,
+            protocol TEXT NOT NULL,
+            data_sha256 TEXT NOT NULL,
+            "limit" INTEGER,
+            dtype TEXT NOT NULL,
+            batch_size INTEGER NOT NULL,
+            t2l_version TEXT NOT NULL,
+            created TIMESTAMP NOT NULL
+        );
+        CREATE INDEX evalrun_adapter ON evalrun(adapter_id, created)
+        """,
+    ),
 ]

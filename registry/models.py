@@ -60,3 +60,32 @@ class Adapter(SQLModel, table=True):
 class AdapterTag(SQLModel, table=True):
     adapter_id: str = Field(primary_key=True, foreign_key="adapter.id")
     tag: str = Field(primary_key=True)
+
+
+class EvalRun(SQLModel, table=True):
+    """One metric of one benchmark run; the rows of one run share everything but metric, value and stderr."""
+
+    id: str = Field(primary_key=True)
+    adapter_id: str | None = Field(default=None, foreign_key="adapter.id")
+    subject: str  # adapter id, "base", or the sha256 of an unregistered adapter file
+    base_name: str
+    base_sha256: str
+    bench: str
+    split: str
+    n: int
+    metric: str
+    value: float
+    stderr: float | None = None
+    shots: int = 0
+    protocol: str
+    data_sha256: str
+    limit: int | None = None
+    dtype: str
+    batch_size: int
+    t2l_version: str
+    created: datetime = Field(default_factory=utcnow)
+
+    def as_dict(self) -> dict:
+        d = self.model_dump()
+        d["created"] = self.created.isoformat()
+        return d

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from registry.db import open_engine
 from registry.errors import RegistryError
-from registry.models import Adapter, AdapterTag, Hypernet
+from registry.models import Adapter, AdapterTag, EvalRun, Hypernet
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -134,10 +134,40 @@ class Registry:
             for row in rows:
                 for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id)):
                     s.delete(t)
+                for e in s.exec(select(EvalRun).where(EvalRun.adapter_id == row.id)):
+                    s.delete(e)
                 s.delete(s.get(Adapter, row.id))
         for row in rows:
             self._drop_file_if_unused(row.sha256)
         return rows
+
+    # -- evaluation runs ----------------------------------------------------------------------------
+
+    def add_eval(self, metrics: dict[str, tuple[float, float | None]], **fields) -> list[EvalRun]:
+        """All metrics of one finished benchmark run, in one transaction (an unfinished run leaves nothing)."""
+        rows = [EvalRun(id=uuid.uuid4().hex, metric=m, value=v,
+                        stderr=None if e is None or e != e else e, **fields) for m, (v, e) in metrics.items()]
+        with self._session() as s, s.begin():
+            s.add_all(rows)
+        return rows
+
+    def evals(self, subject: str | None = None) -> list[EvalRun]:
+        """Runs, newest first; of one subject (adapter id or "base") when given."""
+        with self._session() as s:
+            q = select(EvalRun).order_by(col(EvalRun.created).desc(), col(EvalRun.bench), col(EvalRun.metric))
+            if subject is not None:
+                q = q.where(EvalRun.subject == subject)
+            return list(s.exec(q))
+
+    def latest_scores(self, adapter_ids: list[str], metric: str = "acc") -> dict[str, dict[str, EvalRun]]:
+        """adapter id -> bench -> its newest `metric` row."""
+        out: dict[str, dict[str, EvalRun]] = {i: {} for i in adapter_ids}
+        with self._session() as s:
+            q = (select(EvalRun).where(col(EvalRun.adapter_id).in_(adapter_ids), EvalRun.metric == metric)
+                 .order_by(col(EvalRun.created).desc()))
+            for row in s.exec(q):
+                out[row.adapter_id].setdefault(row.bench, row)
+        return out
 
     # -- hypernetworks ----------------------------------------------------------------------------
 

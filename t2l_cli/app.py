@@ -117,16 +117,19 @@ def ls(
     reg = registry()
     rows = reg.list_adapters(tag=tag)
     tags = reg.tags([r.id for r in rows])
+    scores = reg.latest_scores([r.id for r in rows])
     if quiet:
         for r in rows:
             out.print(r.id)
     elif json_:
-        print_json([r.as_dict(tags[r.id]) for r in rows])
+        print_json([r.as_dict(tags[r.id]) | {"scores": {b: {"acc": e.value, "protocol": e.protocol}
+                                                         for b, e in scores[r.id].items()}} for r in rows])
     else:
-        table = Table("id", "name", "description", "base", "rank", "tags", "created", box=None)
+        table = Table("id", "name", "description", "base", "rank", "tags", "acc (latest)", "created", box=None)
         for r in rows:
             desc = r.description if len(r.description) <= 60 else r.description[:57] + "..."
-            table.add_row(short(r.id), r.name or "", desc, r.base_name, str(r.rank), ",".join(tags[r.id]),
+            acc = " ".join(f"{b} {100 * e.value:.1f}" for b, e in sorted(scores[r.id].items()))
+            table.add_row(short(r.id), r.name or "", desc, r.base_name, str(r.rank), ",".join(tags[r.id]), acc,
                           r.created.strftime("%Y-%m-%d %H:%M"))
         out.print(table)
 
@@ -139,6 +142,7 @@ def show(ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) 
     row = reg.get_adapter(ref)
     data = row.as_dict(reg.tags([row.id])[row.id])
     data["file"] = str(reg.adapters_dir / f"{row.sha256}.safetensors")
+    data["evals"] = [e.as_dict() for e in reg.evals(row.id)]
     if row.hypernet_id:
         hn = reg.get_hypernet(row.hypernet_id)
         data["hypernet"] = {"id": hn.id, "name": hn.name, "variant": hn.variant, "recipe": hn.recipe,
@@ -187,6 +191,87 @@ def hypernets(json_: JsonOpt = False):
     for r in rows:
         table.add_row(short(r.id), r.name or "", r.variant, str(r.rank), r.base_name, r.encoder_name,
                       r.recipe or "", r.created.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@app.command("eval")
+@errors_to_exit
+def eval_(
+    refs: Annotated[list[str], typer.Argument(help="'base', adapter ids or names, .safetensors files or PEFT folders.")],
+    bench: Annotated[str, typer.Option(help="Benchmarks: arc_easy, arc_challenge, arc, boolq, hellaswag, piqa, "
+                                       "winogrande, openbookqa, all; several with commas.")] = "arc",
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each bench.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+    base: Annotated[Optional[str], typer.Option(help="Base model (default: the adapters' own).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Folder of BENCH.jsonl files to use instead.")] = None,
+    json_: JsonOpt = False,
+):
+    """Evaluate the base model and adapters on benchmarks (lm-eval's prompts and metrics); scores go to the registry."""
+    from rich.progress import Progress
+
+    import t2l
+    from t2l.adapter import read_adapter
+    from t2l.base import DEFAULT_BASE
+    from t2l.eval.benches import select
+    from t2l.eval.run import Subject, run_eval
+    from t2l.hashing import sha256_file
+
+    if limit is not None and limit <= 0:
+        raise T2LError(f"--limit must be a positive number of items, not {limit}")
+    benches = select(bench)
+    reg = registry()
+    subjects, ids = [], {}
+    for ref in refs:
+        if ref == "base":
+            subjects.append(Subject("base"))
+            ids["base"] = (None, "base")
+        elif Path(ref).exists():
+            path = Path(ref)
+            weights = path / "adapter_model.safetensors" if path.is_dir() else path
+            subjects.append(Subject(str(path), path))
+            ids[str(path)] = (None, f"file:{sha256_file(weights)}")
+        else:
+            row = reg.get_adapter(ref)
+            subjects.append(Subject(row.name or short(row.id), reg.adapter_file(row)))
+            ids[subjects[-1].label] = (row.id, row.id)
+    if base is None:
+        infos = [read_adapter(s.path)[1] for s in subjects if s.path is not None]
+        base = next((i.base_spec for i in infos if i is not None), DEFAULT_BASE)
+    from t2l.base import identify_base
+
+    base_ref = identify_base(base)
+    rows = []
+
+    def store(subject, result):
+        adapter_id, subject_key = ids[subject.label]
+        reg.add_eval(result.metrics, adapter_id=adapter_id, subject=subject_key, base_name=base_ref.name,
+                     base_sha256=base_ref.sha256, bench=result.bench, split=result.split, n=result.n,
+                     protocol=result.protocol, data_sha256=result.data_sha256, limit=result.limit, dtype=dtype,
+                     batch_size=batch_size, t2l_version=t2l.__version__)
+        for metric, (value, stderr) in result.metrics.items():
+            rows.append({"subject": subject.label, "bench": result.bench, "split": result.split, "metric": metric,
+                         "value": value, "stderr": stderr, "n": result.n, "limit": result.limit,
+                         "protocol": result.protocol})
+
+    with Progress(console=err, transient=True) as progress:
+        bars = {}
+
+        def on_progress(name, done, total):
+            if name not in bars:
+                bars[name] = progress.add_task(name, total=total)
+            progress.update(bars[name], completed=done, total=total)
+
+        run_eval(subjects, benches, base, limit=limit, batch_size=batch_size, dtype=dtype, data_dir=data_dir,
+                 on_progress=on_progress, on_result=store)
+    if json_:
+        print_json(rows)
+        return
+    table = Table("subject", "bench", "metric", "value", "± stderr", "n", "protocol", box=None)
+    for r in rows:
+        table.add_row(r["subject"], r["bench"], r["metric"], f"{100 * r['value']:.2f}",
+                      f"{100 * r['stderr']:.2f}" if r["stderr"] == r["stderr"] else "-",
+                      f"{r['n']}" + (f" (--limit {r['limit']})" if r["limit"] else ""), r["protocol"])
     out.print(table)
 
 

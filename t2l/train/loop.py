@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from t2l.lm import head_logits
 from t2l.train.data import IGNORE
 
 
@@ -81,11 +82,7 @@ def causal_lm_loss_sum(model, ids: torch.Tensor, mask: torch.Tensor, labels: tor
     hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
     shifted = labels[:, 1:]
     keep = shifted != IGNORE
-    logits = model.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return F.cross_entropy(logits, shifted[keep], reduction="sum"), int(keep.sum())
+    return F.cross_entropy(head_logits(model, hidden[:, :-1][keep]), shifted[keep], reduction="sum"), int(keep.sum())
 
 
 def lr_at(step: int, s: TrainSettings) -> float:

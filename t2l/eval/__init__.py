@@ -1,0 +1,1 @@
+"""Benchmarks scored the way lm-evaluation-harness 0.4 scores them."""

