@@ -50,6 +50,24 @@ def print_json(data) -> None:
     out.print_json(json.dumps(data, default=str))
 
 
+def registered_hypernet(reg: Registry, spec: str):
+    """The registry row of a hypernetwork named by `spec`: 'default', a checkpoint folder (registered on first
+    use), or a registered name or id."""
+    from t2l.checkpoint import hypernet_path, read_hypernet_info
+
+    folder = hypernet_path(spec)
+    if folder is None:
+        return reg.get_hypernet(spec)
+    return reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
+
+
+def make_and_store(reg: Registry, generator, hn_row, texts: list[str], names: list, tags: list[str], force: bool):
+    """Generate adapters for `texts` and store each under its name; the rows, in order."""
+    adapters = generator.make(texts, on_warning=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
+    return [reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id,
+                            **made.info.registry_fields()) for made, name in zip(adapters, names)]
+
+
 @app.command()
 @errors_to_exit
 def make(
@@ -67,7 +85,6 @@ def make(
 ):
     """Generate LoRA adapters from task descriptions and store them in the registry."""
     from t2l.adapter import check_output, export_adapter
-    from t2l.checkpoint import hypernet_path, read_hypernet_info
     from t2l.make import Generator, output_plan, read_descriptions, validate_description
 
     texts = [validate_description(d) for d in (descriptions or [])]
@@ -83,18 +100,11 @@ def make(
             reg.check_name_free(adapter_name)
 
     with err.status("loading hypernetwork and encoder"):
-        folder = hypernet_path(hypernet)
-        if folder is None:
-            hn_row = reg.get_hypernet(hypernet)
-        else:
-            hn_row = reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
+        hn_row = registered_hypernet(reg, hypernet)
         generator = Generator(reg.hypernet_dir(hn_row), base=base)
-    adapters = generator.make(texts, on_warning=lambda m: err.print(f"[yellow]warning:[/yellow] {m}"))
-
+    stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tag or [], force)
     rows = []
-    for made, (adapter_name, path) in zip(adapters, plan):
-        row = reg.add_adapter(made.to_bytes(), name=adapter_name, tags=tag or [], force=force,
-                              hypernet_id=hn_row.id, **made.info.registry_fields())
+    for row, (_, path) in zip(stored, plan):
         if path is not None:
             export_adapter(reg.adapter_file(row), path, force=force)
         rows.append((row, path))
@@ -197,7 +207,8 @@ def hypernets(json_: JsonOpt = False):
 @app.command("eval")
 @errors_to_exit
 def eval_(
-    refs: Annotated[list[str], typer.Argument(help="'base', adapter ids or names, .safetensors files or PEFT folders.")],
+    refs: Annotated[Optional[list[str]], typer.Argument(help="'base', adapter ids or names, .safetensors files or "
+                                                        "PEFT folders.")] = None,
     bench: Annotated[str, typer.Option(help="Benchmarks: arc_easy, arc_challenge, arc, boolq, hellaswag, piqa, "
                                        "winogrande, openbookqa, all; several with commas.")] = "arc",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each bench.")] = None,
@@ -205,6 +216,10 @@ def eval_(
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
     base: Annotated[Optional[str], typer.Option(help="Base model (default: the adapters' own).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of BENCH.jsonl files to use instead.")] = None,
+    describe: Annotated[bool, typer.Option(help="Also generate an adapter from each of the bench's own three "
+                                           "descriptions and evaluate it on that bench (zero-shot T2L).")] = False,
+    hypernet: Annotated[str, typer.Option(help="Hypernetwork for --describe.")] = "default",
+    output: Annotated[Optional[Path], typer.Option(help="Write results as JSON shaped like lm-eval's.")] = None,
     json_: JsonOpt = False,
 ):
     """Evaluate the base model and adapters on benchmarks (lm-eval's prompts and metrics); scores go to the registry."""
@@ -222,7 +237,7 @@ def eval_(
     benches = select(bench)
     reg = registry()
     subjects, ids = [], {}
-    for ref in refs:
+    for ref in refs or []:
         if ref == "base":
             subjects.append(Subject("base"))
             ids["base"] = (None, "base")
@@ -235,6 +250,19 @@ def eval_(
             row = reg.get_adapter(ref)
             subjects.append(Subject(row.name or short(row.id), reg.adapter_file(row)))
             ids[subjects[-1].label] = (row.id, row.id)
+    if describe:
+        from t2l.make import Generator
+
+        hn_row = registered_hypernet(reg, hypernet)
+        generator = Generator(reg.hypernet_dir(hn_row))
+        for b in benches:
+            made = make_and_store(reg, generator, hn_row, list(b.descriptions), [None] * 3, ["describe", b.name],
+                                  False)
+            for i, row in enumerate(made, 1):
+                subjects.append(Subject(f"t2l:{b.name}#{i}", reg.adapter_file(row), [b.name]))
+                ids[subjects[-1].label] = (row.id, row.id)
+    if not subjects:
+        raise T2LError("nothing to evaluate: name 'base', adapters, or pass --describe")
     if base is None:
         infos = [read_adapter(s.path)[1] for s in subjects if s.path is not None]
         base = next((i.base_spec for i in infos if i is not None), DEFAULT_BASE)
@@ -264,6 +292,10 @@ def eval_(
 
         run_eval(subjects, benches, base, limit=limit, batch_size=batch_size, dtype=dtype, data_dir=data_dir,
                  on_progress=on_progress, on_result=store)
+    if output is not None:
+        from t2l.eval.run import lm_eval_shaped
+
+        output.write_text(json.dumps(lm_eval_shaped(rows, base, limit, batch_size, dtype), indent=2))
     if json_:
         print_json(rows)
         return

@@ -122,3 +122,18 @@ def test_smollm2_on_arc_easy_scores_above_chance():
     assert r.exit_code == 0, r.output
     acc = {x["metric"]: x["value"] for x in json.loads(r.output)}
     assert acc["acc"] > 0.35  # four choices: chance is 0.25
+
+
+def test_describe_makes_three_adapters_per_bench_and_output_is_lm_eval_shaped(trained_hypernet, arc_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "results.json"
+    r = runner.invoke(app, ["eval", "--describe", "--hypernet", str(trained_hypernet[0]), "--bench", "arc_easy",
+                            "--data-dir", str(arc_dir), "--output", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    subjects = {x["subject"] for x in json.loads(r.output)}
+    assert subjects == {"t2l:arc_easy#1", "t2l:arc_easy#2", "t2l:arc_easy#3"}
+    listed = json.loads(runner.invoke(app, ["ls", "--json", "--tag", "describe"]).output)
+    assert len(listed) == 3 and all(x["scores"]["arc_easy"] for x in listed)
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {f"arc_easy@{s}" for s in subjects}
+    assert 0 <= results["arc_easy@t2l:arc_easy#1"]["acc,none"] <= 1

@@ -89,6 +89,7 @@ class Subject:
 
     label: str
     path: object = None  # Path to an adapter, or None for the base model
+    benches: list[str] | None = None  # only these benches (None: all asked for)
 
 
 def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, limit: int | None = None,
@@ -124,6 +125,8 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
             hooks = BatchedLoRA(model, targets, scaling)
         try:
             for bench in benches:
+                if subject.benches is not None and bench.name not in subject.benches:
+                    continue
                 docs, sha = data[bench.name]
                 progress = (lambda done, total, b=bench.name: on_progress(b, done, total)) if on_progress else None
                 if hooks is None:
@@ -138,3 +141,16 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
             if hooks is not None:
                 hooks.remove()
     return results
+
+
+def lm_eval_shaped(rows: list[dict], base: str, limit: int | None, batch_size: int, dtype: str) -> dict:
+    """Results in the shape of lm-eval's results file: {"results": {task: {"acc,none": v, "acc_stderr,none": e}}},
+    one task key per subject and bench ("bench" for the base model, "bench@subject" for an adapter)."""
+    results: dict[str, dict] = {}
+    for r in rows:
+        key = r["bench"] if r["subject"] == "base" else f"{r['bench']}@{r['subject']}"
+        entry = results.setdefault(key, {"alias": key, "samples": r["n"], "protocol": r["protocol"]})
+        entry[f"{r['metric']},none"] = r["value"]
+        entry[f"{r['metric']}_stderr,none"] = r["stderr"] if r["stderr"] == r["stderr"] else "N/A"
+    return {"results": results, "config": {"model": "t2l", "model_args": f"base={base},dtype={dtype}",
+                                           "batch_size": batch_size, "limit": limit}}
