@@ -220,6 +220,8 @@ def eval_(
                                            "descriptions and evaluate it on that bench (zero-shot T2L).")] = False,
     hypernet: Annotated[str, typer.Option(help="Hypernetwork for --describe.")] = "default",
     output: Annotated[Optional[Path], typer.Option(help="Write results as JSON shaped like lm-eval's.")] = None,
+    protocol: Annotated[str, typer.Option(help="lm-eval (log-likelihood, the default) or paper (the T2L authors' "
+                                          "generative letter protocol).")] = "lm-eval",
     json_: JsonOpt = False,
 ):
     """Evaluate the base model and adapters on benchmarks (lm-eval's prompts and metrics); scores go to the registry."""
@@ -234,6 +236,8 @@ def eval_(
 
     if limit is not None and limit <= 0:
         raise T2LError(f"--limit must be a positive number of items, not {limit}")
+    if protocol not in ("lm-eval", "paper"):
+        raise T2LError(f"unknown protocol {protocol!r}: use lm-eval or paper")
     benches = select(bench)
     reg = registry()
     subjects, ids = [], {}
@@ -291,7 +295,7 @@ def eval_(
             progress.update(bars[name], completed=done, total=total)
 
         run_eval(subjects, benches, base, limit=limit, batch_size=batch_size, dtype=dtype, data_dir=data_dir,
-                 on_progress=on_progress, on_result=store)
+                 protocol=protocol, on_progress=on_progress, on_result=store)
     if output is not None:
         from t2l.eval.run import lm_eval_shaped
 

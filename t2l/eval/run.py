@@ -1,11 +1,12 @@
 """Evaluating a model (bare, or with adapters swapped in) on benchmarks; metrics and their standard errors."""
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from t2l.errors import T2LError
-from t2l.eval.benches import PROTOCOL, Bench, Item
+from t2l.eval.benches import PROTOCOLS, Bench, Item
 from t2l.eval.scoring import loglikelihoods
 
 
@@ -47,21 +48,72 @@ def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict, 
 
 
 def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
-             batch_size: int = 16, on_progress: Callable[[int, int], None] | None = None) -> BenchResult:
+             batch_size: int = 16, on_progress: Callable[[int, int], None] | None = None,
+             protocol: str = "lm-eval") -> BenchResult:
     if limit is not None and limit <= 0:
         raise T2LError(f"--limit must be a positive number of items, not {limit}")
-    items = [bench.to_item(d) for d in (docs[:limit] if limit else docs)]
-    pairs = [(c, x) for item in items for c, x in zip(item.contexts, item.continuations)]
+    if protocol not in PROTOCOLS:
+        raise T2LError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}")
+    docs = docs[:limit] if limit else docs
     done = [0]
 
-    def tick(n: int) -> None:
-        done[0] += n
-        if on_progress:
-            on_progress(done[0], len(pairs))
+    def tick(total: int):
+        def step(n: int) -> None:
+            done[0] += n
+            if on_progress:
+                on_progress(done[0], total)
+        return step
 
-    logliks = [ll for ll, _ in loglikelihoods(model, tokenizer, pairs, batch_size, on_progress=tick)]
-    metrics, preds = score(bench, items, logliks)
-    return BenchResult(bench.name, bench.split, len(items), metrics, PROTOCOL, data_sha256, limit, preds)
+    if protocol == "paper":
+        metrics, preds = _paper(model, tokenizer, bench, docs, batch_size, tick)
+    elif bench.to_item is None:
+        metrics, preds = _gsm8k(model, tokenizer, docs, batch_size, tick)
+    else:
+        items = [bench.to_item(d) for d in docs]
+        pairs = [(c, x) for item in items for c, x in zip(item.contexts, item.continuations)]
+        logliks = [ll for ll, _ in loglikelihoods(model, tokenizer, pairs, batch_size, on_progress=tick(len(pairs)))]
+        metrics, preds = score(bench, items, logliks)
+    return BenchResult(bench.name, bench.split, len(docs), metrics, PROTOCOLS[protocol], data_sha256, limit, preds)
+
+
+GSM8K_UNTIL = ["Question:", "</s>", "<|im_end|>"]
+
+
+def _gsm8k(model, tokenizer, docs, batch_size, tick):
+    """lm-eval's zero-shot gsm8k: greedy generation, strict-match and flexible-extract exact match."""
+    from t2l.eval.answers import flexible_extract, gsm8k_correct, strict_match
+    from t2l.eval.generate import generate_until
+
+    prompts = [f"Question: {d['question']}\nAnswer:" for d in docs]
+    outputs = generate_until(model, tokenizer, prompts, GSM8K_UNTIL, 256, batch_size, tick(len(prompts)))
+    strict = [float(gsm8k_correct(strict_match(o), d["answer"])) for o, d in zip(outputs, docs)]
+    flexible = [float(gsm8k_correct(flexible_extract(o), d["answer"])) for o, d in zip(outputs, docs)]
+    return {"strict-match": mean_stderr(strict), "flexible-extract": mean_stderr(flexible)}, [int(f) for f in flexible]
+
+
+def _chat(tokenizer, body: str) -> str:
+    if tokenizer.chat_template:
+        return tokenizer.apply_chat_template([{"role": "user", "content": body}], add_generation_prompt=True,
+                                             tokenize=False)
+    return body + "\nAnswer:"  # a base model without a chat template gets the plain prompt
+
+
+def _paper(model, tokenizer, bench, docs, batch_size, tick):
+    """The Text-to-LoRA authors' protocol: lettered choices in the chat template, the first letter generated."""
+    from t2l.eval.answers import final_number, letter_prompt, parse_letter
+    from t2l.eval.generate import generate_until
+
+    if bench.to_question is None:  # gsm8k: the final number
+        prompts = [_chat(tokenizer, d["question"] + "\nSolve the problem, then give the final number.") for d in docs]
+        outputs = generate_until(model, tokenizer, prompts, [], 256, batch_size, tick(len(prompts)))
+        hits = [float(final_number(o) == d["answer"].split("####")[-1].strip().replace(",", ""))
+                for o, d in zip(outputs, docs)]
+        return {"exact_match": mean_stderr(hits)}, [int(h) for h in hits]
+    questions = [bench.to_question(d) for d in docs]
+    prompts = [_chat(tokenizer, letter_prompt(q)) for q in questions]
+    outputs = generate_until(model, tokenizer, prompts, [], 8, batch_size, tick(len(prompts)))
+    preds = [parse_letter(o, len(q.choices)) for o, q in zip(outputs, questions)]
+    return {"acc": mean_stderr([float(p == q.gold) for p, q in zip(preds, questions)])}, preds
 
 
 def adapter_weights(model, tensors: dict, peft_config: dict):
@@ -93,7 +145,7 @@ class Subject:
 
 
 def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, limit: int | None = None,
-             batch_size: int = 16, dtype: str = "float32", data_dir=None,
+             batch_size: int = 16, dtype: str = "float32", data_dir=None, protocol: str = "lm-eval",
              on_progress: Callable[[str, int, int], None] | None = None,
              on_result: Callable[[Subject, BenchResult], None] | None = None) -> list[tuple[Subject, BenchResult]]:
     """Load the base once, then evaluate every subject on every bench, swapping adapters in through hooks.
@@ -129,11 +181,8 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
                     continue
                 docs, sha = data[bench.name]
                 progress = (lambda done, total, b=bench.name: on_progress(b, done, total)) if on_progress else None
-                if hooks is None:
-                    result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress)
-                else:
-                    with hooks.use(weights):
-                        result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress)
+                with hooks.use(weights) if hooks else contextlib.nullcontext():
+                    result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress, protocol)
                 results.append((subject, result))
                 if on_result:
                     on_result(subject, result)
