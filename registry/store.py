@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from registry.db import open_engine
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet
+from t2l.hashing import sha256_file  # plain hashlib; t2l's package root imports nothing heavy
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -25,14 +26,6 @@ def validate_label(value: str, what: str) -> str:
             f"invalid {what} {value!r}: use 1-100 characters without '/', '\\' or control characters"
         )
     return value
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from t2l.errors import T2LError
 from t2l.hashing import cached_sha256
 from t2l.home import t2l_home
-from t2l.locate import ModelRef, embedded_path, folder_ref, hub_snapshot, looks_like_hub_id, quiet_transformers
+from t2l.locate import ModelRef, embedded_path, model_folder, quiet_transformers
 
 DEFAULT_BASE = "smollm2-135m"
 EMBEDDED_BASES = {
@@ -62,16 +62,7 @@ def base_folder(spec: str = DEFAULT_BASE, on_status: Status | None = None) -> tu
 
 
 def _folder_and_ref(spec: str) -> tuple[Path, ModelRef]:
-    p = Path(spec).expanduser()
-    if p.is_dir():
-        if not (p / "config.json").exists():
-            raise T2LError(f"{p} is not a Hugging Face model folder (no config.json)")
-        return p, folder_ref(p, name=p.resolve().name)
-    if looks_like_hub_id(spec):
-        snap = hub_snapshot(spec, "base model")
-        return snap, folder_ref(snap, name=spec, revision=snap.name)
-    known = ", ".join(EMBEDDED_BASES)
-    raise T2LError(f"unknown base model {spec!r}: give an embedded name ({known}), a local folder, a .gguf file or a Hub id")
+    return model_folder(spec, "base model", EMBEDDED_BASES, ", a .gguf file")  # embedded names are GGUFs, handled first
 
 
 def _dequantize(gguf: Path, dest: Path) -> None:

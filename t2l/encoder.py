@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2l.errors import T2LError
-from t2l.locate import (ModelRef, embedded_path, folder_ref, hub_snapshot, looks_like_hub_id, quiet_transformers,
-                        read_json)
+from t2l.locate import ModelRef, model_folder, quiet_transformers, read_json
 
 DEFAULT_ENCODER = "all-minilm-l6-v2"
 EMBEDDED_ENCODERS = {
@@ -112,17 +111,7 @@ def _transformers_backend(folder: Path) -> tuple[Callable, Tokenize]:
 
 
 def encoder_folder(spec: str = DEFAULT_ENCODER) -> tuple[Path, ModelRef]:
-    if spec in EMBEDDED_ENCODERS:
-        folder = embedded_path(*EMBEDDED_ENCODERS[spec])
-        return folder, folder_ref(folder, name=spec)
-    p = Path(spec).expanduser()
-    if p.is_dir():
-        return p, folder_ref(p, name=p.resolve().name)
-    if looks_like_hub_id(spec):
-        snap = hub_snapshot(spec, "description encoder")
-        return snap, folder_ref(snap, name=spec, revision=snap.name)
-    known = ", ".join(EMBEDDED_ENCODERS)
-    raise T2LError(f"unknown description encoder {spec!r}: give an embedded name ({known}), a local folder or a Hub id")
+    return model_folder(spec, "description encoder", EMBEDDED_ENCODERS)
 
 
 def load_encoder(spec: str = DEFAULT_ENCODER, pooling: str | None = None, backend: str = "auto") -> DescriptionEncoder:

@@ -61,6 +61,23 @@ def hub_snapshot(repo_id: str, what: str) -> Path:
         ) from None
 
 
+def model_folder(spec: str, what: str, embedded: dict, other_forms: str = "") -> tuple[Path, ModelRef]:
+    """A model named by an embedded name, a local HF folder or a Hub id, with its identity."""
+    if spec in embedded:
+        folder = embedded_path(*embedded[spec])
+        return folder, folder_ref(folder, name=spec)
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        if not (p / "config.json").exists():
+            raise T2LError(f"{p} is not a Hugging Face model folder (no config.json)")
+        return p, folder_ref(p, name=p.resolve().name)
+    if looks_like_hub_id(spec):
+        snap = hub_snapshot(spec, what)
+        return snap, folder_ref(snap, name=spec, revision=snap.name)
+    raise T2LError(f"unknown {what} {spec!r}: give an embedded name ({', '.join(embedded)}), a local folder"
+                   f"{other_forms} or a Hub id")
+
+
 def weight_files(folder: Path, what: str) -> list[Path]:
     files = sorted(folder.glob("*.safetensors"))
     if not files:
