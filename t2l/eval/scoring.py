@@ -1,7 +1,9 @@
-"""Log-likelihood of continuations, as lm-evaluation-harness computes it, in padded length-sorted batches.
+"""Log-likelihood of continuations, as lm-evaluation-harness computes it, with the shared context computed once.
 
-Only the positions of the continuation go through the LM head (lm-eval takes a log-softmax over the whole
-vocabulary at every position), and requests are sorted longest first so padding stays small.
+Requests that share a context (the choices of one question) form a group: the contexts of a batch of groups run
+once, their key/value cache is repeated for each choice, and only the choices' tokens run after it. Only the
+positions of a continuation go through the LM head (lm-eval takes a log-softmax over the whole vocabulary at
+every position). Groups are sorted longest first so padding stays small.
 """
 
 from collections.abc import Callable
@@ -25,32 +27,53 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
     return ctx, whole[len(ctx) :]
 
 
+def _padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], mask[i, : len(r)] = torch.tensor(r, dtype=torch.long), 1
+    return ids, mask
+
+
 @torch.no_grad()
 def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 16, max_length: int = 2048,
                    on_progress: Callable[[int], None] | None = None) -> list[tuple[float, bool]]:
-    """(summed log-probability of the continuation, whether it is the greedy continuation) for each pair."""
+    """(summed log-probability of the continuation, whether it is the greedy continuation) for each pair.
+    `batch_size` counts contexts (questions) per forward."""
+    from transformers import DynamicCache
+
     encoded = [encode_pair(tokenizer, c, x) for c, x in pairs]
-    order = sorted(range(len(encoded)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
-    decoder = model.get_decoder()
-    device = next(model.parameters()).device
+    groups: dict[tuple, list[int]] = {}
+    for i, (ctx, _) in enumerate(encoded):
+        groups.setdefault(tuple(ctx), []).append(i)
+    order = sorted(groups, key=lambda c: -(len(c) + max(len(encoded[i][1]) for i in groups[c])))
+    decoder, device, pad = model.get_decoder(), next(model.parameters()).device, tokenizer.pad_token_id or 0
     results: list[tuple[float, bool] | None] = [None] * len(pairs)
     for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        inputs, conts = [], []
-        for i in rows:
-            ctx, cont = encoded[i]
-            inputs.append((ctx + cont)[-(max_length + 1) :][:-1])
-            conts.append(cont)
-        width = max(len(x) for x in inputs)
-        ids = torch.full((len(rows), width), tokenizer.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for r, x in enumerate(inputs):
-            ids[r, : len(x)], mask[r, : len(x)] = torch.tensor(x), 1
-        hidden = decoder(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-        for r, (x, cont) in enumerate(zip(inputs, conts)):
-            logp = F.log_softmax(head_logits(model, hidden[r, len(x) - len(cont) : len(x)]), dim=-1)
+        contexts = order[start : start + batch_size]
+        members = [groups[c] for c in contexts]
+        longest = max(len(encoded[i][1]) for m in members for i in m)
+        ctx_rows = [list(c)[-(max_length - longest) :] for c in contexts]  # lm-eval cuts long contexts on the left
+        ctx_ids, ctx_mask = _padded(ctx_rows, pad)
+        cache = DynamicCache()
+        ctx_hidden = decoder(input_ids=ctx_ids.to(device), attention_mask=ctx_mask.to(device), past_key_values=cache,
+                             use_cache=True).last_hidden_state
+        rows = [(g, i) for g, m in enumerate(members) for i in m]
+        cache.reorder_cache(torch.tensor([g for g, _ in rows], device=device))
+        cont_ids, cont_mask = _padded([encoded[i][1] for _, i in rows], pad)
+        lengths = torch.tensor([len(ctx_rows[g]) for g, _ in rows])
+        positions = lengths[:, None] + torch.arange(cont_ids.shape[1])[None]
+        hidden = decoder(input_ids=cont_ids.to(device), past_key_values=cache, position_ids=positions.to(device),
+                         attention_mask=torch.cat([ctx_mask[[g for g, _ in rows]], cont_mask], 1).to(device),
+                         use_cache=True).last_hidden_state
+        for r, (g, i) in enumerate(rows):
+            cont = encoded[i][1]
+            # the first continuation token is predicted at the context's last position, the rest inside the choice
+            states = torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])], hidden[r, : len(cont) - 1]])
+            logp = F.log_softmax(head_logits(model, states), dim=-1)
             target = torch.tensor(cont, device=logp.device)
-            results[rows[r]] = (logp.gather(1, target[:, None]).sum().item(), bool((logp.argmax(-1) == target).all()))
+            results[i] = (logp.gather(1, target[:, None]).sum().item(), bool((logp.argmax(-1) == target).all()))
         if on_progress:
             on_progress(len(rows))
     return results
