@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel import func as sqlfunc
 
 from registry.db import open_engine
 from registry.errors import RegistryError
@@ -124,15 +125,82 @@ class Registry:
     def remove_adapters(self, refs: list[str]) -> list[Adapter]:
         rows = [self.get_adapter(r) for r in refs]
         with self._session() as s, s.begin():
-            for row in rows:
-                for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id)):
-                    s.delete(t)
-                for e in s.exec(select(EvalRun).where(EvalRun.adapter_id == row.id)):
-                    s.delete(e)
-                s.delete(s.get(Adapter, row.id))
+            self._delete_rows(s, [row.id for row in rows])
         for row in rows:
             self._drop_file_if_unused(row.sha256)
         return rows
+
+    def tag(self, ref: str, tags: list[str]) -> Adapter:
+        row = self.get_adapter(ref)
+        wanted = {validate_label(t, "tag") for t in tags}
+        with self._session() as s, s.begin():
+            have = {t.tag for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id))}
+            s.add_all(AdapterTag(adapter_id=row.id, tag=t) for t in sorted(wanted - have))
+        return row
+
+    def untag(self, ref: str, tags: list[str]) -> Adapter:
+        row = self.get_adapter(ref)
+        with self._session() as s, s.begin():
+            for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id,
+                                                    col(AdapterTag.tag).in_(tags))):
+                s.delete(t)
+        return row
+
+    def rename(self, ref: str, name: str) -> Adapter:
+        row = self.get_adapter(ref)
+        validate_label(name, "name")
+        with self._session() as s, s.begin():
+            taken = s.exec(select(Adapter).where(Adapter.name == name, Adapter.id != row.id)).first()
+            if taken:
+                raise RegistryError(f"an adapter named {name!r} exists already ({taken.id[:8]}); choose another name")
+            fresh = s.get(Adapter, row.id)
+            fresh.name = name
+            s.add(fresh)
+        return self.get_adapter(row.id)
+
+    # -- upkeep -------------------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        with self._session() as s:
+            count = lambda table: s.exec(select(sqlfunc.count()).select_from(table)).one()  # noqa: E731
+            counts = {"adapters": count(Adapter), "hypernetworks": count(Hypernet), "eval_rows": count(EvalRun)}
+        files = list(self.adapters_dir.glob("*.safetensors"))
+        return counts | {"adapter_files": len(files), "adapter_bytes": sum(f.stat().st_size for f in files),
+                         "database_bytes": (self.home / "registry.db").stat().st_size, "path": str(self.home)}
+
+    def vacuum(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("COMMIT")  # VACUUM cannot run inside the transaction the begin hook opened
+            conn.exec_driver_sql("VACUUM")
+
+    def backup(self, dest: Path) -> Path:
+        """A consistent copy of the database (VACUUM INTO), safe while others write."""
+        dest = Path(dest)
+        if dest.exists():
+            raise RegistryError(f"{dest} exists already; choose a new file for the backup")
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("COMMIT")
+            conn.exec_driver_sql("VACUUM INTO ?", (str(dest),))
+        return dest
+
+    def verify(self) -> dict:
+        """Rows whose file is missing or corrupted, and files no row refers to."""
+        missing, corrupted = [], []
+        for row in self.list_adapters():
+            path = self.adapters_dir / f"{row.sha256}.safetensors"
+            if not path.exists():
+                missing.append(row.id)
+            elif sha256_file(path) != row.sha256:
+                corrupted.append(row.id)
+        with self._session() as s:
+            known = set(s.exec(select(Adapter.sha256)))
+        orphans = sorted(str(p) for p in self.adapters_dir.iterdir() if p.stem not in known)
+        return {"missing": missing, "corrupted": corrupted, "orphans": orphans}
+
+    def drop_dangling(self, ids: list[str]) -> None:
+        """Remove rows whose files are gone (after `verify`), with their tags and scores."""
+        with self._session() as s, s.begin():
+            self._delete_rows(s, ids)
 
     # -- evaluation runs ----------------------------------------------------------------------------
 
@@ -210,6 +278,13 @@ class Registry:
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    @staticmethod
+    def _delete_rows(s: Session, ids: list[str]) -> None:
+        """Adapter rows with their tags and scores, inside the caller's transaction."""
+        for table, column in ((AdapterTag, AdapterTag.adapter_id), (EvalRun, EvalRun.adapter_id), (Adapter, Adapter.id)):
+            for row in s.exec(select(table).where(col(column).in_(ids))):
+                s.delete(row)
 
     def _find_hypernet_sha(self, sha256: str) -> Hypernet | None:
         with self._session() as s:

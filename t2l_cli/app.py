@@ -311,6 +311,92 @@ def eval_(
     out.print(table)
 
 
+@app.command()
+@errors_to_exit
+def tag(ref: str, tags: Annotated[list[str], typer.Argument(help="Tags to add.")]):
+    """Add tags to an adapter."""
+    row = registry().tag(ref, tags)
+    out.print(f"{short(row.id)} tagged {' '.join(tags)}")
+
+
+@app.command()
+@errors_to_exit
+def untag(ref: str, tags: Annotated[list[str], typer.Argument(help="Tags to remove.")]):
+    """Remove tags from an adapter."""
+    row = registry().untag(ref, tags)
+    out.print(f"{short(row.id)} untagged {' '.join(tags)}")
+
+
+@app.command()
+@errors_to_exit
+def rename(ref: str, name: str):
+    """Rename an adapter (names are unique)."""
+    row = registry().rename(ref, name)
+    out.print(f"{short(row.id)} is now {row.name}")
+
+
+registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("path")
+@errors_to_exit
+def registry_path():
+    """Where the registry lives ($T2L_HOME)."""
+    out.print(str(t2l_home()))
+
+
+@registry_app.command("stats")
+@errors_to_exit
+def registry_stats(json_: JsonOpt = False):
+    """Counts and sizes."""
+    stats = registry().stats()
+    if json_:
+        print_json(stats)
+        return
+    for key, value in stats.items():
+        out.print(f"{key:15} {value}")
+
+
+@registry_app.command("vacuum")
+@errors_to_exit
+def registry_vacuum():
+    """Compact the database."""
+    registry().vacuum()
+    out.print("vacuumed")
+
+
+@registry_app.command("backup")
+@errors_to_exit
+def registry_backup(dest: Path):
+    """Copy the database consistently to DEST (VACUUM INTO), even while others write."""
+    out.print(str(registry().backup(dest)))
+
+
+@registry_app.command("verify")
+@errors_to_exit
+def registry_verify(
+    fix: Annotated[bool, typer.Option(help="Remove rows whose file is missing (asks first).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    json_: JsonOpt = False,
+):
+    """Check every adapter file is present and matches its sha256; list files no row refers to."""
+    reg = registry()
+    report = reg.verify()
+    if json_:
+        print_json(report)
+    else:
+        for kind, items in report.items():
+            out.print(f"{kind}: {len(items)}" + "".join(f"\n  {i}" for i in items))
+    if fix and report["missing"]:
+        if yes or typer.confirm(f"remove {len(report['missing'])} rows whose file is missing?", err=True):
+            reg.drop_dangling(report["missing"])
+            err.print(f"removed {len(report['missing'])} rows")
+            report = reg.verify()
+    if any(report.values()):
+        raise typer.Exit(1)
+
+
 recipes_app = typer.Typer(help="Shipped training recipes.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Task collections to train on.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")

@@ -105,3 +105,24 @@ def test_listing_commands_do_not_import_torch(t2l_home):
             "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_tag_rename_and_registry_commands(hn, tmp_path):
+    t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    t2l("tag", "up", "demo", "nlp")
+    t2l("untag", "up", "nlp")
+    t2l("rename", "up", "shout")
+    row = json.loads(t2l("show", "shout", "--json").output)
+    assert row["tags"] == ["demo"] and [r["id"] for r in json.loads(t2l("ls", "--tag", "demo", "--json").output)] \
+        == [row["id"]]
+    assert json.loads(t2l("registry", "stats", "--json").output)["adapters"] == 1
+    t2l("registry", "backup", tmp_path / "b.db")
+    t2l("registry", "vacuum")
+    assert "missing: 0" in t2l("registry", "verify").output
+    from pathlib import Path
+
+    Path(row["file"]).unlink()
+    r = t2l("registry", "verify", code=1)
+    assert "missing: 1" in r.output
+    t2l("registry", "verify", "--fix", "--yes")
+    assert json.loads(t2l("ls", "--json").output) == []

@@ -130,3 +130,34 @@ def test_hypernets_are_stored_once_per_checkpoint(tmp_path):
     assert h1.id == h2.id and reg.get_hypernet(h1.id[:5]).id == h1.id
     assert (reg.hypernet_dir(h1) / "config.json").read_text() == "{}"
     assert h1.as_dict()["config"] == {"a": 1}
+
+
+def test_tags_rename_and_upkeep(tmp_path):
+    reg = Registry(tmp_path / "home")
+    a = add(reg, b"a", name="first", tags=["x"])
+    reg.tag("first", ["y", "x"])
+    assert reg.tags([a.id])[a.id] == ["x", "y"]
+    reg.untag(a.id[:6], ["x"])
+    assert reg.tags([a.id])[a.id] == ["y"]
+    add(reg, b"b", name="second")
+    with pytest.raises(RegistryError, match="exists already"):
+        reg.rename("first", "second")
+    assert reg.rename("first", "renamed").name == "renamed"
+    stats = reg.stats()
+    assert stats["adapters"] == 2 and stats["adapter_files"] == 2
+    backup = reg.backup(tmp_path / "backup.db")
+    assert sqlite3.connect(backup).execute("SELECT count(*) FROM adapter").fetchone()[0] == 2
+    reg.vacuum()
+
+
+def test_verify_finds_missing_corrupted_and_orphans_and_fixes_dangling_rows(tmp_path):
+    reg = Registry(tmp_path / "home")
+    gone, bad, ok = add(reg, b"gone"), add(reg, b"bad"), add(reg, b"ok")
+    reg.adapter_file(gone).unlink()
+    reg.adapter_file(bad).write_bytes(b"tampered")
+    (reg.adapters_dir / "stray.safetensors").write_bytes(b"?")
+    report = reg.verify()
+    assert report["missing"] == [gone.id] and report["corrupted"] == [bad.id]
+    assert report["orphans"] == [str(reg.adapters_dir / "stray.safetensors")]
+    reg.drop_dangling(report["missing"])
+    assert {r.id for r in reg.list_adapters()} == {bad.id, ok.id}
