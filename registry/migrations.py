@@ -71,4 +71,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX evalrun_adapter ON evalrun(adapter_id, created)
         """,
     ),
+    (
+        "hypernet_training_columns",
+        """
+        ALTER TABLE hypernet ADD COLUMN collection_sha256 TEXT;
+        ALTER TABLE hypernet ADD COLUMN steps INTEGER;
+        ALTER TABLE hypernet ADD COLUMN final_loss REAL
+        """,
+    ),
 ]

@@ -25,6 +25,9 @@ class Hypernet(SQLModel, table=True):
     recipe: str | None = None
     config: str  # the checkpoint's whole config.json
     created: datetime = Field(default_factory=utcnow)
+    collection_sha256: str | None = None  # of the task collection it was trained on
+    steps: int | None = None
+    final_loss: float | None = None
 
     def as_dict(self) -> dict:
         d = self.model_dump()

@@ -63,6 +63,8 @@ class HypernetInfo:
             targets=list(self.config.target_modules), base_name=self.base.name, base_sha256=self.base.sha256,
             encoder_name=self.encoder.name, encoder_sha256=self.encoder.sha256,
             recipe=self.training.get("recipe"), config=self.to_json(),
+            collection_sha256=self.training.get("collection_sha256"), steps=self.training.get("steps"),
+            final_loss=self.training.get("final_loss"),
         )
 
 

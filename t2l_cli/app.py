@@ -197,10 +197,12 @@ def hypernets(json_: JsonOpt = False):
     if json_:
         print_json([r.as_dict() for r in rows])
         return
-    table = Table("id", "name", "variant", "rank", "base", "encoder", "recipe", "created", box=None)
+    table = Table("id", "name", "variant", "rank", "base", "encoder", "recipe", "steps", "final loss", "created",
+                  box=None)
     for r in rows:
         table.add_row(short(r.id), r.name or "", r.variant, str(r.rank), r.base_name, r.encoder_name,
-                      r.recipe or "", r.created.strftime("%Y-%m-%d %H:%M"))
+                      r.recipe or "", str(r.steps or ""), f"{r.final_loss:.3f}" if r.final_loss is not None else "",
+                      r.created.strftime("%Y-%m-%d %H:%M"))
     out.print(table)
 
 
@@ -409,6 +411,9 @@ def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. train.steps=100.")] = None,
     recipe: Annotated[str, typer.Option(help="A shipped recipe (see `t2l recipes ls`) or a YAML file.")] = "sft",
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.")] = None,
+    max_minutes: Annotated[Optional[float], typer.Option(help="Stop cleanly after this much training time "
+                                                         "(same as run.max_minutes=M).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (same as train.seed=N).")] = None,
     json_: JsonOpt = False,
 ):
     """Train a hypernetwork (sft) or a LoRA (lora, mt-lora) and register the result."""
@@ -417,7 +422,8 @@ def train(
     from t2l.train.recipe import load_recipe
     from t2l.train.run import run_recipe
 
-    settings = load_recipe(recipe, overrides or [])
+    flags = [f"run.max_minutes={max_minutes}"] * (max_minutes is not None) + [f"train.seed={seed}"] * (seed is not None)
+    settings = load_recipe(recipe, [*(overrides or []), *flags])
     if settings.recipe == "recon":  # sources may name registered adapters
         reg = registry()
         settings.recon.sources = [s if isinstance(s, dict) or Path(s).exists()

@@ -161,3 +161,26 @@ def test_verify_finds_missing_corrupted_and_orphans_and_fixes_dangling_rows(tmp_
     assert report["orphans"] == [str(reg.adapters_dir / "stray.safetensors")]
     reg.drop_dangling(report["missing"])
     assert {r.id for r in reg.list_adapters()} == {bad.id, ok.id}
+
+
+def test_a_registry_from_the_first_schema_is_migrated_in_place(tmp_path):
+    home = tmp_path / "old"
+    home.mkdir()
+    con = sqlite3.connect(home / "registry.db")
+    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied TIMESTAMP NOT NULL)")
+    con.executescript(MIGRATIONS[0][1])
+    con.execute("INSERT INTO schema_migrations VALUES (1, 'initial', '2026-01-01')")
+    con.execute("INSERT INTO adapter (id, name, description, base_name, base_sha256, rank, alpha, targets, sha256, "
+                "size, created) VALUES ('abc123', 'old', 'from v1', 'b', 'x', 8, 16, '[]', 'y', 1, "
+                "'2026-01-01 00:00:00')")
+    con.commit()
+    con.close()
+    reg = Registry(home)
+    assert reg.get_adapter("old").description == "from v1"
+    versions = sqlite3.connect(home / "registry.db").execute("SELECT version FROM schema_migrations").fetchall()
+    assert [v for (v,) in versions] == list(range(1, len(MIGRATIONS) + 1))
+    reg.add_eval({"acc": (0.5, 0.1)}, adapter_id="abc123", subject="abc123", base_name="b", base_sha256="x",
+                 bench="arc_easy", split="validation", n=10, protocol="p", data_sha256="d", limit=None,
+                 dtype="float32", batch_size=1, t2l_version="0")
+    assert reg.latest_scores(["abc123"])["abc123"]["arc_easy"].value == 0.5

@@ -111,7 +111,8 @@ def test_cli_train_registers_the_hypernet(collection, tiny_base_dir, tiny_encode
     r = runner.invoke(app, ["train", "--recipe", "sft", *over])
     assert r.exit_code == 0, r.output
     rows = json.loads(runner.invoke(app, ["hypernets", "--json"]).output)
-    assert rows[0]["name"] == "tiny-hn" and rows[0]["recipe"] == "sft"
+    assert rows[0]["name"] == "tiny-hn" and rows[0]["recipe"] == "sft" and rows[0]["steps"] == 6
+    assert rows[0]["final_loss"] > 0 and len(rows[0]["collection_sha256"]) == 64
     r = runner.invoke(app, ["make", "answer in upper case", "--hypernet", "tiny-hn", "--json"])
     assert r.exit_code == 0, r.output
     assert runner.invoke(app, ["recipes", "ls"]).output.count("\n") == len(available_recipes())
