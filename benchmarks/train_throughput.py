@@ -1,7 +1,8 @@
 """Training tokens/s of the sft recipe against plain PEFT LoRA training of the same base, batch and length.
 
 Target (issue #2): the hypernetwork costs at most 20% of throughput (ratio >= 0.8). Both run in this process,
-alternating in rounds so that machine noise hits both alike.
+alternating in rounds so that machine noise hits both alike, and both compute the loss the recipes do (the LM head
+only on labelled positions).
 
     .venv/bin/python benchmarks/train_throughput.py [--batch 4] [--length 128] [--rounds 3] [--steps 4]
 """
@@ -18,6 +19,7 @@ from t2l.base import load_base
 from t2l.config import HypernetConfig
 from t2l.encoder import load_encoder
 from t2l.lora_batched import BatchedLoRA
+from t2l.train.loop import causal_lm_loss_sum
 from t2l.train.sft import build_hypernet
 
 
@@ -47,8 +49,8 @@ def main() -> None:
 
     def sft_step():
         with lora.use(hypernet(emb)):
-            loss = base(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
+            loss, n = causal_lm_loss_sum(base, ids, mask, labels)
+        (loss / n).backward()
         opt_h.step()
         opt_h.zero_grad(set_to_none=True)
 
@@ -60,8 +62,8 @@ def main() -> None:
     opt_p = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-4)
 
     def peft_step():
-        loss = peft_model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        loss.backward()
+        loss, n = causal_lm_loss_sum(peft_model, ids, mask, labels)
+        (loss / n).backward()
         opt_p.step()
         opt_p.zero_grad(set_to_none=True)
 

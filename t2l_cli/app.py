@@ -337,6 +337,65 @@ def rename(ref: str, name: str):
     out.print(f"{short(row.id)} is now {row.name}")
 
 
+def adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
+    """(file, registry id or None) for an adapter named by id, name or path."""
+    if Path(ref).exists():
+        return Path(ref), None
+    row = reg.get_adapter(ref)
+    return reg.adapter_file(row), row.id
+
+
+@app.command()
+@errors_to_exit
+def diff(
+    a: Annotated[str, typer.Argument(help="Adapter id, name or path.")],
+    b: Annotated[str, typer.Argument(help="Adapter id, name or path.")],
+    plot: Annotated[Optional[Path], typer.Option(help="Write a heat map of per-layer similarity (PNG).")] = None,
+    json_: JsonOpt = False,
+):
+    """Compare two adapters: descriptions, settings, per-layer similarity of delta-W, and shared eval scores."""
+    from dataclasses import asdict
+
+    from t2l.diff import compare, heatmap_png
+
+    reg = registry()
+    (path_a, id_a), (path_b, id_b) = adapter_path(reg, a), adapter_path(reg, b)
+    result = compare(path_a, path_b)
+    scores = []
+    if id_a and id_b:
+        latest = {}
+        for key, subject in (("a", id_a), ("b", id_b)):
+            for e in reg.evals(subject):
+                latest.setdefault((e.bench, e.metric, e.protocol), {}).setdefault(key, e.value)
+        scores = [{"bench": k[0], "metric": k[1], "protocol": k[2], "a": v["a"], "b": v["b"], "b_minus_a": v["b"] - v["a"]}
+                  for k, v in sorted(latest.items()) if "a" in v and "b" in v]
+    if plot is not None:
+        heatmap_png(result, plot)
+    if json_:
+        print_json(asdict(result) | {"scores": scores})
+        return
+    out.print(" ".join(w if op == " " else f"[red]-{w}[/red]" if op == "-" else f"[green]+{w}[/green]"
+                       for op, w in result.words), markup=True)
+    table = Table("", "A", "B", box=None)
+    for key, (va, vb) in result.settings.items():
+        table.add_row(key, str(va), str(vb))
+    out.print(table)
+    per_module = Table("module", "layers", "mean cosine", "min cosine", "mean |dW| A", "mean |dW| B", box=None)
+    for module in sorted({s.module for s in result.layers}):
+        rows = [s for s in result.layers if s.module == module]
+        per_module.add_row(module, str(len(rows)), f"{sum(r.cosine for r in rows) / len(rows):.3f}",
+                           f"{min(r.cosine for r in rows):.3f}", f"{sum(r.norm_a for r in rows) / len(rows):.4f}",
+                           f"{sum(r.norm_b for r in rows) / len(rows):.4f}")
+    out.print(per_module)
+    out.print(f"overall similarity (cosine of all delta-W): {result.overall_cosine:.3f}")
+    if scores:
+        st = Table("bench", "metric", "protocol", "A", "B", "B - A", box=None)
+        for r in scores:
+            st.add_row(r["bench"], r["metric"], r["protocol"], f"{100 * r['a']:.2f}", f"{100 * r['b']:.2f}",
+                       f"{100 * r['b_minus_a']:+.2f}")
+        out.print(st)
+
+
 registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
 

@@ -126,3 +126,29 @@ def test_tag_rename_and_registry_commands(hn, tmp_path):
     assert "missing: 1" in r.output
     t2l("registry", "verify", "--fix", "--yes")
     assert json.loads(t2l("ls", "--json").output) == []
+
+
+def test_diff_compares_descriptions_layers_and_scores(hn, tmp_path):
+    import torch
+
+    from t2l.adapter import read_adapter
+    from t2l.diff import compare
+
+    t2l("make", "answer in upper case", "--hypernet", hn, "-o", tmp_path / "up.safetensors")
+    t2l("make", "answer in small letters", "--hypernet", hn, "-o", tmp_path / "low.safetensors")
+    same = compare(tmp_path / "up.safetensors", tmp_path / "up.safetensors")
+    assert all(abs(s.cosine - 1) < 1e-4 for s in same.layers) and abs(same.overall_cosine - 1) < 1e-4
+    d = json.loads(t2l("diff", "up", "low", "--json", "--plot", tmp_path / "map.png").output)
+    assert ("-", "upper") in [tuple(w) for w in d["words"]] and ("+", "small") in [tuple(w) for w in d["words"]]
+    assert d["settings"]["rank"] == [4, 4] and -1 <= d["overall_cosine"] <= 1
+    # one layer checked against the materialised delta-W
+    ta, _, cfg = read_adapter(tmp_path / "up.safetensors")
+    tb, _, _ = read_adapter(tmp_path / "low.safetensors")
+    key = next(k for k in ta if "layers.1.self_attn.q_proj.lora_A" in k)
+    bkey = key.replace("lora_A", "lora_B")
+    wa, wb = (t[bkey] @ t[key] for t in (ta, tb))
+    want = float(torch.nn.functional.cosine_similarity(wa.flatten(), wb.flatten(), dim=0))
+    got = next(s for s in d["layers"] if s["module"] == "q_proj" and s["layer"] == 1)["cosine"]
+    assert abs(got - want) < 1e-4
+    assert (tmp_path / "map.png").read_bytes().startswith(b"\x89PNG")
+    assert "overall similarity" in t2l("diff", "up", "low").output
