@@ -75,7 +75,6 @@ def test_taken_name_and_existing_output(hn, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["make", "   "], "empty description"),
-    (["make", "x"], "no default hypernetwork is installed"),
     (["make", "x", "--hypernet", "nope"], "no hypernetwork named or with id 'nope'"),
     (["make", "x", "--hypernet", "./missing-dir"], "is not a hypernetwork checkpoint"),
     (["show", "nothing"], "no adapter named or with id 'nothing'"),
@@ -152,3 +151,19 @@ def test_diff_compares_descriptions_layers_and_scores(hn, tmp_path):
     assert abs(got - want) < 1e-4
     assert (tmp_path / "map.png").read_bytes().startswith(b"\x89PNG")
     assert "overall similarity" in t2l("diff", "up", "low").output
+
+
+def test_make_uses_the_shipped_default_hypernet(tmp_path):
+    out = tmp_path / "sent.safetensors"
+    t2l("make", "classify sentiment of movie reviews", "-o", out)
+    hypernets = json.loads(t2l("hypernets", "--json").output)
+    assert hypernets[0]["recipe"] == "sft" and hypernets[0]["steps"] > 0
+    assert json.loads(t2l("show", "sent", "--json").output)["hypernet"]["id"] == hypernets[0]["id"]
+
+
+def test_a_missing_default_is_a_clear_error(monkeypatch, tmp_path):
+    from t2l import checkpoint
+
+    monkeypatch.setattr(checkpoint, "DEFAULT_HYPERNET_DIR", tmp_path / "not-installed")
+    r = t2l("make", "x", code=1)
+    assert "no default hypernetwork is installed" in r.output
