@@ -6,6 +6,7 @@ positions of a continuation go through the LM head (lm-eval takes a log-softmax 
 every position). Groups are sorted longest first so padding stays small.
 """
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -49,6 +50,8 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
         groups.setdefault(tuple(ctx), []).append(i)
     order = sorted(groups, key=lambda c: -(len(c) + max(len(encoded[i][1]) for i in groups[c])))
     decoder, device, pad = model.get_decoder(), next(model.parameters()).device, tokenizer.pad_token_id or 0
+    # transformers 5 renamed past_key_values to cache; take whichever this version's decoder has
+    cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
     results: list[tuple[float, bool] | None] = [None] * len(pairs)
     for start in range(0, len(order), batch_size):
         contexts = order[start : start + batch_size]
@@ -57,16 +60,16 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
         ctx_rows = [list(c)[-(max_length - longest) :] for c in contexts]  # lm-eval cuts long contexts on the left
         ctx_ids, ctx_mask = _padded(ctx_rows, pad)
         cache = DynamicCache()
-        ctx_hidden = decoder(input_ids=ctx_ids.to(device), attention_mask=ctx_mask.to(device), past_key_values=cache,
-                             use_cache=True).last_hidden_state
+        ctx_hidden = decoder(input_ids=ctx_ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True,
+                             **{cache_arg: cache}).last_hidden_state
         rows = [(g, i) for g, m in enumerate(members) for i in m]
         cache.reorder_cache(torch.tensor([g for g, _ in rows], device=device))
         cont_ids, cont_mask = _padded([encoded[i][1] for _, i in rows], pad)
         lengths = torch.tensor([len(ctx_rows[g]) for g, _ in rows])
         positions = lengths[:, None] + torch.arange(cont_ids.shape[1])[None]
-        hidden = decoder(input_ids=cont_ids.to(device), past_key_values=cache, position_ids=positions.to(device),
+        hidden = decoder(input_ids=cont_ids.to(device), position_ids=positions.to(device),
                          attention_mask=torch.cat([ctx_mask[[g for g, _ in rows]], cont_mask], 1).to(device),
-                         use_cache=True).last_hidden_state
+                         use_cache=True, **{cache_arg: cache}).last_hidden_state
         for r, (g, i) in enumerate(rows):
             cont = encoded[i][1]
             # the first continuation token is predicted at the context's last position, the rest inside the choice
