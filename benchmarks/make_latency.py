@@ -77,7 +77,7 @@ def main() -> None:
         walls.append(time.perf_counter() - t0)
     rows.append(("`t2l make` process, warm", 1000 * statistics.median(walls), float("nan"), "< 4000 ms"))
 
-    print(f"| measurement | t2l ms / adapter | base forward over the description, ms | ratio | target |")
+    print("| measurement | t2l ms / adapter | base forward over the description, ms | ratio | target |")
     print("| --- | ---: | ---: | ---: | --- |")
     for name, ms, peer, target in rows:
         ratio = f"{ms / peer:.2f}" if peer == peer else "-"

@@ -7,7 +7,6 @@ validation and test items, and the few-shot examples inside the prompts).
 import gzip
 import json
 import re
-from pathlib import Path
 
 from t2l.locate import embedded_path
 

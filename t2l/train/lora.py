@@ -19,6 +19,8 @@ class LoraObjective:
     def loss_sum(self, module, rows: list[int], descs: list[int]):
         device = next(self.module.parameters()).device
         ids, mask, labels = (t.to(device) for t in self.batcher.batch(rows))
+        # the full forward through `module` (not the decoder-only causal_lm_loss_sum path sft uses), because under
+        # torchrun `module` is the DDP wrapper and its gradient sync hooks in on that forward
         return (*token_loss_sum(module(input_ids=ids, attention_mask=mask).logits, labels), int(mask.sum()))
 
     def weights(self) -> dict:

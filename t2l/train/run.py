@@ -104,7 +104,6 @@ def run_recipe(recipe: Recipe, resume: Path | None = None, on_event: Event | Non
 
 
 def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
-    import torch
 
     from t2l.train import distributed
 
