@@ -79,4 +79,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE hypernet ADD COLUMN final_loss REAL
         """,
     ),
+    (
+        "publications",
+        """
+        CREATE TABLE publication (
+            id TEXT PRIMARY KEY,
+            adapter_id TEXT NOT NULL REFERENCES adapter(id),
+            repo_id TEXT NOT NULL,
+            commit_sha TEXT NOT NULL,
+            url TEXT NOT NULL,
+            private BOOLEAN NOT NULL,
+            created TIMESTAMP NOT NULL
+        );
+        CREATE INDEX publication_adapter ON publication(adapter_id, created)
+        """,
+    ),
 ]

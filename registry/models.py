@@ -92,3 +92,18 @@ class EvalRun(SQLModel, table=True):
         d = self.model_dump()
         d["created"] = self.created.isoformat()
         return d
+
+
+class Publication(SQLModel, table=True):
+    """One upload of an adapter to the Hugging Face Hub (publishing again adds a row for the new commit)."""
+
+    id: str = Field(primary_key=True)
+    adapter_id: str = Field(foreign_key="adapter.id")
+    repo_id: str
+    commit_sha: str
+    url: str
+    private: bool = False
+    created: datetime = Field(default_factory=utcnow)
+
+    def as_dict(self) -> dict:
+        return self.model_dump() | {"created": self.created.isoformat()}

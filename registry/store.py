@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from sqlmodel import func as sqlfunc
 
 from registry.db import open_engine
 from registry.errors import RegistryError
-from registry.models import Adapter, AdapterTag, EvalRun, Hypernet
+from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
 from t2l.hashing import sha256_file  # plain hashlib; t2l's package root imports nothing heavy
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -184,7 +185,9 @@ class Registry:
         return dest
 
     def verify(self) -> dict:
-        """Rows whose file is missing or corrupted, and files no row refers to."""
+        """Rows whose file is missing or corrupted (errors); files no row refers to (orphans: complete files of an add
+        that was interrupted or removed, harmless like git's unreachable objects) and temporary files of interrupted
+        writes (leftovers)."""
         missing, corrupted = [], []
         for row in self.list_adapters():
             path = self.adapters_dir / f"{row.sha256}.safetensors"
@@ -194,8 +197,22 @@ class Registry:
                 corrupted.append(row.id)
         with self._session() as s:
             known = set(s.exec(select(Adapter.sha256)))
-        orphans = sorted(str(p) for p in self.adapters_dir.iterdir() if p.stem not in known)
-        return {"missing": missing, "corrupted": corrupted, "orphans": orphans}
+        files = list(self.adapters_dir.iterdir())
+        # a write killed before its rename leaves a temporary file; it was never part of the registry
+        leftovers = sorted(str(p) for p in files if p.name.startswith(".") and p.name.endswith(".tmp"))
+        orphans = sorted(str(p) for p in files if p.stem not in known and str(p) not in leftovers)
+        return {"missing": missing, "corrupted": corrupted, "orphans": orphans, "leftovers": leftovers}
+
+    def collect_garbage(self, min_age_s: float = 600) -> list[str]:
+        """Delete orphan and leftover files (see `verify`) once they are `min_age_s` old: a younger one may belong to
+        an add still in flight in another process (file written, row not yet committed)."""
+        report = self.verify()
+        removed = []
+        for p in map(Path, report["orphans"] + report["leftovers"]):
+            if p.exists() and time.time() - p.stat().st_mtime >= min_age_s:
+                p.unlink(missing_ok=True)
+                removed.append(str(p))
+        return removed
 
     def drop_dangling(self, ids: list[str]) -> None:
         """Remove rows whose files are gone (after `verify`), with their tags and scores."""
@@ -220,14 +237,38 @@ class Registry:
                 q = q.where(EvalRun.subject == subject)
             return list(s.exec(q))
 
-    def latest_scores(self, adapter_ids: list[str], metric: str = "acc") -> dict[str, dict[str, EvalRun]]:
-        """adapter id -> bench -> its newest `metric` row."""
+    def latest_scores(self, adapter_ids: list[str], metric: str = "acc",
+                      protocol: str | None = None) -> dict[str, dict[str, EvalRun]]:
+        """adapter id -> bench -> its newest `metric` row (under `protocol` only, when given: scores of different
+        protocols are not comparable)."""
         out: dict[str, dict[str, EvalRun]] = {i: {} for i in adapter_ids}
         with self._session() as s:
             q = (select(EvalRun).where(col(EvalRun.adapter_id).in_(adapter_ids), EvalRun.metric == metric)
                  .order_by(col(EvalRun.created).desc()))
+            if protocol is not None:
+                q = q.where(EvalRun.protocol == protocol)
             for row in s.exec(q):
                 out[row.adapter_id].setdefault(row.bench, row)
+        return out
+
+    # -- publications -------------------------------------------------------------------------------
+
+    def add_publication(self, adapter_id: str, *, repo_id: str, commit_sha: str, url: str,
+                        private: bool) -> Publication:
+        row = Publication(id=uuid.uuid4().hex, adapter_id=adapter_id, repo_id=repo_id, commit_sha=commit_sha, url=url,
+                          private=private)
+        with self._session() as s, s.begin():
+            s.add(row)
+        return row
+
+    def publications(self, adapter_ids: list[str]) -> dict[str, list[Publication]]:
+        """adapter id -> its uploads, newest first."""
+        out: dict[str, list[Publication]] = {i: [] for i in adapter_ids}
+        with self._session() as s:
+            q = (select(Publication).where(col(Publication.adapter_id).in_(adapter_ids))
+                 .order_by(col(Publication.created).desc()))
+            for row in s.exec(q):
+                out[row.adapter_id].append(row)
         return out
 
     # -- hypernetworks ----------------------------------------------------------------------------
@@ -282,7 +323,8 @@ class Registry:
     @staticmethod
     def _delete_rows(s: Session, ids: list[str]) -> None:
         """Adapter rows with their tags and scores, inside the caller's transaction."""
-        for table, column in ((AdapterTag, AdapterTag.adapter_id), (EvalRun, EvalRun.adapter_id), (Adapter, Adapter.id)):
+        for table, column in ((AdapterTag, AdapterTag.adapter_id), (EvalRun, EvalRun.adapter_id),
+                              (Publication, Publication.adapter_id), (Adapter, Adapter.id)):
             for row in s.exec(select(table).where(col(column).in_(ids))):
                 s.delete(row)
 

@@ -120,28 +120,84 @@ def make(
 @errors_to_exit
 def ls(
     tag: Annotated[Optional[str], typer.Option(help="Only adapters with this tag.")] = None,
+    bench: Annotated[Optional[str], typer.Option(help="Only adapters with a score on this bench.")] = None,
+    sort: Annotated[str, typer.Option(help="created (newest first), name, or score (best first on --bench).")]
+    = "created",
+    protocol: Annotated[str, typer.Option(help="Show and sort scores of this protocol only: lm-eval, paper, or a "
+                                          "stored protocol string.")] = "lm-eval",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
     json_: JsonOpt = False,
 ):
-    """List adapters, newest first."""
+    """List adapters with their latest scores and where they are published."""
+    from t2l.eval.benches import BENCHES, PROTOCOLS
+
+    if sort not in ("created", "name", "score"):
+        raise T2LError(f"unknown sort {sort!r}: use created, name or score")
+    if bench is not None and bench not in BENCHES:
+        raise T2LError(f"unknown bench {bench!r}; choose from {', '.join(BENCHES)}")
+    if sort == "score" and bench is None:
+        raise T2LError("--sort score ranks by one bench's score: add --bench B")
+    version = PROTOCOLS.get(protocol, protocol)
     reg = registry()
     rows = reg.list_adapters(tag=tag)
-    tags = reg.tags([r.id for r in rows])
-    scores = reg.latest_scores([r.id for r in rows])
+    scores = reg.latest_scores([r.id for r in rows], protocol=version)
+    if bench is not None:
+        rows = [r for r in rows if bench in scores[r.id]]
+    if sort == "score":
+        rows.sort(key=lambda r: -scores[r.id][bench].value)
+    elif sort == "name":
+        rows.sort(key=lambda r: (r.name is None, r.name or ""))
+    ids = [r.id for r in rows]
+    tags, pubs = reg.tags(ids), reg.publications(ids)
     if quiet:
         for r in rows:
             out.print(r.id)
     elif json_:
-        print_json([r.as_dict(tags[r.id]) | {"scores": {b: {"acc": e.value, "protocol": e.protocol}
-                                                         for b, e in scores[r.id].items()}} for r in rows])
+        print_json([r.as_dict(tags[r.id]) | {"scores": {b: {"acc": e.value, "stderr": e.stderr, "n": e.n,
+                                                             "protocol": e.protocol} for b, e in scores[r.id].items()},
+                                             "published": [p.as_dict() for p in pubs[r.id]]} for r in rows])
     else:
-        table = Table("id", "name", "description", "base", "rank", "tags", "acc (latest)", "created", box=None)
+        table = Table("id", "name", "description", "base", "rank", "tags", f"acc ({version})", "hub", "created",
+                      box=None)
         for r in rows:
             desc = r.description if len(r.description) <= 60 else r.description[:57] + "..."
             acc = " ".join(f"{b} {100 * e.value:.1f}" for b, e in sorted(scores[r.id].items()))
             table.add_row(short(r.id), r.name or "", desc, r.base_name, str(r.rank), ",".join(tags[r.id]), acc,
-                          r.created.strftime("%Y-%m-%d %H:%M"))
+                          pubs[r.id][0].repo_id if pubs[r.id] else "", r.created.strftime("%Y-%m-%d %H:%M"))
         out.print(table)
+
+
+@app.command()
+@errors_to_exit
+def search(
+    text: Annotated[str, typer.Argument(help="What the adapter should do, in plain words.")],
+    limit: Annotated[int, typer.Option(help="Show the best N.")] = 10,
+    exact: Annotated[bool, typer.Option(help="Only descriptions or names containing every word (no model).")]
+    = False,
+    json_: JsonOpt = False,
+):
+    """Find adapters by description: ranked by the description encoder's similarity, or by words with --exact."""
+    reg = registry()
+    rows = reg.list_adapters()
+    if exact:
+        from t2l.search import substring_hits
+
+        hits = substring_hits(text, [f"{r.description} {r.name or ''}" for r in rows])
+        ranked = [(None, r) for r, hit in zip(rows, hits) if hit][:limit]
+    else:
+        from t2l.search import similarities
+
+        with err.status("ranking descriptions"):
+            sims = similarities(text, [r.description for r in rows])
+        ranked = sorted(zip(sims, rows), key=lambda x: -x[0])[:limit]
+    if json_:
+        print_json([{"similarity": sim, "id": r.id, "name": r.name, "description": r.description}
+                    for sim, r in ranked])
+        return
+    table = Table("similarity", "id", "name", "description", box=None)
+    for sim, r in ranked:
+        table.add_row("-" if sim is None else f"{sim:.3f}", short(r.id), r.name or "", r.description)
+    out.print(table)
 
 
 @app.command()
@@ -153,6 +209,7 @@ def show(ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) 
     data = row.as_dict(reg.tags([row.id])[row.id])
     data["file"] = str(reg.adapters_dir / f"{row.sha256}.safetensors")
     data["evals"] = [e.as_dict() for e in reg.evals(row.id)]
+    data["published"] = [p.as_dict() for p in reg.publications([row.id])[row.id]]
     if row.hypernet_id:
         hn = reg.get_hypernet(row.hypernet_id)
         data["hypernet"] = {"id": hn.id, "name": hn.name, "variant": hn.variant, "recipe": hn.recipe,
@@ -191,6 +248,76 @@ def export(
 
 @app.command()
 @errors_to_exit
+def publish(
+    ref: Annotated[Optional[str], typer.Argument(help="Adapter id or name (default: the newest adapter).")] = None,
+    repo_id: Annotated[Optional[str], typer.Option(help="USER/NAME on the Hub (default: your user / the "
+                                                   "adapter's name).")] = None,
+    private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Show what would be uploaded, upload nothing.")] = False,
+    to_dir: Annotated[Optional[Path], typer.Option(help="Only write the Hub-ready folder here.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before uploading.")] = False,
+    json_: JsonOpt = False,
+):
+    """Publish an adapter to the Hugging Face Hub with a model card (token from `hf auth login` or HF_TOKEN)."""
+    import tempfile
+
+    from t2l.publish import hub_folder, hub_user, repo_name, upload, validate_repo_id
+
+    reg = registry()
+    if ref is None:
+        newest = reg.list_adapters()
+        if not newest:
+            raise T2LError("the registry has no adapters yet; make one with `t2l make DESCRIPTION`")
+        row = newest[0]
+    else:
+        row = reg.get_adapter(ref)
+    name = row.name or f"t2l-{short(row.id)}"
+    scores = scores_for_card(reg, row.id)
+    if to_dir is not None:
+        folder = hub_folder(reg.adapter_file(row), to_dir, name, scores, repo_id)
+        out.print(f"wrote {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
+        return
+    repo_id = validate_repo_id(repo_id) if repo_id else f"{hub_user()}/{repo_name(name)}"
+    with tempfile.TemporaryDirectory(prefix="t2l-publish-") as tmp:
+        folder = hub_folder(reg.adapter_file(row), Path(tmp) / "repo", name, scores, repo_id)
+        files = [(p.name, p.stat().st_size) for p in sorted(folder.iterdir())]
+        plan = {"adapter": row.id, "repo_id": repo_id, "private": private, "files": dict(files)}
+        if dry_run:
+            if json_:
+                print_json(plan | {"card": (folder / "README.md").read_text()})
+            else:
+                out.print(f"would upload adapter {short(row.id)} ({name}) to {repo_id}"
+                          + (" (private)" if private else "") + ":")
+                for fname, size in files:
+                    out.print(f"  {fname}  {size:,} bytes")
+                out.print((folder / "README.md").read_text())
+            return
+        err.print(f"uploading adapter {short(row.id)} ({name}) to {repo_id}" + (" (private)" if private else "")
+                  + ": " + ", ".join(f for f, _ in files))
+        if not yes and not typer.confirm("go ahead?", err=True):
+            raise typer.Exit(1)
+        with err.status(f"uploading to {repo_id}"):
+            done = upload(folder, repo_id, private)
+    reg.add_publication(row.id, repo_id=done.repo_id, commit_sha=done.commit, url=done.url, private=private)
+    if json_:
+        print_json(plan | {"commit": done.commit, "url": done.url})
+    else:
+        out.print(f"published {short(row.id)} to {done.url} (commit {done.commit[:12]})")
+
+
+def scores_for_card(reg: Registry, adapter_id: str):
+    """The newest score of each bench, metric and protocol, for the model card."""
+    from t2l.card import Score
+
+    latest = {}
+    for e in reg.evals(adapter_id):  # newest first
+        latest.setdefault((e.bench, e.metric, e.protocol), Score(e.bench, e.metric, e.value, e.stderr, e.n,
+                                                                 e.protocol, e.limit))
+    return sorted(latest.values(), key=lambda x: (x.protocol, x.bench, x.metric))
+
+
+@app.command()
+@errors_to_exit
 def hypernets(json_: JsonOpt = False):
     """List registered hypernetworks."""
     rows = registry().list_hypernets()
@@ -224,6 +351,10 @@ def eval_(
     output: Annotated[Optional[Path], typer.Option(help="Write results as JSON shaped like lm-eval's.")] = None,
     protocol: Annotated[str, typer.Option(help="lm-eval (log-likelihood, the default) or paper (the T2L authors' "
                                           "generative letter protocol).")] = "lm-eval",
+    shots: Annotated[int, typer.Option(help="Few-shot examples before each item (lm-eval's formatting; drawn from "
+                                       "DATA_DIR/BENCH.train.jsonl, else from the evaluated split minus the item).")] = 0,
+    chat_template: Annotated[bool, typer.Option(help="Wrap lm-eval prompts in the base model's chat template "
+                                                "(lm-eval's --apply_chat_template).")] = False,
     json_: JsonOpt = False,
 ):
     """Evaluate the base model and adapters on benchmarks (lm-eval's prompts and metrics); scores go to the registry."""
@@ -233,13 +364,11 @@ def eval_(
     from t2l.adapter import read_adapter
     from t2l.base import DEFAULT_BASE
     from t2l.eval.benches import select
-    from t2l.eval.run import Subject, run_eval
+    from t2l.eval.prompts import PromptSettings
+    from t2l.eval.run import Subject, check_settings, run_eval
     from t2l.hashing import sha256_file
 
-    if limit is not None and limit <= 0:
-        raise T2LError(f"--limit must be a positive number of items, not {limit}")
-    if protocol not in ("lm-eval", "paper"):
-        raise T2LError(f"unknown protocol {protocol!r}: use lm-eval or paper")
+    check_settings(limit, protocol, shots)
     benches = select(bench)
     reg = registry()
     subjects, ids = [], {}
@@ -282,7 +411,7 @@ def eval_(
         reg.add_eval(result.metrics, adapter_id=adapter_id, subject=subject_key, base_name=base_ref.name,
                      base_sha256=base_ref.sha256, bench=result.bench, split=result.split, n=result.n,
                      protocol=result.protocol, data_sha256=result.data_sha256, limit=result.limit, dtype=dtype,
-                     batch_size=batch_size, t2l_version=t2l.__version__)
+                     batch_size=batch_size, t2l_version=t2l.__version__, shots=shots)
         for metric, (value, stderr) in result.metrics.items():
             rows.append({"subject": subject.label, "bench": result.bench, "split": result.split, "metric": metric,
                          "value": value, "stderr": stderr, "n": result.n, "limit": result.limit,
@@ -297,11 +426,13 @@ def eval_(
             progress.update(bars[name], completed=done, total=total)
 
         run_eval(subjects, benches, base, limit=limit, batch_size=batch_size, dtype=dtype, data_dir=data_dir,
-                 protocol=protocol, on_progress=on_progress, on_result=store)
+                 protocol=protocol, prompt=PromptSettings(shots=shots, chat_template=chat_template),
+                 on_progress=on_progress, on_result=store)
     if output is not None:
         from t2l.eval.run import lm_eval_shaped
+        from t2l.files import write_text_atomic
 
-        output.write_text(json.dumps(lm_eval_shaped(rows, base, limit, batch_size, dtype), indent=2))
+        write_text_atomic(output, json.dumps(lm_eval_shaped(rows, base, limit, batch_size, dtype), indent=2))
     if json_:
         print_json(rows)
         return
@@ -437,11 +568,12 @@ def registry_backup(dest: Path):
 @registry_app.command("verify")
 @errors_to_exit
 def registry_verify(
-    fix: Annotated[bool, typer.Option(help="Remove rows whose file is missing (asks first).")] = False,
+    fix: Annotated[bool, typer.Option(help="Remove rows whose file is missing (asks first), and orphan and "
+                                           "temporary files older than ten minutes.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     json_: JsonOpt = False,
 ):
-    """Check every adapter file is present and matches its sha256; list files no row refers to."""
+    """Check every adapter file is present and matches its sha256 (exit 1 if not); list files no row refers to."""
     reg = registry()
     report = reg.verify()
     if json_:
@@ -449,19 +581,53 @@ def registry_verify(
     else:
         for kind, items in report.items():
             out.print(f"{kind}: {len(items)}" + "".join(f"\n  {i}" for i in items))
+    if fix and (report["orphans"] or report["leftovers"]):
+        removed = reg.collect_garbage()
+        err.print(f"removed {len(removed)} unreferenced files (younger ones may belong to a write in progress)")
     if fix and report["missing"]:
         if yes or typer.confirm(f"remove {len(report['missing'])} rows whose file is missing?", err=True):
             reg.drop_dangling(report["missing"])
             err.print(f"removed {len(report['missing'])} rows")
             report = reg.verify()
-    if any(report.values()):
+    if report["missing"] or report["corrupted"]:  # unreferenced files are garbage, not damage
         raise typer.Exit(1)
 
 
 recipes_app = typer.Typer(help="Shipped training recipes.", no_args_is_help=True)
+bench_app = typer.Typer(help="End-to-end experiments.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 tasks_app = typer.Typer(help="Task collections to train on.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
 app.add_typer(tasks_app, name="tasks")
+
+
+def progress_bars():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[info]}")]
+    return Progress(*columns, console=err, transient=False)
+
+
+def training_events(progress, label: str = "training"):
+    """A run_recipe event handler that drives one progress bar."""
+    bar = progress.add_task(f"{label}: preparing", total=None, info="")
+
+    def on_event(kind, payload):
+        if kind == "status":
+            progress.update(bar, description=f"{label}: {payload}")
+        elif kind == "progress":
+            progress.update(bar, completed=payload[0], total=payload[1])
+        elif kind == "start":
+            progress.update(bar, description=label, total=payload["steps"], completed=payload["start"],
+                            info=f"run {payload['out']}")
+        elif kind == "step":
+            progress.update(bar, completed=payload.step,
+                            info=f"loss {payload.loss:.3f}  {payload.tokens_per_s:.0f} tok/s")
+        elif kind == "eval":
+            err.print(f"{label} step {payload['step']}: held-out loss {payload['heldout_loss']:.4f}")
+
+    return on_event
 
 
 @app.command()
@@ -476,8 +642,6 @@ def train(
     json_: JsonOpt = False,
 ):
     """Train a hypernetwork (sft) or a LoRA (lora, mt-lora) and register the result."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     from t2l.train.recipe import load_recipe
     from t2l.train.run import run_recipe
 
@@ -487,26 +651,8 @@ def train(
         reg = registry()
         settings.recon.sources = [s if isinstance(s, dict) or Path(s).exists()
                                   else str(reg.adapter_file(reg.get_adapter(s))) for s in settings.recon.sources]
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=err, transient=False) as progress:
-        bar = progress.add_task("preparing", total=None, info="")
-
-        def on_event(kind, payload):
-            if kind == "status":
-                progress.update(bar, description=str(payload))
-            elif kind == "progress":
-                progress.update(bar, completed=payload[0], total=payload[1])
-            elif kind == "start":
-                progress.update(bar, description="training", total=payload["steps"], completed=payload["start"],
-                                info=f"run {payload['out']}")
-            elif kind == "step":
-                progress.update(bar, completed=payload.step,
-                                info=f"loss {payload.loss:.3f}  {payload.tokens_per_s:.0f} tok/s")
-            elif kind == "eval":
-                err.print(f"step {payload['step']}: held-out loss {payload['heldout_loss']:.4f}")
-
-        result = run_recipe(settings, resume=resume, on_event=on_event)
+    with progress_bars() as progress:
+        result = run_recipe(settings, resume=resume, on_event=training_events(progress))
     if result.rank != 0:
         return  # under torchrun, rank 0 alone registers and reports
     reg = registry()
@@ -611,6 +757,91 @@ def tasks_ls(folder: Path, json_: JsonOpt = False):
     out.print(table)
     out.print(f"{manifest.name}: {len(manifest.tasks)} tasks from {manifest.source} ({manifest.license}), "
               f"{len(manifest.excluded)} excluded (see --json), sha256 {manifest.sha256[:12]}")
+
+
+@bench_app.command("paper")
+@errors_to_exit
+def bench_paper(
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default $T2L_HOME/runs/paper); a "
+                                                    "rerun continues it.")] = None,
+    steps: Annotated[int, typer.Option(help="Training steps of each of mt-lora and T2L (equal budgets).")] = 240,
+    budget_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock cap of each training run.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="First N items of each bench.")] = 200,
+    full: Annotated[bool, typer.Option(help="Whole validation sets (overrides --limit).")] = False,
+    benches: Annotated[str, typer.Option(help="Comma-separated benches.")] = ",".join(
+        ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")),
+    protocols: Annotated[str, typer.Option(help="lm-eval, paper, or both with a comma.")] = "lm-eval,paper",
+    descriptions: Annotated[int, typer.Option(help="How many of each bench's three descriptions to use.")] = 1,
+    tasks: Annotated[str, typer.Option(help="Training task collection.")] = "openai-evals",
+    batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (training and eval).")] = "float32",
+    also: Annotated[Optional[list[str]], typer.Option(help="Extra T2L row LABEL=HYPERNET_FOLDER ('default' for "
+                                                     "the shipped one); repeatable.")] = None,
+    override: Annotated[Optional[list[str]], typer.Option(help="A recipe setting for one run, RECIPE:key=value "
+                                                          "(e.g. sft:train.lr=1e-4); repeatable.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the markdown report here (default OUT/results.md); "
+                                                   "the chart goes beside it.")] = None,
+    findings: Annotated[Optional[Path], typer.Option(help="A markdown file of conclusions to put in the report.")]
+    = None,
+):
+    """Reproduce the paper's zero-shot table at this machine's scale: train mt-lora and T2L, evaluate base,
+    base + description, mt-lora, T2L and T2L from unrelated descriptions under both protocols, write a report."""
+    import shlex
+    import sys
+
+    from t2l.checkpoint import hypernet_path
+    from t2l.paper import PaperSettings, run_paper
+    from t2l.report import bar_chart, write_report
+
+    extra = {}
+    for item in also or []:
+        label, sep, folder = item.partition("=")
+        if not sep:
+            raise T2LError(f"--also {item!r} should look like LABEL=FOLDER, e.g. --also shipped=default")
+        extra[label] = str(hypernet_path(folder) or folder)
+    per_recipe: dict[str, list[str]] = {}
+    for item in override or []:
+        recipe, sep, setting = item.partition(":")
+        if not sep or recipe not in ("sft", "mt-lora"):
+            raise T2LError(f"--override {item!r} should look like sft:key=value or mt-lora:key=value")
+        per_recipe.setdefault(recipe, []).append(setting)
+    settings = PaperSettings(out=out_dir or t2l_home() / "runs" / "paper", steps=steps, budget_minutes=budget_minutes,
+                             limit=None if full else limit, benches=tuple(b.strip() for b in benches.split(",")),
+                             protocols=tuple(p.strip() for p in protocols.split(",")), tasks=tasks,
+                             descriptions=descriptions, batch_size=batch_size, device=device, dtype=dtype,
+                             also=extra, overrides=per_recipe)
+    with progress_bars() as progress:
+        trainers, bars = {}, {}
+
+        def on_event(kind, payload):
+            if kind == "phase":
+                err.print(payload)
+            elif kind == "train":
+                name, inner, data = payload
+                trainers.setdefault(name, training_events(progress, name))(inner, data)
+            elif kind == "eval":
+                bench, done, total = payload
+                if bench not in bars:
+                    bars[bench] = progress.add_task(f"eval {bench}", total=total, info="")
+                progress.update(bars[bench], completed=done, total=total)
+            elif kind == "result":
+                value = payload["metrics"].get("acc") or next(iter(payload["metrics"].values()))
+                err.print(f"{payload['protocol']:8} {payload['method']:28} {payload['bench']:14} "
+                          f"{100 * value[0]:5.1f} ± {100 * value[1]:.1f}")
+                for bar in bars.values():
+                    progress.remove_task(bar)
+                bars.clear()
+
+        tables = run_paper(settings, on_event)
+    report = report or settings.out / "results.md"
+    chart = bar_chart(tables, settings, report.with_suffix(".png"))
+    command = "t2l " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    write_report(tables, settings, report, command, chart, findings.read_text() if findings else "")
+    from t2l.report import tables_markdown
+
+    out.print(tables_markdown(tables, settings))
+    out.print(f"report: {report}" + (f", chart: {chart}" if chart else " (pip install matplotlib for the chart)"))
 
 
 def main() -> None:

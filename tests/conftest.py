@@ -115,3 +115,19 @@ def trained_hypernet(tmp_path_factory, tiny_base_dir, tiny_encoder_dir):
             del os.environ["T2L_HOME"]
         else:
             os.environ["T2L_HOME"] = old
+
+
+@pytest.fixture
+def arc_dir(tmp_path):
+    """The first 6 arc_easy and arc_challenge items as a --data-dir."""
+    import json
+
+    from t2l.eval.benches import BENCHES
+    from t2l.eval.data import load_docs
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("arc_easy", "arc_challenge"):
+        docs = load_docs(BENCHES[name])[0][:6]
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return folder

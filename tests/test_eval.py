@@ -73,15 +73,6 @@ def test_stderr_is_the_sample_standard_error():
     assert mean_stderr([1.0, 0.0, 1.0, 0.0]) == pytest.approx((0.5, (1 / 3) ** 0.5 / 2))
 
 
-@pytest.fixture
-def arc_dir(tmp_path):
-    docs = load_docs(BENCHES["arc_easy"])[0][:6]
-    folder = tmp_path / "data"
-    folder.mkdir()
-    (folder / "arc_easy.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    return folder
-
-
 def test_cli_eval_stores_scores_for_base_and_adapter(trained_hypernet, tiny_base_dir, arc_dir):
     runner = CliRunner()
     r = runner.invoke(app, ["make", "answer in upper case", "--hypernet", str(trained_hypernet[0]), "--name", "up"])
@@ -178,3 +169,82 @@ def test_paper_protocol_and_gsm8k_generation_run_on_a_tiny_model():
     docs, sha = load_docs(BENCHES["gsm8k"])
     result = evaluate(model, tok, BENCHES["gsm8k"], docs, sha, limit=2, batch_size=2)
     assert set(result.metrics) == {"strict-match", "flexible-extract"}
+
+
+def _arc_items(n):
+    docs = load_docs(BENCHES["arc_easy"])[0]
+    return docs, [BENCHES["arc_easy"].to_item(d) for d in docs[:n]]
+
+
+def test_fewshot_contexts_are_solved_examples_drawn_without_the_item():
+    from t2l.eval.prompts import PromptSettings, dress_items, fewshot_examples, solved
+
+    docs, items = _arc_items(20)
+    shown = fewshot_examples(docs[:20], docs, 3, same_split=True)
+    assert shown == fewshot_examples(docs[:20], docs, 3, same_split=True)  # seeded: the same every run
+    assert all(len(s) == 3 and docs[i] not in s for i, s in enumerate(shown))
+    assert len({json.dumps(s[0]) for s in shown}) > 10  # a fresh draw per item, not one fixed set
+    prefixes = ["".join(solved(BENCHES["arc_easy"].to_item(e)) for e in s) for s in shown]
+    dressed = dress_items(items, prefixes, PromptSettings(shots=3), None)
+    first = shown[0][0]
+    gold = first["choices"]["text"][first["choices"]["label"].index(first["answerKey"])]
+    assert dressed[0].contexts[0].startswith(f"Question: {first['question']}\nAnswer: {gold}\n\n")
+    assert dressed[0].contexts[0].endswith(items[0].contexts[0]) and dressed[0].contexts[0].count("\n\n") == 3
+    assert dressed[0].continuations == items[0].continuations
+
+
+def test_fewshot_and_chat_contexts_equal_lm_eval_s(tmp_path):
+    """The harness builds the same prompts from the same documents (its own code, run here when installed)."""
+    pytest.importorskip("lm_eval")
+    from lm_eval.tasks import TaskManager
+
+    from t2l.eval.prompts import PromptSettings, dress_items, fewshot_examples, solved
+
+    docs, items = _arc_items(8)
+    path = tmp_path / "arc.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (tmp_path / "t.yaml").write_text(f"""task: t2l_arc_fs
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    validation: {path}
+validation_split: validation
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
+doc_to_choice: "{{{{choices.text}}}}"
+metric_list:
+  - metric: acc
+""")
+    task = TaskManager(include_path=str(tmp_path)).load_task_or_group(["t2l_arc_fs"])["t2l_arc_fs"]
+    task.set_fewshot_seed(1234)
+    pool = list(task.validation_docs())
+    theirs = [task.fewshot_context(d, 2) for d in pool[:8]]
+    shown = fewshot_examples(docs[:8], docs, 2, same_split=True)
+    prefixes = ["".join(solved(BENCHES["arc_easy"].to_item(e)) for e in s) for s in shown]
+    ours = dress_items(items, prefixes, PromptSettings(shots=2), None)
+    assert [i.contexts[0] for i in ours] == theirs
+
+    tok = char_tokenizer()
+    tok.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
+    template = lambda msgs, add_generation_prompt=True: tok.apply_chat_template(  # noqa: E731
+        msgs, tokenize=False, add_generation_prompt=add_generation_prompt)
+    task.set_fewshot_seed(1234)
+    theirs = [task.fewshot_context(d, 2, apply_chat_template=True, chat_template=template) for d in pool[:8]]
+    ours = dress_items(items, prefixes, PromptSettings(shots=2, chat_template=True), tok)
+    assert [i.contexts[0] for i in ours] == theirs
+    assert ours[0].continuations[0] == items[0].continuations[0][1:]  # no delimiter after the assistant prompt
+
+
+def test_cli_eval_shots_are_recorded_and_chat_template_needs_one(tiny_base_dir, arc_dir):
+    runner = CliRunner()
+    r = runner.invoke(app, ["eval", "base", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--shots", "2",
+                            "--json", "--base", str(tiny_base_dir)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert rows[0]["protocol"] == "lm-eval-0.4/v1+2shot:validation" and rows[0]["n"] == 6
+    r = runner.invoke(app, ["eval", "base", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--chat-template",
+                            "--base", str(tiny_base_dir)])
+    assert r.exit_code == 1 and "no chat template" in r.output
+    r = runner.invoke(app, ["eval", "base", "--shots", "2", "--protocol", "paper"])
+    assert r.exit_code == 1 and "zero-shot" in r.output

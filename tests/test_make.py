@@ -162,3 +162,16 @@ def test_output_plan_names_and_paths(tmp_path):
                                                       ("out-2", tmp_path / "out" / "out-2.safetensors")]
     with pytest.raises(T2LError, match="folder"):
         output_plan(2, tmp_path / "x.safetensors", None)
+
+
+def test_the_same_adapter_has_the_same_bytes_in_every_process():
+    """safetensors writes metadata in hash-map order, which differs between processes; adapter files must not."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, torch; from t2l.adapter import AdapterInfo, adapter_bytes; from t2l.locate import "
+            "ModelRef; info = AdapterInfo('d', 2, 4.0, ['q_proj'], ModelRef('b', 'ab'), 'b'); "
+            "print(hashlib.sha256(adapter_bytes({'x.lora_A.weight': torch.ones(2, 3)}, info)).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+               for _ in range(4)}
+    assert len(digests) == 1

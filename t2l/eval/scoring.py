@@ -70,13 +70,18 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
         hidden = decoder(input_ids=cont_ids.to(device), position_ids=positions.to(device),
                          attention_mask=torch.cat([ctx_mask[[g for g, _ in rows]], cont_mask], 1).to(device),
                          use_cache=True, **{cache_arg: cache}).last_hidden_state
-        for r, (g, i) in enumerate(rows):
-            cont = encoded[i][1]
-            # the first continuation token is predicted at the context's last position, the rest inside the choice
-            states = torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])], hidden[r, : len(cont) - 1]])
-            logp = F.log_softmax(head_logits(model, states), dim=-1)
-            target = torch.tensor(cont, device=logp.device)
-            results[i] = (logp.gather(1, target[:, None]).sum().item(), bool((logp.argmax(-1) == target).all()))
+        # every continuation position of the batch goes through the LM head in one matmul: the head's weight is
+        # read once per batch instead of once per choice (per-choice calls cost more than the whole decoder here)
+        states = torch.cat([torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])],
+                                       hidden[r, : len(encoded[i][1]) - 1]]) for r, (g, i) in enumerate(rows)])
+        logp = F.log_softmax(head_logits(model, states), dim=-1)
+        targets = torch.tensor([t for _, i in rows for t in encoded[i][1]], device=logp.device)
+        picked, greedy = logp.gather(1, targets[:, None])[:, 0], logp.argmax(-1) == targets
+        offset = 0
+        for _, i in rows:
+            n = len(encoded[i][1])
+            results[i] = (picked[offset : offset + n].sum().item(), bool(greedy[offset : offset + n].all()))
+            offset += n
         if on_progress:
             on_progress(len(rows))
     return results

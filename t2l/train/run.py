@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from t2l.errors import T2LError
+from t2l.files import write_text_atomic
 from t2l.home import t2l_home
 from t2l.train.recipe import Recipe, dump_recipe, load_recipe
 
@@ -63,9 +64,7 @@ def holdout_names(names: list[str], k: int) -> list[str]:
 
 
 def _write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2))
 
 
 def save_checkpoint(folder: Path, tensors: dict, meta: dict) -> None:

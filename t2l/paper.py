@@ -1,0 +1,253 @@
+"""The paper's zero-shot table at our scale, from one call: train the multi-task LoRA baseline and the T2L
+hypernetwork on equal budgets, evaluate every method on the benchmarks under both protocols, write the report.
+
+    OUT/settings.json     what this run was asked for
+    OUT/mt-lora/          the multi-task LoRA training run (recipe mt-lora)
+    OUT/t2l/              the hypernetwork training run (recipe sft)
+    OUT/adapters/         adapters generated from the benches' descriptions and from unrelated ones
+    OUT/results.jsonl     one line per evaluated (method, bench, protocol, description); a rerun skips what is there
+
+Methods, as in the paper's Table 1 (Charakorn et al. 2025), plus its control:
+    base                  the base model, zero-shot
+    base + description    the bench's description written before every prompt
+    mt-lora               one LoRA trained on every training task
+    T2L                   an adapter generated from the bench's own description (tasks of the benches never seen)
+    T2L, unrelated desc.  an adapter generated from a description of some other (training) task
+Training budgets are equal in steps x batch (so in tokens and, at the measured 0.95 throughput ratio, in compute);
+`budget_minutes` caps each run's wall clock on top.
+"""
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from t2l.errors import T2LError
+from t2l.files import write_text_atomic
+
+PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
+METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L, unrelated description")
+HEADLINE = {"lm-eval": "acc", "paper": "acc"}  # the metric each table reports (gsm8k: its own, see _headline)
+
+Event = Callable[[str, object], None]
+
+
+@dataclass
+class PaperSettings:
+    """What `t2l bench paper` runs."""
+
+    out: Path
+    base: str = "smollm2-135m"
+    encoder: str = "all-minilm-l6-v2"  # T2L's description encoder
+    steps: int = 240  # training steps of each of mt-lora and T2L (batch 8 by the recipes): the equal budget
+    budget_minutes: float | None = None  # wall-clock cap of each training run
+    limit: int | None = 200  # first N items of each bench (None: whole validation sets)
+    benches: tuple[str, ...] = PAPER_BENCHES
+    protocols: tuple[str, ...] = ("lm-eval", "paper")
+    tasks: str = "openai-evals"  # the training collection (benchmarks are held out of it when it is built)
+    descriptions: int = 1  # how many of each bench's three descriptions T2L and the baselines use
+    batch_size: int = 16
+    device: str = "auto"
+    dtype: str = "float32"
+    seed: int = 0
+    also: dict[str, str] = field(default_factory=dict)  # extra T2L rows: label -> hypernetwork folder
+    overrides: dict[str, list[str]] = field(default_factory=dict)  # recipe name (sft, mt-lora) -> key=value list
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        return d
+
+
+def run_paper(settings: PaperSettings, on_event: Event | None = None) -> dict:
+    """Train (or reuse finished runs), evaluate what is not evaluated yet, and return the summary tables."""
+    emit = on_event or (lambda kind, payload: None)
+    _check(settings)
+    out = Path(settings.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "settings.json", json.dumps(settings.to_json(), indent=2))
+    trained = {name: _train(settings, name, recipe, emit) for name, recipe in (("mt-lora", "mt-lora"), ("t2l", "sft"))}
+    subjects = _subjects(settings, trained, emit)
+    _evaluate(settings, subjects, emit)
+    return summarize(read_results(out / "results.jsonl"), settings)
+
+
+def _check(settings: PaperSettings) -> None:
+    from t2l.eval.benches import BENCHES, PROTOCOLS
+
+    unknown = [b for b in settings.benches if b not in BENCHES]
+    if unknown:
+        raise T2LError(f"unknown bench {unknown[0]!r}; choose from {', '.join(BENCHES)}")
+    bad = [p for p in settings.protocols if p not in PROTOCOLS]
+    if bad:
+        raise T2LError(f"unknown protocol {bad[0]!r}: use {' or '.join(PROTOCOLS)}")
+    if settings.steps <= 0 or (settings.limit is not None and settings.limit <= 0):
+        raise T2LError("--steps and --limit must be positive")
+    if not 1 <= settings.descriptions <= 3:
+        raise T2LError(f"--descriptions must be 1, 2 or 3 (each bench ships three), not {settings.descriptions}")
+
+
+# -- training ---------------------------------------------------------------------------------------------------
+
+
+def _train(settings: PaperSettings, name: str, recipe_name: str, emit: Event) -> dict:
+    """Run (or resume, or reuse) one training run; its artifact and what it reached."""
+    from t2l.train.recipe import load_recipe
+    from t2l.train.run import run_recipe
+
+    folder = Path(settings.out) / name
+    done = folder / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    overrides = [f"base={settings.base}", f"train.steps={settings.steps}", f"run.out={folder}",
+                 f"data.tasks={settings.tasks}", f"train.seed={settings.seed}", f"run.device={settings.device}",
+                 f"run.dtype={settings.dtype}",
+                 f"run.max_minutes={settings.budget_minutes if settings.budget_minutes else 'null'}"]
+    overrides += [f"encoder={settings.encoder}"] * (recipe_name == "sft") + settings.overrides.get(recipe_name, [])
+    recipe = load_recipe(recipe_name, overrides)
+    resume = folder if (folder / "checkpoint").exists() else None
+    emit("phase", f"training {name} ({recipe_name} recipe, {settings.steps} steps)")
+    started = time.monotonic()
+    result = run_recipe(recipe, resume=resume, on_event=lambda kind, payload: emit("train", (name, kind, payload)))
+    record = {"artifact": str(result.artifact), "kind": result.kind, "steps": result.steps,
+              "completed": result.completed, "final_loss": result.final_loss,
+              "collection_sha256": result.collection_sha256, "minutes": (time.monotonic() - started) / 60,
+              "recipe": recipe_name}
+    write_text_atomic(done, json.dumps(record, indent=2))
+    return record
+
+
+# -- what gets evaluated ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    method: str
+    description: str | None  # the text behind the adapter or the prompt (None: base, mt-lora)
+    index: int  # which of the bench's descriptions (0 for base and mt-lora)
+
+
+def _unrelated(settings: PaperSettings, collection: Path) -> list[str]:
+    """Descriptions of training tasks, drawn once with the run's seed: the paper's control."""
+    from t2l.tasks.collection import read_manifest
+
+    names = [t["name"] for t in read_manifest(collection).tasks]
+    rnd = random.Random(settings.seed)
+    k = len(settings.benches) * settings.descriptions
+    picks = rnd.sample(names, k) if len(names) >= k else rnd.choices(names, k=k)
+    return [json.loads((collection / n / "task.json").read_text())["descriptions"][0] for n in picks]
+
+
+def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple[object, Entry, str]]:
+    """(eval Subject, what it stands for, bench or '*') for every method; adapters are generated here."""
+    from t2l.adapter import write_adapter
+    from t2l.eval.benches import BENCHES
+    from t2l.eval.run import Subject
+    from t2l.make import Generator
+    from t2l.train.run import resolve_collection
+
+    out = Path(settings.out)
+    subjects = [(Subject("base"), Entry("base", None, 0), "*"),
+                (Subject("mt-lora", Path(trained["mt-lora"]["artifact"])), Entry("mt-lora", None, 0), "*")]
+    unrelated = iter(_unrelated(settings, resolve_collection(settings.tasks)))
+    hypernets = {"T2L": Path(trained["t2l"]["artifact"])} | {f"T2L ({k})": Path(v) for k, v in settings.also.items()}
+    emit("phase", "generating adapters")
+    generators = {m: Generator(folder) for m, folder in hypernets.items()}
+    for bench in settings.benches:
+        for i, desc in enumerate(BENCHES[bench].descriptions[: settings.descriptions]):
+            subjects.append((Subject(f"base+desc:{bench}#{i}", None, [bench], instruction=desc),
+                             Entry("base + description", desc, i), bench))
+            other = next(unrelated)
+            wanted = [(m, desc) for m in generators] + [("T2L, unrelated description", other)]
+            for method, text in wanted:
+                generator = generators["T2L" if method.startswith("T2L, unrelated") else method]
+                path = out / "adapters" / f"{_slug(method)}-{bench}-{i}.safetensors"
+                if not path.exists():  # write_adapter renames a finished file into place
+                    made = generator.make([text])[0]
+                    write_adapter(made.tensors, made.info, path, force=True)
+                subjects.append((Subject(f"{_slug(method)}:{bench}#{i}", path, [bench]), Entry(method, text, i),
+                                 bench))
+    return subjects
+
+
+def _slug(method: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in method.lower()).strip("-")
+
+
+# -- evaluation -------------------------------------------------------------------------------------------------
+
+
+def read_results(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
+    from dataclasses import replace
+
+    from t2l.eval.benches import BENCHES
+    from t2l.eval.run import run_eval
+
+    path = Path(settings.out) / "results.jsonl"
+    for protocol in settings.protocols:
+        done = {(r["method"], r["bench"], r["index"]) for r in read_results(path) if r["protocol"] == protocol}
+        todo, entries = [], {}
+        for subject, entry, bench in subjects:
+            benches = settings.benches if bench == "*" else [bench]
+            left = [b for b in benches if (entry.method, b, entry.index) not in done]
+            if left:
+                todo.append(replace(subject, benches=left))
+                entries[subject.label] = entry
+        if not todo:
+            continue
+        emit("phase", f"evaluating {len(todo)} subjects under the {protocol} protocol")
+
+        def store(subject, result, protocol=protocol):
+            entry = entries[subject.label]
+            row = {"method": entry.method, "bench": result.bench, "protocol": protocol, "index": entry.index,
+                   "description": entry.description, "metrics": result.metrics, "n": result.n,
+                   "limit": result.limit, "version": result.protocol, "data_sha256": result.data_sha256}
+            with open(path, "a") as f:  # one line per finished run: an interrupted run loses only what was running
+                f.write(json.dumps(row) + "\n")
+            emit("result", row)
+
+        run_eval(todo, [BENCHES[b] for b in settings.benches], settings.base, limit=settings.limit,
+                 batch_size=settings.batch_size, dtype=settings.dtype, protocol=protocol,
+                 on_progress=lambda bench, done_, total: emit("eval", (bench, done_, total)), on_result=store)
+
+
+# -- the tables -------------------------------------------------------------------------------------------------
+
+
+def _headline(metrics: dict) -> tuple[float, float]:
+    """The number a table shows for one run: acc, or gsm8k's flexible-extract / exact_match."""
+    for name in ("acc", "flexible-extract", "exact_match"):
+        if name in metrics:
+            return tuple(metrics[name])
+    raise T2LError(f"no headline metric in {sorted(metrics)}")
+
+
+def summarize(rows: list[dict], settings: PaperSettings) -> dict:
+    """protocol -> method -> bench -> (value, stderr), with "average" over the benches every method has.
+    Several descriptions of a bench are averaged (their stderr too: they score the same items)."""
+    import math
+
+    tables: dict = {}
+    for protocol in settings.protocols:
+        by: dict = {}
+        for r in rows:
+            if r["protocol"] == protocol and r["bench"] in settings.benches:
+                by.setdefault(r["method"], {}).setdefault(r["bench"], []).append(_headline(r["metrics"]))
+        table = {}
+        for method, benches in by.items():
+            cells = {b: (sum(v for v, _ in xs) / len(xs), sum(e for _, e in xs) / len(xs)) for b, xs in benches.items()}
+            if all(b in cells for b in settings.benches):
+                vals = [cells[b] for b in settings.benches]
+                cells["average"] = (sum(v for v, _ in vals) / len(vals),
+                                    math.sqrt(sum(e * e for _, e in vals)) / len(vals))
+            table[method] = cells
+        tables[protocol] = table
+    return tables

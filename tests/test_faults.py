@@ -1,0 +1,111 @@
+"""The registry under parallel writers and under processes killed at the worst moments."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from hubserver import FakeHub
+from typer.testing import CliRunner
+
+from registry import Registry
+from t2l_cli.app import app
+
+HERE = Path(__file__).parent
+ROOT = HERE.parent
+
+
+def t2l(*args, code=0):
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
+
+
+def killed(target: str, n: int, *args) -> subprocess.CompletedProcess:
+    """Run `t2l ARGS` in a subprocess that SIGKILLs itself on the n-th call of `target`."""
+    proc = subprocess.run([sys.executable, str(HERE / "killed.py"), target, str(n), *map(str, args)], env=env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    return proc
+
+
+def assert_consistent(reg: Registry) -> dict:
+    """verify exits 0; every file at a final name holds exactly the bytes its name promises (no half file)."""
+    report = json.loads(t2l("registry", "verify", "--json").output)
+    assert report["missing"] == [] and report["corrupted"] == []
+    for f in reg.adapters_dir.glob("*.safetensors"):
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == f.stem
+    return report
+
+
+def test_eight_processes_making_fifty_adapters_each(trained_hypernet, tmp_path):
+    hn = trained_hypernet[0]
+    t2l("make", "warm up", "--hypernet", hn)  # registers the hypernet once, as a first use would
+    procs = []
+    for p in range(8):
+        descs = tmp_path / f"d{p}.txt"
+        descs.write_text("".join(f"task {p}-{i}: answer in style {i % 7}\n" for i in range(50)))
+        procs.append(subprocess.Popen([sys.executable, "-m", "t2l_cli", "make", "--from-file", str(descs),
+                                       "--hypernet", str(hn), "--tag", f"p{p}"], env=env(), stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, stderr) in zip(procs, outputs):
+        assert p.returncode == 0, stderr
+        assert "locked" not in stderr
+    reg = Registry(Path(os.environ["T2L_HOME"]))
+    rows = reg.list_adapters()
+    assert len(rows) == 401
+    descriptions = {r.description for r in rows}
+    assert all(f"task {p}-{i}: answer in style {i % 7}" in descriptions for p in range(8) for i in range(50))
+    assert all(len(reg.list_adapters(tag=f"p{p}")) == 50 for p in range(8))
+    report = assert_consistent(reg)
+    assert report["orphans"] == [] and report["leftovers"] == []
+
+
+def test_make_killed_while_writing_or_committing_leaves_no_row_and_no_half_file(trained_hypernet):
+    hn = trained_hypernet[0]
+    t2l("make", "first", "--hypernet", hn)
+    reg = Registry(Path(os.environ["T2L_HOME"]))
+    # after the bytes are written to the temporary file, before it is renamed into place
+    killed("os:fsync", 1, "make", "second", "--hypernet", hn)
+    report = assert_consistent(reg)
+    assert [r.description for r in reg.list_adapters()] == ["first"] and len(report["leftovers"]) == 1
+    # after the file is in place, while its row's transaction commits
+    killed("sqlalchemy.orm.session:SessionTransaction.commit", 1, "make", "third", "--hypernet", hn)
+    report = assert_consistent(reg)
+    assert [r.description for r in reg.list_adapters()] == ["first"] and len(report["orphans"]) == 1
+    t2l("make", "third", "--hypernet", hn)  # the same adapter again: the orphan is its file, now referenced
+    assert assert_consistent(reg)["orphans"] == []
+
+
+def test_eval_killed_in_its_second_bench_keeps_the_first_and_nothing_of_the_second(tiny_base_dir, arc_dir):
+    reg = Registry(Path(os.environ["T2L_HOME"]))  # created and migrated: the only commits left are the scores'
+    # each bench's scores are one transaction, whose commit passes SessionTransaction.commit twice: the third call
+    # is the second bench's commit
+    killed("sqlalchemy.orm.session:SessionTransaction.commit", 3, "eval", "base", "--bench", "arc_easy,arc_challenge",
+           "--data-dir", arc_dir, "--base", tiny_base_dir)
+    runs = reg.evals("base")
+    assert {(e.bench, e.metric) for e in runs} == {("arc_easy", "acc"), ("arc_easy", "acc_norm")}
+    assert_consistent(reg)
+
+
+def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_path):
+    t2l("make", "answer in upper case", "--hypernet", trained_hypernet[0], "--name", "up")
+    reg = Registry(Path(os.environ["T2L_HOME"]))
+    with FakeHub("hf_tok_faults") as hub:
+        proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "publish", "up", "--yes"],
+                                env=env() | {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_tok_faults", "HF_HUB_OFFLINE": "0"},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        hub.before_commit = lambda: os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=300)
+        assert proc.returncode == -signal.SIGKILL
+    assert reg.publications([reg.get_adapter("up").id])[reg.get_adapter("up").id] == []
+    assert json.loads(t2l("ls", "--json").output)[0]["published"] == []
+    assert_consistent(reg)

@@ -1,0 +1,69 @@
+"""`t2l bench paper` end to end on tiny models: both trainings, every method under both protocols, the report."""
+
+import json
+
+import pytest
+from conftest import TASKS
+from typer.testing import CliRunner
+
+from t2l.paper import METHODS, PaperSettings, read_results, run_paper
+from t2l.report import bar_chart, write_report
+from t2l.tasks.collection import Manifest, Task, write_collection
+from t2l_cli.app import app
+
+TINY = ["train.batch_size=4", "train.lr=0.003", "train.warmup_steps=0", "train.max_length=32",
+        "run.checkpoint_every=2", "data.holdout=1", "data.eval_examples=4", "lora.rank=2"]
+
+
+@pytest.fixture
+def tiny_collection(tmp_path):
+    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)]) for name, (descs, answer) in TASKS.items()]
+    tasks += [Task("count", ["count the letters"], [("abc", "3"), ("ab", "2"), ("abcd", "4")]),
+              Task("echo", ["repeat the input"], [("hi", "hi"), ("yo", "yo")])]
+    write_collection(tmp_path / "collection", tasks, Manifest(name="tiny", source="test", license="MIT"))
+    return tmp_path / "collection"
+
+
+def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, tiny_base_dir, tiny_encoder_dir,
+                                                             tmp_path):
+    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), encoder=str(tiny_encoder_dir), steps=3,
+                             limit=2, benches=("arc_easy", "boolq"), tasks=str(tiny_collection), batch_size=2,
+                             overrides={"mt-lora": TINY, "sft": [*TINY, "hypernet.hidden_dim=16",
+                                                                 "hypernet.task_dim=8", "hypernet.pos_dim=4"]})
+    events = []
+    tables = run_paper(settings, lambda kind, payload: events.append(kind))
+    assert set(tables) == {"lm-eval", "paper"}
+    for table in tables.values():
+        assert set(table) == set(METHODS)
+        for cells in table.values():
+            assert set(cells) == {"arc_easy", "boolq", "average"}
+            assert all(0 <= v <= 1 for v, _ in cells.values())
+    rows = read_results(settings.out / "results.jsonl")
+    assert len(rows) == 2 * 5 * 2 and all(r["n"] == 2 and r["limit"] == 2 for r in rows)
+    unrelated = {r["description"] for r in rows if r["method"] == "T2L, unrelated description"}
+    descriptions = {d for descs, _ in TASKS.values() for d in descs} | {"count the letters", "repeat the input"}
+    assert unrelated <= descriptions
+    own = {r["description"] for r in rows if r["method"] == "T2L"}
+    assert own == {"answer grade-school science questions", "answer a yes/no question about a passage"}
+    for name in ("mt-lora", "t2l"):
+        done = json.loads((settings.out / name / "done.json").read_text())
+        assert done["steps"] == 3 and done["completed"]
+    assert "train" in events and "result" in events
+
+    again = run_paper(settings, lambda kind, payload: events.append(kind))  # finished work is not redone
+    assert again == tables and len(read_results(settings.out / "results.jsonl")) == len(rows)
+
+    chart = bar_chart(tables, settings, tmp_path / "results.png")
+    report = write_report(tables, settings, tmp_path / "results.md", "t2l bench paper ...", chart, "**Finding.**")
+    text = report.read_text()
+    assert "| T2L, unrelated description |" in text and "### Protocol `paper`" in text and "**Finding.**" in text
+    assert "mt-lora: 3 steps" in text and "| arc_easy | 2 |" in text
+    if chart is not None:
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_paper_errors():
+    r = CliRunner().invoke(app, ["bench", "paper", "--benches", "arc_easy,nope"])
+    assert r.exit_code == 1 and "unknown bench 'nope'" in r.output
+    r = CliRunner().invoke(app, ["bench", "paper", "--override", "train.lr=1"])
+    assert r.exit_code == 1 and "sft:key=value" in r.output
