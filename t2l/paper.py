@@ -52,6 +52,7 @@ class PaperSettings:
     device: str = "auto"
     dtype: str = "float32"
     seed: int = 0
+    methods: tuple[str, ...] = METHODS  # which of METHODS to run (training only what they need)
     also: dict[str, str] = field(default_factory=dict)  # extra T2L rows: label -> hypernetwork folder
     overrides: dict[str, list[str]] = field(default_factory=dict)  # recipe name (sft, mt-lora) -> key=value list
 
@@ -68,7 +69,10 @@ def run_paper(settings: PaperSettings, on_event: Event | None = None) -> dict:
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "settings.json", json.dumps(settings.to_json(), indent=2))
-    trained = {name: _train(settings, name, recipe, emit) for name, recipe in (("mt-lora", "mt-lora"), ("t2l", "sft"))}
+    needed = {"mt-lora": "mt-lora" in settings.methods,
+              "t2l": bool({"T2L", "T2L, unrelated description"} & set(settings.methods))}
+    trained = {name: _train(settings, name, recipe, emit) for name, recipe in (("mt-lora", "mt-lora"), ("t2l", "sft"))
+               if needed[name]}
     subjects = _subjects(settings, trained, emit)
     _evaluate(settings, subjects, emit)
     return summarize(read_results(out / "results.jsonl"), settings)
@@ -85,6 +89,9 @@ def _check(settings: PaperSettings) -> None:
         raise T2LError(f"unknown protocol {bad[0]!r}: use {' or '.join(PROTOCOLS)}")
     if settings.steps <= 0 or (settings.limit is not None and settings.limit <= 0):
         raise T2LError("--steps and --limit must be positive")
+    odd = [m for m in settings.methods if m not in METHODS]
+    if odd:
+        raise T2LError(f"unknown method {odd[0]!r}; choose from {', '.join(METHODS)}")
     if not 1 <= settings.descriptions <= 3:
         raise T2LError(f"--descriptions must be 1, 2 or 3 (each bench ships three), not {settings.descriptions}")
 
@@ -149,18 +156,24 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
     from t2l.train.run import resolve_collection
 
     out = Path(settings.out)
-    subjects = [(Subject("base"), Entry("base", None, 0), "*"),
-                (Subject("mt-lora", Path(trained["mt-lora"]["artifact"])), Entry("mt-lora", None, 0), "*")]
+    methods = set(settings.methods)
+    subjects = [(Subject("base"), Entry("base", None, 0), "*")] * ("base" in methods)
+    if "mt-lora" in methods:
+        subjects.append((Subject("mt-lora", Path(trained["mt-lora"]["artifact"])), Entry("mt-lora", None, 0), "*"))
     unrelated = iter(_unrelated(settings, resolve_collection(settings.tasks)))
-    hypernets = {"T2L": Path(trained["t2l"]["artifact"])} | {f"T2L ({k})": Path(v) for k, v in settings.also.items()}
+    hypernets = {f"T2L ({k})": Path(v) for k, v in settings.also.items()}
+    if "t2l" in trained:
+        hypernets["T2L"] = Path(trained["t2l"]["artifact"])
     emit("phase", "generating adapters")
     generators = {m: Generator(folder) for m, folder in hypernets.items()}
     for bench in settings.benches:
         for i, desc in enumerate(BENCHES[bench].descriptions[: settings.descriptions]):
-            subjects.append((Subject(f"base+desc:{bench}#{i}", None, [bench], instruction=desc),
-                             Entry("base + description", desc, i), bench))
-            other = next(unrelated)
-            wanted = [(m, desc) for m in generators] + [("T2L, unrelated description", other)]
+            if "base + description" in methods:
+                subjects.append((Subject(f"base+desc:{bench}#{i}", None, [bench], instruction=desc),
+                                 Entry("base + description", desc, i), bench))
+            other = next(unrelated)  # drawn whether used or not, so a subset run pairs benches with the same texts
+            wanted = [(m, desc) for m in generators if m != "T2L" or "T2L" in methods]
+            wanted += [("T2L, unrelated description", other)] * ("T2L, unrelated description" in methods)
             for method, text in wanted:
                 generator = generators["T2L" if method.startswith("T2L, unrelated") else method]
                 path = out / "adapters" / f"{_slug(method)}-{bench}-{i}.safetensors"
@@ -215,7 +228,7 @@ def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
             emit("result", row)
 
         run_eval(todo, [BENCHES[b] for b in settings.benches], settings.base, limit=settings.limit,
-                 batch_size=settings.batch_size, dtype=settings.dtype, protocol=protocol,
+                 batch_size=settings.batch_size, dtype=settings.dtype, protocol=protocol, device=settings.device,
                  on_progress=lambda bench, done_, total: emit("eval", (bench, done_, total)), on_result=store)
 
 

@@ -343,6 +343,7 @@ def eval_(
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each bench.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")] = "auto",
     base: Annotated[Optional[str], typer.Option(help="Base model (default: the adapters' own).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of BENCH.jsonl files to use instead.")] = None,
     describe: Annotated[bool, typer.Option(help="Also generate an adapter from each of the bench's own three "
@@ -426,7 +427,7 @@ def eval_(
             progress.update(bars[name], completed=done, total=total)
 
         run_eval(subjects, benches, base, limit=limit, batch_size=batch_size, dtype=dtype, data_dir=data_dir,
-                 protocol=protocol, prompt=PromptSettings(shots=shots, chat_template=chat_template),
+                 protocol=protocol, prompt=PromptSettings(shots=shots, chat_template=chat_template), device=device,
                  on_progress=on_progress, on_result=store)
     if output is not None:
         from t2l.eval.run import lm_eval_shaped
@@ -772,6 +773,9 @@ def bench_paper(
         ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")),
     protocols: Annotated[str, typer.Option(help="lm-eval, paper, or both with a comma.")] = "lm-eval,paper",
     descriptions: Annotated[int, typer.Option(help="How many of each bench's three descriptions to use.")] = 1,
+    method: Annotated[Optional[list[str]], typer.Option(help="Only this method (repeatable): base, 'base + "
+                                                        "description', mt-lora, T2L, 'T2L, unrelated description'.")]
+    = None,
     tasks: Annotated[str, typer.Option(help="Training task collection.")] = "openai-evals",
     batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -810,7 +814,8 @@ def bench_paper(
                              limit=None if full else limit, benches=tuple(b.strip() for b in benches.split(",")),
                              protocols=tuple(p.strip() for p in protocols.split(",")), tasks=tasks,
                              descriptions=descriptions, batch_size=batch_size, device=device, dtype=dtype,
-                             also=extra, overrides=per_recipe)
+                             also=extra, overrides=per_recipe,
+                             methods=tuple(method) if method else PaperSettings.methods)
     with progress_bars() as progress:
         trainers, bars = {}, {}
 

@@ -167,3 +167,39 @@ def test_a_missing_default_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(checkpoint, "DEFAULT_HYPERNET_DIR", tmp_path / "not-installed")
     r = t2l("make", "x", code=1)
     assert "no default hypernetwork is installed" in r.output
+
+
+def test_ls_filters_and_sorts_by_a_bench_score_of_one_protocol(hn, tiny_base_dir, arc_dir):
+    for name, desc in (("a", "answer in upper case"), ("b", "answer in small letters"), ("c", "count letters")):
+        t2l("make", desc, "--hypernet", hn, "--name", name)
+    t2l("eval", "a", "b", "--bench", "arc_easy", "--data-dir", arc_dir)
+    t2l("eval", "c", "--bench", "arc_easy", "--data-dir", arc_dir, "--protocol", "paper")
+    rows = json.loads(t2l("ls", "--bench", "arc_easy", "--sort", "score", "--json").output)
+    assert {r["name"] for r in rows} == {"a", "b"}  # c has only a paper-protocol score
+    accs = [r["scores"]["arc_easy"]["acc"] for r in rows]
+    assert accs == sorted(accs, reverse=True)
+    assert all(r["scores"]["arc_easy"]["protocol"] == "lm-eval-0.4/v1" for r in rows)
+    paper = json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "paper", "--json").output)
+    assert [r["name"] for r in paper] == ["c"] and paper[0]["scores"]["arc_easy"]["protocol"].startswith("t2l-paper")
+    assert [r["name"] for r in json.loads(t2l("ls", "--sort", "name", "--json").output)] == ["a", "b", "c"]
+    assert "add --bench" in t2l("ls", "--sort", "score", code=1).output
+    assert "unknown bench" in t2l("ls", "--bench", "nope", code=1).output
+
+
+def test_search_by_words(hn):
+    t2l("make", "classify sentiment of movie reviews", "--hypernet", hn, "--name", "sent")
+    t2l("make", "translate English to French", "--hypernet", hn, "--name", "fr")
+    hits = json.loads(t2l("search", "MOVIE sentiment", "--exact", "--json").output)
+    assert [h["name"] for h in hits] == ["sent"]
+    assert json.loads(t2l("search", "movie french", "--exact", "--json").output) == []
+
+
+@pytest.mark.integration
+def test_search_ranks_by_meaning_with_the_embedded_encoder(hn):
+    for name, desc in (("sent", "classify sentiment of movie reviews"), ("fr", "translate English to French"),
+                       ("math", "solve grade school arithmetic word problems")):
+        t2l("make", desc, "--hypernet", hn, "--name", name)
+    assert [h["name"] for h in json.loads(t2l("search", "is this film review positive?", "--json").output)][0] \
+        == "sent"
+    ranked = json.loads(t2l("search", "French translation", "--json", "--limit", "2").output)
+    assert ranked[0]["name"] == "fr" and len(ranked) == 2 and ranked[0]["similarity"] > ranked[1]["similarity"]

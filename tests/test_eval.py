@@ -200,23 +200,11 @@ def test_fewshot_and_chat_contexts_equal_lm_eval_s(tmp_path):
 
     from t2l.eval.prompts import PromptSettings, dress_items, fewshot_examples, solved
 
+    from t2l.eval.harness import write_task
+
     docs, items = _arc_items(8)
-    path = tmp_path / "arc.jsonl"
-    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (tmp_path / "t.yaml").write_text(f"""task: t2l_arc_fs
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    validation: {path}
-validation_split: validation
-output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
-doc_to_choice: "{{{{choices.text}}}}"
-metric_list:
-  - metric: acc
-""")
-    task = TaskManager(include_path=str(tmp_path)).load_task_or_group(["t2l_arc_fs"])["t2l_arc_fs"]
+    name = write_task("arc_easy", docs, tmp_path)
+    task = TaskManager(include_path=str(tmp_path)).load_task_or_group([name])[name]
     task.set_fewshot_seed(1234)
     pool = list(task.validation_docs())
     theirs = [task.fewshot_context(d, 2) for d in pool[:8]]

@@ -62,8 +62,22 @@ def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, ti
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_subset_of_methods_trains_and_evaluates_only_what_it_needs(tiny_collection, tiny_base_dir,
+                                                                     tiny_encoder_dir, tmp_path):
+    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), encoder=str(tiny_encoder_dir), steps=2,
+                             limit=2, benches=("arc_easy",), protocols=("lm-eval",), tasks=str(tiny_collection),
+                             methods=("base", "T2L, unrelated description"),
+                             overrides={"sft": [*TINY, "hypernet.hidden_dim=16", "hypernet.task_dim=8",
+                                                "hypernet.pos_dim=4"]})
+    tables = run_paper(settings)
+    assert set(tables["lm-eval"]) == {"base", "T2L, unrelated description"}
+    assert not (settings.out / "mt-lora").exists() and (settings.out / "t2l" / "done.json").is_file()
+
+
 def test_bench_paper_errors():
     r = CliRunner().invoke(app, ["bench", "paper", "--benches", "arc_easy,nope"])
     assert r.exit_code == 1 and "unknown bench 'nope'" in r.output
     r = CliRunner().invoke(app, ["bench", "paper", "--override", "train.lr=1"])
     assert r.exit_code == 1 and "sft:key=value" in r.output
+    r = CliRunner().invoke(app, ["bench", "paper", "--method", "vibes"])
+    assert r.exit_code == 1 and "unknown method 'vibes'" in r.output

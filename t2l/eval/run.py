@@ -178,7 +178,7 @@ class Subject:
 
 def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, limit: int | None = None,
              batch_size: int = 16, dtype: str = "float32", data_dir=None, protocol: str = "lm-eval",
-             prompt: PromptSettings | None = None,
+             prompt: PromptSettings | None = None, device: str = "auto",
              on_progress: Callable[[str, int, int], None] | None = None,
              on_result: Callable[[Subject, BenchResult], None] | None = None) -> list[tuple[Subject, BenchResult]]:
     """Load the base once, then evaluate every subject on every bench, swapping adapters in through hooks.
@@ -187,6 +187,7 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     from t2l.base import identify_base, load_base
     from t2l.eval.data import load_docs, load_fewshot_pool
     from t2l.lora_batched import BatchedLoRA
+    from t2l.train.distributed import device as resolve_device
 
     base_ref = identify_base(base_spec)
     loaded = []
@@ -203,11 +204,14 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     data = {b.name: load_docs(b, data_dir) for b in benches}
     pools = {b.name: load_fewshot_pool(b, data_dir) for b in benches} if prompt and prompt.shots else {}
     model, tokenizer, _ = load_base(base_spec, dtype=dtype)
+    where = resolve_device(device)
+    model.to(where)
     results = []
     for subject, tensors, peft_config in loaded:
         hooks, weights = None, None
         if tensors is not None:
             targets, weights, scaling = adapter_weights(model, tensors, peft_config)
+            weights = {m: (a.to(where), b.to(where)) for m, (a, b) in weights.items()}
             hooks = BatchedLoRA(model, targets, scaling)
         try:
             for bench in benches:
