@@ -193,9 +193,16 @@ def _slug(method: str) -> str:
 
 
 def read_results(path: Path) -> list[dict]:
+    """The finished runs; a last line torn by a kill mid-write is dropped (that run is simply done again)."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
@@ -206,7 +213,8 @@ def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
 
     path = Path(settings.out) / "results.jsonl"
     for protocol in settings.protocols:
-        done = {(r["method"], r["bench"], r["index"]) for r in read_results(path) if r["protocol"] == protocol}
+        done = {(r["method"], r["bench"], r["index"]) for r in read_results(path)
+                if r["protocol"] == protocol and r["limit"] == settings.limit}
         todo, entries = [], {}
         for subject, entry, bench in subjects:
             benches = settings.benches if bench == "*" else [bench]
@@ -252,7 +260,7 @@ def summarize(rows: list[dict], settings: PaperSettings) -> dict:
     for protocol in settings.protocols:
         by: dict = {}
         for r in rows:
-            if r["protocol"] == protocol and r["bench"] in settings.benches:
+            if r["protocol"] == protocol and r["bench"] in settings.benches and r["limit"] == settings.limit:
                 by.setdefault(r["method"], {}).setdefault(r["bench"], []).append(_headline(r["metrics"]))
         table = {}
         for method, benches in by.items():

@@ -346,6 +346,9 @@ def eval_(
     device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")] = "auto",
     base: Annotated[Optional[str], typer.Option(help="Base model (default: the adapters' own).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder of BENCH.jsonl files to use instead.")] = None,
+    from_hub: Annotated[bool, typer.Option(help="Read the benches from their Hugging Face datasets (needs the "
+                                           "`datasets` library and a connection); few-shot examples then come from "
+                                           "the train split, as in lm-eval.")] = False,
     describe: Annotated[bool, typer.Option(help="Also generate an adapter from each of the bench's own three "
                                            "descriptions and evaluate it on that bench (zero-shot T2L).")] = False,
     hypernet: Annotated[str, typer.Option(help="Hypernetwork for --describe.")] = "default",
@@ -427,6 +430,7 @@ def eval_(
             progress.update(bars[name], completed=done, total=total)
 
         run_eval(subjects, benches, base, limit=limit, batch_size=batch_size, dtype=dtype, data_dir=data_dir,
+                 from_hub=from_hub,
                  protocol=protocol, prompt=PromptSettings(shots=shots, chat_template=chat_template), device=device,
                  on_progress=on_progress, on_result=store)
     if output is not None:

@@ -236,3 +236,24 @@ def test_cli_eval_shots_are_recorded_and_chat_template_needs_one(tiny_base_dir, 
     assert r.exit_code == 1 and "no chat template" in r.output
     r = runner.invoke(app, ["eval", "base", "--shots", "2", "--protocol", "paper"])
     assert r.exit_code == 1 and "zero-shot" in r.output
+
+
+def test_from_hub_reads_the_dataset_lm_eval_reads_through_datasets(tmp_path, monkeypatch):
+    """The Hub cannot be reached here; `datasets` reads a local folder laid out like the dataset repo instead."""
+    pytest.importorskip("datasets")
+    from dataclasses import replace
+
+    from t2l.eval.data import load_fewshot_pool
+
+    docs = load_docs(BENCHES["arc_easy"])[0]
+    repo = tmp_path / "ai2_arc"
+    repo.mkdir()
+    (repo / "validation.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs[:5]))
+    (repo / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs[5:9]))
+    bench = replace(BENCHES["arc_easy"], hub=(str(repo), None))
+    got, sha = load_docs(bench, from_hub=True)
+    assert got == docs[:5] and len(sha) == 64
+    assert load_fewshot_pool(bench, None, from_hub=True) == docs[5:9]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(T2LError, match="could not load"):
+        load_docs(replace(bench, hub=(str(tmp_path / "missing"), None)), from_hub=True)

