@@ -16,7 +16,8 @@ from sqlmodel import func as sqlfunc
 from registry.db import open_engine
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
-from t2l.hashing import sha256_file  # plain hashlib; t2l's package root imports nothing heavy
+from t2l.files import write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
+from t2l.hashing import sha256_file
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -28,18 +29,6 @@ def validate_label(value: str, what: str) -> str:
             f"invalid {what} {value!r}: use 1-100 characters without '/', '\\' or control characters"
         )
     return value
-
-
-def _write_atomic(dest: Path, data: bytes) -> None:
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Registry:
@@ -73,7 +62,7 @@ class Registry:
         sha = hashlib.sha256(data).hexdigest()
         path = self.adapters_dir / f"{sha}.safetensors"
         if not path.exists():
-            _write_atomic(path, data)
+            write_bytes_atomic(path, data, sync=True)
         fields["targets"] = json.dumps(list(fields["targets"]))
         row = Adapter(id=uuid.uuid4().hex, name=name, sha256=sha, size=len(data), **fields)
         try:
@@ -203,10 +192,11 @@ class Registry:
         orphans = sorted(str(p) for p in files if p.stem not in known and str(p) not in leftovers)
         return {"missing": missing, "corrupted": corrupted, "orphans": orphans, "leftovers": leftovers}
 
-    def collect_garbage(self, min_age_s: float = 600) -> list[str]:
-        """Delete orphan and leftover files (see `verify`) once they are `min_age_s` old: a younger one may belong to
-        an add still in flight in another process (file written, row not yet committed)."""
-        report = self.verify()
+    def collect_garbage(self, report: dict | None = None, min_age_s: float = 600) -> list[str]:
+        """Delete orphan and leftover files of a `verify` report (a fresh one if none is given; verifying hashes every
+        file) once they are `min_age_s` old: a younger one may belong to an add still in flight in another process
+        (file written, row not yet committed)."""
+        report = report if report is not None else self.verify()
         removed = []
         for p in map(Path, report["orphans"] + report["leftovers"]):
             if p.exists() and time.time() - p.stat().st_mtime >= min_age_s:
@@ -236,6 +226,13 @@ class Registry:
             if subject is not None:
                 q = q.where(EvalRun.subject == subject)
             return list(s.exec(q))
+
+    def latest_evals(self, subject: str) -> dict[tuple[str, str, str], EvalRun]:
+        """(bench, metric, protocol) -> the newest run of one subject (adapter id or "base")."""
+        latest: dict[tuple[str, str, str], EvalRun] = {}
+        for e in self.evals(subject):  # newest first
+            latest.setdefault((e.bench, e.metric, e.protocol), e)
+        return latest
 
     def latest_scores(self, adapter_ids: list[str], metric: str = "acc",
                       protocol: str | None = None) -> dict[str, dict[str, EvalRun]]:

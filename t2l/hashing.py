@@ -2,9 +2,9 @@
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from t2l.files import write_text_atomic
 from t2l.home import t2l_home
 
 
@@ -27,10 +27,7 @@ def cached_sha256(path: Path) -> str:
         cache = {}
     if key not in cache:
         cache[key] = sha256_file(path)
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_name(f".sha256.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(cache))
-        os.replace(tmp, cache_file)
+        write_text_atomic(cache_file, json.dumps(cache))
     return cache[key]
 
 

@@ -271,13 +271,14 @@ def publish(
         row = newest[0]
     else:
         row = reg.get_adapter(ref)
+    repo_id = validate_repo_id(repo_id) if repo_id else None
     name = row.name or f"t2l-{short(row.id)}"
     scores = scores_for_card(reg, row.id)
     if to_dir is not None:
         folder = hub_folder(reg.adapter_file(row), to_dir, name, scores, repo_id)
         out.print(f"wrote {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
         return
-    repo_id = validate_repo_id(repo_id) if repo_id else f"{hub_user()}/{repo_name(name)}"
+    repo_id = repo_id or f"{hub_user()}/{repo_name(name)}"
     with tempfile.TemporaryDirectory(prefix="t2l-publish-") as tmp:
         folder = hub_folder(reg.adapter_file(row), Path(tmp) / "repo", name, scores, repo_id)
         files = [(p.name, p.stat().st_size) for p in sorted(folder.iterdir())]
@@ -309,11 +310,8 @@ def scores_for_card(reg: Registry, adapter_id: str):
     """The newest score of each bench, metric and protocol, for the model card."""
     from t2l.card import Score
 
-    latest = {}
-    for e in reg.evals(adapter_id):  # newest first
-        latest.setdefault((e.bench, e.metric, e.protocol), Score(e.bench, e.metric, e.value, e.stderr, e.n,
-                                                                 e.protocol, e.limit))
-    return sorted(latest.values(), key=lambda x: (x.protocol, x.bench, x.metric))
+    return [Score(e.bench, e.metric, e.value, e.stderr, e.n, e.protocol, e.limit)
+            for _, e in sorted(reg.latest_evals(adapter_id).items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))]
 
 
 @app.command()
@@ -499,12 +497,9 @@ def diff(
     result = compare(path_a, path_b)
     scores = []
     if id_a and id_b:
-        latest = {}
-        for key, subject in (("a", id_a), ("b", id_b)):
-            for e in reg.evals(subject):
-                latest.setdefault((e.bench, e.metric, e.protocol), {}).setdefault(key, e.value)
-        scores = [{"bench": k[0], "metric": k[1], "protocol": k[2], "a": v["a"], "b": v["b"], "b_minus_a": v["b"] - v["a"]}
-                  for k, v in sorted(latest.items()) if "a" in v and "b" in v]
+        la, lb = reg.latest_evals(id_a), reg.latest_evals(id_b)
+        scores = [{"bench": k[0], "metric": k[1], "protocol": k[2], "a": la[k].value, "b": lb[k].value,
+                   "b_minus_a": lb[k].value - la[k].value} for k in sorted(la.keys() & lb.keys())]
     if plot is not None:
         heatmap_png(result, plot)
     if json_:
@@ -587,7 +582,7 @@ def registry_verify(
         for kind, items in report.items():
             out.print(f"{kind}: {len(items)}" + "".join(f"\n  {i}" for i in items))
     if fix and (report["orphans"] or report["leftovers"]):
-        removed = reg.collect_garbage()
+        removed = reg.collect_garbage(report)
         err.print(f"removed {len(removed)} unreferenced files (younger ones may belong to a write in progress)")
     if fix and report["missing"]:
         if yes or typer.confirm(f"remove {len(report['missing'])} rows whose file is missing?", err=True):

@@ -57,10 +57,13 @@ def chat(tokenizer, body: str) -> str:
                                          tokenize=False)
 
 
+def with_instruction(body: str, instruction: str | None) -> str:
+    """The instruction (the description-in-the-prompt baseline), a blank line, then the prompt."""
+    return instruction + "\n\n" + body if instruction else body
+
+
 def wrap(text: str, prefix: str, settings: PromptSettings, tokenizer) -> str:
-    body = prefix + text
-    if settings.instruction:
-        body = settings.instruction + "\n\n" + body
+    body = with_instruction(prefix + text, settings.instruction)
     return chat(tokenizer, body) if settings.chat_template else body
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 
 from t2l.errors import T2LError
 from t2l.eval.benches import PROTOCOLS, Bench, Item
-from t2l.eval.prompts import PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved, wrap
+from t2l.eval.prompts import (PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved,
+                              with_instruction, wrap)
 from t2l.eval.scoring import loglikelihoods
 
 
@@ -121,8 +122,7 @@ def _gsm8k(model, tokenizer, docs, prompts, batch_size, tick):
 
 
 def _chat(tokenizer, body: str, instruction: str | None) -> str:
-    if instruction:
-        body = instruction + "\n\n" + body
+    body = with_instruction(body, instruction)
     if tokenizer.chat_template:
         return chat(tokenizer, body)
     return body + "\nAnswer:"  # a base model without a chat template gets the plain prompt

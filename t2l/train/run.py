@@ -18,7 +18,6 @@ from datetime import datetime
 from pathlib import Path
 
 from t2l.errors import T2LError
-from t2l.files import write_text_atomic
 from t2l.home import t2l_home
 from t2l.train.recipe import Recipe, dump_recipe, load_recipe
 
@@ -61,10 +60,6 @@ def resolve_collection(spec: str, on_status: Callable[[str], None] | None = None
 def holdout_names(names: list[str], k: int) -> list[str]:
     """The k tasks kept out of training: the first by sha256 of the name, so the choice is stable."""
     return sorted(names, key=lambda n: hashlib.sha256(n.encode()).hexdigest())[:k]
-
-
-def _write_json_atomic(path: Path, data) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2))
 
 
 def save_checkpoint(folder: Path, tensors: dict, meta: dict) -> None:
