@@ -1,5 +1,6 @@
 """Recipes, the training loop's resume and distributed equivalence, and the lora/mt-lora recipes, on tiny models."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -37,6 +38,17 @@ def test_every_shipped_recipe_loads(name):
     recipe = load_recipe(name, needs.get(name, []))
     recipe.check_runnable()
     assert recipe.recipe == name
+
+
+def test_lr_warms_up_to_its_peak_then_decays_to_a_tenth():
+    from t2l.train.loop import TrainSettings, lr_at
+
+    s = TrainSettings(steps=160, lr=1e-4, warmup_steps=100)
+    lrs = [lr_at(step, s) for step in range(1, 161)]
+    assert lrs[49] == pytest.approx(0.5e-4)  # halfway through warmup
+    assert max(lrs) == pytest.approx(1e-4) == lrs[99]  # the peak is reached however short the run
+    assert lrs[-1] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[99:]))
 
 
 def test_recipe_errors_name_the_key():
