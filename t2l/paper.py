@@ -112,8 +112,11 @@ def _train(settings: PaperSettings, name: str, recipe_name: str, emit: Event) ->
                  f"data.tasks={settings.tasks}", f"train.seed={settings.seed}", f"run.device={settings.device}",
                  f"run.dtype={settings.dtype}",
                  f"run.max_minutes={settings.budget_minutes if settings.budget_minutes else 'null'}"]
-    overrides += [f"encoder={settings.encoder}"] * (recipe_name == "sft") + settings.overrides.get(recipe_name, [])
-    recipe = load_recipe(recipe_name, overrides)
+    # The recipes' warmups are sized for their 2000 steps; a shorter run keeps a tenth of its steps for warmup.
+    short_warmup = max(1, settings.steps // 10)
+    warmup = min(load_recipe(recipe_name).train.warmup_steps, short_warmup)
+    overrides += [f"encoder={settings.encoder}"] * (recipe_name == "sft") + [f"train.warmup_steps={warmup}"]
+    recipe = load_recipe(recipe_name, overrides + settings.overrides.get(recipe_name, []))
     resume = folder if (folder / "checkpoint").exists() else None
     emit("phase", f"training {name} ({recipe_name} recipe, {settings.steps} steps)")
     started = time.monotonic()
@@ -136,7 +139,7 @@ class Entry:
     index: int  # which of the bench's descriptions (0 for base and mt-lora)
 
 
-def _unrelated(settings: PaperSettings, collection: Path) -> list[str]:
+def unrelated_descriptions(settings: PaperSettings, collection: Path) -> list[str]:
     """Descriptions of training tasks, drawn once with the run's seed: the paper's control."""
     from t2l.tasks.collection import read_manifest
 
@@ -160,7 +163,7 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
     subjects = [(Subject("base"), Entry("base", None, 0), "*")] * ("base" in methods)
     if "mt-lora" in methods:
         subjects.append((Subject("mt-lora", Path(trained["mt-lora"]["artifact"])), Entry("mt-lora", None, 0), "*"))
-    unrelated = iter(_unrelated(settings, resolve_collection(settings.tasks)))
+    unrelated = iter(unrelated_descriptions(settings, resolve_collection(settings.tasks)))
     hypernets = {f"T2L ({k})": Path(v) for k, v in settings.also.items()}
     if "t2l" in trained:
         hypernets["T2L"] = Path(trained["t2l"]["artifact"])
@@ -226,11 +229,13 @@ def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
             continue
         emit("phase", f"evaluating {len(todo)} subjects under the {protocol} protocol")
 
-        def store(subject, result, protocol=protocol):
+        def store(subject, result, protocol=protocol, entries=entries):
             entry = entries[subject.label]
             row = {"method": entry.method, "bench": result.bench, "protocol": protocol, "index": entry.index,
                    "description": entry.description, "metrics": result.metrics, "n": result.n,
-                   "limit": result.limit, "version": result.protocol, "data_sha256": result.data_sha256}
+                   "limit": result.limit, "version": result.protocol, "data_sha256": result.data_sha256,
+                   # the headline metric item by item ("0110..."), so two methods compare on the same items
+                   "hits": "".join(str(int(v)) for v in result.per_item[_headline_name(result.per_item)])}
             with open(path, "a") as f:  # one line per finished run: an interrupted run loses only what was running
                 f.write(json.dumps(row) + "\n")
             emit("result", row)
@@ -243,12 +248,16 @@ def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
 # -- the tables -------------------------------------------------------------------------------------------------
 
 
-def _headline(metrics: dict) -> tuple[float, float]:
-    """The number a table shows for one run: acc, or gsm8k's flexible-extract / exact_match."""
+def _headline_name(metrics: dict) -> str:
+    """The metric a table shows for one run: acc, or gsm8k's flexible-extract / exact_match."""
     for name in ("acc", "flexible-extract", "exact_match"):
         if name in metrics:
-            return tuple(metrics[name])
+            return name
     raise T2LError(f"no headline metric in {sorted(metrics)}")
+
+
+def _headline(metrics: dict) -> tuple[float, float]:
+    return tuple(metrics[_headline_name(metrics)])
 
 
 def summarize(rows: list[dict], settings: PaperSettings) -> dict:
@@ -272,3 +281,42 @@ def summarize(rows: list[dict], settings: PaperSettings) -> dict:
             table[method] = cells
         tables[protocol] = table
     return tables
+
+
+def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") -> dict:
+    """protocol -> method -> (reference's average minus the method's, stderr of that difference).
+
+    The difference is taken item by item (both score the same items), so what the two methods share - which items
+    are easy - cancels; its stderr is far smaller than the two accuracies' stderrs suggest. Per bench: mean and
+    standard error of the per-item differences (several descriptions of a bench averaged per item); over benches:
+    the mean of those, with stderr sqrt(sum of squares) / number of benches. Only runs that stored per-item hits.
+    """
+    import math
+
+    from t2l.eval.run import mean_stderr
+
+    out: dict = {}
+    for protocol in settings.protocols:
+        hits: dict = {}
+        for r in rows:
+            if (r["protocol"] == protocol and r["bench"] in settings.benches and r["limit"] == settings.limit
+                    and "hits" in r):
+                hits.setdefault(r["method"], {}).setdefault(r["bench"], []).append(r["hits"])
+        ref = hits.get(reference, {})
+        table = {}
+        for method, benches in hits.items():
+            if method == reference or not all(b in benches and b in ref for b in settings.benches):
+                continue
+            per_bench = [mean_stderr([a - b for a, b in zip(_per_item(ref[bench]), _per_item(benches[bench]))])
+                         for bench in settings.benches]
+            table[method] = (sum(m for m, _ in per_bench) / len(per_bench),
+                             math.sqrt(sum(e * e for _, e in per_bench)) / len(per_bench))
+        if table:
+            out[protocol] = table
+    return out
+
+
+def _per_item(runs: list[str]) -> list[float]:
+    """Several runs' hit strings on the same items -> the mean hit of each item."""
+    return [sum(int(r[i]) for r in runs) / len(runs) for i in range(min(len(r) for r in runs))]
+

@@ -5,7 +5,7 @@ import platform
 from pathlib import Path
 
 from t2l.files import write_text_atomic
-from t2l.paper import METHODS, PaperSettings, read_results
+from t2l.paper import METHODS, PaperSettings, paired, read_results
 
 PAPER_TABLE = ("Mistral-7B-Instruct, 10 benchmarks, average accuracy (paper, Table 1): base 55.96, "
                "multi-task LoRA 66.67, T2L 67.02")
@@ -22,7 +22,8 @@ def _methods(table: dict) -> list[str]:
     return [m for m in METHODS if m in table] + sorted(m for m in table if m not in METHODS)
 
 
-def tables_markdown(tables: dict, settings: PaperSettings) -> str:
+def tables_markdown(tables: dict, settings: PaperSettings, diffs: dict | None = None) -> str:
+    """One table per protocol; `diffs` (from `paper.paired`) adds T2L's paired differences under each."""
     cols = [*settings.benches, "average"]
     parts = []
     for protocol, table in tables.items():
@@ -32,6 +33,14 @@ def tables_markdown(tables: dict, settings: PaperSettings) -> str:
         for m in _methods(table):
             parts.append(f"| {m} | " + " | ".join(_cell(table[m].get(c)) for c in cols) + " |")
         parts.append("")
+        paired = (diffs or {}).get(protocol)
+        if paired:
+            parts += [("T2L's average minus each method's, compared item by item on the same items (points ± "
+                       "paired stderr; two stderr or more is a clear difference):"), "",
+                      "| T2L minus | difference |", "| --- | ---: |"]
+            parts += [f"| {m} | {100 * paired[m][0]:+.1f} ± {100 * paired[m][1]:.1f} |"
+                      for m in _methods(table) if m in paired]
+            parts.append("")
     return "\n".join(parts)
 
 
@@ -57,6 +66,7 @@ def provenance(settings: PaperSettings) -> dict:
 def write_report(tables: dict, settings: PaperSettings, path: Path, command: str, chart: Path | None,
                  findings: str = "") -> Path:
     meta = provenance(settings)
+    diffs = paired(read_results(Path(settings.out) / "results.jsonl"), settings)
     lines = ["# Results: the paper's zero-shot table at our scale", "",
              f"Reproduce: `{command}`", "",
              f"Paper, for scale: {PAPER_TABLE}. Here: SmolLM2-135M-Instruct (embedded Q4_1 GGUF, dequantized), "
@@ -65,7 +75,7 @@ def write_report(tables: dict, settings: PaperSettings, path: Path, command: str
              + ".", ""]
     if findings:
         lines += [findings.strip(), ""]
-    lines += [tables_markdown(tables, settings)]
+    lines += [tables_markdown(tables, settings, diffs)]
     if chart is not None:
         lines += [f"![accuracy by method]({chart.name})", ""]
     lines += ["## How it was run", "",

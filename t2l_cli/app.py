@@ -794,8 +794,8 @@ def bench_paper(
     import sys
 
     from t2l.checkpoint import hypernet_path
-    from t2l.paper import PaperSettings, run_paper
-    from t2l.report import bar_chart, write_report
+    from t2l.paper import PaperSettings, paired, read_results, run_paper
+    from t2l.report import bar_chart, tables_markdown, write_report
 
     extra = {}
     for item in also or []:
@@ -842,9 +842,7 @@ def bench_paper(
     chart = bar_chart(tables, settings, report.with_suffix(".png"))
     command = "t2l " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     write_report(tables, settings, report, command, chart, findings.read_text() if findings else "")
-    from t2l.report import tables_markdown
-
-    out.print(tables_markdown(tables, settings))
+    out.print(tables_markdown(tables, settings, paired(read_results(settings.out / "results.jsonl"), settings)))
     out.print(f"report: {report}" + (f", chart: {chart}" if chart else " (pip install matplotlib for the chart)"))
 
 

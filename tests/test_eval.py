@@ -16,10 +16,13 @@ from t2l.eval.scoring import encode_pair, loglikelihoods
 from t2l_cli.app import app
 
 
-def test_loglikelihoods_match_a_plain_full_forward():
+@pytest.mark.parametrize("pairs", [
+    [("Question: why?\nAnswer:", " because"), ("ab", " c"), ("a longer context here ", "x y"), ("q", " r"),
+     ("ab", " cdef"), ("Question: why?\nAnswer:", " no"), ("ab", "z")],  # shared contexts, ragged choices
+    [("is it?", "y"), ("is it?", "n"), ("a passage", "y"), ("a passage", "n"), ("b", "y")],  # one token each
+])
+def test_loglikelihoods_match_a_plain_full_forward(pairs):
     model, tok = tiny_model(), char_tokenizer()
-    pairs = [("Question: why?\nAnswer:", " because"), ("ab", " c"), ("a longer context here ", "x y"), ("q", " r"),
-             ("ab", " cdef"), ("Question: why?\nAnswer:", " no"), ("ab", "z")]  # shared contexts, ragged choices
     got = loglikelihoods(model, tok, pairs, batch_size=3)
     for (ctx, cont), (ll, greedy) in zip(pairs, got):
         c, x = encode_pair(tok, ctx, cont)

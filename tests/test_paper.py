@@ -1,12 +1,13 @@
 """`t2l bench paper` end to end on tiny models: both trainings, every method under both protocols, the report."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.paper import METHODS, PaperSettings, read_results, run_paper
+from t2l.paper import METHODS, PaperSettings, paired, read_results, run_paper
 from t2l.report import bar_chart, write_report
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
@@ -49,6 +50,13 @@ def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, ti
         done = json.loads((settings.out / name / "done.json").read_text())
         assert done["steps"] == 3 and done["completed"]
     assert "train" in events and "result" in events
+    for r in rows:  # the headline metric item by item, consistent with the stored accuracy
+        assert len(r["hits"]) == r["n"] and sum(map(int, r["hits"])) / r["n"] == pytest.approx(r["metrics"]["acc"][0])
+    diffs = paired(rows, settings)
+    for protocol, table in tables.items():
+        assert set(diffs[protocol]) == set(METHODS) - {"T2L"}
+        for method, (d, _) in diffs[protocol].items():  # one description per bench: mean of differences
+            assert d == pytest.approx(table["T2L"]["average"][0] - table[method]["average"][0])
 
     again = run_paper(settings, lambda kind, payload: events.append(kind))  # finished work is not redone
     assert again == tables and len(read_results(settings.out / "results.jsonl")) == len(rows)
@@ -57,9 +65,21 @@ def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, ti
     report = write_report(tables, settings, tmp_path / "results.md", "t2l bench paper ...", chart, "**Finding.**")
     text = report.read_text()
     assert "| T2L, unrelated description |" in text and "### Protocol `paper`" in text and "**Finding.**" in text
+    assert "| T2L minus |" in text
     assert "mt-lora: 3 steps" in text and "| arc_easy | 2 |" in text
     if chart is not None:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_paired_differences_are_taken_item_by_item():
+    settings = PaperSettings(out=Path("unused"), benches=("arc_easy",), protocols=("lm-eval",), limit=4)
+    row = {"bench": "arc_easy", "protocol": "lm-eval", "limit": 4}
+    rows = [{**row, "method": "T2L", "hits": "1100"}, {**row, "method": "base", "hits": "1000"},
+            {**row, "method": "mt-lora", "hits": "0011"}, {**row, "method": "old run without hits"}]
+    diffs = paired(rows, settings)["lm-eval"]
+    assert set(diffs) == {"base", "mt-lora"}
+    assert diffs["base"] == pytest.approx((0.25, 0.25))  # differences 0, 1, 0, 0: sd 0.5, / sqrt(4)
+    assert diffs["mt-lora"] == pytest.approx((0.0, (4 / 3) ** 0.5 / 2))  # 1, 1, -1, -1: equal averages, noisy
 
 
 def test_a_subset_of_methods_trains_and_evaluates_only_what_it_needs(tiny_collection, tiny_base_dir,

@@ -22,6 +22,7 @@ class BenchResult:
     data_sha256: str
     limit: int | None
     predictions: list[int] = field(default_factory=list)  # per item, the choice `acc` picked
+    per_item: dict[str, list[float]] = field(default_factory=dict)  # metric -> its value on each item
 
 
 def mean_stderr(values: list[float]) -> tuple[float, float]:
@@ -34,7 +35,7 @@ def mean_stderr(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
-def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict, list[int]]:
+def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict[str, list[float]], list[int]]:
     metrics: dict[str, list[float]] = {m: [] for m in bench.metrics}
     preds, k = [], 0
     for item in items:
@@ -46,7 +47,7 @@ def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict, 
         if "acc_norm" in metrics:
             norm = [v / n for v, n in zip(ll, item.choice_chars)]
             metrics["acc_norm"].append(float(max(range(len(norm)), key=norm.__getitem__) == item.gold))
-    return {m: mean_stderr(v) for m, v in metrics.items()}, preds
+    return metrics, preds
 
 
 def check_settings(limit: int | None, protocol: str, shots: int) -> None:
@@ -88,18 +89,19 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
         return step
 
     if protocol == "paper":
-        metrics, preds = _paper(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
+        per_item, preds = _paper(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
     elif bench.to_item is None:
         prompts = [wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer) for d, p in zip(evaluated, prefixes)]
-        metrics, preds = _gsm8k(model, tokenizer, evaluated, prompts, batch_size, tick)
+        per_item, preds = _gsm8k(model, tokenizer, evaluated, prompts, batch_size, tick)
     else:
         items = dress_items([bench.to_item(d) for d in evaluated], prefixes, prompt, tokenizer)
         pairs = [(c, x) for item in items for c, x in zip(item.contexts, item.continuations)]
         logliks = [ll for ll, _ in loglikelihoods(model, tokenizer, pairs, batch_size, on_progress=tick(len(pairs)))]
-        metrics, preds = score(bench, items, logliks)
+        per_item, preds = score(bench, items, logliks)
     version = PROTOCOLS[protocol] + (prompt.tag() if protocol == "lm-eval" else
                                      ("+instruction" if prompt.instruction else ""))
-    return BenchResult(bench.name, bench.split, len(evaluated), metrics, version, data_sha256, limit, preds)
+    metrics = {m: mean_stderr(v) for m, v in per_item.items()}
+    return BenchResult(bench.name, bench.split, len(evaluated), metrics, version, data_sha256, limit, preds, per_item)
 
 
 GSM8K_UNTIL = ["Question:", "</s>", "<|im_end|>"]
@@ -118,7 +120,7 @@ def _gsm8k(model, tokenizer, docs, prompts, batch_size, tick):
     outputs = generate_until(model, tokenizer, prompts, GSM8K_UNTIL, 256, batch_size, tick(len(prompts)))
     strict = [float(gsm8k_correct(strict_match(o), d["answer"])) for o, d in zip(outputs, docs)]
     flexible = [float(gsm8k_correct(flexible_extract(o), d["answer"])) for o, d in zip(outputs, docs)]
-    return {"strict-match": mean_stderr(strict), "flexible-extract": mean_stderr(flexible)}, [int(f) for f in flexible]
+    return {"strict-match": strict, "flexible-extract": flexible}, [int(f) for f in flexible]
 
 
 def _chat(tokenizer, body: str, instruction: str | None) -> str:
@@ -139,12 +141,12 @@ def _paper(model, tokenizer, bench, docs, batch_size, tick, instruction):
         outputs = generate_until(model, tokenizer, prompts, [], 256, batch_size, tick(len(prompts)))
         hits = [float(final_number(o) == d["answer"].split("####")[-1].strip().replace(",", ""))
                 for o, d in zip(outputs, docs)]
-        return {"exact_match": mean_stderr(hits)}, [int(h) for h in hits]
+        return {"exact_match": hits}, [int(h) for h in hits]
     questions = [bench.to_question(d) for d in docs]
     prompts = [_chat(tokenizer, letter_prompt(q), instruction) for q in questions]
     outputs = generate_until(model, tokenizer, prompts, [], 8, batch_size, tick(len(prompts)))
     preds = [parse_letter(o, len(q.choices)) for o, q in zip(outputs, questions)]
-    return {"acc": mean_stderr([float(p == q.gold) for p, q in zip(preds, questions)])}, preds
+    return {"acc": [float(p == q.gold) for p, q in zip(preds, questions)]}, preds
 
 
 def adapter_weights(model, tensors: dict, peft_config: dict):

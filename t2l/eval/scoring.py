@@ -63,17 +63,22 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
         ctx_hidden = decoder(input_ids=ctx_ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True,
                              **{cache_arg: cache}).last_hidden_state
         rows = [(g, i) for g, m in enumerate(members) for i in m]
-        cache.reorder_cache(torch.tensor([g for g, _ in rows], device=device))
-        cont_ids, cont_mask = _padded([encoded[i][1] for _, i in rows], pad)
-        lengths = torch.tensor([len(ctx_rows[g]) for g, _ in rows])
-        positions = lengths[:, None] + torch.arange(cont_ids.shape[1])[None]
-        hidden = decoder(input_ids=cont_ids.to(device), position_ids=positions.to(device),
-                         attention_mask=torch.cat([ctx_mask[[g for g, _ in rows]], cont_mask], 1).to(device),
-                         use_cache=True, **{cache_arg: cache}).last_hidden_state
+        # A continuation's last token is only ever a target, never an input: one-token continuations (boolq's
+        # yes/no) need no second pass at all, and the others one position less.
+        inputs = [encoded[i][1][:-1] for _, i in rows]
+        if any(inputs):
+            cache.reorder_cache(torch.tensor([g for g, _ in rows], device=device))
+            cont_ids, cont_mask = _padded(inputs, pad)
+            lengths = torch.tensor([len(ctx_rows[g]) for g, _ in rows])
+            positions = lengths[:, None] + torch.arange(cont_ids.shape[1])[None]
+            hidden = decoder(input_ids=cont_ids.to(device), position_ids=positions.to(device),
+                             attention_mask=torch.cat([ctx_mask[[g for g, _ in rows]], cont_mask], 1).to(device),
+                             use_cache=True, **{cache_arg: cache}).last_hidden_state
         # every continuation position of the batch goes through the LM head in one matmul: the head's weight is
         # read once per batch instead of once per choice (per-choice calls cost more than the whole decoder here)
-        states = torch.cat([torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])],
-                                       hidden[r, : len(encoded[i][1]) - 1]]) for r, (g, i) in enumerate(rows)])
+        states = torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])] if not inputs[r] else
+                            torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])],
+                                       hidden[r, : len(inputs[r])]]) for r, (g, _) in enumerate(rows)])
         logp = F.log_softmax(head_logits(model, states), dim=-1)
         targets = torch.tensor([t for _, i in rows for t in encoded[i][1]], device=logp.device)
         picked, greedy = logp.gather(1, targets[:, None])[:, 0], logp.argmax(-1) == targets
