@@ -4,10 +4,15 @@ arc_easy validation (570) and the first 500 of boolq validation, exported from t
 that both read (lm-eval through task YAMLs written here with `dataset_path: json`). Prints per-bench accuracies,
 the items whose prediction differs, and wall times. Needs the dev extra: pip install "lm-eval>=0.4,<0.5".
 
-    .venv/bin/python benchmarks/eval_vs_lm_eval.py [--adapter PEFT_FOLDER] [--batch-size 16]
+    .venv/bin/python benchmarks/eval_vs_lm_eval.py [--adapter PEFT_FOLDER] [--batch-size 16] [--bf16]
+
+--bf16 also times t2l with bfloat16 weights and activations (`t2l eval --dtype bfloat16`; this CPU's avx512_bf16
+runs bf16 matmuls about twice as fast) against the same float32 lm-eval run: not the same numerics, so the items
+whose prediction differs are counted separately.
 """
 
 import argparse
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -24,12 +29,32 @@ from t2l.lora_batched import BatchedLoRA
 LIMITS = {"arc_easy": None, "boolq": 500}
 
 
+def run_t2l(docs: dict, adapter: str | None, batch_size: int, dtype: str) -> tuple[dict, dict]:
+    """t2l's results and seconds per bench, the model loaded once beforehand (not timed)."""
+    model, tok, _ = load_base(dtype=dtype)
+    hooks = weights = None
+    if adapter:
+        from t2l.adapter import read_adapter
+
+        tensors, _, cfg = read_adapter(Path(adapter))
+        targets, weights, scaling = adapter_weights(model, tensors, cfg)
+        weights = {m: (a.to(model.dtype), b.to(model.dtype)) for m, (a, b) in weights.items()}
+        hooks = BatchedLoRA(model, targets, scaling)
+    results, seconds = {}, {}
+    for name in LIMITS:
+        t0 = time.perf_counter()
+        with hooks.use(weights) if hooks else contextlib.nullcontext():
+            results[name] = evaluate(model, tok, BENCHES[name], docs[name], "", None, batch_size)
+        seconds[name] = time.perf_counter() - t0
+    return results, seconds
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--adapter", help="a PEFT adapter folder (t2l export ID DIR) to evaluate on top of the base")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--limit", type=int, help="first N items of each bench (a smoke test; the report uses all)")
+    ap.add_argument("--bf16", action="store_true", help="also time t2l in bfloat16 against the float32 reference")
     args = ap.parse_args()
     limits = {n: args.limit or lim for n, lim in LIMITS.items()}
     work = Path(tempfile.mkdtemp(prefix="t2l-vs-lmeval-"))
@@ -41,24 +66,9 @@ def main() -> None:
         docs[name] = d[:limit] if limit else d
         write_task(name, docs[name], work)
 
-    # t2l
-    model, tok, _ = load_base()
-    hooks = weights = None
-    if args.adapter:
-        from t2l.adapter import read_adapter
-
-        tensors, _, cfg = read_adapter(Path(args.adapter))
-        targets, weights, scaling = adapter_weights(model, tensors, cfg)
-        hooks = BatchedLoRA(model, targets, scaling)
-    t2l_results, t2l_s = {}, {}
-    for name in LIMITS:
-        t0 = time.perf_counter()
-        if hooks:
-            with hooks.use(weights):
-                t2l_results[name] = evaluate(model, tok, BENCHES[name], docs[name], "", None, args.batch_size)
-        else:
-            t2l_results[name] = evaluate(model, tok, BENCHES[name], docs[name], "", None, args.batch_size)
-        t2l_s[name] = time.perf_counter() - t0
+    t2l_results, t2l_s = run_t2l(docs, args.adapter, args.batch_size, "float32")
+    if args.bf16:
+        bf16_results, bf16_s = run_t2l(docs, args.adapter, args.batch_size, "bfloat16")
 
     # lm-evaluation-harness: the model is loaded once (not timed), then each task is timed on its own
     import lm_eval
@@ -75,13 +85,15 @@ def main() -> None:
         out["results"].update(got["results"])
         out["samples"].update(got["samples"])
 
+    preds = {}  # lm-eval's per-item choices
     print("| bench | n | t2l acc | lm-eval acc | t2l acc_norm | lm-eval acc_norm | items that differ |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in LIMITS:
         ours = t2l_results[name]
         theirs = out["results"][f"t2l_{name}"]
         samples = sorted(out["samples"][f"t2l_{name}"], key=lambda s: s["doc_id"])
-        their_preds = [max(range(len(s["filtered_resps"])), key=lambda i: s["filtered_resps"][i][0]) for s in samples]
+        their_preds = preds[name] = [max(range(len(s["filtered_resps"])), key=lambda i: s["filtered_resps"][i][0])
+                                     for s in samples]
         differ = [i for i, (a, b) in enumerate(zip(ours.predictions, their_preds)) if a != b]
         norm = lambda d, k: f"{100 * d[k]:.2f}" if k in d else "-"  # noqa: E731
         print(f"| {name} | {ours.n} | {100 * ours.metrics['acc'][0]:.2f} | {norm(theirs, 'acc,none')} | "
@@ -96,6 +108,16 @@ def main() -> None:
         print(f"| {name} | {t2l_s[name]:.1f} | {lm_s[name]:.1f} | {lm_s[name] / t2l_s[name]:.2f}x |")
     total_t2l, total_lm = sum(t2l_s.values()), sum(lm_s.values())
     print(f"| both | {total_t2l:.1f} | {total_lm:.1f} | {total_lm / total_t2l:.2f}x |")
+    if args.bf16:
+        print("\n| bench | t2l bf16 s | lm-eval fp32 s | speed-up | t2l bf16 acc | items that differ from lm-eval |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for name in LIMITS:
+            ours = bf16_results[name]
+            differ = sum(a != b for a, b in zip(ours.predictions, preds[name]))
+            print(f"| {name} | {bf16_s[name]:.1f} | {lm_s[name]:.1f} | {lm_s[name] / bf16_s[name]:.2f}x | "
+                  f"{100 * ours.metrics['acc'][0]:.2f} | {differ} |")
+        total_bf16 = sum(bf16_s.values())
+        print(f"| both | {total_bf16:.1f} | {total_lm:.1f} | {total_lm / total_bf16:.2f}x | | |")
     print(f"\nbatch size {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads; model loading "
           "excluded on both sides")
 
