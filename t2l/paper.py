@@ -112,9 +112,7 @@ def _train(settings: PaperSettings, name: str, recipe_name: str, emit: Event) ->
                  f"data.tasks={settings.tasks}", f"train.seed={settings.seed}", f"run.device={settings.device}",
                  f"run.dtype={settings.dtype}",
                  f"run.max_minutes={settings.budget_minutes if settings.budget_minutes else 'null'}"]
-    # The recipes' warmups are sized for their 2000 steps; a shorter run keeps a tenth of its steps for warmup.
-    short_warmup = max(1, settings.steps // 10)
-    warmup = min(load_recipe(recipe_name).train.warmup_steps, short_warmup)
+    warmup = run_warmup(recipe_name, settings.steps)
     overrides += [f"encoder={settings.encoder}"] * (recipe_name == "sft") + [f"train.warmup_steps={warmup}"]
     recipe = load_recipe(recipe_name, overrides + settings.overrides.get(recipe_name, []))
     resume = folder if (folder / "checkpoint").exists() else None
@@ -127,6 +125,14 @@ def _train(settings: PaperSettings, name: str, recipe_name: str, emit: Event) ->
               "recipe": recipe_name}
     write_text_atomic(done, json.dumps(record, indent=2))
     return record
+
+
+def run_warmup(recipe_name: str, steps: int) -> int:
+    """The recipe's warmup steps, or a tenth of the run when that is fewer: the recipes' warmups are sized for their
+    2000 steps, and a short run would spend most of itself warming up."""
+    from t2l.train.recipe import load_recipe
+
+    return min(load_recipe(recipe_name).train.warmup_steps, max(1, steps // 10))
 
 
 # -- what gets evaluated ----------------------------------------------------------------------------------------

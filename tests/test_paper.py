@@ -7,7 +7,7 @@ import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.paper import METHODS, PaperSettings, paired, read_results, run_paper
+from t2l.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup
 from t2l.report import bar_chart, write_report
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
@@ -80,6 +80,15 @@ def test_paired_differences_are_taken_item_by_item():
     assert set(diffs) == {"base", "mt-lora"}
     assert diffs["base"] == pytest.approx((0.25, 0.25))  # differences 0, 1, 0, 0: sd 0.5, / sqrt(4)
     assert diffs["mt-lora"] == pytest.approx((0.0, (4 / 3) ** 0.5 / 2))  # 1, 1, -1, -1: equal averages, noisy
+
+
+def test_short_runs_keep_a_tenth_for_warmup():
+    from t2l.train.recipe import load_recipe
+
+    for name in ("sft", "mt-lora"):
+        full = load_recipe(name).train
+        assert run_warmup(name, full.steps) == full.warmup_steps
+        assert run_warmup(name, 160) == min(16, full.warmup_steps)
 
 
 def test_a_subset_of_methods_trains_and_evaluates_only_what_it_needs(tiny_collection, tiny_base_dir,
