@@ -269,8 +269,6 @@ def _headline(metrics: dict) -> tuple[float, float]:
 def summarize(rows: list[dict], settings: PaperSettings) -> dict:
     """protocol -> method -> bench -> (value, stderr), with "average" over the benches every method has.
     Several descriptions of a bench are averaged (their stderr too: they score the same items)."""
-    import math
-
     tables: dict = {}
     for protocol in settings.protocols:
         by: dict = {}
@@ -281,9 +279,7 @@ def summarize(rows: list[dict], settings: PaperSettings) -> dict:
         for method, benches in by.items():
             cells = {b: (sum(v for v, _ in xs) / len(xs), sum(e for _, e in xs) / len(xs)) for b, xs in benches.items()}
             if all(b in cells for b in settings.benches):
-                vals = [cells[b] for b in settings.benches]
-                cells["average"] = (sum(v for v, _ in vals) / len(vals),
-                                    math.sqrt(sum(e * e for _, e in vals)) / len(vals))
+                cells["average"] = _average([cells[b] for b in settings.benches])
             table[method] = cells
         tables[protocol] = table
     return tables
@@ -297,8 +293,6 @@ def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") ->
     standard error of the per-item differences (several descriptions of a bench averaged per item); over benches:
     the mean of those, with stderr sqrt(sum of squares) / number of benches. Only runs that stored per-item hits.
     """
-    import math
-
     from t2l.eval.run import mean_stderr
 
     out: dict = {}
@@ -315,8 +309,7 @@ def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") ->
                 continue
             per_bench = [mean_stderr([a - b for a, b in zip(_per_item(ref[bench]), _per_item(benches[bench]))])
                          for bench in settings.benches]
-            table[method] = (sum(m for m, _ in per_bench) / len(per_bench),
-                             math.sqrt(sum(e * e for _, e in per_bench)) / len(per_bench))
+            table[method] = _average(per_bench)
         if table:
             out[protocol] = table
     return out
@@ -326,3 +319,9 @@ def _per_item(runs: list[str]) -> list[float]:
     """Several runs' hit strings on the same items -> the mean hit of each item."""
     return [sum(int(r[i]) for r in runs) / len(runs) for i in range(min(len(r) for r in runs))]
 
+
+def _average(cells: list[tuple[float, float]]) -> tuple[float, float]:
+    """The mean of per-bench (value, stderr) cells, with stderr sqrt(sum of squares) / number of benches."""
+    import math
+
+    return sum(v for v, _ in cells) / len(cells), math.sqrt(sum(e * e for _, e in cells)) / len(cells)

@@ -66,6 +66,7 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
         # A continuation's last token is only ever a target, never an input: one-token continuations (boolq's
         # yes/no) need no second pass at all, and the others one position less.
         inputs = [encoded[i][1][:-1] for _, i in rows]
+        hidden = ctx_hidden.new_zeros(len(rows), 0, ctx_hidden.shape[-1])  # stays empty without a second pass
         if any(inputs):
             cache.reorder_cache(torch.tensor([g for g, _ in rows], device=device))
             cont_ids, cont_mask = _padded(inputs, pad)
@@ -76,8 +77,7 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
                              use_cache=True, **{cache_arg: cache}).last_hidden_state
         # every continuation position of the batch goes through the LM head in one matmul: the head's weight is
         # read once per batch instead of once per choice (per-choice calls cost more than the whole decoder here)
-        states = torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])] if not inputs[r] else
-                            torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])],
+        states = torch.cat([torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])],
                                        hidden[r, : len(inputs[r])]]) for r, (g, _) in enumerate(rows)])
         logp = F.log_softmax(head_logits(model, states), dim=-1)
         targets = torch.tensor([t for _, i in rows for t in encoded[i][1]], device=logp.device)
