@@ -62,10 +62,14 @@ def test_recipe_errors_name_the_key():
         load_recipe("nope")
 
 
-def test_resume_continues_bit_for_bit(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+@pytest.mark.parametrize("noise", [0.0, 0.5])
+def test_resume_continues_bit_for_bit(noise, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     from safetensors.torch import load_file
 
-    straight = run_recipe(load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "a")))
+    def overrides(out):
+        return [*tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, out), f"train.description_noise={noise}"]
+
+    straight = run_recipe(load_recipe("sft", overrides(tmp_path / "a")))
 
     class Interrupt(Exception):
         pass
@@ -74,7 +78,7 @@ def test_resume_continues_bit_for_bit(collection, tiny_base_dir, tiny_encoder_di
         if kind == "step" and payload.step == 4:
             raise Interrupt  # as if killed: the checkpoint of step 3 is the last one on disk
 
-    recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "b"))
+    recipe = load_recipe("sft", overrides(tmp_path / "b"))
     with pytest.raises(Interrupt):
         run_recipe(recipe, on_event=stop_after_checkpoint)
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["step"] == 3
@@ -87,6 +91,35 @@ def test_resume_continues_bit_for_bit(collection, tiny_base_dir, tiny_encoder_di
     assert [m["step"] for m in losses if "loss" in m] == [1, 2, 3, 4, 5, 6]
     heldout = json.loads((straight.artifact / "config.json").read_text())["training"]["heldout_tasks"]
     assert len(heldout) == 1
+
+
+def test_description_noise_perturbs_training_only():
+    from conftest import char_tokenizer, tiny_model
+
+    from t2l.config import HypernetConfig
+    from t2l.train.data import Example
+    from t2l.train.sft import HypernetObjective, build_hypernet
+
+    base = tiny_model()
+    hypernet = build_hypernet(base, HypernetConfig(rank=2, embed_dim=8, task_dim=4, pos_dim=4, hidden_dim=16))
+    for head in hypernet.heads.values():  # as if trained: the adapter now depends on the description
+        torch.nn.init.normal_(head.weight, std=0.1)
+    embeddings = [torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)]
+
+    def loss(noise: float, training: bool) -> float:
+        objective = HypernetObjective(hypernet, base, char_tokenizer(), [Example(0, "question", "answer")],
+                                      embeddings, 32, noise)
+        hypernet.train(training)
+        try:
+            return objective.loss_sum(hypernet, [0], [0])[0].item()
+        finally:
+            objective.close()
+
+    clean = loss(0.0, True)
+    assert loss(1.0, False) == pytest.approx(clean)  # held-out evaluation sees the description as it is
+    assert abs(loss(1.0, True) - clean) > 1e-4
+    with pytest.raises(T2LError, match="description_noise must be 0 or more"):
+        load_recipe("sft", ["train.description_noise=-0.5"])
 
 
 def test_time_budget_stops_cleanly_with_a_result(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):

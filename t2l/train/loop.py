@@ -31,6 +31,13 @@ class TrainSettings:
     """Tokens per example (prompt cut from the left, output kept)."""
     grad_clip: float = 1.0
     seed: int = 0
+    description_noise: float = 0.0
+    """sft only: Gaussian noise of this expected norm added to each (unit-norm) description embedding while
+    training, so nearby descriptions must give similar adapters (0: off)."""
+
+    def __post_init__(self):
+        if self.description_noise < 0:
+            raise ValueError(f"train.description_noise must be 0 or more, not {self.description_noise}")
 
 
 @dataclass

@@ -235,7 +235,8 @@ def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
         flat = encoder.encode([d for t in tasks for d in t.descriptions]).embeddings
         embeddings = list(flat.split([len(t.descriptions) for t in tasks]))
         hypernet = build_hypernet(base, recipe.hypernet_config(encoder.dim)).to(device)
-        objective = HypernetObjective(hypernet, base, tokenizer, examples, embeddings, recipe.train.max_length)
+        objective = HypernetObjective(hypernet, base, tokenizer, examples, embeddings, recipe.train.max_length,
+                                      recipe.train.description_noise)
     else:
         from t2l.train.lora import LoraObjective, build_lora
 
