@@ -4,6 +4,7 @@ import json
 import platform
 from pathlib import Path
 
+from t2l.base import DEFAULT_BASE
 from t2l.files import write_text_atomic
 from t2l.paper import METHODS, PaperSettings, paired, read_results
 
@@ -50,10 +51,14 @@ def provenance(settings: PaperSettings) -> dict:
     import transformers
 
     import t2l
+    from t2l.train.recipe import load_recipe
 
     out = Path(settings.out)
     runs = {n: json.loads((out / n / "done.json").read_text()) for n in ("mt-lora", "t2l")
             if (out / n / "done.json").is_file()}
+    for name, run in runs.items():  # what the run trained with, overrides included
+        train = load_recipe(str(out / name / "recipe.yaml")).train
+        run.update(batch_size=train.batch_size, lr=train.lr, description_noise=train.description_noise)
     data = {}
     for r in read_results(out / "results.jsonl"):
         data.setdefault(r["bench"], {"sha256": r["data_sha256"], "n": r["n"]})
@@ -69,7 +74,9 @@ def write_report(tables: dict, settings: PaperSettings, path: Path, command: str
     diffs = paired(read_results(Path(settings.out) / "results.jsonl"), settings)
     lines = ["# Results: the paper's zero-shot table at our scale", "",
              f"Reproduce: `{command}`", "",
-             f"Paper, for scale: {PAPER_TABLE}. Here: SmolLM2-135M-Instruct (embedded Q4_1 GGUF, dequantized), "
+             f"Paper, for scale: {PAPER_TABLE}. Here: "
+             + ("SmolLM2-135M-Instruct (embedded Q4_1 GGUF, dequantized)" if settings.base == DEFAULT_BASE
+                else f"base model `{settings.base}`") + ", "
              f"{len(settings.benches)} benchmarks, "
              + (f"first {settings.limit} items of each validation set" if settings.limit else "whole validation sets")
              + ".", ""]
@@ -78,9 +85,11 @@ def write_report(tables: dict, settings: PaperSettings, path: Path, command: str
     lines += [tables_markdown(tables, settings, diffs)]
     if chart is not None:
         lines += [f"![accuracy by method]({chart.name})", ""]
+    batches = {run["batch_size"] for run in meta["training"].values()}
     lines += ["## How it was run", "",
               f"- training collection `{settings.tasks}` (benchmarks held out by name and 13-gram overlap), "
-              f"{settings.steps} steps of batch 8 for each of mt-lora and T2L (equal budgets)"
+              f"{settings.steps} steps for each of mt-lora and T2L"
+              + (" (equal budgets)" if len(batches) <= 1 else " (batch sizes differ: budgets are not equal)")
               + (f", capped at {settings.budget_minutes} min each" if settings.budget_minutes else ""),
               f"- descriptions per bench: {settings.descriptions}; unrelated descriptions drawn from training tasks "
               f"with seed {settings.seed}",
@@ -88,7 +97,9 @@ def write_report(tables: dict, settings: PaperSettings, path: Path, command: str
               "- stderr: the sample standard error of each bench's accuracy; the average's is "
               "sqrt(sum of squares) / number of benches", ""]
     for name, run in meta["training"].items():
-        lines.append(f"- {name}: {run['steps']} steps in {run['minutes']:.1f} min, final training loss "
+        noise = f", description noise {run['description_noise']}" if run["description_noise"] else ""
+        lines.append(f"- {name}: {run['steps']} steps of batch {run['batch_size']} (peak lr {run['lr']:g}{noise}) in "
+                     f"{run['minutes']:.1f} min, final training loss "
                      f"{run['final_loss']:.3f}" + ("" if run["completed"] else " (stopped by the time cap)")
                      + f", collection sha256 `{run['collection_sha256'][:16]}`")
     lines += ["", "| bench | items | data sha256 |", "| --- | ---: | --- |"]

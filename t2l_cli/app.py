@@ -609,6 +609,18 @@ def progress_bars():
     return Progress(*columns, console=err, transient=False)
 
 
+def named_training_events(progress):
+    """An event handler for several training runs at once, (name, kind, payload): one progress bar per run."""
+    handlers = {}
+
+    def on_event(name, kind, payload):
+        if name not in handlers:
+            handlers[name] = training_events(progress, name)
+        handlers[name](kind, payload)
+
+    return on_event
+
+
 def training_events(progress, label: str = "training"):
     """A run_recipe event handler that drives one progress bar."""
     bar = progress.add_task(f"{label}: preparing", total=None, info="")
@@ -776,6 +788,10 @@ def bench_paper(
                                                         "description', mt-lora, T2L, 'T2L, unrelated description'.")]
     = None,
     tasks: Annotated[str, typer.Option(help="Training task collection.")] = "openai-evals",
+    base: Annotated[str, typer.Option(help="Base model: embedded name, local folder, .gguf file or Hub id.")]
+    = "smollm2-135m",
+    encoder: Annotated[str, typer.Option(help="T2L's description encoder: embedded name, folder or Hub id.")]
+    = "all-minilm-l6-v2",
     batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (training and eval).")] = "float32",
@@ -812,18 +828,19 @@ def bench_paper(
     settings = PaperSettings(out=out_dir or t2l_home() / "runs" / "paper", steps=steps, budget_minutes=budget_minutes,
                              limit=None if full else limit, benches=tuple(b.strip() for b in benches.split(",")),
                              protocols=tuple(p.strip() for p in protocols.split(",")), tasks=tasks,
-                             descriptions=descriptions, batch_size=batch_size, device=device, dtype=dtype,
+                             descriptions=descriptions, base=base, encoder=encoder, batch_size=batch_size,
+                             device=device, dtype=dtype,
                              also=extra, overrides=per_recipe,
                              methods=tuple(method) if method else PaperSettings.methods)
     with progress_bars() as progress:
-        trainers, bars = {}, {}
+        trainers, bars = named_training_events(progress), {}
 
         def on_event(kind, payload):
             if kind == "phase":
                 err.print(payload)
             elif kind == "train":
                 name, inner, data = payload
-                trainers.setdefault(name, training_events(progress, name))(inner, data)
+                trainers(name, inner, data)
             elif kind == "eval":
                 bench, done, total = payload
                 if bench not in bars:

@@ -203,3 +203,21 @@ def test_search_ranks_by_meaning_with_the_embedded_encoder(hn):
         == "sent"
     ranked = json.loads(t2l("search", "French translation", "--json", "--limit", "2").output)
     assert ranked[0]["name"] == "fr" and len(ranked) == 2 and ranked[0]["similarity"] > ranked[1]["similarity"]
+
+
+def test_concurrent_training_runs_get_one_progress_bar_each():
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from t2l_cli.app import named_training_events
+
+    progress = Progress(console=Console(file=io.StringIO()))
+    on_event = named_training_events(progress)
+    for name in ("mt-lora", "t2l"):
+        on_event(name, "status", "loading base model")
+        on_event(name, "start", {"start": 0, "steps": 3, "out": "run"})
+    on_event("t2l", "status", "encoding descriptions")
+    assert [t.description for t in progress.tasks] == ["mt-lora", "t2l: encoding descriptions"]
+    assert [t.total for t in progress.tasks] == [3, 3]

@@ -66,7 +66,7 @@ def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, ti
     text = report.read_text()
     assert "| T2L, unrelated description |" in text and "### Protocol `paper`" in text and "**Finding.**" in text
     assert "| T2L minus |" in text
-    assert "mt-lora: 3 steps" in text and "| arc_easy | 2 |" in text
+    assert "mt-lora: 3 steps of batch 4 (peak lr 0.003)" in text and "(equal budgets)" in text and "| arc_easy | 2 |" in text
     if chart is not None:
         assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -101,6 +101,20 @@ def test_a_subset_of_methods_trains_and_evaluates_only_what_it_needs(tiny_collec
     tables = run_paper(settings)
     assert set(tables["lm-eval"]) == {"base", "T2L, unrelated description"}
     assert not (settings.out / "mt-lora").exists() and (settings.out / "t2l" / "done.json").is_file()
+
+
+def test_bench_paper_command_takes_any_base_and_encoder(tiny_collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    sft = [*TINY, "hypernet.hidden_dim=16", "hypernet.task_dim=8", "hypernet.pos_dim=4"]
+    args = ["bench", "paper", "--out", str(tmp_path / "run"), "--base", str(tiny_base_dir), "--encoder",
+            str(tiny_encoder_dir), "--tasks", str(tiny_collection), "--steps", "2", "--limit", "2", "--benches",
+            "arc_easy", "--protocols", "lm-eval", "--method", "base", "--method", "T2L", "--report",
+            str(tmp_path / "results.md"), *[f"--override=sft:{o}" for o in sft]]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "results.md").read_text()
+    assert f"base model `{tiny_base_dir}`" in text and "| T2L |" in text and "t2l: 2 steps of batch 4" in text
+    settings = json.loads((tmp_path / "run" / "settings.json").read_text())
+    assert settings["base"] == str(tiny_base_dir) and settings["encoder"] == str(tiny_encoder_dir)
 
 
 def test_bench_paper_errors():
