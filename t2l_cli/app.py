@@ -12,6 +12,7 @@ from rich.table import Table
 from registry import Registry, RegistryError
 from t2l.errors import T2LError
 from t2l.home import t2l_home
+from t2l.paper import PaperSettings  # light: its heavy imports are inside its functions
 
 app = typer.Typer(help="Text-to-LoRA: describe a task, get a LoRA adapter.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -789,9 +790,9 @@ def bench_paper(
     = None,
     tasks: Annotated[str, typer.Option(help="Training task collection.")] = "openai-evals",
     base: Annotated[str, typer.Option(help="Base model: embedded name, local folder, .gguf file or Hub id.")]
-    = "smollm2-135m",
+    = PaperSettings.base,
     encoder: Annotated[str, typer.Option(help="T2L's description encoder: embedded name, folder or Hub id.")]
-    = "all-minilm-l6-v2",
+    = PaperSettings.encoder,
     batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = 16,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (training and eval).")] = "float32",
@@ -810,7 +811,7 @@ def bench_paper(
     import sys
 
     from t2l.checkpoint import hypernet_path
-    from t2l.paper import PaperSettings, paired, read_results, run_paper
+    from t2l.paper import paired, read_results, run_paper
     from t2l.report import bar_chart, tables_markdown, write_report
 
     extra = {}
@@ -833,14 +834,14 @@ def bench_paper(
                              also=extra, overrides=per_recipe,
                              methods=tuple(method) if method else PaperSettings.methods)
     with progress_bars() as progress:
-        trainers, bars = named_training_events(progress), {}
+        train_events, bars = named_training_events(progress), {}
 
         def on_event(kind, payload):
             if kind == "phase":
                 err.print(payload)
             elif kind == "train":
                 name, inner, data = payload
-                trainers(name, inner, data)
+                train_events(name, inner, data)
             elif kind == "eval":
                 bench, done, total = payload
                 if bench not in bars:
