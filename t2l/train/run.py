@@ -43,7 +43,7 @@ def resolve_collection(spec: str, on_status: Callable[[str], None] | None = None
     p = Path(spec).expanduser()
     if p.is_dir():
         return p
-    from t2l.tasks.builtin import BUILTIN, parse_spec
+    from t2l.tasks.builtin import BUILTIN, build_builtin, parse_spec
 
     try:
         parse_spec(spec)
@@ -52,7 +52,6 @@ def resolve_collection(spec: str, on_status: Callable[[str], None] | None = None
                        f"{', '.join(BUILTIN)} (several joined with '+')") from None
     folder = t2l_home() / "tasks" / spec
     if not (folder / "manifest.json").is_file():
-        from t2l.tasks.builtin import build_builtin
         from t2l.tasks.collection import write_collection
 
         if on_status:
