@@ -48,7 +48,7 @@ def main() -> None:
     texts = [d for b in PAPER_BENCHES for d in BENCHES[b].descriptions]
     bench_of = [b for b in PAPER_BENCHES for _ in BENCHES[b].descriptions]
     settings = PaperSettings(out=Path("."))
-    unrelated = unrelated_descriptions(settings, resolve_collection(settings.tasks))[: len(texts)]
+    unrelated = list(unrelated_descriptions(settings, resolve_collection(settings.tasks)).values())
     pairs = list(itertools.combinations(range(len(texts)), 2))
     same = [(i, j) for i, j in pairs if bench_of[i] == bench_of[j]]
     other = [(i, j) for i, j in pairs if bench_of[i] != bench_of[j]]

@@ -145,15 +145,21 @@ class Entry:
     index: int  # which of the bench's descriptions (0 for base and mt-lora)
 
 
-def unrelated_descriptions(settings: PaperSettings, collection: Path) -> list[str]:
-    """Descriptions of training tasks, drawn once with the run's seed: the paper's control."""
+def unrelated_descriptions(settings: PaperSettings, collection: Path) -> dict[tuple[str, int], str]:
+    """The paper's control: a training task's description for each (bench, description index), drawn with the
+    run's seed. One draw covers every bench and all three indices, so which text a (bench, index) gets does not depend
+    on --benches or --descriptions: a run extended from one description to three (or to more benches) in the same
+    folder keeps pairing each stored adapter and score with the text it was made from."""
+    from t2l.eval.benches import BENCHES
     from t2l.tasks.collection import read_manifest
 
     names = [t["name"] for t in read_manifest(collection).tasks]
     rnd = random.Random(settings.seed)
-    k = len(settings.benches) * settings.descriptions
+    k = len(BENCHES) * 3
     picks = rnd.sample(names, k) if len(names) >= k else rnd.choices(names, k=k)
-    return [json.loads((collection / n / "task.json").read_text())["descriptions"][0] for n in picks]
+    slot = {(bench, i): i * len(BENCHES) + b for b, bench in enumerate(BENCHES) for i in range(3)}
+    return {key: json.loads((collection / picks[n] / "task.json").read_text())["descriptions"][0]
+            for key, n in slot.items() if key[0] in settings.benches and key[1] < settings.descriptions}
 
 
 def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple[object, Entry, str]]:
@@ -169,7 +175,7 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
     subjects = [(Subject("base"), Entry("base", None, 0), "*")] * ("base" in methods)
     if "mt-lora" in methods:
         subjects.append((Subject("mt-lora", Path(trained["mt-lora"]["artifact"])), Entry("mt-lora", None, 0), "*"))
-    unrelated = iter(unrelated_descriptions(settings, resolve_collection(settings.tasks)))
+    unrelated = unrelated_descriptions(settings, resolve_collection(settings.tasks))
     hypernets = {f"T2L ({k})": Path(v) for k, v in settings.also.items()}
     if "t2l" in trained:
         hypernets["T2L"] = Path(trained["t2l"]["artifact"])
@@ -180,9 +186,8 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
             if "base + description" in methods:
                 subjects.append((Subject(f"base+desc:{bench}#{i}", None, [bench], instruction=desc),
                                  Entry("base + description", desc, i), bench))
-            other = next(unrelated)  # drawn whether used or not, so a subset run pairs benches with the same texts
             wanted = [(m, desc) for m in generators if m != "T2L" or "T2L" in methods]
-            wanted += [("T2L, unrelated description", other)] * ("T2L, unrelated description" in methods)
+            wanted += [("T2L, unrelated description", unrelated[bench, i])] * ("T2L, unrelated description" in methods)
             for method, text in wanted:
                 generator = generators["T2L" if method.startswith("T2L, unrelated") else method]
                 path = out / "adapters" / f"{_slug(method)}-{bench}-{i}.safetensors"

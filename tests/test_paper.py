@@ -7,7 +7,7 @@ import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup
+from t2l.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup, unrelated_descriptions
 from t2l.report import bar_chart, write_report
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
@@ -81,6 +81,20 @@ def test_paired_differences_are_taken_item_by_item():
     assert set(diffs) == {"base", "mt-lora"}
     assert diffs["base"] == pytest.approx((0.25, 0.25))  # differences 0, 1, 0, 0: sd 0.5, / sqrt(4)
     assert diffs["mt-lora"] == pytest.approx((0.0, (4 / 3) ** 0.5 / 2))  # 1, 1, -1, -1: equal averages, noisy
+
+
+def test_a_bench_keeps_its_unrelated_descriptions_whatever_else_runs(tiny_collection):
+    """Extending a run to more descriptions or benches must not re-pair stored adapters and scores with other texts."""
+    one = unrelated_descriptions(PaperSettings(out=Path("unused"), tasks=str(tiny_collection)), tiny_collection)
+    three = unrelated_descriptions(PaperSettings(out=Path("unused"), tasks=str(tiny_collection), descriptions=3),
+                                   tiny_collection)
+    subset = unrelated_descriptions(PaperSettings(out=Path("unused"), benches=("piqa", "boolq"), descriptions=2),
+                                    tiny_collection)
+    assert set(one) == {(b, 0) for b in PaperSettings(out=Path("unused")).benches}
+    assert len(three) == 3 * len(one) and {k: three[k] for k in one} == one
+    assert set(subset) == {(b, i) for b in ("piqa", "boolq") for i in (0, 1)}
+    assert all(three[k] == v for k, v in subset.items())
+    assert len(set(three.values())) > 1
 
 
 def test_short_runs_keep_a_tenth_for_warmup():
