@@ -49,6 +49,20 @@ def run_t2l(docs: dict, adapter: str | None, batch_size: int, dtype: str) -> tup
     return results, seconds
 
 
+def explain_differences(results: dict, preds: dict, margins: dict) -> None:
+    """Why a bf16 prediction differs from lm-eval's float32 one: how close the two choices were in float32. A flip
+    of a choice that float32 put far behind would be a bug; one within bf16's rounding error is expected."""
+    print("\n| bench | item | lm-eval picked | bf16 picked | float32 log-likelihood margin, nats | "
+          "share of items with a smaller top-two margin |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, result in results.items():
+        top_two = [min(m for j, m in enumerate(item) if j != pick) for item, pick in zip(margins[name], preds[name])]
+        for i, (ours, theirs) in enumerate(zip(result.predictions, preds[name])):
+            if ours != theirs:
+                gap = margins[name][i][ours]
+                share = sum(m < gap for m in top_two) / len(top_two)
+                print(f"| {name} | {i} | {theirs} | {ours} | {gap:.4f} | {100 * share:.1f} % |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--adapter", help="a PEFT adapter folder (t2l export ID DIR) to evaluate on top of the base")
@@ -85,7 +99,7 @@ def main() -> None:
         out["results"].update(got["results"])
         out["samples"].update(got["samples"])
 
-    preds = {}  # lm-eval's per-item choices
+    preds, margins = {}, {}  # lm-eval's per-item choices, and how far ahead its choice was of every other
     print("| bench | n | t2l acc | lm-eval acc | t2l acc_norm | lm-eval acc_norm | items that differ |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in LIMITS:
@@ -94,6 +108,8 @@ def main() -> None:
         samples = sorted(out["samples"][f"t2l_{name}"], key=lambda s: s["doc_id"])
         their_preds = preds[name] = [max(range(len(s["filtered_resps"])), key=lambda i: s["filtered_resps"][i][0])
                                      for s in samples]
+        margins[name] = [[s["filtered_resps"][p][0] - r[0] for r in s["filtered_resps"]]
+                         for s, p in zip(samples, their_preds)]
         differ = [i for i, (a, b) in enumerate(zip(ours.predictions, their_preds)) if a != b]
         norm = lambda d, k: f"{100 * d[k]:.2f}" if k in d else "-"  # noqa: E731
         print(f"| {name} | {ours.n} | {100 * ours.metrics['acc'][0]:.2f} | {norm(theirs, 'acc,none')} | "
@@ -118,6 +134,7 @@ def main() -> None:
                   f"{100 * ours.metrics['acc'][0]:.2f} | {differ} |")
         total_bf16 = sum(bf16_s.values())
         print(f"| both | {total_bf16:.1f} | {total_lm:.1f} | {total_lm / total_bf16:.2f}x | | |")
+        explain_differences(bf16_results, preds, margins)
     print(f"\nbatch size {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads; model loading "
           "excluded on both sides")
 
