@@ -29,6 +29,7 @@ from t2l.files import write_text_atomic
 
 PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L, unrelated description")
+PER_BENCH = 3  # descriptions each bench ships
 HEADLINE = {"lm-eval": "acc", "paper": "acc"}  # the metric each table reports (gsm8k: its own, see _headline)
 
 Event = Callable[[str, object], None]
@@ -92,7 +93,7 @@ def _check(settings: PaperSettings) -> None:
     odd = [m for m in settings.methods if m not in METHODS]
     if odd:
         raise T2LError(f"unknown method {odd[0]!r}; choose from {', '.join(METHODS)}")
-    if not 1 <= settings.descriptions <= 3:
+    if not 1 <= settings.descriptions <= PER_BENCH:
         raise T2LError(f"--descriptions must be 1, 2 or 3 (each bench ships three), not {settings.descriptions}")
 
 
@@ -155,11 +156,11 @@ def unrelated_descriptions(settings: PaperSettings, collection: Path) -> dict[tu
 
     names = [t["name"] for t in read_manifest(collection).tasks]
     rnd = random.Random(settings.seed)
-    k = len(BENCHES) * 3
+    k = len(BENCHES) * PER_BENCH
     picks = rnd.sample(names, k) if len(names) >= k else rnd.choices(names, k=k)
-    slot = {(bench, i): i * len(BENCHES) + b for b, bench in enumerate(BENCHES) for i in range(3)}
-    return {key: json.loads((collection / picks[n] / "task.json").read_text())["descriptions"][0]
-            for key, n in slot.items() if key[0] in settings.benches and key[1] < settings.descriptions}
+    texts = [json.loads((collection / n / "task.json").read_text())["descriptions"][0] for n in picks]
+    return {(bench, i): texts[i * len(BENCHES) + b]
+            for b, bench in enumerate(BENCHES) if bench in settings.benches for i in range(settings.descriptions)}
 
 
 def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple[object, Entry, str]]:

@@ -85,9 +85,8 @@ def test_paired_differences_are_taken_item_by_item():
 
 def test_a_bench_keeps_its_unrelated_descriptions_whatever_else_runs(tiny_collection):
     """Extending a run to more descriptions or benches must not re-pair stored adapters and scores with other texts."""
-    one = unrelated_descriptions(PaperSettings(out=Path("unused"), tasks=str(tiny_collection)), tiny_collection)
-    three = unrelated_descriptions(PaperSettings(out=Path("unused"), tasks=str(tiny_collection), descriptions=3),
-                                   tiny_collection)
+    one = unrelated_descriptions(PaperSettings(out=Path("unused")), tiny_collection)
+    three = unrelated_descriptions(PaperSettings(out=Path("unused"), descriptions=3), tiny_collection)
     subset = unrelated_descriptions(PaperSettings(out=Path("unused"), benches=("piqa", "boolq"), descriptions=2),
                                     tiny_collection)
     assert set(one) == {(b, 0) for b in PaperSettings(out=Path("unused")).benches}
