@@ -23,10 +23,8 @@ import torch.nn.functional as F
 from t2l.checkpoint import DEFAULT_HYPERNET_DIR
 from t2l.eval.benches import BENCHES
 from t2l.make import Generator
-from t2l.paper import PaperSettings, unrelated_descriptions
+from t2l.paper import PAPER_BENCHES, PaperSettings, unrelated_descriptions
 from t2l.train.run import resolve_collection
-
-PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
 
 
 def updates(generator: Generator, texts: list[str]) -> torch.Tensor:
