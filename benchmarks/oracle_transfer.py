@@ -27,7 +27,7 @@ from t2l.eval.benches import BENCHES
 from t2l.eval.data import load_docs
 from t2l.eval.run import Subject, mean_stderr, run_eval
 from t2l.files import write_text_atomic
-from t2l.paper import PAPER_BENCHES, _average, _per_item, read_results
+from t2l.paper import PAPER_BENCHES, average_cells, item_means, read_results
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l.tasks.decontam import ngrams
 from t2l.tasks.olmo_eval import example
@@ -116,7 +116,7 @@ def report(rows: list[dict], benches, protocols) -> str:
         for r in rows:
             if r["protocol"] == protocol:
                 hits.setdefault(r["adapter"], {}).setdefault(r["bench"], []).append(r["hits"])
-        item = {a: {b: _per_item(runs) for b, runs in by.items()} for a, by in hits.items()}
+        item = {a: {b: item_means(runs) for b, runs in by.items()} for a, by in hits.items()}
         oracles = [b for b in benches if b in item and all(x in item[b] for x in benches)]
         lines += [f"\n### Protocol `{protocol}`: acc %, rows = adapter trained on, columns = bench evaluated\n",
                   "| adapter | " + " | ".join(benches) + " | average |", "| --- |" + " ---: |" * (len(benches) + 1)]
@@ -139,7 +139,7 @@ def report(rows: list[dict], benches, protocols) -> str:
             if x is None or y is None:
                 continue
             cells = [mean_stderr([a - b for a, b in zip(x[bench], y[bench])]) for bench in benches]
-            avg = _average(cells)
+            avg = average_cells(cells)
             lines.append(f"| {label} | " + " | ".join(f"{100 * v:+.1f} ± {100 * e:.1f}" for v, e in cells)
                          + f" | {100 * avg[0]:+.1f} ± {100 * avg[1]:.1f} |")
     return "\n".join(lines)
@@ -163,8 +163,8 @@ def main() -> None:
         build_collection(collection, benches, args.limit, args.examples, seed=0)
     adapters = {b: train_oracle(args.out, collection, b, args.steps) for b in benches}
     extra = paper_rows(args.paper, args.limit) if args.paper else []
-    evaluate_all(args.out, adapters, benches, PROTOCOLS, args.limit, with_base=not any(r["adapter"] == "base"
-                                                                                          for r in extra))
+    has_base = any(r["adapter"] == "base" for r in extra)
+    evaluate_all(args.out, adapters, benches, PROTOCOLS, args.limit, with_base=not has_base)
     print(report(read_results(args.out / "results.jsonl") + extra, benches, PROTOCOLS))
 
 

@@ -285,7 +285,7 @@ def summarize(rows: list[dict], settings: PaperSettings) -> dict:
         for method, benches in by.items():
             cells = {b: (sum(v for v, _ in xs) / len(xs), sum(e for _, e in xs) / len(xs)) for b, xs in benches.items()}
             if all(b in cells for b in settings.benches):
-                cells["average"] = _average([cells[b] for b in settings.benches])
+                cells["average"] = average_cells([cells[b] for b in settings.benches])
             table[method] = cells
         tables[protocol] = table
     return tables
@@ -313,20 +313,20 @@ def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") ->
         for method, benches in hits.items():
             if method == reference or not all(b in benches and b in ref for b in settings.benches):
                 continue
-            per_bench = [mean_stderr([a - b for a, b in zip(_per_item(ref[bench]), _per_item(benches[bench]))])
+            per_bench = [mean_stderr([a - b for a, b in zip(item_means(ref[bench]), item_means(benches[bench]))])
                          for bench in settings.benches]
-            table[method] = _average(per_bench)
+            table[method] = average_cells(per_bench)
         if table:
             out[protocol] = table
     return out
 
 
-def _per_item(runs: list[str]) -> list[float]:
+def item_means(runs: list[str]) -> list[float]:
     """Several runs' hit strings on the same items -> the mean hit of each item."""
     return [sum(int(r[i]) for r in runs) / len(runs) for i in range(min(len(r) for r in runs))]
 
 
-def _average(cells: list[tuple[float, float]]) -> tuple[float, float]:
+def average_cells(cells: list[tuple[float, float]]) -> tuple[float, float]:
     """The mean of per-bench (value, stderr) cells, with stderr sqrt(sum of squares) / number of benches."""
     import math
 
