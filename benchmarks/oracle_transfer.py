@@ -23,18 +23,18 @@ import json
 import random
 from pathlib import Path
 
-from t2l.eval.benches import BENCHES
+from t2l.eval.benches import BENCHES, PROTOCOLS
 from t2l.eval.data import load_docs
-from t2l.eval.run import Subject, mean_stderr, run_eval
+from t2l.eval.run import Subject, run_eval
 from t2l.files import write_text_atomic
-from t2l.paper import PAPER_BENCHES, average_cells, item_means, read_results
+from t2l.paper import PAPER_BENCHES, average_cells, item_means, paired_cells, read_results
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l.tasks.decontam import ngrams
 from t2l.tasks.olmo_eval import example
 from t2l.train.recipe import load_recipe
 from t2l.train.run import run_recipe
 
-PROTOCOLS = ("lm-eval", "paper")
+BASE = "smollm2-135m"  # the base the oracles are trained on and evaluated with
 
 
 def question_text(q) -> str:
@@ -64,7 +64,7 @@ def train_oracle(out: Path, collection: Path, bench: str, steps: int) -> Path:
     done = folder / "result" / "adapter.safetensors"
     if done.is_file():
         return done
-    recipe = load_recipe("lora", [f"data.tasks={collection}", f"data.task={bench}", f"train.steps={steps}",
+    recipe = load_recipe("lora", [f"base={BASE}", f"data.tasks={collection}", f"data.task={bench}", f"train.steps={steps}",
                                   f"train.warmup_steps={max(1, steps // 10)}", f"run.out={folder}"])
     resume = folder if (folder / "checkpoint").exists() else None
 
@@ -95,7 +95,7 @@ def evaluate_all(out: Path, adapters: dict[str, Path], benches, protocols, limit
                 f.write(json.dumps(row) + "\n")
             print(f"  {protocol} {subject.label} on {result.bench}: {100 * row['acc'][0]:.1f}", flush=True)
 
-        run_eval(subjects, [BENCHES[b] for b in benches], "smollm2-135m", limit=limit, protocol=protocol,
+        run_eval(subjects, [BENCHES[b] for b in benches], BASE, limit=limit, protocol=protocol,
                  on_result=store)
 
 
@@ -138,7 +138,7 @@ def report(rows: list[dict], benches, protocols) -> str:
         for label, (x, y) in pairs.items():
             if x is None or y is None:
                 continue
-            cells = [mean_stderr([a - b for a, b in zip(x[bench], y[bench])]) for bench in benches]
+            cells = paired_cells(x, y, benches)
             avg = average_cells(cells)
             lines.append(f"| {label} | " + " | ".join(f"{100 * v:+.1f} ± {100 * e:.1f}" for v, e in cells)
                          + f" | {100 * avg[0]:+.1f} ± {100 * avg[1]:.1f} |")

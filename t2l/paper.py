@@ -299,8 +299,6 @@ def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") ->
     standard error of the per-item differences (several descriptions of a bench averaged per item); over benches:
     the mean of those, with stderr sqrt(sum of squares) / number of benches. Only runs that stored per-item hits.
     """
-    from t2l.eval.run import mean_stderr
-
     out: dict = {}
     for protocol in settings.protocols:
         hits: dict = {}
@@ -313,12 +311,19 @@ def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") ->
         for method, benches in hits.items():
             if method == reference or not all(b in benches and b in ref for b in settings.benches):
                 continue
-            per_bench = [mean_stderr([a - b for a, b in zip(item_means(ref[bench]), item_means(benches[bench]))])
-                         for bench in settings.benches]
-            table[method] = average_cells(per_bench)
+            mine = {b: item_means(ref[b]) for b in settings.benches}
+            theirs = {b: item_means(benches[b]) for b in settings.benches}
+            table[method] = average_cells(paired_cells(mine, theirs, settings.benches))
         if table:
             out[protocol] = table
     return out
+
+
+def paired_cells(x: dict, y: dict, benches) -> list[tuple[float, float]]:
+    """Per bench, the mean and stderr of x minus y item by item (x, y: bench -> per-item values on the same items)."""
+    from t2l.eval.run import mean_stderr
+
+    return [mean_stderr([a - b for a, b in zip(x[bench], y[bench])]) for bench in benches]
 
 
 def item_means(runs: list[str]) -> list[float]:
