@@ -1,10 +1,16 @@
-"""Training tokens/s of the sft recipe against plain PEFT LoRA training of the same base, batch and length.
+"""Training throughput of the sft recipe, two questions:
 
-Target (issue #2): the hypernetwork costs at most 20% of throughput (ratio >= 0.8). Both run in this process,
-alternating in rounds so that machine noise hits both alike, and both compute the loss the recipes do (the LM head
-only on labelled positions).
+1. The hypernetwork against plain PEFT LoRA training of the same base, batch and length (synthetic rows). Target
+   (issue #2): the hypernetwork costs at most 20% of throughput (ratio >= 0.8).
+2. With `--collection DIR`: padded against packed batches on real examples of a task collection, drawn by the sft
+   sampler. How much of a padded step is padding, and the useful (non-pad) tokens/s of each batching on the same
+   draws, with the loss of every step compared (target, issue #15: packed >= 1.5x padded).
+
+Contenders run in this process, alternating in rounds so machine noise hits both alike, and compute the loss the
+recipes do (the LM head only on labelled positions).
 
     .venv/bin/python benchmarks/train_throughput.py [--batch 4] [--length 128] [--rounds 3] [--steps 4]
+    .venv/bin/python benchmarks/train_throughput.py --collection DIR [--batch 8] [--length 192] [--steps 6]
 """
 
 import argparse
@@ -30,8 +36,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per round and contender")
     ap.add_argument("--variant", default="M")
+    ap.add_argument("--collection", help="a task collection folder: compare padded and packed batches on it")
     args = ap.parse_args()
     torch.manual_seed(0)
+    if args.collection:
+        return batching(args)
 
     base, _, _ = load_base()
     cfg = HypernetConfig(variant=args.variant)
@@ -87,6 +96,73 @@ def main() -> None:
     print(f"| peft lora | {peft:.0f} | 1.00 | |")
     print(f"| t2l sft | {sft:.0f} | {sft / peft:.2f} | >= 0.80 |")
     print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+
+
+def batching(args) -> None:
+    """Padded vs packed sft steps on the same sampled batches of a real collection."""
+    from t2l.tasks.collection import read_manifest, read_tasks
+    from t2l.train.data import Example
+    from t2l.train.loop import Sampler
+    from t2l.train.sft import HypernetObjective
+
+    tasks = read_tasks(args.collection)
+    examples = [Example(i, a, b) for i, t in enumerate(tasks) for a, b in t.examples]
+    base, tokenizer, _ = load_base()
+    encoder = load_encoder()
+    cfg = HypernetConfig(variant=args.variant)
+    embs = [torch.nn.functional.normalize(torch.randn(1, encoder.dim), dim=-1) for _ in tasks]  # content is irrelevant
+    hypernet = build_hypernet(base, cfg)
+    for p in hypernet.heads.parameters():  # non-zero adapters, so both paths really apply them
+        torch.nn.init.normal_(p, std=1e-4)
+    sampler = Sampler([e.task for e in examples], [1] * len(tasks))
+    gen = torch.Generator().manual_seed(0)
+    draws = [sampler.draw(gen, args.batch)[0] for _ in range(args.rounds * args.steps + 1)]
+    padded = HypernetObjective(hypernet, base, tokenizer, examples, embs, args.length)
+    packed = HypernetObjective(hypernet, base, tokenizer, examples, embs, args.length, packing=True)
+
+    # how much of a padded batch is padding, over many more draws than are timed
+    many = [sampler.draw(gen, args.batch)[0] for _ in range(500)]
+    real = positions = rows_packed = 0
+    for rows in many:
+        enc = padded.batcher.encoded(rows)
+        real += sum(len(x) for x, _ in enc)
+        positions += len(enc) * max(len(x) for x, _ in enc)
+        rows_packed += padded.batcher.pack(rows).ids.numel()
+    opt = torch.optim.AdamW(hypernet.parameters(), lr=0.0)  # lr 0: every step sees the same weights
+
+    def run(objective, rows):
+        loss, labelled, tokens = objective.loss_sum(hypernet, rows, [0] * len(rows))
+        (loss / labelled).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item() / labelled, tokens
+
+    for obj in (padded, packed):
+        run(obj, draws[0])  # warm-up
+    rates, diffs = {"padded": [], "packed": []}, []
+    for r in range(args.rounds):
+        chunk = draws[1 + r * args.steps : 1 + (r + 1) * args.steps]
+        losses = {}
+        for name, obj in (("padded", padded), ("packed", packed)):
+            t0, useful, losses[name] = time.perf_counter(), 0, []
+            for rows in chunk:
+                loss, tokens = run(obj, rows)
+                losses[name].append(loss)
+                useful += tokens
+            rates[name].append(useful / (time.perf_counter() - t0))
+        diffs += [abs(a - b) / abs(a) for a, b in zip(losses["padded"], losses["packed"])]
+    pad, pk = statistics.median(rates["padded"]), statistics.median(rates["packed"])
+    m = read_manifest(args.collection)
+    print(f"collection {m.name} ({len(tasks)} tasks, sha256 {m.sha256[:12]}), batch {args.batch}, max_length "
+          f"{args.length}, {args.rounds} rounds x {args.steps} steps on the same draws")
+    print(f"padding: {100 * (1 - real / positions):.1f}% of a padded batch's positions over 500 draws "
+          f"({real / len(many):.0f} real tokens per batch); packed rows carry {100 * (1 - real / rows_packed):.1f}%")
+    print("| batching | useful tokens/s (median) | ratio | target |")
+    print("| --- | ---: | ---: | --- |")
+    print(f"| padded (one example per row) | {pad:.0f} | 1.00 | |")
+    print(f"| packed (rows of {args.length}, per-token adapters) | {pk:.0f} | {pk / pad:.2f} | >= 1.50 |")
+    print(f"\nloss per step, packed vs padded: max relative difference {max(diffs):.1e} over {len(diffs)} steps")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 Each example i carries its own A_i [r, in] and B_i [out, r]; a forward hook on every target Linear adds
 scale * (x_i @ A_i^T) @ B_i^T for the whole batch as one batched matmul. Hooks are registered once per run:
 no module is re-patched per example or per step.
+
+Packed rows hold several examples, so the adapter changes along a row: with `route` (the example index of each
+token), every token goes through all the batch's A matrices at once, a mask keeps only its own example's r columns,
+and one matmul with all the B matrices finishes it. That costs N times the (small) x @ A of one adapter and saves
+every padded position the row would otherwise carry.
 """
 
 from contextlib import contextmanager
@@ -17,6 +22,7 @@ class BatchedLoRA:
     def __init__(self, model: torch.nn.Module, targets: TargetSet, scaling: float, dropout: float = 0.0):
         self.scaling, self.dropout = scaling, dropout
         self.weights: dict | None = None
+        self.keep: torch.Tensor | None = None  # [R, T, N * r] 0/1: a token's own example's columns (packed rows)
         self.handles = []
         for module in targets.modules:
             for pos, t in enumerate(targets.of(module)):
@@ -30,18 +36,26 @@ class BatchedLoRA:
             a, b = self.weights[module]
             x = F.dropout(args[0], self.dropout, linear.training)
             a, b = a[:, pos].to(x.dtype), b[:, pos].to(x.dtype)  # [N, r, in], [N, out, r]
-            return out + self.scaling * (x @ a.transpose(-1, -2)) @ b.transpose(-1, -2)
+            if self.keep is None:  # row i is example i
+                return out + self.scaling * (x @ a.transpose(-1, -2)) @ b.transpose(-1, -2)
+            xa = (x @ a.flatten(0, 1).T) * self.keep.to(x.dtype)  # [R, T, N * r], other examples' columns zeroed
+            return out + self.scaling * xa @ b.transpose(-1, -2).flatten(0, 1)  # [N * r, out]
 
         return add_delta
 
     @contextmanager
-    def use(self, weights: dict):
-        """Run the model with `weights` ({module: (A [N, layers, r, in], B [N, layers, out, r])}) applied."""
+    def use(self, weights: dict, route: torch.Tensor | None = None):
+        """Run the model with `weights` ({module: (A [N, layers, r, in], B [N, layers, out, r])}) applied: example i
+        on row i, or, with `route` [R, T], example route[i, t] on token t of row i (-1: none, padding)."""
         self.weights = weights
+        if route is not None:
+            a = next(iter(weights.values()))[0]
+            n, r = a.shape[0], a.shape[2]
+            self.keep = (route[..., None] == torch.arange(n, device=route.device)).repeat_interleave(r, -1)
         try:
             yield
         finally:
-            self.weights = None
+            self.weights, self.keep = None, None
 
     def remove(self) -> None:
         for h in self.handles:

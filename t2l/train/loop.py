@@ -34,6 +34,9 @@ class TrainSettings:
     description_noise: float = 0.0
     """sft only: Gaussian noise of this expected norm added to each (unit-norm) description embedding while
     training, so nearby descriptions must give similar adapters (0: off)."""
+    packing: bool = False
+    """sft only: put several examples end to end in each row (rows of max_length tokens) instead of padding every
+    example to the batch's longest; the same loss and gradients, fewer padded positions to compute."""
 
     def __post_init__(self):
         if self.description_noise < 0:
@@ -83,10 +86,12 @@ def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return loss, int((shift_labels != IGNORE).sum())
 
 
-def causal_lm_loss_sum(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+def causal_lm_loss_sum(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
+                       positions: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
     """token_loss_sum without the full logits: the LM head runs only where a label is, i.e. on the few output
-    tokens instead of every position (the head is a fifth of SmolLM2-135M's compute per token)."""
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    tokens instead of every position (the head is a fifth of SmolLM2-135M's compute per token). `mask` is the
+    usual [B, T] padding mask, or a ready [B, 1, T, T] one with `positions` (packed rows)."""
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask, position_ids=positions).last_hidden_state
     shifted = labels[:, 1:]
     keep = shifted != IGNORE
     return F.cross_entropy(head_logits(model, hidden[:, :-1][keep]), shifted[keep], reduction="sum"), int(keep.sum())

@@ -92,6 +92,9 @@ class Recipe:
             raise T2LError("the lora recipe trains one task: set data.task=NAME (see `t2l tasks ls`)")
         if self.recipe == "recon" and not self.recon.sources:
             raise T2LError("the recon recipe needs LoRAs to reproduce: set recon.sources=[path, ...]")
+        if self.train.packing and self.recipe != "sft":
+            raise T2LError(f"train.packing=true is for the sft recipe (per-token adapters); {self.recipe} pads: "
+                           "set train.packing=false")
 
     def hypernet_config(self, embed_dim: int):
         from t2l.config import HypernetConfig

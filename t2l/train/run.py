@@ -88,7 +88,9 @@ def load_checkpoint(folder: Path) -> tuple[dict, dict]:
 
 def run_recipe(recipe: Recipe, resume: Path | None = None, on_event: Event | None = None) -> RunResult:
     """Train as the recipe says. With `resume`, continue the run in that folder from its last checkpoint
-    (settings come from its recipe.yaml; `recipe` then only overrides train.steps and run.max_minutes)."""
+    (settings come from its recipe.yaml; `recipe` then only gives train.steps, run.max_minutes and data.tasks, the
+    last so that a run folder copied to another machine can point at its copy of the collection: the collection's
+    sha256 must be the one the run trained on)."""
     from t2l.train import distributed
 
     started_group = distributed.init_from_env()
@@ -113,6 +115,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
             raise T2LError(f"{resume} is not a run folder (no recipe.yaml); give the folder a run printed")
         saved = load_recipe(str(resume / "recipe.yaml"))
         saved.train.steps, saved.run.max_minutes = recipe.train.steps, recipe.run.max_minutes
+        saved.data.tasks = recipe.data.tasks
         recipe, out = saved, resume
     else:
         stamp = distributed.same_on_all_ranks(datetime.now().strftime("%Y%m%d-%H%M%S"))
@@ -132,7 +135,13 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
     objective = prep.objective
     trainer = Trainer(objective, prep.sampler, recipe.train)
     if resume is not None and (out / "checkpoint").exists():
-        trainer.load_state(*load_checkpoint(out / "checkpoint"))
+        tensors, meta = load_checkpoint(out / "checkpoint")
+        trained_on = meta.get("data", prep.data)  # checkpoints before this check carry no record
+        if trained_on["sha256"] != prep.data["sha256"]:
+            raise T2LError(f"{recipe.data.tasks} holds collection {prep.data['name']} with sha256 "
+                           f"{prep.data['sha256'][:12]}, but this run trained on {trained_on['name']} "
+                           f"{trained_on['sha256'][:12]}; resume with data.tasks=FOLDER naming a copy of that one")
+        trainer.load_state(tensors, meta)
         status(f"resumed at step {trainer.step_done}")
     eval_rows, eval_descs = prep.eval_rows
 
@@ -144,7 +153,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
     def checkpoint():
         if rank0:
             tensors, meta = trainer.state()
-            save_checkpoint(out / "checkpoint", tensors, meta)
+            save_checkpoint(out / "checkpoint", tensors, meta | {"data": prep.data})
             emit("checkpoint", out / "checkpoint")
 
     def validate():
@@ -240,7 +249,7 @@ def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
         embeddings = list(flat.split([len(t.descriptions) for t in tasks]))
         hypernet = build_hypernet(base, recipe.hypernet_config(encoder.dim)).to(device)
         objective = HypernetObjective(hypernet, base, tokenizer, examples, embeddings, recipe.train.max_length,
-                                      recipe.train.description_noise)
+                                      recipe.train.description_noise, recipe.train.packing)
     else:
         from t2l.train.lora import LoraObjective, build_lora
 
