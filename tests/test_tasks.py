@@ -100,6 +100,30 @@ def test_sni_files_become_tasks(tmp_path, arc_table, arc_question):
     assert "BIG-bench" in reasons["task002_bigbench_logic"] and "arc_easy" in reasons["task003_science"]
 
 
+def test_sni_takes_the_papers_descriptions_from_their_repository_layout(tmp_path, arc_table):
+    src, repo = tmp_path / "sni", tmp_path / "text-to-lora" / "tasks"
+    src.mkdir()
+    task = {"Definition": ["Say whether the review is positive."],
+            "Instances": [{"id": str(i), "input": f"review {i}", "output": ["positive"]} for i in range(5)]}
+    (src / "task001_sentiment.json").write_text(json.dumps(task))
+    (src / "task1087_other.json").write_text(json.dumps(task))
+    (repo / "lol_001").mkdir(parents=True)
+    (repo / "lol_001" / "metadata.yaml").write_text(
+        "assistant_prefill: ''\ndescriptions:\n- Decide if a movie review is positive.\n- Classify review sentiment.\n"
+        "- Say whether the review is positive.\n")
+    tasks, manifest = build_sni(src, table=arc_table, descriptions=repo)
+    by = {t.name: t for t in tasks}
+    assert by["task001_sentiment"].descriptions == ["Say whether the review is positive.",
+                                                    "Decide if a movie review is positive.", "Classify review sentiment."]
+    assert by["task001_sentiment"].origins == ["source", "paper:metadata.yaml", "paper:metadata.yaml"]
+    assert by["task1087_other"].descriptions == task["Definition"]  # no metadata for it: its Definition alone
+    assert manifest.build["paper_descriptions"]
+    from t2l.errors import T2LError
+
+    with pytest.raises(T2LError, match="is not a folder"):
+        build_sni(src, table=arc_table, descriptions=tmp_path / "missing")
+
+
 def test_existing_collection_is_not_overwritten(tmp_path, wheel):
     (tmp_path / "out").mkdir()
     r = CliRunner().invoke(app, ["tasks", "build", str(tmp_path / "out"), "--source", str(wheel)])

