@@ -1,0 +1,180 @@
+"""Tables, paired differences, the bar and chart of `t2l bench unseen`."""
+
+import json
+import platform
+from pathlib import Path
+
+from t2l.bench.unseen import METHODS, METRICS, UnseenSettings, read_results
+from t2l.files import write_text_atomic
+
+LOWER_IS_BETTER = {"loss"}
+CONTROLS = ("base + description", "T2L, other task's description", "T2L, random words", "T2L, random characters",
+            "T2L, repeated letter")  # what T2L must beat by two paired stderrs on loss and ROUGE-L (issue #15)
+
+
+def _cells(rows: list[dict]) -> dict:
+    """method -> task -> metric -> per-item values (the newest row of each cell)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["method"], {})[r["task"]] = {m: r[m] for m in METRICS}
+    return out
+
+
+def summarize(rows: list[dict]) -> dict:
+    """method -> task -> metric -> (mean, stderr), and "average" over the tasks every method has."""
+    from t2l.eval.run import mean_stderr
+    from t2l.paper import average_cells
+
+    cells = _cells(rows)
+    tasks = sorted(set.intersection(*(set(t) for t in cells.values()))) if cells else []
+    table = {}
+    for method, by_task in cells.items():
+        table[method] = {t: {m: mean_stderr(v[m]) for m in METRICS} for t, v in by_task.items()}
+        if tasks:
+            table[method]["average"] = {m: average_cells([table[method][t][m] for t in tasks]) for m in METRICS}
+    return table
+
+
+def paired(rows: list[dict], reference: str = "T2L") -> dict:
+    """method -> metric -> (reference minus method, paired stderr), item by item within each task, averaged over
+    the tasks both have (stderr sqrt(sum of squares) / tasks)."""
+    from t2l.paper import average_cells, paired_cells
+
+    cells = _cells(rows)
+    ref = cells.get(reference, {})
+    out = {}
+    for method, by_task in cells.items():
+        tasks = sorted(set(by_task) & set(ref))
+        if method == reference or not tasks:
+            continue
+        out[method] = {m: average_cells(paired_cells({t: ref[t][m] for t in tasks}, {t: by_task[t][m] for t in tasks},
+                                                     tasks)) for m in METRICS}
+    return out
+
+
+def verdict(diffs: dict) -> dict[str, bool]:
+    """control -> whether T2L beats it by two paired stderrs on both answer loss and ROUGE-L."""
+    out = {}
+    for control in CONTROLS:
+        if control in diffs:
+            loss, rouge = diffs[control]["loss"], diffs[control]["rouge_l"]
+            out[control] = -loss[0] >= 2 * loss[1] and rouge[0] >= 2 * rouge[1]
+    return out
+
+
+def _methods(table: dict) -> list[str]:
+    return [m for m in METHODS if m in table] + sorted(m for m in table if m not in METHODS)
+
+
+def _fmt(metric: str, cell) -> str:
+    if cell is None:
+        return "-"
+    v, e = cell
+    return f"{v:.3f} ± {e:.3f}" if metric == "loss" else f"{100 * v:.1f} ± {100 * e:.1f}"
+
+
+def markdown(rows: list[dict], answer_types: dict[str, str] | None = None) -> str:
+    table, diffs = summarize(rows), paired(rows)
+    methods = _methods(table)
+    lines = ["### Averages over tasks", "",
+             "Answer loss (nats per output token, lower is better), ROUGE-L and normalised exact match (%, higher is "
+             "better), ± stderr:", "", "| method | answer loss | ROUGE-L | exact match |", "| --- | ---: | ---: | ---: |"]
+    for m in methods:
+        avg = table[m].get("average", {})
+        lines.append(f"| {m} | " + " | ".join(_fmt(k, avg.get(k)) for k in METRICS) + " |")
+    if diffs:
+        lines += ["", "T2L minus each method, item by item (a negative loss difference and a positive ROUGE-L one "
+                  "favour T2L; two paired stderrs or more is a clear difference):", "",
+                  "| T2L minus | answer loss | ROUGE-L | exact match |", "| --- | ---: | ---: | ---: |"]
+        for m in methods:
+            if m in diffs:
+                d = diffs[m]
+                lines.append(f"| {m} | {d['loss'][0]:+.3f} ± {d['loss'][1]:.3f} | {100 * d['rouge_l'][0]:+.1f} ± "
+                             f"{100 * d['rouge_l'][1]:.1f} | {100 * d['exact_match'][0]:+.1f} ± "
+                             f"{100 * d['exact_match'][1]:.1f} |")
+        bar = verdict(diffs)
+        if bar:
+            met = [c for c, ok in bar.items() if ok]
+            lines += ["", f"Bar (T2L ahead of every control by two paired stderrs on loss and ROUGE-L): "
+                      + ("met" if len(met) == len(bar) else f"not met (met against {len(met)} of {len(bar)}: "
+                         + (", ".join(met) or "none") + ")") + "."]
+    tasks = sorted({t for m in table.values() for t in m if t != "average"})
+    shown = [m for m in methods if m in ("base", "base + description", "mt-lora", "T2L",
+                                         "T2L, other task's description", "T2L, paraphrase")]
+    lines += ["", "### Per task: ROUGE-L % (answer loss)", "",
+              "| task | type | " + " | ".join(shown) + " |", "| --- | --- |" + " ---: |" * len(shown)]
+    for t in tasks:
+        cells = []
+        for m in shown:
+            c = table[m].get(t)
+            cells.append("-" if c is None else f"{100 * c['rouge_l'][0]:.0f} ({c['loss'][0]:.2f})")
+        lines.append(f"| {t} | {(answer_types or {}).get(t, '')} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def provenance(settings: UnseenSettings, suite: Path) -> dict:
+    import torch
+    import transformers
+
+    import t2l
+    from t2l.tasks.collection import read_manifest
+
+    hn = json.loads((Path(settings.hypernet) / "config.json").read_text())
+    manifest = read_manifest(suite)
+    return {"t2l": t2l.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+            "suite": {"name": manifest.name, "sha256": manifest.sha256, "tasks": len(manifest.tasks)},
+            "hypernet": {"sha256": hn.get("sha256"), "training": {k: hn.get("training", {}).get(k) for k in
+                                                                  ("recipe", "steps", "collection", "collection_sha256")}},
+            "answer_types": manifest.build.get("answer_types", {})}
+
+
+def write_report(settings: UnseenSettings, suite: Path, path: Path, command: str, findings: str = "") -> Path:
+    rows = read_results(Path(settings.out) / "results.jsonl")
+    meta = provenance(settings, suite)
+    lines = ["# Unseen tasks: does the adapter follow its description?", "", f"Reproduce: `{command}`", "",
+             f"Suite `{meta['suite']['name']}` ({meta['suite']['tasks']} tasks, sha256 "
+             f"`{meta['suite']['sha256'][:16]}`), first {settings.limit} items of each; base `{settings.base}`; "
+             f"hypernetwork sha256 `{str(meta['hypernet']['sha256'])[:16]}` "
+             f"({json.dumps(meta['hypernet']['training'])}).", ""]
+    if findings:
+        lines += [findings.strip(), ""]
+    lines += [markdown(rows, meta["answer_types"])]
+    chart = bar_chart(rows, Path(path).with_suffix(".png"))
+    if chart:
+        lines += [f"![unseen-task scores by method]({chart.name})", ""]
+    lines += [f"Versions: t2l {meta['t2l']}, torch {meta['torch']}, transformers {meta['transformers']}, Python "
+              f"{meta['python']}; {meta['machine']}; eval dtype {settings.dtype}, batch {settings.batch_size}.", ""]
+    return write_text_atomic(Path(path), "\n".join(lines))
+
+
+def bar_chart(rows: list[dict], path: Path) -> Path | None:
+    """Average answer loss and ROUGE-L per method, two panels; None without matplotlib (the `bench` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    table = summarize(rows)
+    methods = [m for m in _methods(table) if "average" in table[m]]
+    if not methods:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for ax, metric, label in ((axes[0], "loss", "answer loss (lower is better)"),
+                              (axes[1], "rouge_l", "ROUGE-L % (higher is better)")):
+        scale = 1 if metric == "loss" else 100
+        vals = [scale * table[m]["average"][metric][0] for m in methods]
+        errs = [scale * table[m]["average"][metric][1] for m in methods]
+        ax.barh(range(len(methods)), vals, xerr=errs, capsize=2)
+        ax.set_yticks(range(len(methods)), methods, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(label)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,71 @@
+"""`t2l bench unseen` on tiny models: every method on every task, resumable, paired against T2L, a report."""
+
+import json
+import random
+
+from t2l.bench.unseen import METHODS, UnseenSettings, descriptions, random_descriptions, run_unseen
+from t2l.bench.unseen_report import markdown, paired, summarize, verdict
+from t2l.tasks.collection import Manifest, Task, write_collection
+
+
+def suite(folder):
+    tasks = [Task("shout", ["reply with capital letters only", "answer in upper case", "caps", "a paragraph"],
+                  [(f"q{i}", "ABC") for i in range(3)]),
+             Task("whisper", ["reply with lower case letters only", "answer in small letters", "lower", "para"],
+                  [(f"q{i}", "xyz") for i in range(3)]),
+             Task("count", ["count the letters", "say how many letters", "count", "paragraph"],
+                  [("abc", "3"), ("ab", "2"), ("abcd", "4")])]
+    write_collection(folder, tasks, Manifest(name="tiny-unseen", source="test", license="MIT",
+                                             build={"answer_types": {"shout": "rewrite", "whisper": "rewrite",
+                                                                     "count": "number"}}))
+    return folder
+
+
+def test_controls_are_as_long_as_the_description_and_other_tasks_are_a_rotation():
+    rng = random.Random(0)
+    own = "reply with capital letters only"
+    r = random_descriptions(own, ["apple", "stone", "river"], rng)
+    assert len(r["T2L, random words"].split()) == 5 and set(r["T2L, random words"].split()) <= {"apple", "stone",
+                                                                                                    "river"}
+    assert len(r["T2L, random characters"]) == len(own) == len(r["T2L, repeated letter"])
+    assert len(set(r["T2L, repeated letter"])) == 1
+    tasks = [Task(n, [f"do {n}", f"please {n}"], []) for n in "abcde"]
+    texts = descriptions(tasks, ["w"], seed=0)
+    others = [texts[t]["T2L, other task's description"] for t in "abcde"]
+    assert sorted(others) == sorted(f"do {t}" for t in "abcde") and all(texts[t]["T2L, other task's description"]
+                                                                        != f"do {t}" for t in "abcde")
+    assert texts["a"]["T2L, paraphrase"] == "please a"
+
+
+def test_bench_unseen_runs_every_method_resumes_and_reports(trained_hypernet, tiny_base_dir, tmp_path):
+    folder, _ = trained_hypernet
+    settings = UnseenSettings(out=tmp_path / "run", hypernet=str(folder), suite=str(suite(tmp_path / "suite")),
+                              base=str(tiny_base_dir), limit=2, batch_size=2,
+                              methods=tuple(m for m in METHODS if m != "mt-lora"))
+    events = []
+    rows = run_unseen(settings, lambda kind, payload: events.append(kind))
+    assert len(rows) == 9 * 3 and events.count("result") == 27
+    row = next(r for r in rows if r["method"] == "T2L" and r["task"] == "shout")
+    assert row["n"] == 2 and len(row["loss"]) == len(row["answers"]) == len(row["rouge_l"]) == 2
+    assert row["description"] == "reply with capital letters only"
+    base = next(r for r in rows if r["method"] == "base" and r["task"] == "shout")
+    assert base["loss"] != row["loss"]  # the adapter changes the model
+    again = run_unseen(settings)  # a rerun finds every cell done
+    assert len(again) == 27 and sum(1 for _ in open(tmp_path / "run" / "results.jsonl")) == 27
+    table, diffs = summarize(rows), paired(rows)
+    assert set(table["T2L"]) == {"shout", "whisper", "count", "average"}
+    gap = table["T2L"]["average"]["loss"][0] - table["base"]["average"]["loss"][0]
+    assert abs(diffs["base"]["loss"][0] - gap) < 1e-9  # the paired mean is the difference of the means
+    assert set(verdict(diffs)) == {"base + description", "T2L, other task's description", "T2L, random words",
+                                   "T2L, random characters", "T2L, repeated letter"}
+    text = markdown(rows, {"shout": "rewrite"})
+    assert "| T2L minus | answer loss | ROUGE-L | exact match |" in text and "| shout | rewrite |" in text
+    assert json.loads((tmp_path / "run" / "settings.json").read_text())["limit"] == 2
+
+
+def test_text_metrics():
+    from t2l.eval.text_metrics import exact_match, rouge_l
+
+    assert exact_match("The Answer.", "answer") == 1.0 and exact_match("an answer", "answers") == 0.0
+    assert rouge_l("the cat sat on the mat", "the cat on the mat") == 2 * (5 / 6) * 1 / (5 / 6 + 1)
+    assert rouge_l("", "x") == 0.0 and rouge_l("Paris!", "paris") == 1.0
