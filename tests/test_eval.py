@@ -152,8 +152,8 @@ def test_gsm8k_answer_extraction_follows_lm_eval_filters():
 
 
 def test_letter_parsing_for_the_paper_protocol():
-    from t2l.eval.answers import final_number, letter_prompt, parse_letter
-    from t2l.eval.benches import Question
+    from t2l.eval.answers import final_number, parse_letter
+    from t2l.questions import Question, letter_prompt
 
     assert parse_letter("B. television", 4) == 1 and parse_letter("The answer is (C)", 4) == 2
     assert parse_letter("Everything", 2) == -1 and parse_letter("C", 2) == -1

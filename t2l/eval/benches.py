@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from t2l.questions import Question
+
 PROTOCOLS = {"lm-eval": "lm-eval-0.4/v1", "paper": "t2l-paper-letter/v1"}
 
 
@@ -23,15 +25,6 @@ class Item:
     continuations: list[str]  # one per choice, delimiter included
     gold: int
     choice_chars: list[int]  # length of each choice in characters, for acc_norm
-
-
-@dataclass(frozen=True)
-class Question:
-    """An item as a plain multiple-choice question (the paper protocol letters the choices)."""
-
-    text: str
-    choices: list[str]
-    gold: int
 
 
 @dataclass(frozen=True)

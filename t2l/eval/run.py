@@ -132,8 +132,9 @@ def _chat(tokenizer, body: str, instruction: str | None) -> str:
 
 def _paper(model, tokenizer, bench, docs, batch_size, tick, instruction):
     """The Text-to-LoRA authors' protocol: lettered choices in the chat template, the first letter generated."""
-    from t2l.eval.answers import final_number, letter_prompt, parse_letter
+    from t2l.eval.answers import final_number, parse_letter
     from t2l.eval.generate import generate_until
+    from t2l.questions import letter_prompt
 
     if bench.to_question is None:  # gsm8k: the final number
         prompts = [_chat(tokenizer, d["question"] + "\nSolve the problem, then give the final number.", instruction)
@@ -187,9 +188,9 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     Every adapter must have been made for `base_spec`'s weights."""
     from t2l.adapter import read_adapter
     from t2l.base import identify_base, load_base
+    from t2l.device import resolve_device
     from t2l.eval.data import load_docs, load_fewshot_pool
     from t2l.lora_batched import BatchedLoRA
-    from t2l.train.distributed import device as resolve_device
 
     base_ref = identify_base(base_spec)
     loaded = []

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from t2l.device import resolve_device
 from t2l.errors import T2LError
 from t2l.home import t2l_home
 from t2l.train.recipe import Recipe, dump_recipe, load_recipe
@@ -126,7 +127,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
 
     from t2l.train.loop import Trainer, run_steps
 
-    device = distributed.device(recipe.run.device)
+    device = resolve_device(recipe.run.device)
     progress = lambda done, total: emit("progress", (done, total))  # noqa: E731
     prep = (_prepare_recon if recipe.recipe == "recon" else _prepare_tasks)(recipe, device, status, progress)
     objective = prep.objective
