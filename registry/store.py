@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
@@ -16,7 +15,7 @@ from sqlmodel import func as sqlfunc
 from registry.db import open_engine
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
-from t2l.files import write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
+from t2l.files import folder_atomic, write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
 from t2l.hashing import sha256_file
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -279,15 +278,12 @@ class Registry:
             return existing
         dest = self.hypernets_dir / sha256
         if not dest.exists():
-            tmp = self.hypernets_dir / f".{sha256}.{uuid.uuid4().hex}.tmp"
             try:
-                shutil.copytree(folder, tmp)
-                os.replace(tmp, dest)
+                with folder_atomic(dest) as tmp:
+                    shutil.copytree(folder, tmp, dirs_exist_ok=True)
             except OSError:
-                if not dest.exists():
+                if not dest.exists():  # else another process stored the same checkpoint first
                     raise
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
         fields["targets"] = json.dumps(list(fields["targets"]))
         fields["config"] = json.dumps(fields["config"], sort_keys=True)
         row = Hypernet(id=uuid.uuid4().hex, name=name, sha256=sha256, **fields)

@@ -165,9 +165,9 @@ def unrelated_descriptions(settings: PaperSettings, collection: Path) -> dict[tu
 
 def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple[object, Entry, str]]:
     """(eval Subject, what it stands for, bench or '*') for every method; adapters are generated here."""
-    from t2l.adapter import write_adapter
     from t2l.eval.benches import BENCHES
     from t2l.eval.run import Subject
+    from t2l.export import write_adapter
     from t2l.make import Generator
     from t2l.train.run import resolve_collection
 

@@ -1,11 +1,12 @@
 """The results report of `t2l bench paper`: markdown tables per protocol and a bar chart."""
 
+import io
 import json
 import platform
 from pathlib import Path
 
 from t2l.base import DEFAULT_BASE
-from t2l.files import write_text_atomic
+from t2l.files import write_bytes_atomic, write_text_atomic
 from t2l.paper import METHODS, PaperSettings, paired, read_results
 
 PAPER_TABLE = ("Mistral-7B-Instruct, 10 benchmarks, average accuracy (paper, Table 1): base 55.96, "
@@ -134,9 +135,7 @@ def bar_chart(tables: dict, settings: PaperSettings, path: Path) -> Path | None:
         ax.set_title(f"protocol {protocol}")
         ax.legend(fontsize=7, ncols=len(methods), loc="upper left")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(Path(path), png.getvalue())

@@ -85,7 +85,7 @@ def make(
     json_: JsonOpt = False,
 ):
     """Generate LoRA adapters from task descriptions and store them in the registry."""
-    from t2l.adapter import check_output, export_adapter
+    from t2l.export import check_output, export_adapter
     from t2l.make import Generator, output_plan, read_descriptions, validate_description
 
     texts = [validate_description(d) for d in (descriptions or [])]
@@ -240,7 +240,7 @@ def export(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file or folder.")] = False,
 ):
     """Copy a stored adapter out of the registry."""
-    from t2l.adapter import export_adapter
+    from t2l.export import export_adapter
 
     reg = registry()
     export_adapter(reg.adapter_file(reg.get_adapter(ref)), path, force=force)

@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import TASKS, char_tokenizer
 
-from t2l.adapter import load_adapter, read_adapter, write_adapter
+from t2l.adapter import load_adapter, read_adapter
+from t2l.export import write_adapter
 from t2l.checkpoint import read_hypernet_info
 from t2l.errors import T2LError
 from t2l.make import Generator, output_plan
