@@ -12,7 +12,7 @@ from rich.table import Table
 from registry import Registry, RegistryError
 from t2l.errors import T2LError
 from t2l.home import t2l_home
-from t2l.paper import PaperSettings  # light: its heavy imports are inside its functions
+from t2l.bench.paper import PaperSettings  # light: its heavy imports are inside its functions
 
 app = typer.Typer(help="Text-to-LoRA: describe a task, get a LoRA adapter.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -811,8 +811,8 @@ def bench_paper(
     import sys
 
     from t2l.checkpoint import hypernet_path
-    from t2l.paper import paired, read_results, run_paper
-    from t2l.report import bar_chart, tables_markdown, write_report
+    from t2l.bench.paper import paired, read_results, run_paper
+    from t2l.bench.report import bar_chart, tables_markdown, write_report
 
     extra = {}
     for item in also or []:

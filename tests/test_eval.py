@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from t2l.errors import T2LError
 from t2l.eval.benches import BENCHES, select
 from t2l.eval.data import load_docs
-from t2l.eval.run import mean_stderr
 from t2l.eval.scoring import encode_pair, loglikelihoods
+from t2l.stats import mean_stderr
 from t2l_cli.app import app
 
 

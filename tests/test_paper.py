@@ -7,8 +7,8 @@ import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup, unrelated_descriptions
-from t2l.report import bar_chart, write_report
+from t2l.bench.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup, unrelated_descriptions
+from t2l.bench.report import bar_chart, write_report
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
 
@@ -138,3 +138,11 @@ def test_bench_paper_errors():
     assert r.exit_code == 1 and "sft:key=value" in r.output
     r = CliRunner().invoke(app, ["bench", "paper", "--method", "vibes"])
     assert r.exit_code == 1 and "unknown method 'vibes'" in r.output
+
+
+@pytest.mark.parametrize("name", ["oracle", "sensitivity", "heldout"])
+def test_every_experiment_runs_as_a_module(name):
+    """`python -m t2l.bench.NAME` finds its main and everything it imports."""
+    import importlib
+
+    assert callable(importlib.import_module(f"t2l.bench.{name}").main)

@@ -1,7 +1,6 @@
 """Evaluating a model (bare, or with adapters swapped in) on benchmarks; metrics and their standard errors."""
 
 import contextlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -10,6 +9,7 @@ from t2l.eval.benches import PROTOCOLS, Bench, Item
 from t2l.eval.prompts import (PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved,
                               with_instruction, wrap)
 from t2l.eval.scoring import loglikelihoods
+from t2l.stats import mean_stderr
 
 
 @dataclass
@@ -23,16 +23,6 @@ class BenchResult:
     limit: int | None
     predictions: list[int] = field(default_factory=list)  # per item, the choice `acc` picked
     per_item: dict[str, list[float]] = field(default_factory=dict)  # metric -> its value on each item
-
-
-def mean_stderr(values: list[float]) -> tuple[float, float]:
-    """Mean and its standard error with the sample standard deviation (ddof=1), as lm-eval reports it."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
 
 
 def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict[str, list[float]], list[int]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from t2l.errors import T2LError
 from t2l.files import write_text_atomic
+from t2l.stats import average_cells, item_means, paired_cells
 
 PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L, unrelated description")
@@ -317,22 +318,3 @@ def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") ->
         if table:
             out[protocol] = table
     return out
-
-
-def paired_cells(x: dict, y: dict, benches) -> list[tuple[float, float]]:
-    """Per bench, the mean and stderr of x minus y item by item (x, y: bench -> per-item values on the same items)."""
-    from t2l.eval.run import mean_stderr
-
-    return [mean_stderr([a - b for a, b in zip(x[bench], y[bench])]) for bench in benches]
-
-
-def item_means(runs: list[str]) -> list[float]:
-    """Several runs' hit strings on the same items -> the mean hit of each item."""
-    return [sum(int(r[i]) for r in runs) / len(runs) for i in range(min(len(r) for r in runs))]
-
-
-def average_cells(cells: list[tuple[float, float]]) -> tuple[float, float]:
-    """The mean of per-bench (value, stderr) cells, with stderr sqrt(sum of squares) / number of benches."""
-    import math
-
-    return sum(v for v, _ in cells) / len(cells), math.sqrt(sum(e * e for _, e in cells)) / len(cells)

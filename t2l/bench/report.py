@@ -7,7 +7,7 @@ from pathlib import Path
 
 from t2l.base import DEFAULT_BASE
 from t2l.files import write_bytes_atomic, write_text_atomic
-from t2l.paper import METHODS, PaperSettings, paired, read_results
+from t2l.bench.paper import METHODS, PaperSettings, paired, read_results
 
 PAPER_TABLE = ("Mistral-7B-Instruct, 10 benchmarks, average accuracy (paper, Table 1): base 55.96, "
                "multi-task LoRA 66.67, T2L 67.02")
