@@ -217,7 +217,7 @@ def test_concurrent_training_runs_get_one_progress_bar_each():
     from rich.console import Console
     from rich.progress import Progress
 
-    from t2l_cli.app import named_training_events
+    from t2l_cli.console import named_training_events
 
     progress = Progress(console=Console(file=io.StringIO()))
     on_event = named_training_events(progress)
