@@ -95,7 +95,7 @@ class Listing:
 
 
 def list_adapters(tag: str | None, bench: str | None, sort: str, protocol: str) -> Listing:
-    from t2l.eval.benches import BENCHES, PROTOCOLS
+    from t2l.eval.benches import BENCHES, PROTOCOLS, protocol_name
 
     if sort not in ("created", "name", "score"):
         raise T2LError(f"unknown sort {sort!r}: use created, name or score")
@@ -103,7 +103,7 @@ def list_adapters(tag: str | None, bench: str | None, sort: str, protocol: str) 
         raise T2LError(f"unknown bench {bench!r}; choose from {', '.join(BENCHES)}")
     if sort == "score" and bench is None:
         raise T2LError("--sort score ranks by one bench's score: add --bench B")
-    version = PROTOCOLS.get(protocol, protocol)
+    version = PROTOCOLS.get(protocol_name(protocol), protocol)
     reg = open_registry()
     rows = reg.list_adapters(tag=tag)
     scores = reg.latest_scores([r.id for r in rows], protocol=version)

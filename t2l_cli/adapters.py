@@ -46,7 +46,7 @@ def ls(
     bench: Annotated[Optional[str], typer.Option(help="Only adapters with a score on this bench.")] = None,
     sort: Annotated[str, typer.Option(help="created (newest first), name, or score (best first on --bench).")]
     = "created",
-    protocol: Annotated[str, typer.Option(help="Show and sort scores of this protocol only: lm-eval, paper, or a "
+    protocol: Annotated[str, typer.Option(help="Show and sort scores of this protocol only: lm-eval, letter, or a "
                                           "stored protocol string.")] = "lm-eval",
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print ids only.")] = False,
     json_: JsonOpt = False,

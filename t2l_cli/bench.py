@@ -51,7 +51,7 @@ def bench_paper(
     full: Annotated[bool, typer.Option(help="Whole validation sets (overrides --limit).")] = False,
     benches: Annotated[str, typer.Option(help="Comma-separated benches.")] = ",".join(
         ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")),
-    protocols: Annotated[str, typer.Option(help="lm-eval, paper, or both with a comma.")] = "lm-eval,paper",
+    protocols: Annotated[str, typer.Option(help="lm-eval, letter, or both with a comma.")] = "lm-eval,letter",
     descriptions: Annotated[int, typer.Option(help="How many of each bench's three descriptions to use.")] = 1,
     method: Annotated[Optional[list[str]], typer.Option(help="Only this method (repeatable): base, 'base + "
                                                         "description', mt-lora, T2L, 'T2L, unrelated description'.")]

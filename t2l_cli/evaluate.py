@@ -32,7 +32,7 @@ def eval_(
                                            "descriptions and evaluate it on that bench (zero-shot T2L).")] = False,
     hypernet: Annotated[str, typer.Option(help="Hypernetwork for --describe.")] = "default",
     output: Annotated[Optional[Path], typer.Option(help="Write results as JSON shaped like lm-eval's.")] = None,
-    protocol: Annotated[str, typer.Option(help="lm-eval (log-likelihood, the default) or paper (the T2L authors' "
+    protocol: Annotated[str, typer.Option(help="lm-eval (log-likelihood, the default) or letter (the T2L authors' "
                                           "generative letter protocol).")] = "lm-eval",
     shots: Annotated[int, typer.Option(help="Few-shot examples before each item (lm-eval's formatting; drawn from "
                                        "DATA_DIR/BENCH.train.jsonl, else from the evaluated split minus the item).")] = 0,

@@ -151,7 +151,7 @@ def test_gsm8k_answer_extraction_follows_lm_eval_filters():
     assert gsm8k_correct("1,234", "#### 1234") and not gsm8k_correct("17", reference)
 
 
-def test_letter_parsing_for_the_paper_protocol():
+def test_letter_parsing_for_the_letter_protocol():
     from t2l.eval.answers import final_number, parse_letter
     from t2l.questions import Question, letter_prompt
 
@@ -162,13 +162,15 @@ def test_letter_parsing_for_the_paper_protocol():
     assert final_number("so 3,200 dollars.") == "3200"
 
 
-def test_paper_protocol_and_gsm8k_generation_run_on_a_tiny_model():
+def test_letter_protocol_and_gsm8k_generation_run_on_a_tiny_model():
     from t2l.eval.run import evaluate
 
     model, tok = tiny_model(), char_tokenizer()
     docs, sha = load_docs(BENCHES["arc_easy"])
-    result = evaluate(model, tok, BENCHES["arc_easy"], docs, sha, limit=3, batch_size=2, protocol="paper")
-    assert result.protocol.startswith("t2l-paper") and set(result.metrics) == {"acc"} and result.n == 3
+    result = evaluate(model, tok, BENCHES["arc_easy"], docs, sha, limit=3, batch_size=2, protocol="letter")
+    assert result.protocol == "t2l-paper-letter/v1" and set(result.metrics) == {"acc"} and result.n == 3
+    old_name = evaluate(model, tok, BENCHES["arc_easy"], docs, sha, limit=3, batch_size=2, protocol="paper")
+    assert old_name.protocol == result.protocol and old_name.metrics == result.metrics
     docs, sha = load_docs(BENCHES["gsm8k"])
     result = evaluate(model, tok, BENCHES["gsm8k"], docs, sha, limit=2, batch_size=2)
     assert set(result.metrics) == {"strict-match", "flexible-extract"}
@@ -237,7 +239,7 @@ def test_cli_eval_shots_are_recorded_and_chat_template_needs_one(tiny_base_dir, 
     r = runner.invoke(app, ["eval", "base", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--chat-template",
                             "--base", str(tiny_base_dir)])
     assert r.exit_code == 1 and "no chat template" in r.output
-    r = runner.invoke(app, ["eval", "base", "--shots", "2", "--protocol", "paper"])
+    r = runner.invoke(app, ["eval", "base", "--shots", "2", "--protocol", "letter"])
     assert r.exit_code == 1 and "zero-shot" in r.output
 
 

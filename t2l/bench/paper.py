@@ -31,7 +31,6 @@ from t2l.stats import average_cells, item_means, paired_cells
 PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L, unrelated description")
 PER_BENCH = 3  # descriptions each bench ships
-HEADLINE = {"lm-eval": "acc", "paper": "acc"}  # the metric each table reports (gsm8k: its own, see _headline)
 
 Event = Callable[[str, object], None]
 
@@ -47,7 +46,7 @@ class PaperSettings:
     budget_minutes: float | None = None  # wall-clock cap of each training run
     limit: int | None = 200  # first N items of each bench (None: whole validation sets)
     benches: tuple[str, ...] = PAPER_BENCHES
-    protocols: tuple[str, ...] = ("lm-eval", "paper")
+    protocols: tuple[str, ...] = ("lm-eval", "letter")
     tasks: str = "openai-evals"  # the training collection (benchmarks are held out of it when it is built)
     descriptions: int = 1  # how many of each bench's three descriptions T2L and the baselines use
     batch_size: int = 16
@@ -57,6 +56,11 @@ class PaperSettings:
     methods: tuple[str, ...] = METHODS  # which of METHODS to run (training only what they need)
     also: dict[str, str] = field(default_factory=dict)  # extra T2L rows: label -> hypernetwork folder
     overrides: dict[str, list[str]] = field(default_factory=dict)  # recipe name (sft, mt-lora) -> key=value list
+
+    def __post_init__(self):
+        from t2l.eval.benches import protocol_name
+
+        self.protocols = tuple(protocol_name(p) for p in self.protocols)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -209,15 +213,19 @@ def _slug(method: str) -> str:
 
 
 def read_results(path: Path) -> list[dict]:
-    """The finished runs; a last line torn by a kill mid-write is dropped (that run is simply done again)."""
+    """The finished runs; a last line torn by a kill mid-write is dropped (that run is simply done again). Rows
+    written under a protocol's old name read as under its current one."""
+    from t2l.eval.benches import protocol_name
+
     if not path.is_file():
         return []
     rows = []
     for line in path.read_text().splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        rows.append(row | {"protocol": protocol_name(row["protocol"])})
     return rows
 
 

@@ -25,7 +25,7 @@ def _methods(table: dict) -> list[str]:
 
 
 def tables_markdown(tables: dict, settings: PaperSettings, diffs: dict | None = None) -> str:
-    """One table per protocol; `diffs` (from `paper.paired`) adds T2L's paired differences under each."""
+    """One table per protocol; `diffs` (from `t2l.bench.paper.paired`) adds T2L's paired differences under each."""
     cols = [*settings.benches, "average"]
     parts = []
     for protocol, table in tables.items():

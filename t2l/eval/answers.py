@@ -1,4 +1,4 @@
-"""Reading answers out of generated text: lm-eval's gsm8k filters, and the paper protocol's letter and number."""
+"""Reading answers out of generated text: lm-eval's gsm8k filters, and the letter protocol's letter and number."""
 
 import re
 

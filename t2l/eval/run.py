@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from t2l.errors import T2LError
-from t2l.eval.benches import PROTOCOLS, Bench, Item
+from t2l.eval.benches import PROTOCOLS, Bench, Item, protocol_name
 from t2l.eval.prompts import (PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved,
                               with_instruction, wrap)
 from t2l.eval.scoring import loglikelihoods
@@ -44,12 +44,12 @@ def check_settings(limit: int | None, protocol: str, shots: int) -> None:
     """Refuse settings no evaluation can run with, before anything is loaded."""
     if limit is not None and limit <= 0:
         raise T2LError(f"--limit must be a positive number of items, not {limit}")
-    if protocol not in PROTOCOLS:
+    if protocol_name(protocol) not in PROTOCOLS:
         raise T2LError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}")
     if shots < 0:
         raise T2LError(f"--shots must be 0 or more, not {shots}")
-    if shots and protocol == "paper":
-        raise T2LError("the paper protocol is zero-shot; drop --shots or use --protocol lm-eval")
+    if shots and protocol_name(protocol) == "letter":
+        raise T2LError("the letter protocol is zero-shot; drop --shots or use --protocol lm-eval")
 
 
 def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
@@ -60,6 +60,7 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
     without one, from `docs` themselves minus the item being asked."""
     prompt = prompt or PromptSettings()
     check_settings(limit, protocol, prompt.shots)
+    protocol = protocol_name(protocol)
     if prompt.chat_template and protocol == "lm-eval":
         check_chat_template(tokenizer)
     evaluated = docs[:limit] if limit else docs
@@ -78,8 +79,8 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
                 on_progress(done[0], total)
         return step
 
-    if protocol == "paper":
-        per_item, preds = _paper(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
+    if protocol == "letter":
+        per_item, preds = _letter(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
     elif bench.to_item is None:
         prompts = [wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer) for d, p in zip(evaluated, prefixes)]
         per_item, preds = _gsm8k(model, tokenizer, evaluated, prompts, batch_size, tick)
@@ -120,7 +121,7 @@ def _chat(tokenizer, body: str, instruction: str | None) -> str:
     return body + "\nAnswer:"  # a base model without a chat template gets the plain prompt
 
 
-def _paper(model, tokenizer, bench, docs, batch_size, tick, instruction):
+def _letter(model, tokenizer, bench, docs, batch_size, tick, instruction):
     """The Text-to-LoRA authors' protocol: lettered choices in the chat template, the first letter generated."""
     from t2l.eval.answers import final_number, parse_letter
     from t2l.eval.generate import generate_until
