@@ -199,8 +199,8 @@ def test_fewshot_contexts_are_solved_examples_drawn_without_the_item():
 
 
 def test_fewshot_and_chat_contexts_equal_lm_eval_s(tmp_path):
-    """The harness builds the same prompts from the same documents (its own code, run here when installed)."""
-    pytest.importorskip("lm_eval")
+    """The harness builds the same prompts from the same documents (its own code: lm-eval comes with the bench
+    extra that setup.sh installs)."""
     from lm_eval.tasks import TaskManager
 
     from t2l.eval.prompts import PromptSettings, dress_items, fewshot_examples, solved
@@ -245,7 +245,6 @@ def test_cli_eval_shots_are_recorded_and_chat_template_needs_one(tiny_base_dir, 
 
 def test_from_hub_reads_the_dataset_lm_eval_reads_through_datasets(tmp_path, monkeypatch):
     """The Hub cannot be reached here; `datasets` reads a local folder laid out like the dataset repo instead."""
-    pytest.importorskip("datasets")
     from dataclasses import replace
 
     from t2l.eval.data import load_fewshot_pool
