@@ -1,4 +1,5 @@
-"""Row types. The tables themselves are created by `migrations.py`; these classes mirror them."""
+"""Row types. The tables themselves are created by `migrations.py`; these classes mirror them, column by column
+(tests/test_registry.py checks that the two agree)."""
 
 import json
 from datetime import datetime, timezone

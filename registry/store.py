@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import time
@@ -16,7 +15,7 @@ from sqlmodel import func as sqlfunc
 from registry.db import open_engine
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
-from t2l.files import write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
+from t2l.files import folder_atomic, write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
 from t2l.hashing import sha256_file
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -60,7 +59,7 @@ class Registry:
                 self.check_name_free(name)
         tags = sorted({validate_label(t, "tag") for t in tags})
         sha = hashlib.sha256(data).hexdigest()
-        path = self.adapters_dir / f"{sha}.safetensors"
+        path = self.stored_path(sha)
         if not path.exists():
             write_bytes_atomic(path, data, sync=True)
         fields["targets"] = json.dumps(list(fields["targets"]))
@@ -101,9 +100,13 @@ class Registry:
     def get_adapter(self, ref: str) -> Adapter:
         return self._resolve(Adapter, ref, "adapter", "t2l ls")
 
+    def stored_path(self, sha256: str) -> Path:
+        """Where the adapter file of this sha256 is kept (whether or not it is there: see `adapter_file`)."""
+        return self.adapters_dir / f"{sha256}.safetensors"
+
     def adapter_file(self, adapter: Adapter) -> Path:
         """The stored file, checked against the sha256 recorded when it was added."""
-        path = self.adapters_dir / f"{adapter.sha256}.safetensors"
+        path = self.stored_path(adapter.sha256)
         if not path.exists():
             raise RegistryError(f"the file of adapter {adapter.id[:8]} is missing ({path}); remove it with "
                                 f"`t2l rm {adapter.id[:8]}` and make it again")
@@ -179,7 +182,7 @@ class Registry:
         writes (leftovers)."""
         missing, corrupted = [], []
         for row in self.list_adapters():
-            path = self.adapters_dir / f"{row.sha256}.safetensors"
+            path = self.stored_path(row.sha256)
             if not path.exists():
                 missing.append(row.id)
             elif sha256_file(path) != row.sha256:
@@ -279,15 +282,12 @@ class Registry:
             return existing
         dest = self.hypernets_dir / sha256
         if not dest.exists():
-            tmp = self.hypernets_dir / f".{sha256}.{uuid.uuid4().hex}.tmp"
             try:
-                shutil.copytree(folder, tmp)
-                os.replace(tmp, dest)
+                with folder_atomic(dest) as tmp:
+                    shutil.copytree(folder, tmp, dirs_exist_ok=True)
             except OSError:
-                if not dest.exists():
+                if not dest.exists():  # else another process stored the same checkpoint first
                     raise
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
         fields["targets"] = json.dumps(list(fields["targets"]))
         fields["config"] = json.dumps(fields["config"], sort_keys=True)
         row = Hypernet(id=uuid.uuid4().hex, name=name, sha256=sha256, **fields)
@@ -360,4 +360,4 @@ class Registry:
         with self._session() as s:
             used = s.exec(select(Adapter.id).where(Adapter.sha256 == sha)).first()
         if used is None:
-            (self.adapters_dir / f"{sha}.safetensors").unlink(missing_ok=True)
+            self.stored_path(sha).unlink(missing_ok=True)

@@ -2,17 +2,14 @@
 
 Both forms hold the same tensors under PEFT key names
 (`base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`); the folder adds `adapter_config.json` and a
-README model card, so `PeftModel.from_pretrained(base, folder)` loads it as is.
+README model card, so `PeftModel.from_pretrained(base, folder)` loads it as is. Writing either form is
+`t2l.export`'s.
 """
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from t2l.card import card
 from t2l.errors import T2LError
 from t2l.locate import ModelRef
 
@@ -93,71 +90,45 @@ def is_folder_form(path: Path) -> bool:
     return Path(path).suffix != ".safetensors"
 
 
-def check_output(path: Path, force: bool) -> None:
-    """Fail before any work if `path` cannot be written: exists without --force, or its folder is not writable."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
-    parent = path.parent if path.parent != Path("") else Path(".")
-    probe = parent
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK):
-        raise T2LError(f"cannot write {path}: {probe} is not a writable folder; choose another output path")
-
-
-def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False) -> Path:
-    """Write either form (by suffix) to a temp name, then rename over `path`."""
-    path = Path(path)
-    check_output(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        if is_folder_form(path):
-            tmp.mkdir()
-            (tmp / PEFT_WEIGHTS).write_bytes(adapter_bytes(tensors, info))
-            (tmp / PEFT_CONFIG).write_text(json.dumps(info.peft_config(), indent=2))
-            (tmp / "README.md").write_text(card(info, path.name, [], None))
-            if path.exists():
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
-        else:
-            tmp.write_bytes(adapter_bytes(tensors, info))
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-    return path
-
-
-def read_adapter(path: Path) -> tuple[dict, AdapterInfo | None, dict]:
-    """(tensors, t2l info or None for a foreign PEFT adapter, PEFT config) from either form."""
-    from safetensors import SafetensorError, safe_open
-
+def weights_file(path: Path) -> Path:
+    """The safetensors file of an adapter in either form."""
     path = Path(path)
     weights = path / PEFT_WEIGHTS if path.is_dir() else path
     if not weights.is_file():
         raise T2LError(f"no adapter at {path} (expected a .safetensors file or a folder with {PEFT_WEIGHTS})")
-    try:
-        with safe_open(weights, framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError) as e:
-        raise T2LError(f"{weights} is not a readable safetensors file ({e}); it may be truncated or corrupted") from None
+    return weights
+
+
+def read_adapter(path: Path) -> tuple[dict, AdapterInfo | None, dict]:
+    """(tensors, t2l info or None for a foreign PEFT adapter, PEFT config) from either form."""
+    path = Path(path)
+    meta, tensors = _open(weights_file(path), with_tensors=True)
     if path.is_dir() and (path / PEFT_CONFIG).is_file():
         peft_config = json.loads((path / PEFT_CONFIG).read_text())
     elif "peft_config" in meta:
         peft_config = json.loads(meta["peft_config"])
     else:
-        raise T2LError(f"{weights} carries no adapter config; it was not written by t2l or PEFT")
-    info = AdapterInfo.from_json(json.loads(meta["t2l"])) if "t2l" in meta else None
-    return tensors, info, peft_config
+        raise T2LError(f"{weights_file(path)} carries no adapter config; it was not written by t2l or PEFT")
+    return tensors, _info(meta), peft_config
 
 
-def export_adapter(src: Path, dest: Path, force: bool = False) -> Path:
-    """Copy an adapter into either form, chosen by `dest`'s suffix."""
-    tensors, info, _ = read_adapter(src)
-    if info is None:
-        raise T2LError(f"{src} was not made by t2l; copy it with ordinary file tools")
-    return write_adapter(tensors, info, dest, force)
+def read_info(path: Path) -> AdapterInfo | None:
+    """The t2l info of either form (None for a foreign PEFT adapter), without loading the tensors."""
+    return _info(_open(weights_file(path), with_tensors=False)[0])
+
+
+def _open(weights: Path, with_tensors: bool) -> tuple[dict, dict]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(weights, framework="pt") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
+    except (SafetensorError, OSError) as e:
+        raise T2LError(f"{weights} is not a readable safetensors file ({e}); it may be truncated or corrupted") from None
+
+
+def _info(meta: dict) -> AdapterInfo | None:
+    return AdapterInfo.from_json(json.loads(meta["t2l"])) if "t2l" in meta else None
 
 
 def load_adapter(model, path: Path, adapter_name: str = "default"):

@@ -7,13 +7,11 @@ so later loads take about a second.
 import contextlib
 import io
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from t2l.errors import T2LError
+from t2l.files import folder_atomic
 from t2l.hashing import cached_sha256
 from t2l.home import t2l_home
 from t2l.locate import ModelRef, embedded_path, model_folder, quiet_transformers
@@ -77,19 +75,14 @@ def _dequantize(gguf: Path, dest: Path) -> None:
     del model.config.quantization_config
     model.hf_quantizer = None
     model.is_quantized = False
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.tmp")
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "t2l-source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": cached_sha256(gguf)}))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not (dest / "config.json").exists():  # else a parallel process finished first: keep its copy
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with folder_atomic(dest) as tmp:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "t2l-source.json").write_text(json.dumps({"gguf": str(gguf), "sha256": cached_sha256(gguf)}))
+    except OSError:
+        if not (dest / "config.json").exists():  # else a parallel process finished first: keep its copy
+            raise
 
 
 def load_base(spec: str = DEFAULT_BASE, dtype: str = "float32", on_status: Status | None = None):

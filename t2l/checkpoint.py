@@ -1,14 +1,12 @@
 """Hypernetwork checkpoints: a folder with `hypernet.safetensors` and `config.json`. Never pickle."""
 
 import json
-import os
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2l.config import HypernetConfig, TargetSet
 from t2l.errors import T2LError
+from t2l.files import folder_atomic
 from t2l.hashing import sha256_file
 from t2l.locate import ModelRef
 
@@ -77,18 +75,12 @@ def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encode
     folder = Path(folder)
     if folder.exists():
         raise T2LError(f"{folder} exists already; choose a new folder for the checkpoint")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.mkdir()
+    with folder_atomic(folder) as tmp:
         state = {k: v.detach().to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
         save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
         info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling,
                             sha256_file(tmp / WEIGHTS), dict(training or {}))
         (tmp / CONFIG).write_text(json.dumps(info.to_json(), indent=2))
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return info
 
 

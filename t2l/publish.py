@@ -4,17 +4,16 @@ The token is huggingface_hub's business: it reads `HF_TOKEN` or the user's `hf a
 through t2l's output, logs or registry.
 """
 
-import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from t2l.adapter import PEFT_CONFIG, PEFT_WEIGHTS, read_adapter
+from t2l.adapter import read_info, weights_file
 from t2l.card import Score, card, hub_base
 from t2l.errors import T2LError
+from t2l.export import write_peft_folder
+
 
 @dataclass(frozen=True)
 class Published:
@@ -26,25 +25,15 @@ class Published:
 def hub_folder(adapter: Path, dest: Path, name: str, scores: list[Score], repo_id: str | None = None) -> Path:
     """Write the Hub-ready folder (adapter_config.json, adapter_model.safetensors, README.md) to `dest`, whole or
     not at all."""
-    _, info, _ = read_adapter(adapter)
+    info = read_info(adapter)
     if info is None:
         raise T2LError(f"{adapter} carries no t2l metadata; publish adapters made by t2l (see `t2l ls`)")
-    adapter, dest = Path(adapter), Path(dest)
+    dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise T2LError(f"{dest} exists and is not empty; choose a new folder")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        config = info.peft_config() | {"base_model_name_or_path": hub_base(info) or info.base_spec}
-        (tmp / PEFT_CONFIG).write_text(json.dumps(config, indent=2))
-        # the stored bytes as they are: what was hashed and registered is what gets published
-        shutil.copyfile(adapter / PEFT_WEIGHTS if adapter.is_dir() else adapter, tmp / PEFT_WEIGHTS)
-        (tmp / "README.md").write_text(card(info, name, scores, repo_id))
-        if dest.exists():
-            dest.rmdir()
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    config = info.peft_config() | {"base_model_name_or_path": hub_base(info) or info.base_spec}
+    # the stored bytes as they are: what was hashed and registered is what gets published
+    write_peft_folder(dest, weights_file(adapter).read_bytes(), config, card(info, name, scores, repo_id))
     return dest
 
 

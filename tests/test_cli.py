@@ -48,15 +48,21 @@ def test_make_several_into_a_folder_and_from_file(hn, tmp_path):
                      "batch-3": "answer in small letters"}
 
 
-def test_export_both_forms_and_remove(hn, tmp_path):
-    from t2l.adapter import read_adapter
+def test_export_both_forms_and_remove(hn, tmp_path, monkeypatch):
+    from registry import Registry
+    from t2l import adapter
+    from t2l.home import t2l_home
 
     t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    monkeypatch.setattr(adapter, "read_adapter", None)  # a byte copy: the tensors are never loaded
     t2l("export", "up", tmp_path / "up.safetensors")
     t2l("export", "up", tmp_path / "up-peft")
-    a, _, _ = read_adapter(tmp_path / "up.safetensors")
-    b, _, _ = read_adapter(tmp_path / "up-peft")
-    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    reg = Registry(t2l_home())
+    stored = reg.adapter_file(reg.get_adapter("up")).read_bytes()
+    assert (tmp_path / "up.safetensors").read_bytes() == stored
+    assert (tmp_path / "up-peft" / "adapter_model.safetensors").read_bytes() == stored
+    assert sorted(p.name for p in (tmp_path / "up-peft").iterdir()) == \
+        ["README.md", "adapter_config.json", "adapter_model.safetensors"]
     t2l("export", "up", tmp_path / "up.safetensors", code=1)
     t2l("rm", "up")
     assert json.loads(t2l("ls", "--json").output) == []
@@ -173,14 +179,17 @@ def test_ls_filters_and_sorts_by_a_bench_score_of_one_protocol(hn, tiny_base_dir
     for name, desc in (("a", "answer in upper case"), ("b", "answer in small letters"), ("c", "count letters")):
         t2l("make", desc, "--hypernet", hn, "--name", name)
     t2l("eval", "a", "b", "--bench", "arc_easy", "--data-dir", arc_dir)
-    t2l("eval", "c", "--bench", "arc_easy", "--data-dir", arc_dir, "--protocol", "paper")
+    t2l("eval", "c", "--bench", "arc_easy", "--data-dir", arc_dir, "--protocol", "letter")
     rows = json.loads(t2l("ls", "--bench", "arc_easy", "--sort", "score", "--json").output)
-    assert {r["name"] for r in rows} == {"a", "b"}  # c has only a paper-protocol score
+    assert {r["name"] for r in rows} == {"a", "b"}  # c has only a letter-protocol score
     accs = [r["scores"]["arc_easy"]["acc"] for r in rows]
     assert accs == sorted(accs, reverse=True)
     assert all(r["scores"]["arc_easy"]["protocol"] == "lm-eval-0.4/v1" for r in rows)
-    paper = json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "paper", "--json").output)
-    assert [r["name"] for r in paper] == ["c"] and paper[0]["scores"]["arc_easy"]["protocol"].startswith("t2l-paper")
+    letter = json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "letter", "--json").output)
+    assert [r["name"] for r in letter] == ["c"] and letter[0]["scores"]["arc_easy"]["protocol"] == "t2l-paper-letter/v1"
+    # the protocol's old name finds the same scores, and so does the version string registries have always stored
+    assert json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "paper", "--json").output) == letter
+    assert json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "t2l-paper-letter/v1", "--json").output) == letter
     assert [r["name"] for r in json.loads(t2l("ls", "--sort", "name", "--json").output)] == ["a", "b", "c"]
     assert "add --bench" in t2l("ls", "--sort", "score", code=1).output
     assert "unknown bench" in t2l("ls", "--bench", "nope", code=1).output
@@ -211,7 +220,7 @@ def test_concurrent_training_runs_get_one_progress_bar_each():
     from rich.console import Console
     from rich.progress import Progress
 
-    from t2l_cli.app import named_training_events
+    from t2l_cli.console import named_training_events
 
     progress = Progress(console=Console(file=io.StringIO()))
     on_event = named_training_events(progress)

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from t2l.errors import T2LError
 from t2l.eval.benches import BENCHES, select
 from t2l.eval.data import load_docs
-from t2l.eval.run import mean_stderr
 from t2l.eval.scoring import encode_pair, loglikelihoods
+from t2l.stats import mean_stderr
 from t2l_cli.app import app
 
 
@@ -151,9 +151,9 @@ def test_gsm8k_answer_extraction_follows_lm_eval_filters():
     assert gsm8k_correct("1,234", "#### 1234") and not gsm8k_correct("17", reference)
 
 
-def test_letter_parsing_for_the_paper_protocol():
-    from t2l.eval.answers import final_number, letter_prompt, parse_letter
-    from t2l.eval.benches import Question
+def test_letter_parsing_for_the_letter_protocol():
+    from t2l.eval.answers import final_number, parse_letter
+    from t2l.questions import Question, letter_prompt
 
     assert parse_letter("B. television", 4) == 1 and parse_letter("The answer is (C)", 4) == 2
     assert parse_letter("Everything", 2) == -1 and parse_letter("C", 2) == -1
@@ -162,13 +162,15 @@ def test_letter_parsing_for_the_paper_protocol():
     assert final_number("so 3,200 dollars.") == "3200"
 
 
-def test_paper_protocol_and_gsm8k_generation_run_on_a_tiny_model():
+def test_letter_protocol_and_gsm8k_generation_run_on_a_tiny_model():
     from t2l.eval.run import evaluate
 
     model, tok = tiny_model(), char_tokenizer()
     docs, sha = load_docs(BENCHES["arc_easy"])
-    result = evaluate(model, tok, BENCHES["arc_easy"], docs, sha, limit=3, batch_size=2, protocol="paper")
-    assert result.protocol.startswith("t2l-paper") and set(result.metrics) == {"acc"} and result.n == 3
+    result = evaluate(model, tok, BENCHES["arc_easy"], docs, sha, limit=3, batch_size=2, protocol="letter")
+    assert result.protocol == "t2l-paper-letter/v1" and set(result.metrics) == {"acc"} and result.n == 3
+    old_name = evaluate(model, tok, BENCHES["arc_easy"], docs, sha, limit=3, batch_size=2, protocol="paper")
+    assert old_name.protocol == result.protocol and old_name.metrics == result.metrics
     docs, sha = load_docs(BENCHES["gsm8k"])
     result = evaluate(model, tok, BENCHES["gsm8k"], docs, sha, limit=2, batch_size=2)
     assert set(result.metrics) == {"strict-match", "flexible-extract"}
@@ -197,8 +199,8 @@ def test_fewshot_contexts_are_solved_examples_drawn_without_the_item():
 
 
 def test_fewshot_and_chat_contexts_equal_lm_eval_s(tmp_path):
-    """The harness builds the same prompts from the same documents (its own code, run here when installed)."""
-    pytest.importorskip("lm_eval")
+    """The harness builds the same prompts from the same documents (its own code: lm-eval comes with the bench
+    extra that setup.sh installs)."""
     from lm_eval.tasks import TaskManager
 
     from t2l.eval.prompts import PromptSettings, dress_items, fewshot_examples, solved
@@ -237,13 +239,12 @@ def test_cli_eval_shots_are_recorded_and_chat_template_needs_one(tiny_base_dir, 
     r = runner.invoke(app, ["eval", "base", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--chat-template",
                             "--base", str(tiny_base_dir)])
     assert r.exit_code == 1 and "no chat template" in r.output
-    r = runner.invoke(app, ["eval", "base", "--shots", "2", "--protocol", "paper"])
+    r = runner.invoke(app, ["eval", "base", "--shots", "2", "--protocol", "letter"])
     assert r.exit_code == 1 and "zero-shot" in r.output
 
 
 def test_from_hub_reads_the_dataset_lm_eval_reads_through_datasets(tmp_path, monkeypatch):
     """The Hub cannot be reached here; `datasets` reads a local folder laid out like the dataset repo instead."""
-    pytest.importorskip("datasets")
     from dataclasses import replace
 
     from t2l.eval.data import load_fewshot_pool

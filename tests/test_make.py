@@ -8,7 +8,8 @@ import pytest
 import torch
 from conftest import TASKS, char_tokenizer
 
-from t2l.adapter import load_adapter, read_adapter, write_adapter
+from t2l.adapter import load_adapter, read_adapter
+from t2l.export import write_adapter
 from t2l.checkpoint import read_hypernet_info
 from t2l.errors import T2LError
 from t2l.make import Generator, output_plan
@@ -175,3 +176,14 @@ def test_the_same_adapter_has_the_same_bytes_in_every_process():
     digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
                for _ in range(4)}
     assert len(digests) == 1
+
+
+def test_the_shipped_default_carries_no_machine_paths():
+    """Its recipe and config name the run folder by a placeholder, not the folder of the machine it was trained on."""
+    import re
+
+    from t2l.checkpoint import DEFAULT_HYPERNET_DIR
+
+    for path in DEFAULT_HYPERNET_DIR.iterdir():
+        if path.suffix in (".json", ".jsonl", ".yaml"):
+            assert not re.search(r"(?<![\w.])/(work|home|root|tmp|Users)/", path.read_text()), path.name

@@ -7,8 +7,8 @@ import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup, unrelated_descriptions
-from t2l.report import bar_chart, write_report
+from t2l.bench.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup, unrelated_descriptions
+from t2l.bench.report import bar_chart, write_report
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
 
@@ -33,7 +33,7 @@ def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, ti
                                                                  "hypernet.task_dim=8", "hypernet.pos_dim=4"]})
     events = []
     tables = run_paper(settings, lambda kind, payload: events.append(kind))
-    assert set(tables) == {"lm-eval", "paper"}
+    assert set(tables) == {"lm-eval", "letter"}
     for table in tables.values():
         assert set(table) == set(METHODS)
         for cells in table.values():
@@ -64,12 +64,11 @@ def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, ti
     chart = bar_chart(tables, settings, tmp_path / "results.png")
     report = write_report(tables, settings, tmp_path / "results.md", "t2l bench paper ...", chart, "**Finding.**")
     text = report.read_text()
-    assert "| T2L, unrelated description |" in text and "### Protocol `paper`" in text and "**Finding.**" in text
+    assert "| T2L, unrelated description |" in text and "### Protocol `letter`" in text and "**Finding.**" in text
     assert "| T2L minus |" in text
     assert "mt-lora: 3 steps of batch 4 (peak lr 0.003)" in text and "(equal budgets)" in text
     assert "| arc_easy | 2 |" in text
-    if chart is not None:
-        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # matplotlib comes with the bench extra
 
 
 def test_paired_differences_are_taken_item_by_item():
@@ -81,6 +80,19 @@ def test_paired_differences_are_taken_item_by_item():
     assert set(diffs) == {"base", "mt-lora"}
     assert diffs["base"] == pytest.approx((0.25, 0.25))  # differences 0, 1, 0, 0: sd 0.5, / sqrt(4)
     assert diffs["mt-lora"] == pytest.approx((0.0, (4 / 3) ** 0.5 / 2))  # 1, 1, -1, -1: equal averages, noisy
+
+
+def test_runs_stored_under_the_old_protocol_name_read_as_letter(tmp_path):
+    """Run folders written when the letter protocol was called "paper" still resume and summarize."""
+    from t2l.bench.paper import summarize
+
+    old = {"method": "base", "bench": "arc_easy", "protocol": "paper", "limit": 4, "metrics": {"acc": [0.5, 0.25]}}
+    (tmp_path / "results.jsonl").write_text(json.dumps(old) + "\n")
+    rows = read_results(tmp_path / "results.jsonl")
+    assert rows[0]["protocol"] == "letter"
+    settings = PaperSettings(out=tmp_path, benches=("arc_easy",), protocols=("paper",), limit=4)
+    assert settings.protocols == ("letter",)
+    assert summarize(rows, settings)["letter"]["base"]["arc_easy"] == (0.5, 0.25)
 
 
 def test_a_bench_keeps_its_unrelated_descriptions_whatever_else_runs(tiny_collection):
@@ -138,3 +150,11 @@ def test_bench_paper_errors():
     assert r.exit_code == 1 and "sft:key=value" in r.output
     r = CliRunner().invoke(app, ["bench", "paper", "--method", "vibes"])
     assert r.exit_code == 1 and "unknown method 'vibes'" in r.output
+
+
+@pytest.mark.parametrize("name", ["oracle", "sensitivity", "heldout"])
+def test_every_experiment_runs_as_a_module(name):
+    """`python -m t2l.bench.NAME` finds its main and everything it imports."""
+    import importlib
+
+    assert callable(importlib.import_module(f"t2l.bench.{name}").main)

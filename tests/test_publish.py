@@ -68,7 +68,7 @@ def test_hub_folder_has_card_config_and_weights_that_peft_loads(made, tiny_base_
 
 def test_upload_sends_the_folder_byte_for_byte_and_records_the_commit(made, online, monkeypatch, tmp_path):
     from t2l.publish import hub_folder
-    from t2l_cli.app import registry, scores_for_card
+    from t2l_cli.actions import open_registry, scores_for_card
 
     with FakeHub(TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
@@ -81,7 +81,7 @@ def test_upload_sends_the_folder_byte_for_byte_and_records_the_commit(made, onli
         assert r.exit_code == 0, (r.output, hub.requests)
         sent = json.loads(r.stdout)
         assert sent["repo_id"] == "alice/upper-case" and sent["commit"] == hub.repos["alice/upper-case"]["commits"][0]
-        reg = registry()
+        reg = open_registry()
         row = reg.get_adapter("upper case")
         expected = hub_folder(reg.adapter_file(row), tmp_path / "expected", "upper case",
                               scores_for_card(reg, row.id), "alice/upper-case")
@@ -96,7 +96,7 @@ def test_upload_sends_the_folder_byte_for_byte_and_records_the_commit(made, onli
         monkeypatch.setenv("HF_TOKEN", TOKEN[::-1])
         refused = t2l("publish", "--yes", code=1)
         assert "refused the token" in refused.output and TOKEN[::-1] not in refused.output
-    db = (registry().home / "registry.db").read_bytes()
+    db = (open_registry().home / "registry.db").read_bytes()
     assert TOKEN.encode() not in db
 
 

@@ -204,3 +204,25 @@ def test_a_registry_from_the_first_schema_is_migrated_in_place(tmp_path):
                  bench="arc_easy", split="validation", n=10, protocol="p", data_sha256="d", limit=None,
                  dtype="float32", batch_size=1, t2l_version="0")
     assert reg.latest_scores(["abc123"])["abc123"]["arc_easy"].value == 0.5
+
+
+def test_the_migrations_create_the_columns_the_models_declare(tmp_path):
+    """The SQL in migrations.py and the classes in models.py both spell every column; they must agree one by one
+    (name, type, NOT NULL, primary key), and on which tables there are."""
+    from sqlalchemy.dialects.sqlite import dialect
+    from sqlmodel import SQLModel
+
+    import registry.models  # noqa: F401  (declares the tables)
+
+    Registry(tmp_path)
+    affinity = {"VARCHAR": "TEXT", "TEXT": "TEXT", "INTEGER": "INTEGER", "FLOAT": "REAL", "REAL": "REAL",
+                "BOOLEAN": "BOOLEAN", "DATETIME": "TIMESTAMP", "TIMESTAMP": "TIMESTAMP"}
+    with sqlite3.connect(tmp_path / "registry.db") as db:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables - {"schema_migrations"} == set(SQLModel.metadata.tables)
+        for name, table in SQLModel.metadata.tables.items():
+            in_sql = {c[1]: (affinity[c[2]], bool(c[3]) or bool(c[5]), bool(c[5]))
+                      for c in db.execute(f"PRAGMA table_info({name})")}
+            in_model = {c.name: (affinity[c.type.compile(dialect=dialect())], not c.nullable,
+                                 c.primary_key) for c in table.columns}
+            assert in_sql == in_model, name

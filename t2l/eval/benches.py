@@ -5,7 +5,7 @@ summed log-likelihood of " " + choice after the prompt; winogrande by partial sc
 filled with each option, as contexts for the same continuation); gsm8k by greedy generation after
 "Question: ...\nAnswer:" with the harness's strict-match and flexible-extract answer extraction.
 
-Protocol `paper` is the Text-to-LoRA authors' zero-shot evaluation: the question with lettered choices in the chat
+Protocol `letter` is the Text-to-LoRA authors' zero-shot evaluation: the question with lettered choices in the chat
 template, an instruction to answer with the letter, greedy generation, the first letter parsed; gsm8k by the final
 number of the generated answer.
 """
@@ -14,7 +14,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-PROTOCOLS = {"lm-eval": "lm-eval-0.4/v1", "paper": "t2l-paper-letter/v1"}
+from t2l.questions import Question
+
+PROTOCOLS = {"lm-eval": "lm-eval-0.4/v1", "letter": "t2l-paper-letter/v1"}  # name -> the version stored with a score
+# The letter protocol was named "paper" until that word came to name the experiment (`t2l bench paper`). The old name
+# is still read wherever a protocol is named (options, run folders' results), and the stored version string keeps
+# its first spelling, so scores already in a registry or a published card are found and compared as before.
+OLD_NAMES = {"paper": "letter"}
+
+
+def protocol_name(name: str) -> str:
+    """The current name of a protocol named `name`, old names included."""
+    return OLD_NAMES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -23,15 +34,6 @@ class Item:
     continuations: list[str]  # one per choice, delimiter included
     gold: int
     choice_chars: list[int]  # length of each choice in characters, for acc_norm
-
-
-@dataclass(frozen=True)
-class Question:
-    """An item as a plain multiple-choice question (the paper protocol letters the choices)."""
-
-    text: str
-    choices: list[str]
-    gold: int
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def openbookqa(doc: dict) -> Item:
 
 
 def as_question(item_fn, text_fn) -> Callable[[dict], Question]:
-    """The paper protocol's question from the same fields: choices stripped of lm-eval's delimiter."""
+    """The letter protocol's question from the same fields: choices stripped of lm-eval's delimiter."""
 
     def to_question(doc: dict) -> Question:
         item = item_fn(doc)

@@ -1,15 +1,15 @@
 """Evaluating a model (bare, or with adapters swapped in) on benchmarks; metrics and their standard errors."""
 
 import contextlib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from t2l.errors import T2LError
-from t2l.eval.benches import PROTOCOLS, Bench, Item
+from t2l.eval.benches import PROTOCOLS, Bench, Item, protocol_name
 from t2l.eval.prompts import (PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved,
                               with_instruction, wrap)
 from t2l.eval.scoring import loglikelihoods
+from t2l.stats import mean_stderr
 
 
 @dataclass
@@ -23,16 +23,6 @@ class BenchResult:
     limit: int | None
     predictions: list[int] = field(default_factory=list)  # per item, the choice `acc` picked
     per_item: dict[str, list[float]] = field(default_factory=dict)  # metric -> its value on each item
-
-
-def mean_stderr(values: list[float]) -> tuple[float, float]:
-    """Mean and its standard error with the sample standard deviation (ddof=1), as lm-eval reports it."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
 
 
 def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict[str, list[float]], list[int]]:
@@ -54,12 +44,12 @@ def check_settings(limit: int | None, protocol: str, shots: int) -> None:
     """Refuse settings no evaluation can run with, before anything is loaded."""
     if limit is not None and limit <= 0:
         raise T2LError(f"--limit must be a positive number of items, not {limit}")
-    if protocol not in PROTOCOLS:
+    if protocol_name(protocol) not in PROTOCOLS:
         raise T2LError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}")
     if shots < 0:
         raise T2LError(f"--shots must be 0 or more, not {shots}")
-    if shots and protocol == "paper":
-        raise T2LError("the paper protocol is zero-shot; drop --shots or use --protocol lm-eval")
+    if shots and protocol_name(protocol) == "letter":
+        raise T2LError("the letter protocol is zero-shot; drop --shots or use --protocol lm-eval")
 
 
 def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
@@ -70,6 +60,7 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
     without one, from `docs` themselves minus the item being asked."""
     prompt = prompt or PromptSettings()
     check_settings(limit, protocol, prompt.shots)
+    protocol = protocol_name(protocol)
     if prompt.chat_template and protocol == "lm-eval":
         check_chat_template(tokenizer)
     evaluated = docs[:limit] if limit else docs
@@ -88,8 +79,8 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
                 on_progress(done[0], total)
         return step
 
-    if protocol == "paper":
-        per_item, preds = _paper(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
+    if protocol == "letter":
+        per_item, preds = _letter(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
     elif bench.to_item is None:
         prompts = [wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer) for d, p in zip(evaluated, prefixes)]
         per_item, preds = _gsm8k(model, tokenizer, evaluated, prompts, batch_size, tick)
@@ -130,10 +121,11 @@ def _chat(tokenizer, body: str, instruction: str | None) -> str:
     return body + "\nAnswer:"  # a base model without a chat template gets the plain prompt
 
 
-def _paper(model, tokenizer, bench, docs, batch_size, tick, instruction):
+def _letter(model, tokenizer, bench, docs, batch_size, tick, instruction):
     """The Text-to-LoRA authors' protocol: lettered choices in the chat template, the first letter generated."""
-    from t2l.eval.answers import final_number, letter_prompt, parse_letter
+    from t2l.eval.answers import final_number, parse_letter
     from t2l.eval.generate import generate_until
+    from t2l.questions import letter_prompt
 
     if bench.to_question is None:  # gsm8k: the final number
         prompts = [_chat(tokenizer, d["question"] + "\nSolve the problem, then give the final number.", instruction)
@@ -187,9 +179,9 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     Every adapter must have been made for `base_spec`'s weights."""
     from t2l.adapter import read_adapter
     from t2l.base import identify_base, load_base
+    from t2l.device import resolve_device
     from t2l.eval.data import load_docs, load_fewshot_pool
     from t2l.lora_batched import BatchedLoRA
-    from t2l.train.distributed import device as resolve_device
 
     base_ref = identify_base(base_spec)
     loaded = []

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2l.errors import T2LError
-from t2l.eval.answers import LETTERS, letter_prompt
-from t2l.eval.benches import Question
 from t2l.eval.data import request_docs
 from t2l.locate import embedded_path
+from t2l.questions import LETTERS, Question, letter_prompt
 from t2l.tasks.collection import Manifest, Task
 from t2l.tasks.decontam import benchmark_ngrams, ngrams
 

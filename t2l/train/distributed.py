@@ -24,15 +24,6 @@ def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def device(setting: str) -> str:
-    """`auto`: this process's GPU when there is one, else the CPU."""
-    import torch
-
-    if setting != "auto":
-        return setting
-    return f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-
-
 def same_on_all_ranks(value):
     """Rank 0's value, on every process (e.g. a run folder named after rank 0's clock)."""
     import torch.distributed as dist

@@ -8,16 +8,16 @@
 
 import hashlib
 import json
-import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+from t2l.device import resolve_device
 from t2l.errors import T2LError
+from t2l.files import folder_atomic
 from t2l.home import t2l_home
 from t2l.train.recipe import Recipe, dump_recipe, load_recipe
 
@@ -69,15 +69,9 @@ def holdout_names(names: list[str], k: int) -> list[str]:
 def save_checkpoint(folder: Path, tensors: dict, meta: dict) -> None:
     from safetensors.torch import save_file
 
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
-    tmp.mkdir(parents=True)
-    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / "state.safetensors")
-    (tmp / "state.json").write_text(json.dumps(meta))
-    old = folder.with_name(f".{folder.name}.old")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    with folder_atomic(folder, replace=True) as tmp:
+        save_file({k: v.contiguous() for k, v in tensors.items()}, tmp / "state.safetensors")
+        (tmp / "state.json").write_text(json.dumps(meta))
 
 
 def load_checkpoint(folder: Path) -> tuple[dict, dict]:
@@ -129,7 +123,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
 
     from t2l.train.loop import Trainer, run_steps
 
-    device = distributed.device(recipe.run.device)
+    device = resolve_device(recipe.run.device)
     progress = lambda done, total: emit("progress", (done, total))  # noqa: E731
     prep = (_prepare_recon if recipe.recipe == "recon" else _prepare_tasks)(recipe, device, status, progress)
     objective = prep.objective
@@ -305,7 +299,8 @@ def _eval_rows(examples, tasks, held: set, n: int) -> tuple[list[int], list[int]
 
 
 def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed: bool, final_loss):
-    from t2l.adapter import AdapterInfo, write_adapter
+    from t2l.adapter import AdapterInfo
+    from t2l.export import write_adapter
 
     result = out / "result"
     if result.exists():

@@ -10,7 +10,7 @@ benchmarks' own descriptions (three per bench) and from as many unrelated traini
   Above 0, paraphrases of one task land near each other, i.e. the hypernetwork reads meaning.
 - other bench: the same between descriptions of different benches.
 
-    .venv/bin/python benchmarks/description_sensitivity.py HYPERNET_DIR|default [...]
+    .venv/bin/python -m t2l.bench.sensitivity HYPERNET_DIR|default [...]
 """
 
 import argparse
@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from t2l.checkpoint import DEFAULT_HYPERNET_DIR
 from t2l.eval.benches import BENCHES
 from t2l.make import Generator
-from t2l.paper import PAPER_BENCHES, PaperSettings, unrelated_descriptions
+from t2l.bench.paper import PAPER_BENCHES, PaperSettings, unrelated_descriptions
 from t2l.train.run import resolve_collection
 
 

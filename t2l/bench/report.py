@@ -1,12 +1,13 @@
 """The results report of `t2l bench paper`: markdown tables per protocol and a bar chart."""
 
+import io
 import json
 import platform
 from pathlib import Path
 
 from t2l.base import DEFAULT_BASE
-from t2l.files import write_text_atomic
-from t2l.paper import METHODS, PaperSettings, paired, read_results
+from t2l.files import write_bytes_atomic, write_text_atomic
+from t2l.bench.paper import METHODS, PaperSettings, paired, read_results
 
 PAPER_TABLE = ("Mistral-7B-Instruct, 10 benchmarks, average accuracy (paper, Table 1): base 55.96, "
                "multi-task LoRA 66.67, T2L 67.02")
@@ -24,7 +25,7 @@ def _methods(table: dict) -> list[str]:
 
 
 def tables_markdown(tables: dict, settings: PaperSettings, diffs: dict | None = None) -> str:
-    """One table per protocol; `diffs` (from `paper.paired`) adds T2L's paired differences under each."""
+    """One table per protocol; `diffs` (from `t2l.bench.paper.paired`) adds T2L's paired differences under each."""
     cols = [*settings.benches, "average"]
     parts = []
     for protocol, table in tables.items():
@@ -134,9 +135,7 @@ def bar_chart(tables: dict, settings: PaperSettings, path: Path) -> Path | None:
         ax.set_title(f"protocol {protocol}")
         ax.legend(fontsize=7, ncols=len(methods), loc="upper left")
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(Path(path), png.getvalue())

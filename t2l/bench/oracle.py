@@ -11,7 +11,7 @@ made for another bench, which is what the paper's unrelated-description control 
 paired item by item, is therefore the largest control gap an adapter could show on these benches with this base
 model, recipe and budget: if it is near zero, no hypernetwork can beat its control here.
 
-    .venv/bin/python benchmarks/oracle_transfer.py --out RUN [--limit 150] [--steps 80] [--paper PAPER_RUN]
+    .venv/bin/python -m t2l.bench.oracle --out RUN [--limit 150] [--steps 80] [--paper PAPER_RUN]
 
 A rerun resumes: finished training runs and evaluated (adapter, bench, protocol) cells are kept. `--paper` pairs
 the oracles with that `t2l bench paper` run's rows (same --limit): its base row is used instead of evaluating the
@@ -27,7 +27,8 @@ from t2l.eval.benches import BENCHES, PROTOCOLS
 from t2l.eval.data import load_docs
 from t2l.eval.run import Subject, run_eval
 from t2l.files import write_text_atomic
-from t2l.paper import PAPER_BENCHES, average_cells, item_means, paired_cells, read_results
+from t2l.stats import average_cells, item_means, paired_cells
+from t2l.bench.paper import PAPER_BENCHES, read_results
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l.tasks.decontam import ngrams
 from t2l.tasks.olmo_eval import example

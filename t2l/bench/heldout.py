@@ -4,7 +4,7 @@ For each task the hypernetwork held out of training: an adapter generated from t
 one from another held-out task's description (the paper's control), against the bare base model. Reported per
 task: loss of the reference answers (teacher-forced, output tokens only) and greedy exact match.
 
-    .venv/bin/python benchmarks/heldout_check.py --hypernet DIR [--collection DIR] [--examples 16]
+    .venv/bin/python -m t2l.bench.heldout --hypernet DIR [--collection DIR] [--examples 16]
 """
 
 import argparse

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from t2l.errors import T2LError
 from t2l.files import write_text_atomic
+from t2l.stats import average_cells, item_means, paired_cells
 
 PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L, unrelated description")
 PER_BENCH = 3  # descriptions each bench ships
-HEADLINE = {"lm-eval": "acc", "paper": "acc"}  # the metric each table reports (gsm8k: its own, see _headline)
 
 Event = Callable[[str, object], None]
 
@@ -46,7 +46,7 @@ class PaperSettings:
     budget_minutes: float | None = None  # wall-clock cap of each training run
     limit: int | None = 200  # first N items of each bench (None: whole validation sets)
     benches: tuple[str, ...] = PAPER_BENCHES
-    protocols: tuple[str, ...] = ("lm-eval", "paper")
+    protocols: tuple[str, ...] = ("lm-eval", "letter")
     tasks: str = "openai-evals"  # the training collection (benchmarks are held out of it when it is built)
     descriptions: int = 1  # how many of each bench's three descriptions T2L and the baselines use
     batch_size: int = 16
@@ -56,6 +56,11 @@ class PaperSettings:
     methods: tuple[str, ...] = METHODS  # which of METHODS to run (training only what they need)
     also: dict[str, str] = field(default_factory=dict)  # extra T2L rows: label -> hypernetwork folder
     overrides: dict[str, list[str]] = field(default_factory=dict)  # recipe name (sft, mt-lora) -> key=value list
+
+    def __post_init__(self):
+        from t2l.eval.benches import protocol_name
+
+        self.protocols = tuple(protocol_name(p) for p in self.protocols)
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -165,9 +170,9 @@ def unrelated_descriptions(settings: PaperSettings, collection: Path) -> dict[tu
 
 def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple[object, Entry, str]]:
     """(eval Subject, what it stands for, bench or '*') for every method; adapters are generated here."""
-    from t2l.adapter import write_adapter
     from t2l.eval.benches import BENCHES
     from t2l.eval.run import Subject
+    from t2l.export import write_adapter
     from t2l.make import Generator
     from t2l.train.run import resolve_collection
 
@@ -208,15 +213,19 @@ def _slug(method: str) -> str:
 
 
 def read_results(path: Path) -> list[dict]:
-    """The finished runs; a last line torn by a kill mid-write is dropped (that run is simply done again)."""
+    """The finished runs; a last line torn by a kill mid-write is dropped (that run is simply done again). Rows
+    written under a protocol's old name read as under its current one."""
+    from t2l.eval.benches import protocol_name
+
     if not path.is_file():
         return []
     rows = []
     for line in path.read_text().splitlines():
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        rows.append(row | {"protocol": protocol_name(row["protocol"])})
     return rows
 
 
@@ -317,22 +326,3 @@ def paired(rows: list[dict], settings: PaperSettings, reference: str = "T2L") ->
         if table:
             out[protocol] = table
     return out
-
-
-def paired_cells(x: dict, y: dict, benches) -> list[tuple[float, float]]:
-    """Per bench, the mean and stderr of x minus y item by item (x, y: bench -> per-item values on the same items)."""
-    from t2l.eval.run import mean_stderr
-
-    return [mean_stderr([a - b for a, b in zip(x[bench], y[bench])]) for bench in benches]
-
-
-def item_means(runs: list[str]) -> list[float]:
-    """Several runs' hit strings on the same items -> the mean hit of each item."""
-    return [sum(int(r[i]) for r in runs) / len(runs) for i in range(min(len(r) for r in runs))]
-
-
-def average_cells(cells: list[tuple[float, float]]) -> tuple[float, float]:
-    """The mean of per-bench (value, stderr) cells, with stderr sqrt(sum of squares) / number of benches."""
-    import math
-
-    return sum(v for v, _ in cells) / len(cells), math.sqrt(sum(e * e for _, e in cells)) / len(cells)

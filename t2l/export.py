@@ -1,0 +1,55 @@
+"""Writing adapters out, whole or not at all: one .safetensors file, or a PEFT folder (the same bytes as
+adapter_model.safetensors, adapter_config.json and a model card)."""
+
+import json
+import os
+from pathlib import Path
+
+from t2l.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterInfo, adapter_bytes, is_folder_form, read_info, weights_file
+from t2l.card import card
+from t2l.errors import T2LError
+from t2l.files import folder_atomic, write_bytes_atomic
+
+
+def check_output(path: Path, force: bool) -> None:
+    """Fail before any work if `path` cannot be written: exists without --force, or its folder is not writable."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
+    parent = path.parent if path.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise T2LError(f"cannot write {path}: {probe} is not a writable folder; choose another output path")
+
+
+def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False) -> Path:
+    """Either form, chosen by `path`'s suffix, from the tensors."""
+    check_output(path, force)
+    return _write(adapter_bytes(tensors, info), info, Path(path))
+
+
+def export_adapter(src: Path, dest: Path, force: bool = False) -> Path:
+    """Copy a t2l adapter into either form, chosen by `dest`'s suffix: its file's bytes as they are, never re-encoded
+    (what the registry hashed is what leaves it)."""
+    check_output(dest, force)
+    info = read_info(src)
+    if info is None:
+        raise T2LError(f"{src} was not made by t2l; copy it with ordinary file tools")
+    return _write(weights_file(src).read_bytes(), info, Path(dest))
+
+
+def _write(data: bytes, info: AdapterInfo, path: Path) -> Path:
+    if not is_folder_form(path):
+        return write_bytes_atomic(path, data)
+    return write_peft_folder(path, data, info.peft_config(), card(info, path.name, [], None), replace=True)
+
+
+def write_peft_folder(path: Path, weights: bytes, config: dict, readme: str, replace: bool = False) -> Path:
+    """The PEFT folder form (`PeftModel.from_pretrained` loads it) with `readme` as its model card."""
+    with folder_atomic(path, replace=replace) as tmp:
+        (tmp / PEFT_WEIGHTS).write_bytes(weights)
+        (tmp / PEFT_CONFIG).write_text(json.dumps(config, indent=2))
+        (tmp / "README.md").write_text(readme)
+    return Path(path)

@@ -1,0 +1,133 @@
+"""What every verb shares: the two consoles, JSON output, progress bars and their event handlers, and known errors
+turned into one line and an exit code."""
+
+import functools
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from registry import RegistryError
+from t2l.errors import T2LError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress, warnings and errors: stdout stays data
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def errors_to_exit(fn):
+    """Known errors become one 'error: ...' line and exit code 1; Ctrl-C exits 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (T2LError, RegistryError, ValueError) as e:
+            err.print(f"[red]error:[/red] {e}", markup=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def short(id_: str | None) -> str:
+    return id_[:8] if id_ else ""
+
+
+def print_json(data) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def progress_bars():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+               TextColumn("{task.fields[info]}")]
+    return Progress(*columns, console=err, transient=False)
+
+
+def transient_bars():
+    """Bars that vanish when done, for work whose result is printed after it."""
+    from rich.progress import Progress
+
+    return Progress(console=err, transient=True)
+
+
+class NamedBars:
+    """A (name, done, total) progress handler: one bar per name, added on its first report."""
+
+    def __init__(self, progress, **fields):
+        self.progress, self.fields, self.bars = progress, fields, {}
+
+    def __call__(self, name: str, done: int, total: int) -> None:
+        if name not in self.bars:
+            self.bars[name] = self.progress.add_task(name, total=total, **self.fields)
+        self.progress.update(self.bars[name], completed=done, total=total)
+
+    def clear(self) -> None:
+        for bar in self.bars.values():
+            self.progress.remove_task(bar)
+        self.bars.clear()
+
+
+def training_events(progress, label: str = "training"):
+    """A run_recipe event handler that drives one progress bar."""
+    bar = progress.add_task(f"{label}: preparing", total=None, info="")
+
+    def on_event(kind, payload):
+        if kind == "status":
+            progress.update(bar, description=f"{label}: {payload}")
+        elif kind == "progress":
+            progress.update(bar, completed=payload[0], total=payload[1])
+        elif kind == "start":
+            progress.update(bar, description=label, total=payload["steps"], completed=payload["start"],
+                            info=f"run {payload['out']}")
+        elif kind == "step":
+            progress.update(bar, completed=payload.step,
+                            info=f"loss {payload.loss:.3f}  {payload.tokens_per_s:.0f} tok/s")
+        elif kind == "eval":
+            err.print(f"{label} step {payload['step']}: held-out loss {payload['heldout_loss']:.4f}")
+
+    return on_event
+
+
+def named_training_events(progress):
+    """An event handler for several training runs at once, (name, kind, payload): one progress bar per run."""
+    handlers = {}
+
+    def on_event(name, kind, payload):
+        if name not in handlers:
+            handlers[name] = training_events(progress, name)
+        handlers[name](kind, payload)
+
+    return on_event
+
+
+def paper_events(progress):
+    """A `run_paper` event handler: phases as lines, a bar per training run and per bench being evaluated, and each
+    finished (method, bench, protocol) as a line that clears the eval bars."""
+    train_events, eval_bars = named_training_events(progress), NamedBars(progress, info="")
+
+    def on_event(kind, payload):
+        if kind == "phase":
+            err.print(payload)
+        elif kind == "train":
+            train_events(*payload)
+        elif kind == "eval":
+            bench, done, total = payload
+            eval_bars(f"eval {bench}", done, total)
+        elif kind == "result":
+            value = payload["metrics"].get("acc") or next(iter(payload["metrics"].values()))
+            err.print(f"{payload['protocol']:8} {payload['method']:28} {payload['bench']:14} "
+                      f"{100 * value[0]:5.1f} ± {100 * value[1]:.1f}")
+            eval_bars.clear()
+
+    return on_event

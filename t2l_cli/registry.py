@@ -1,0 +1,93 @@
+"""Verbs that look after the registry itself, and the registered hypernetworks."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from t2l.home import t2l_home
+from t2l_cli.actions import open_registry
+from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short
+
+app = typer.Typer()
+registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
+
+
+@app.command()
+@errors_to_exit
+def hypernets(json_: JsonOpt = False):
+    """List registered hypernetworks."""
+    rows = open_registry().list_hypernets()
+    if json_:
+        print_json([r.as_dict() for r in rows])
+        return
+    table = Table("id", "name", "variant", "rank", "base", "encoder", "recipe", "steps", "final loss", "created",
+                  box=None)
+    for r in rows:
+        table.add_row(short(r.id), r.name or "", r.variant, str(r.rank), r.base_name, r.encoder_name,
+                      r.recipe or "", str(r.steps or ""), f"{r.final_loss:.3f}" if r.final_loss is not None else "",
+                      r.created.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@registry_app.command("path")
+@errors_to_exit
+def registry_path():
+    """Where the registry lives ($T2L_HOME)."""
+    out.print(str(t2l_home()))
+
+
+@registry_app.command("stats")
+@errors_to_exit
+def registry_stats(json_: JsonOpt = False):
+    """Counts and sizes."""
+    stats = open_registry().stats()
+    if json_:
+        print_json(stats)
+        return
+    for key, value in stats.items():
+        out.print(f"{key:15} {value}")
+
+
+@registry_app.command("vacuum")
+@errors_to_exit
+def registry_vacuum():
+    """Compact the database."""
+    open_registry().vacuum()
+    out.print("vacuumed")
+
+
+@registry_app.command("backup")
+@errors_to_exit
+def registry_backup(dest: Path):
+    """Copy the database consistently to DEST (VACUUM INTO), even while others write."""
+    out.print(str(open_registry().backup(dest)))
+
+
+@registry_app.command("verify")
+@errors_to_exit
+def registry_verify(
+    fix: Annotated[bool, typer.Option(help="Remove rows whose file is missing (asks first), and orphan and "
+                                           "temporary files older than ten minutes.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    json_: JsonOpt = False,
+):
+    """Check every adapter file is present and matches its sha256 (exit 1 if not); list files no row refers to."""
+    reg = open_registry()
+    report = reg.verify()
+    if json_:
+        print_json(report)
+    else:
+        for kind, items in report.items():
+            out.print(f"{kind}: {len(items)}" + "".join(f"\n  {i}" for i in items))
+    if fix and (report["orphans"] or report["leftovers"]):
+        removed = reg.collect_garbage(report)
+        err.print(f"removed {len(removed)} unreferenced files (younger ones may belong to a write in progress)")
+    if fix and report["missing"]:
+        if yes or typer.confirm(f"remove {len(report['missing'])} rows whose file is missing?", err=True):
+            reg.drop_dangling(report["missing"])
+            err.print(f"removed {len(report['missing'])} rows")
+            report = reg.verify()
+    if report["missing"] or report["corrupted"]:  # unreferenced files are garbage, not damage
+        raise typer.Exit(1)
