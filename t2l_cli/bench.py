@@ -1,4 +1,4 @@
-"""Experiment verbs: `t2l bench paper`."""
+"""Experiment verbs: `t2l bench paper`, `t2l bench unseen`."""
 
 import shlex
 import sys
@@ -8,10 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from t2l.bench.paper import PaperSettings  # light: its heavy imports are inside its functions
+from t2l.bench.unseen import METHODS as UNSEEN_METHODS
+from t2l.bench.unseen import UnseenSettings
 from t2l.errors import T2LError
 from t2l.home import t2l_home
 from t2l_cli import actions
-from t2l_cli.console import errors_to_exit, out, paper_events, progress_bars
+from t2l_cli.console import errors_to_exit, out, paper_events, progress_bars, unseen_events
 
 app = typer.Typer(help="End-to-end experiments.", no_args_is_help=True)
 
@@ -88,3 +90,44 @@ def bench_paper(
         tables, report, chart = actions.bench_paper(settings, report, findings, command, paper_events(progress))
     out.print(tables)
     out.print(f"report: {report}" + (f", chart: {chart}" if chart else " (pip install matplotlib for the chart)"))
+
+
+@app.command("unseen")
+@errors_to_exit
+def bench_unseen(
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default $T2L_HOME/runs/unseen); a "
+                                                    "rerun continues it.")] = None,
+    hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a checkpoint folder, or a registered name "
+                                          "or id.")] = "default",
+    mt_lora: Annotated[Optional[str], typer.Option(help="Multi-task LoRA for the mt-lora row: adapter file, folder, "
+                                                   "or registered name or id (e.g. from `t2l train --recipe "
+                                                   "mt-lora`); without it the row is left out.")] = None,
+    suite: Annotated[str, typer.Option(help="'unseen' (built on first use, a few minutes) or a folder from "
+                                       "`t2l tasks build --from unseen`.")] = "unseen",
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks of the suite (default: all).")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="First N items of each task.")] = 50,
+    method: Annotated[Optional[list[str]], typer.Option(help="Only this method (repeatable): "
+                                                        + ", ".join(f"'{m}'" for m in UNSEEN_METHODS) + ".")] = None,
+    base: Annotated[str, typer.Option(help="Base model: embedded name, local folder, .gguf file or Hub id.")]
+    = UnseenSettings.base,
+    batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+    report: Annotated[Optional[Path], typer.Option(help="Write the markdown report here (default OUT/results.md); "
+                                                   "the chart goes beside it.")] = None,
+    findings: Annotated[Optional[Path], typer.Option(help="A markdown file of conclusions to put in the report.")]
+    = None,
+):
+    """Zero-shot generalisation where descriptions matter: tasks no training collection touched, scored by answer
+    loss, exact match and ROUGE-L for base, base + description, mt-lora, T2L and its controls (another task's
+    description, random descriptions, a paraphrase); paired differences against T2L, a report and a chart."""
+    settings = UnseenSettings(out=out_dir or t2l_home() / "runs" / "unseen", suite=suite,
+                              tasks=tuple(t.strip() for t in tasks.split(",")) if tasks else None, limit=limit,
+                              base=base, batch_size=batch_size, device=device, dtype=dtype,
+                              methods=tuple(method) if method else UNSEEN_METHODS)
+    command = "t2l " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    with progress_bars() as progress:
+        tables, report = actions.bench_unseen(settings, hypernet, mt_lora, report, findings, command,
+                                              unseen_events(progress))
+    out.print(tables)
+    out.print(f"report: {report}")

@@ -131,3 +131,22 @@ def paper_events(progress):
             eval_bars.clear()
 
     return on_event
+
+
+def unseen_events(progress):
+    """A `run_unseen` event handler: phases as lines, one bar over the (method, task) cells, a line per cell."""
+    bar = progress.add_task("unseen tasks", total=None, info="")
+
+    def on_event(kind, payload):
+        if kind == "phase":
+            err.print(payload)
+        elif kind == "cell":
+            done, total, method, task = payload
+            progress.update(bar, completed=done - 1, total=total, info=f"{method} / {task}")
+        elif kind == "result":
+            n = payload["n"]
+            err.print(f"{payload['method']:30} {payload['task']:28} loss {sum(payload['loss']) / n:6.3f}  "
+                      f"ROUGE-L {100 * sum(payload['rouge_l']) / n:5.1f}  EM {100 * sum(payload['exact_match']) / n:5.1f}")
+            progress.advance(bar)
+
+    return on_event

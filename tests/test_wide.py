@@ -6,7 +6,7 @@ import string
 
 import pytest
 
-from t2l.eval.benches import Question
+from t2l.questions import Question
 from t2l.tasks import synthetic
 from t2l.tasks.descriptions import family_descriptions, form_descriptions, unseen_descriptions, written
 

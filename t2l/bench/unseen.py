@@ -151,7 +151,7 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
     from t2l.adapter import read_adapter
     from t2l.base import load_base
     from t2l.tasks.collection import read_tasks
-    from t2l.train.distributed import device as resolve_device
+    from t2l.device import resolve_device
 
     emit = on_event or (lambda kind, payload: None)
     check(settings)

@@ -1,11 +1,13 @@
 """Tables, paired differences, the bar and chart of `t2l bench unseen`."""
 
+import io
 import json
 import platform
 from pathlib import Path
 
 from t2l.bench.unseen import METHODS, METRICS, UnseenSettings, read_results
-from t2l.files import write_text_atomic
+from t2l.files import write_bytes_atomic, write_text_atomic
+from t2l.stats import average_cells, mean_stderr, paired_cells
 
 LOWER_IS_BETTER = {"loss"}
 CONTROLS = ("base + description", "T2L, other task's description", "T2L, random words", "T2L, random characters",
@@ -22,8 +24,6 @@ def _cells(rows: list[dict]) -> dict:
 
 def summarize(rows: list[dict]) -> dict:
     """method -> task -> metric -> (mean, stderr), and "average" over the tasks every method has."""
-    from t2l.eval.run import mean_stderr
-    from t2l.paper import average_cells
 
     cells = _cells(rows)
     tasks = sorted(set.intersection(*(set(t) for t in cells.values()))) if cells else []
@@ -38,7 +38,6 @@ def summarize(rows: list[dict]) -> dict:
 def paired(rows: list[dict], reference: str = "T2L") -> dict:
     """method -> metric -> (reference minus method, paired stderr), item by item within each task, averaged over
     the tasks both have (stderr sqrt(sum of squares) / tasks)."""
-    from t2l.paper import average_cells, paired_cells
 
     cells = _cells(rows)
     ref = cells.get(reference, {})
@@ -172,9 +171,7 @@ def bar_chart(rows: list[dict], path: Path) -> Path | None:
         ax.invert_yaxis()
         ax.set_title(label)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
     plt.close(fig)
-    tmp.replace(path)
-    return path
+    return write_bytes_atomic(Path(path), png.getvalue())

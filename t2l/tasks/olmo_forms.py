@@ -55,7 +55,7 @@ def qa_example(form: str, pair: tuple[str, str], others: list[str], rng: random.
 
 def build_olmo_forms(max_examples: int = 500, seed: int = 0, on_progress: Callable[[int, int], None] | None = None,
                      table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
-    from t2l.eval.benches import Question
+    from t2l.questions import Question
     from t2l.tasks.olmo_eval import decontaminated_items, sources
     from t2l.tasks.openai_evals import MAX_OUTPUT_CHARS, MIN_EXAMPLES
 
