@@ -69,3 +69,20 @@ def test_text_metrics():
     assert exact_match("The Answer.", "answer") == 1.0 and exact_match("an answer", "answers") == 0.0
     assert rouge_l("the cat sat on the mat", "the cat on the mat") == 2 * (5 / 6) * 1 / (5 / 6 + 1)
     assert rouge_l("", "x") == 0.0 and rouge_l("Paris!", "paris") == 1.0
+
+
+def test_cli_runs_a_subset_and_writes_the_report(trained_hypernet, tiny_base_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    folder, _ = trained_hypernet
+    args = ["bench", "unseen", "--suite", str(suite(tmp_path / "suite")), "--hypernet", str(folder), "--base",
+            str(tiny_base_dir), "--limit", "1", "--method", "base", "--method", "T2L", "--out", str(tmp_path / "run")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    report = (tmp_path / "run" / "results.md").read_text()
+    assert "Suite `tiny-unseen` (3 tasks" in report and "| T2L minus | answer loss |" in report
+    assert "| count | number |" in report
+    bad = CliRunner().invoke(app, args[:-2] + ["--method", "T3L", "--out", str(tmp_path / "other")])
+    assert bad.exit_code == 1 and "unknown method 'T3L'" in bad.output
