@@ -253,6 +253,33 @@ def test_shapes_must_match_the_base(tmp_path, tiny_base_dir, tiny_gte_dir):
         import_checkpoint(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
 
 
+def test_cli_import_then_make(tmp_path, tiny_base_dir, tiny_gte_dir):
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    run = write_checkpoint(tmp_path / "mistral_7b_t2l", RELEASED, their_state(RELEASED))
+    runner = CliRunner()
+    res = runner.invoke(app, ["hypernets", "import", str(run), "--name", "sakana", "--base", str(tiny_base_dir),
+                              "--encoder", str(tiny_gte_dir)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(runner.invoke(app, ["hypernets", "--json"]).output)
+    assert [r["name"] for r in rows] == ["sakana"] and rows[0]["recipe"] == "authors-sft"
+    res = runner.invoke(app, ["make", "--hypernet", "sakana", "summarise news articles", "-o",
+                              str(tmp_path / "a.safetensors")])
+    assert res.exit_code == 0, res.output
+    from safetensors.torch import load_file
+
+    made = load_file(tmp_path / "a.safetensors")
+    ref = reference_lora(their_state(RELEASED), RELEASED, reference_embedding(tiny_gte_dir, "summarise news articles"))
+    for key in ref:
+        torch.testing.assert_close(made[key], ref[key], rtol=1e-4, atol=1e-5)
+    again = runner.invoke(app, ["hypernets", "import", str(run), "--base", str(tiny_base_dir),
+                                "--encoder", str(tiny_gte_dir)])
+    assert again.exit_code == 0  # the same conversion is stored once, under its first name
+    assert [r["name"] for r in json.loads(runner.invoke(app, ["hypernets", "--json"]).output)] == ["sakana"]
+
+
 def test_default_config_is_unchanged():
     from t2l.checkpoint import DEFAULT_HYPERNET_DIR, read_hypernet_info
     from t2l.config import HypernetConfig
