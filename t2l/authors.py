@@ -200,13 +200,16 @@ def import_checkpoint(path: Path, dest: Path, *, base: str | None = None, encode
                           "e.g. SFR, by last token with a prompt template)", "t2l supports the gte encoders only")
     state = read_state(ck.weights)
     config = hypernet_config(ck, state)
-    base_spec = base or ck.args.get("model_dir") or ck.peft.get("base_model_name_or_path")
-    if not base_spec:
-        raise _refuse(ck, "no model_dir names the base model", "pass --base")
+    base_spec = base or _named_base(ck)
     if on_status:
         on_status(f"reading base model {base_spec} for its layer shapes")
     quiet_transformers()
-    base_dir, base_ref = base_folder(base_spec)
+    try:
+        base_dir, base_ref = base_folder(base_spec)
+    except T2LError as e:
+        if base:
+            raise
+        raise T2LError(f"{e} (the base model that {ck.run / ARGS} names); pass --base with it") from None
     targets = targets_from_config(AutoConfig.from_pretrained(base_dir), config.target_modules)
     ours = convert_state(state, config, targets)
     enc_spec = encoder or emb_model
@@ -226,6 +229,15 @@ def import_checkpoint(path: Path, dest: Path, *, base: str | None = None, encode
     }
     return save_hypernet(model, dest, base=base_ref, base_spec=base_spec, encoder=enc_ref, encoder_spec=enc_spec,
                          pooling="cls", training=training, encoder_style="authors")
+
+
+def _named_base(ck: AuthorsCheckpoint) -> str:
+    """The base model the run names (model_dir, or adapter_config.json's base_model_name_or_path), one that is a
+    local folder first."""
+    names = [n for n in (ck.args.get("model_dir"), ck.peft.get("base_model_name_or_path")) if n]
+    if not names:
+        raise _refuse(ck, "neither model_dir nor adapter_config.json names the base model", "pass --base")
+    return next((n for n in names if Path(n).expanduser().is_dir()), names[0])
 
 
 # args.yaml fields that decide the architecture or describe the run, kept in the converted config.json

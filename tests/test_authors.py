@@ -243,6 +243,14 @@ def test_unsupported_options_are_refused(tmp_path, tiny_base_dir, tiny_gte_dir, 
         import_checkpoint(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
 
 
+def test_an_unreachable_named_base_asks_for_base(tmp_path, tiny_gte_dir):
+    from t2l.authors import import_checkpoint
+
+    run = write_checkpoint(tmp_path / "run", RELEASED, their_state(RELEASED))  # names a Hub id; the Hub is offline
+    with pytest.raises(T2LError, match="Mistral-7B-Instruct-v0.2.*pass --base"):
+        import_checkpoint(run, tmp_path / "out", encoder=str(tiny_gte_dir))
+
+
 def test_shapes_must_match_the_base(tmp_path, tiny_base_dir, tiny_gte_dir):
     from t2l.authors import import_checkpoint
 
