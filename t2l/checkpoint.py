@@ -28,6 +28,9 @@ class HypernetInfo:
     pooling: str
     sha256: str
     training: dict = field(default_factory=dict)
+    encoder_style: str = "plain"
+    """How descriptions reach the encoder and its embedding the hypernetwork: "plain" (t2l's), or "authors" for
+    an imported checkpoint (see `t2l.encoder.STYLES`)."""
 
     def to_json(self) -> dict:
         return {
@@ -35,7 +38,8 @@ class HypernetInfo:
             "hypernet": self.config.to_dict(),
             "targets": self.targets.to_list(),
             "base": {**self.base.to_dict(), "spec": self.base_spec},
-            "encoder": {**self.encoder.to_dict(), "spec": self.encoder_spec, "pooling": self.pooling},
+            "encoder": {**self.encoder.to_dict(), "spec": self.encoder_spec, "pooling": self.pooling,
+                        **({"style": self.encoder_style} if self.encoder_style != "plain" else {})},
             "weights_sha256": self.sha256,
             "training": self.training,
         }
@@ -52,6 +56,7 @@ class HypernetInfo:
             pooling=d["encoder"]["pooling"],
             sha256=d["weights_sha256"],
             training=d.get("training", {}),
+            encoder_style=d["encoder"].get("style", "plain"),
         )
 
     def registry_fields(self) -> dict:
@@ -67,7 +72,8 @@ class HypernetInfo:
 
 
 def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encoder: ModelRef, encoder_spec: str,
-                  pooling: str, training: dict | None = None, dtype: str = "float32") -> HypernetInfo:
+                  pooling: str, training: dict | None = None, dtype: str = "float32",
+                  encoder_style: str = "plain") -> HypernetInfo:
     """Write weights + config to a temp folder, then rename it into place."""
     import torch
     from safetensors.torch import save_file
@@ -79,7 +85,7 @@ def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encode
         state = {k: v.detach().to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
         save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
         info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling,
-                            sha256_file(tmp / WEIGHTS), dict(training or {}))
+                            sha256_file(tmp / WEIGHTS), dict(training or {}), encoder_style)
         (tmp / CONFIG).write_text(json.dumps(info.to_json(), indent=2))
     return info
 
@@ -101,16 +107,16 @@ def read_hypernet_info(folder: Path) -> HypernetInfo:
 
 
 def load_hypernet(folder: Path):
-    """(HyperLoRA in eval mode, HypernetInfo), after checking the weights against their recorded sha256."""
+    """(the hypernetwork in eval mode, HypernetInfo), after checking the weights against their recorded sha256."""
     from safetensors.torch import load_file
 
-    from t2l.hypernet import HyperLoRA
+    from t2l.hypernet import build_hypernet
 
     info = read_hypernet_info(folder)
     weights = Path(folder) / WEIGHTS
     if sha256_file(weights) != info.sha256:
         raise T2LError(f"{weights} is corrupted (sha256 differs from {CONFIG}); restore or re-download the checkpoint")
-    model = HyperLoRA(info.config, info.targets)
+    model = build_hypernet(info.config, info.targets)
     state = {k: v.float() for k, v in load_file(weights).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -3,6 +3,48 @@
 from dataclasses import asdict, dataclass, field, fields
 
 VARIANTS = ("L", "M", "S")
+RANK_POSITIONS = ("rope", "learned")
+
+
+@dataclass
+class HyperModConfig:
+    """The Text-to-LoRA authors' hypernetwork ("HyperModulator", github.com/SakanaAI/text-to-lora), as their released
+    checkpoints use it; set on `HypernetConfig.hypermod` when a checkpoint was imported (`t2l.authors`). Defaults are
+    the paper's (their `TrainingArguments` and `create_hypermod`).
+
+    description embedding -> task encoder (linear + layer norm, latent_size // 2)
+      ++ layer-index and module-type embeddings (each embedding + layer norm, latent_size // 4)
+      -> mixer MLP -> residual MLP block 1 -> [+ output embedding of A or B, shared_ab_head]
+      -> residual MLP block 2 -> MLP to head_in_size -> a linear head per module type.
+    """
+
+    latent_size: int = 128
+    """hypernet_latent_size: the width d of the concatenated (task, layer, module) input; the MLPs widen to 4 d."""
+    head_in_size: int = 512
+    """Width of the heads' input."""
+    head_bias: bool = True
+    """Whether the heads have a bias (theirs: SFT training without a multi-task LoRA, or reconstruction without
+    z-scores)."""
+    shared_ab_head: bool = False
+    """One head per module type emits A or B, chosen by a learned output embedding added before residual block 2
+    (rows of width max(in, out), cut to size); else the head emits A and B together (the paper's L variant)."""
+    rank_at_a_time: bool = False
+    """autoreg_gen: the head emits one rank row at a time, the row index entering as a rotary or learned position."""
+    rank_position: str = "rope"
+    """How the row index enters with rank_at_a_time: "rope" (LLaMA rotary embedding over the latent width, base
+    10000) or "learned" (learnable_pos_emb: an embedding + layer norm)."""
+    z_score: bool = False
+    """pred_z_score of a reconstruction-trained checkpoint: outputs are z-scores, mapped back with the stored
+    per-element mean and std of the training LoRAs (x * (std + 1e-10) + mean)."""
+    output_scale: float = 1.0
+    """Multiplies every emitted A and B: 1 / sqrt(delta_w_scaling) for reconstruction-trained checkpoints that were
+    not factorized (trained against delta-W scaled by delta_w_scaling, default 10000)."""
+
+    def __post_init__(self):
+        if self.rank_position not in RANK_POSITIONS:
+            raise ValueError(f"rank_position must be one of {', '.join(RANK_POSITIONS)}, not {self.rank_position!r}")
+        if self.latent_size < 4 or self.latent_size % 4:
+            raise ValueError("latent_size must be a positive multiple of 4")
 
 
 @dataclass
@@ -30,9 +72,14 @@ class HypernetConfig:
     """Width of the MLP trunk."""
     depth: int = 2
     """Number of linear layers in the trunk."""
+    hypermod: HyperModConfig | None = None
+    """The authors' architecture instead of ours (an imported checkpoint); task_dim, pos_dim, hidden_dim and depth
+    are then unused. None (the default) is t2l's own HyperLoRA."""
 
     def __post_init__(self):
         self.target_modules = tuple(self.target_modules)
+        if isinstance(self.hypermod, dict):
+            self.hypermod = HyperModConfig(**self.hypermod)
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, not {self.variant!r}")
         if self.rank < 1 or self.depth < 1:
@@ -43,6 +90,8 @@ class HypernetConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
+        if self.hypermod is None:
+            del d["hypermod"]  # t2l's own checkpoints keep the config.json they always had
         return d
 
     @classmethod

@@ -2,7 +2,8 @@
 
 sentence-transformers is not needed (it costs seconds of import): its folder layout is read here directly, taking
 the pooling mode, normalisation and window from the files it ships. BERT-family encoders (all-MiniLM-L6-v2) run on
-the plain-torch `t2l.bert` with the `tokenizers` library; any other HF encoder runs through transformers.
+the plain-torch `t2l.bert`, GTE v1.5 (the Text-to-LoRA authors' encoder) on `t2l.gte`, both with the `tokenizers`
+library; any other HF encoder runs through transformers.
 """
 
 from collections.abc import Callable
@@ -20,6 +21,17 @@ EMBEDDED_ENCODERS = {
 # texts, max_length -> (input_ids [N, T], attention_mask [N, T], untruncated lengths)
 Tokenize = Callable[[list[str], int], tuple]
 
+# How descriptions reach the encoder, and its embeddings the hypernetwork:
+#   plain:   as given; normalised when the sentence-transformers folder says so.
+#   authors: as the Text-to-LoRA authors' code does for imported checkpoints: a full stop after a description that
+#            ends in a letter, and the pooled embedding L2-normalised, then scaled by sqrt(dim).
+STYLES = ("plain", "authors")
+
+
+def add_full_stop(text: str) -> str:
+    text = text.strip()
+    return text + "." if text and text[-1].isalpha() else text
+
 
 @dataclass
 class Encoded:
@@ -28,10 +40,13 @@ class Encoded:
 
 
 class DescriptionEncoder:
-    def __init__(self, folder: Path, ref: ModelRef, pooling: str | None = None, backend: str = "auto"):
-        from t2l import bert
+    def __init__(self, folder: Path, ref: ModelRef, pooling: str | None = None, backend: str = "auto",
+                 style: str = "plain"):
+        from t2l import bert, gte
 
-        self.ref = ref
+        if style not in STYLES:
+            raise T2LError(f"unknown encoder style {style!r}: use {' or '.join(STYLES)}")
+        self.ref, self.style = ref, style
         cfg = read_json(folder / "config.json")
         st_pool = folder / "1_Pooling" / "config.json"
         st_pool_cfg = read_json(st_pool) if st_pool.exists() else {}
@@ -44,8 +59,14 @@ class DescriptionEncoder:
         window = read_json(st_cfg).get("max_seq_length") if st_cfg.exists() else None
         self.max_length = min(window or 10**9, cfg.get("max_position_embeddings", 512))
         self.dim = cfg["hidden_size"]
+        if cfg.get("model_type") == "new":  # GTE v1.5 ships custom code, which t2l never runs
+            if not gte.supports(folder):
+                raise T2LError(f"{folder} is a GTE model but lacks tokenizer.json or model.safetensors")
+            self.forward, self.tokenize = _plain_backend(folder, gte.load_gte)
+            return
         use_plain = backend == "plain" or (backend == "auto" and bert.supports(folder))
-        self.forward, self.tokenize = _plain_backend(folder) if use_plain else _transformers_backend(folder)
+        self.forward, self.tokenize = (_plain_backend(folder, bert.load_bert) if use_plain
+                                       else _transformers_backend(folder))
 
     def encode(self, texts: list[str], chunk: int = 64) -> Encoded:
         """Embeddings of `texts`, `chunk` at a time (a collection can have hundreds of long descriptions)."""
@@ -61,6 +82,8 @@ class DescriptionEncoder:
     def _encode(self, texts: list[str]):
         import torch
 
+        if self.style == "authors":
+            texts = [add_full_stop(t) for t in texts]
         ids, mask, lengths = self.tokenize(texts, self.max_length)
         with torch.no_grad():
             hidden = self.forward(ids, mask)
@@ -69,18 +92,18 @@ class DescriptionEncoder:
         else:
             m = mask.unsqueeze(-1).to(hidden.dtype)
             emb = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
-        if self.normalize:
+        if self.style == "authors":
+            emb = torch.nn.functional.normalize(emb.float(), dim=-1) * emb.shape[-1] ** 0.5
+        elif self.normalize:
             emb = torch.nn.functional.normalize(emb, dim=-1)
         return emb, [n > self.max_length for n in lengths]
 
 
-def _plain_backend(folder: Path) -> tuple[Callable, Tokenize]:
+def _plain_backend(folder: Path, load: Callable) -> tuple[Callable, Tokenize]:
     import torch
     from tokenizers import Tokenizer
 
-    from t2l.bert import load_bert
-
-    model = load_bert(folder)
+    model = load(folder)
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
 
     def tokenize(texts: list[str], max_length: int):

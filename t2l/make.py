@@ -39,7 +39,7 @@ class Generator:
         if not ref.same_weights(self.info.encoder):
             raise T2LError(f"the description encoder {ref.name} is not the one the hypernetwork was trained with "
                            f"({self.info.encoder.name}, sha256 {self.info.encoder.sha256[:12]})")
-        self.encoder = DescriptionEncoder(folder, ref, pooling=self.info.pooling)
+        self.encoder = DescriptionEncoder(folder, ref, pooling=self.info.pooling, style=self.info.encoder_style)
 
     def make(self, descriptions: list[str], on_warning: Callable[[str], None] | None = None) -> list[GeneratedAdapter]:
         """One adapter per description, all from one encoder pass and one hypernetwork forward."""

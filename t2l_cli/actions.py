@@ -478,3 +478,23 @@ def upload(staged: Upload, private: bool):
     open_registry().add_publication(staged.adapter.id, repo_id=done.repo_id, commit_sha=done.commit, url=done.url,
                                     private=private)
     return done
+
+
+# -- imported hypernetworks ---------------------------------------------------------------------------------------
+
+
+def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str | None, busy: Busy = _idle):
+    """Convert the Text-to-LoRA authors' checkpoint at `path` once into a t2l checkpoint and register it (named
+    `name`, else after its folder); the registry row. The converted folder is built in a temporary folder under the
+    t2l home and copied into the store, so an interrupted import leaves nothing registered."""
+    import tempfile
+
+    from t2l.authors import find_checkpoint, import_checkpoint
+
+    reg = open_registry()
+    run = find_checkpoint(path).run
+    name = name or run.name
+    with tempfile.TemporaryDirectory(dir=t2l_home(), prefix=".import-") as tmp:
+        with busy(f"converting {path}"):
+            info = import_checkpoint(path, Path(tmp) / "hypernet", base=base, encoder=encoder)
+        return reg.add_hypernet(Path(tmp) / "hypernet", name=name, **info.registry_fields())

@@ -12,12 +12,16 @@ from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short
 
 app = typer.Typer()
 registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
+hypernets_app = typer.Typer()
+app.add_typer(hypernets_app, name="hypernets")
 
 
-@app.command()
+@hypernets_app.callback(invoke_without_command=True)
 @errors_to_exit
-def hypernets(json_: JsonOpt = False):
-    """List registered hypernetworks."""
+def hypernets(ctx: typer.Context, json_: JsonOpt = False):
+    """List registered hypernetworks (`t2l hypernets import PATH` adds one of the Text-to-LoRA authors')."""
+    if ctx.invoked_subcommand is not None:
+        return
     rows = open_registry().list_hypernets()
     if json_:
         print_json([r.as_dict() for r in rows])
@@ -29,6 +33,25 @@ def hypernets(json_: JsonOpt = False):
                       r.recipe or "", str(r.steps or ""), f"{r.final_loss:.3f}" if r.final_loss is not None else "",
                       r.created.strftime("%Y-%m-%d %H:%M"))
     out.print(table)
+
+
+@hypernets_app.command("import")
+@errors_to_exit
+def hypernets_import(
+    path: Annotated[Path, typer.Argument(help="The authors' checkpoint folder (hypermod.pt, args.yaml, "
+                                              "adapter_config.json) or a checkpoint subfolder of their run.")],
+    name: Annotated[str | None, typer.Option(help="Registry name (default: the run folder's name).")] = None,
+    base: Annotated[str | None, typer.Option(help="The base model (default: args.yaml's model_dir).")] = None,
+    encoder: Annotated[str | None, typer.Option(help="The description encoder (default: args.yaml's "
+                                                    "emb_model).")] = None,
+):
+    """Convert a Text-to-LoRA authors' checkpoint once into a t2l hypernetwork and register it."""
+    from t2l_cli.actions import import_hypernet
+
+    row = import_hypernet(path, name, base, encoder, busy=err.status)
+    out.print(f"registered hypernetwork {row.name or ''} ({short(row.id)}): variant {row.variant}, rank {row.rank}, "
+              f"base {row.base_name}, encoder {row.encoder_name}; use it with `t2l make --hypernet "
+              f"{row.name or short(row.id)} \"DESCRIPTION\"`")
 
 
 @registry_app.command("path")

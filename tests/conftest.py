@@ -131,3 +131,48 @@ def arc_dir(tmp_path):
         docs = load_docs(BENCHES[name])[0][:6]
         (folder / f"{name}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     return folder
+
+
+GTE_CONFIG = dict(model_type="new", vocab_size=len(CHARS) + 4, hidden_size=32, num_hidden_layers=2,
+                  num_attention_heads=4, intermediate_size=48, hidden_act="gelu", type_vocab_size=2,
+                  max_position_embeddings=64, layer_norm_eps=1e-12, rope_theta=160000.0,
+                  rope_scaling={"type": "ntk", "factor": 2.0}, pack_qkv=True, layer_norm_type="layer_norm",
+                  logn_attention_scale=False, position_embedding_type="rope")
+
+
+def gte_state(cfg: dict, seed: int = 0) -> dict:
+    """Random weights of a GTE v1.5 ("new" architecture) model under the names its published checkpoints use."""
+    g = torch.Generator().manual_seed(seed)
+    h, i = cfg["hidden_size"], cfg["intermediate_size"]
+    shapes = {"embeddings.word_embeddings.weight": (cfg["vocab_size"], h),
+              "embeddings.token_type_embeddings.weight": (cfg["type_vocab_size"], h),
+              "embeddings.LayerNorm.weight": (h,), "embeddings.LayerNorm.bias": (h,)}
+    for n in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{n}."
+        shapes |= {p + "attention.qkv_proj.weight": (3 * h, h), p + "attention.qkv_proj.bias": (3 * h,),
+                   p + "attention.o_proj.weight": (h, h), p + "attention.o_proj.bias": (h,),
+                   p + "mlp.up_gate_proj.weight": (2 * i, h), p + "mlp.down_proj.weight": (h, i),
+                   p + "mlp.down_proj.bias": (h,), p + "attn_ln.weight": (h,), p + "attn_ln.bias": (h,),
+                   p + "mlp_ln.weight": (h,), p + "mlp_ln.bias": (h,)}
+    state = {k: torch.randn(s, generator=g) * (0.3 if len(s) == 2 else 0.1) for k, s in shapes.items()}
+    for k in state:
+        if k.endswith(("LayerNorm.weight", "_ln.weight")):
+            state[k] = state[k] + 1.0
+    return state
+
+
+@pytest.fixture(scope="session")
+def tiny_gte_dir(tmp_path_factory):
+    """A random 2-layer GTE v1.5 folder (config.json, model.safetensors, tokenizer.json), standing in for
+    gte-large-en-v1.5."""
+    import json
+
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("tiny-gte")
+    (folder / "config.json").write_text(json.dumps(GTE_CONFIG | {"architectures": ["NewModel"]}))
+    save_file(gte_state(GTE_CONFIG), folder / "model.safetensors")
+    char_tokenizer().save_pretrained(folder)
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
+    return folder
