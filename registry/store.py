@@ -2,17 +2,20 @@
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel import func as sqlfunc
 
-from registry.db import open_engine
+from registry.db import open_engine, writable
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
 from t2l.files import folder_atomic, write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
@@ -33,9 +36,19 @@ def validate_label(value: str, what: str) -> str:
 class Registry:
     def __init__(self, home: Path):
         self.home = Path(home)
-        self.adapters_dir.mkdir(parents=True, exist_ok=True)
-        self.hypernets_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = open_engine(self.home / "registry.db")
+        if self.home.exists() and not self.home.is_dir():
+            raise RegistryError(f"T2L_HOME {self.home} is a file, not a folder; point T2L_HOME at a folder")
+        db = self.home / "registry.db"
+        # reading verbs work on a registry that cannot be written (a read-only mount, another user's files)
+        self.read_only = self.home.exists() and not writable(db)
+        if not self.read_only:
+            try:
+                for folder in (self.adapters_dir, self.hypernets_dir):
+                    folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RegistryError(f"cannot create the registry in {self.home} ({e.strerror}); point T2L_HOME at "
+                                    "a folder you can write") from None
+        self.engine = open_engine(db, read_only=self.read_only)
 
     @property
     def adapters_dir(self) -> Path:
@@ -58,6 +71,7 @@ class Registry:
             if not force:
                 self.check_name_free(name)
         tags = sorted({validate_label(t, "tag") for t in tags})
+        self.require_writable()
         sha = hashlib.sha256(data).hexdigest()
         path = self.stored_path(sha)
         if not path.exists():
@@ -65,7 +79,7 @@ class Registry:
         fields["targets"] = json.dumps(list(fields["targets"]))
         row = Adapter(id=uuid.uuid4().hex, name=name, sha256=sha, size=len(data), **fields)
         try:
-            with self._session() as s, s.begin():
+            with self._writing() as s:
                 if name is not None:
                     taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
                     if taken and not force:
@@ -117,7 +131,7 @@ class Registry:
 
     def remove_adapters(self, refs: list[str]) -> list[Adapter]:
         rows = [self.get_adapter(r) for r in refs]
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             self._delete_rows(s, [row.id for row in rows])
         for row in rows:
             self._drop_file_if_unused(row.sha256)
@@ -126,14 +140,14 @@ class Registry:
     def tag(self, ref: str, tags: list[str]) -> Adapter:
         row = self.get_adapter(ref)
         wanted = {validate_label(t, "tag") for t in tags}
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             have = {t.tag for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id))}
             s.add_all(AdapterTag(adapter_id=row.id, tag=t) for t in sorted(wanted - have))
         return row
 
     def untag(self, ref: str, tags: list[str]) -> Adapter:
         row = self.get_adapter(ref)
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id,
                                                     col(AdapterTag.tag).in_(tags))):
                 s.delete(t)
@@ -142,7 +156,7 @@ class Registry:
     def rename(self, ref: str, name: str) -> Adapter:
         row = self.get_adapter(ref)
         validate_label(name, "name")
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             taken = s.exec(select(Adapter).where(Adapter.name == name, Adapter.id != row.id)).first()
             if taken:
                 raise RegistryError(f"an adapter named {name!r} exists already ({taken.id[:8]}); choose another name")
@@ -162,6 +176,7 @@ class Registry:
                          "database_bytes": (self.home / "registry.db").stat().st_size, "path": str(self.home)}
 
     def vacuum(self) -> None:
+        self.require_writable()
         with self.engine.connect() as conn:
             conn.exec_driver_sql("COMMIT")  # VACUUM cannot run inside the transaction the begin hook opened
             conn.exec_driver_sql("VACUUM")
@@ -171,6 +186,13 @@ class Registry:
         dest = Path(dest)
         if dest.exists():
             raise RegistryError(f"{dest} exists already; choose a new file for the backup")
+        folder = dest.parent
+        if not folder.is_dir():
+            raise RegistryError(f"cannot write the backup {dest}: the folder {folder} does not exist; create it "
+                                f"(mkdir -p {folder}) or choose another path")
+        if not os.access(folder, os.W_OK):
+            raise RegistryError(f"cannot write the backup {dest}: the folder {folder} is not writable; choose "
+                                "another path")
         with self.engine.connect() as conn:
             conn.exec_driver_sql("COMMIT")
             conn.exec_driver_sql("VACUUM INTO ?", (str(dest),))
@@ -193,12 +215,17 @@ class Registry:
         # a write killed before its rename leaves a temporary file; it was never part of the registry
         leftovers = sorted(str(p) for p in files if p.name.startswith(".") and p.name.endswith(".tmp"))
         orphans = sorted(str(p) for p in files if p.stem not in known and str(p) not in leftovers)
-        return {"missing": missing, "corrupted": corrupted, "orphans": orphans, "leftovers": leftovers}
+        with self.engine.connect() as conn:
+            problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+        database = [] if problems == ["ok"] else problems
+        return {"database": database, "missing": missing, "corrupted": corrupted, "orphans": orphans,
+                "leftovers": leftovers}
 
     def collect_garbage(self, report: dict | None = None, min_age_s: float = 600) -> list[str]:
         """Delete orphan and leftover files of a `verify` report (a fresh one if none is given; verifying hashes every
         file) once they are `min_age_s` old: a younger one may belong to an add still in flight in another process
         (file written, row not yet committed)."""
+        self.require_writable()
         report = report if report is not None else self.verify()
         removed = []
         for p in map(Path, report["orphans"] + report["leftovers"]):
@@ -209,7 +236,7 @@ class Registry:
 
     def drop_dangling(self, ids: list[str]) -> None:
         """Remove rows whose files are gone (after `verify`), with their tags and scores."""
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             self._delete_rows(s, ids)
 
     # -- evaluation runs ----------------------------------------------------------------------------
@@ -218,7 +245,7 @@ class Registry:
         """All metrics of one finished benchmark run, in one transaction (an unfinished run leaves nothing)."""
         rows = [EvalRun(id=uuid.uuid4().hex, metric=m, value=v,
                         stderr=None if e is None or e != e else e, **fields) for m, (v, e) in metrics.items()]
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             s.add_all(rows)
         return rows
 
@@ -257,7 +284,7 @@ class Registry:
                         private: bool) -> Publication:
         row = Publication(id=uuid.uuid4().hex, adapter_id=adapter_id, repo_id=repo_id, commit_sha=commit_sha, url=url,
                           private=private)
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             s.add(row)
         return row
 
@@ -280,6 +307,7 @@ class Registry:
         existing = self._find_hypernet_sha(sha256)
         if existing:
             return existing
+        self.require_writable()
         dest = self.hypernets_dir / sha256
         if not dest.exists():
             try:
@@ -292,7 +320,7 @@ class Registry:
         fields["config"] = json.dumps(fields["config"], sort_keys=True)
         row = Hypernet(id=uuid.uuid4().hex, name=name, sha256=sha256, **fields)
         try:
-            with self._session() as s, s.begin():
+            with self._writing() as s:
                 s.add(row)
             return row
         except IntegrityError:
@@ -316,6 +344,18 @@ class Registry:
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A session whose block is one transaction, committed at its end."""
+        self.require_writable()
+        with self._session() as s, s.begin():
+            yield s
+
+    def require_writable(self) -> None:
+        if self.read_only:
+            raise RegistryError(f"the registry in {self.home} is read-only; make it writable or point T2L_HOME at "
+                                "a copy to change it (reading verbs such as `t2l ls` work as it is)")
 
     @staticmethod
     def _delete_rows(s: Session, ids: list[str]) -> None:

@@ -41,9 +41,12 @@ def export_adapter(src: Path, dest: Path, force: bool = False) -> Path:
 
 
 def _write(data: bytes, info: AdapterInfo, path: Path) -> Path:
-    if not is_folder_form(path):
-        return write_bytes_atomic(path, data)
-    return write_peft_folder(path, data, info.peft_config(), card(info, path.name, [], None), replace=True)
+    try:
+        if not is_folder_form(path):
+            return write_bytes_atomic(path, data)
+        return write_peft_folder(path, data, info.peft_config(), card(info, path.name, [], None), replace=True)
+    except OSError as e:  # what check_output cannot foresee: /proc, a full disk, a read-only mount
+        raise T2LError(f"cannot write {path} ({e.strerror}); choose another output path") from None
 
 
 def write_peft_folder(path: Path, weights: bytes, config: dict, readme: str, replace: bool = False) -> Path:

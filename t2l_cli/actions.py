@@ -67,6 +67,7 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
         raise T2LError("no description given; pass one or more descriptions or --from-file FILE")
     plan = output_plan(len(texts), output, name)
     reg = open_registry()
+    reg.require_writable()
     for adapter_name, path in plan:
         if path is not None:
             check_output(path, force)
@@ -208,11 +209,14 @@ def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | No
     lm-eval-shaped to `output` when given."""
     from t2l.eval.benches import select
     from t2l.eval.prompts import PromptSettings
+    from t2l.device import resolve_device
     from t2l.eval.run import check_settings, run_eval
 
-    check_settings(settings.limit, settings.protocol, settings.shots)
+    check_settings(settings.limit, settings.protocol, settings.shots, settings.batch_size, settings.dtype)
+    resolve_device(settings.device)  # a missing GPU is said before any model loads
     benches = select(bench)
     reg = open_registry()
+    reg.require_writable()  # scores are stored as each bench finishes
     subjects = _subjects(reg, refs)
     if describe:
         subjects += _described_subjects(reg, benches, hypernet, on_warning)

@@ -7,9 +7,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from sqlalchemy.exc import DatabaseError
 
 from registry import RegistryError
+from registry.db import damaged
 from t2l.errors import T2LError
+from t2l.home import t2l_home
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress, warnings and errors: stdout stays data
@@ -25,13 +30,19 @@ def errors_to_exit(fn):
         try:
             return fn(*args, **kwargs)
         except (T2LError, RegistryError, ValueError) as e:
-            err.print(f"[red]error:[/red] {e}", markup=True)
-            raise typer.Exit(1) from None
+            fail(e)
+        except DatabaseError as e:  # found damaged after it opened: a page read mid-command
+            fail(damaged(t2l_home() / "registry.db", e))
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def fail(e: Exception):
+    err.print(f"[red]error:[/red] {escape(str(e))}", markup=True)
+    raise typer.Exit(1) from None
 
 
 def short(id_: str | None) -> str:

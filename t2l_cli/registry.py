@@ -89,5 +89,5 @@ def registry_verify(
             reg.drop_dangling(report["missing"])
             err.print(f"removed {len(report['missing'])} rows")
             report = reg.verify()
-    if report["missing"] or report["corrupted"]:  # unreferenced files are garbage, not damage
+    if report["database"] or report["missing"] or report["corrupted"]:  # unreferenced files are garbage, not damage
         raise typer.Exit(1)
