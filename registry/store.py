@@ -24,6 +24,19 @@ from t2l.hashing import sha256_file
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
+_LOOKS_LIKE_ID = re.compile(r"[0-9a-f]{1,32}")
+
+
+def validate_name(value: str) -> str:
+    """An adapter name: a label that no id prefix can be mistaken for (`show`/`rm` take both)."""
+    validate_label(value, "name")
+    if _LOOKS_LIKE_ID.fullmatch(value):
+        raise RegistryError(f"invalid name {value!r}: it looks like an id (only 0-9 and a-f), so `show` and "
+                            f"`rm` could mistake it for another one's id; add another character, e.g. "
+                            f"{value + '-1'!r}")
+    return value
+
+
 def validate_label(value: str, what: str) -> str:
     """Names and tags: no path separators or control characters, so they never become paths or escape codes."""
     if not value or not value.strip() or _BAD_NAME.search(value) or len(value) > 100 or value in (".", ".."):
@@ -67,7 +80,7 @@ class Registry:
         A taken name is an error unless `force`, which moves the name to the new adapter.
         """
         if name is not None:
-            validate_label(name, "name")
+            validate_name(name)
             if not force:
                 self.check_name_free(name)
         tags = sorted({validate_label(t, "tag") for t in tags})
@@ -155,7 +168,7 @@ class Registry:
 
     def rename(self, ref: str, name: str) -> Adapter:
         row = self.get_adapter(ref)
-        validate_label(name, "name")
+        validate_name(name)
         with self._writing() as s:
             taken = s.exec(select(Adapter).where(Adapter.name == name, Adapter.id != row.id)).first()
             if taken:
@@ -303,7 +316,7 @@ class Registry:
     def add_hypernet(self, folder: Path, *, sha256: str, name: str | None = None, **fields) -> Hypernet:
         """Copy a hypernetwork checkpoint folder into the store (once per sha256) and record it."""
         if name is not None:
-            validate_label(name, "name")
+            validate_name(name)
         existing = self._find_hypernet_sha(sha256)
         if existing:
             return existing
@@ -385,7 +398,7 @@ class Registry:
         raise RegistryError(f"no {what} named or with id {ref!r}; see `{listing}`")
 
     def check_name_free(self, name: str) -> None:
-        validate_label(name, "name")
+        validate_name(name)
         with self._session() as s:
             taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
         if taken:

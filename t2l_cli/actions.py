@@ -121,6 +121,8 @@ def list_adapters(tag: str | None, bench: str | None, sort: str, protocol: str) 
 def search_adapters(text: str, limit: int, exact: bool, busy: Busy = _idle) -> list[tuple[float | None, Adapter]]:
     """The best `limit` adapters for `text`: by the description encoder's similarity, or (exact) every word present,
     newest first, without a similarity."""
+    if limit <= 0:
+        raise T2LError(f"--limit must be a positive number of results, not {limit}")
     rows = open_registry().list_adapters()
     if exact:
         from t2l.search import substring_hits

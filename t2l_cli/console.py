@@ -3,6 +3,7 @@ turned into one line and an exit code."""
 
 import functools
 import json
+import re
 from typing import Annotated
 
 import typer
@@ -43,6 +44,16 @@ def errors_to_exit(fn):
 def fail(e: Exception):
     err.print(f"[red]error:[/red] {escape(str(e))}", markup=True)
     raise typer.Exit(1) from None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def visible(text: str) -> str:
+    """Stored text as a terminal shows it safely: control characters (escape sequences, newlines) written out as
+    \\x1b, \\n..., and Rich markup escaped, so a description can neither restyle the terminal nor the table."""
+    return escape(_CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text))
 
 
 def short(id_: str | None) -> str:

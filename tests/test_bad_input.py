@@ -166,3 +166,38 @@ def test_a_hypernet_config_that_is_a_json_list(tmp_path, hn):
     (bad / "config.json").write_text("[1, 2]")
     message = one_line_error("make", "x", "--hypernet", bad)
     assert "holds a JSON list" in message and "config.json" in message
+
+
+# -- nonsense accepted before ------------------------------------------------------------------------------------
+
+
+def test_search_limit_must_be_positive(made):
+    assert "--limit must be a positive" in one_line_error("search", "upper", "--exact", "--limit", "-1")
+    assert "--limit must be a positive" in one_line_error("search", "upper", "--limit", "0")
+
+
+def test_a_name_that_looks_like_an_id_is_refused(made, hn):
+    up = json.loads(t2l("show", "up", "--json").output)["id"]
+    for name in (up[:6], "abc", "0123"):
+        message = one_line_error("make", "other", "--hypernet", hn, "--name", name)
+        assert "looks like an id" in message
+        assert "looks like an id" in one_line_error("rename", "up", name)
+    assert json.loads(t2l("show", up[:6], "--json").output)["name"] == "up"
+    assert len(json.loads(t2l("ls", "--json").output)) == 1
+
+
+def test_control_characters_in_descriptions_are_shown_not_sent_to_the_terminal(hn):
+    t2l("make", "say \x1b[31mred\x1b[0m [bold]loud[/bold]\x07", "--hypernet", hn, "--name", "esc")
+    for args in (["ls"], ["search", "red", "--exact"], ["show", "esc"]):
+        output = t2l(*args).output
+        assert "\x1b" not in output and "\x07" not in output
+        if args[0] != "ls":  # ls squeezes the description into a narrow column
+            assert "\\x1b[31mred" in output and "[bold]loud" in output and "\\x07" in output
+    assert json.loads(t2l("ls", "--json").output)[0]["description"] == "say \x1b[31mred\x1b[0m [bold]loud[/bold]\x07"
+
+
+def test_from_file_with_undecodable_bytes_names_the_file(tmp_path, hn):
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("first task\ncaf\xe9 au lait\n".encode("latin-1"))
+    message = one_line_error("make", "--from-file", bad, "--hypernet", hn)
+    assert str(bad) in message and "not UTF-8" in message and "line 2" in message
