@@ -77,12 +77,12 @@ class Registry:
                     **fields) -> Adapter:
         """Store an adapter file's bytes and its row in one go; `fields` are Adapter columns.
 
-        A taken name is an error unless `force`, which moves the name to the new adapter.
+        A taken name is an error unless `force`, which moves the name to the new adapter, or unless it names these
+        very bytes: then the same adapter is being made again (a rerun of an interrupted `make`), and its row, with
+        `tags` added, is returned as it is.
         """
         if name is not None:
             validate_name(name)
-            if not force:
-                self.check_name_free(name)
         tags = sorted({validate_label(t, "tag") for t in tags})
         self.require_writable()
         sha = hashlib.sha256(data).hexdigest()
@@ -95,6 +95,10 @@ class Registry:
             with self._writing() as s:
                 if name is not None:
                     taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
+                    if taken and taken.sha256 == sha:
+                        have = {t.tag for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == taken.id))}
+                        s.add_all(AdapterTag(adapter_id=taken.id, tag=t) for t in tags if t not in have)
+                        return taken
                     if taken and not force:
                         raise self._name_taken(name, taken.id)
                     if taken:
@@ -397,11 +401,13 @@ class Registry:
                     raise RegistryError(f"{what} id {ref!r} is ambiguous ({shown}...); give more characters")
         raise RegistryError(f"no {what} named or with id {ref!r}; see `{listing}`")
 
-    def check_name_free(self, name: str) -> None:
+    def check_name_free(self, name: str, description: str | None = None) -> None:
+        """Refuse a taken name, unless its adapter has `description`: making that again may give the same adapter,
+        which keeps the name (see `add_adapter`)."""
         validate_name(name)
         with self._session() as s:
             taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
-        if taken:
+        if taken and taken.description != description:
             raise self._name_taken(name, taken.id)
 
     @staticmethod

@@ -12,8 +12,16 @@ from t2l.files import folder_atomic, write_bytes_atomic
 
 
 def check_output(path: Path, force: bool) -> None:
-    """Fail before any work if `path` cannot be written: exists without --force, or its folder is not writable."""
+    """Fail before any work if `path` cannot be written: a folder where a file is asked for or a file where a
+    folder is (--force or not: neither is what was meant), exists without --force, or its folder is not
+    writable."""
     path = Path(path)
+    if path.is_dir() and not is_folder_form(path):
+        raise T2LError(f"{path} is a folder, but a .safetensors name writes one file; remove the folder or choose "
+                       "another path")
+    if path.exists() and not path.is_dir() and is_folder_form(path):
+        raise T2LError(f"{path} is a file, but a name without .safetensors writes a PEFT folder; remove the file or "
+                       "name the output NAME.safetensors")
     if path.exists() and not force:
         raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
     parent = path.parent if path.parent != Path("") else Path(".")

@@ -68,11 +68,11 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     plan = output_plan(len(texts), output, name)
     reg = open_registry()
     reg.require_writable()
-    for adapter_name, path in plan:
+    for (adapter_name, path), text in zip(plan, texts):
         if path is not None:
             check_output(path, force)
         if adapter_name is not None and not force:
-            reg.check_name_free(adapter_name)
+            reg.check_name_free(adapter_name, text)
     with busy("loading hypernetwork and encoder"):
         hn_row = registered_hypernet(reg, hypernet)
         generator = Generator(reg.hypernet_dir(hn_row), base=base)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hubserver import FakeHub
 from typer.testing import CliRunner
 
@@ -109,3 +110,37 @@ def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_
     assert reg.publications([reg.get_adapter("up").id])[reg.get_adapter("up").id] == []
     assert json.loads(t2l("ls", "--json").output)[0]["published"] == []
     assert_consistent(reg)
+
+
+@pytest.mark.parametrize("target, n", [
+    ("os:fsync", 1),  # writing the stored file, before it is renamed into place
+    ("sqlalchemy.orm.session:SessionTransaction.commit", 1),  # the stored file in place, the row committing
+    ("t2l.export:export_adapter", 1),  # the row committed, the -o file not yet written
+])
+def test_make_with_output_killed_at_each_point_is_finished_by_running_it_again(target, n, trained_hypernet,
+                                                                               tmp_path):
+    hn = trained_hypernet[0]
+    t2l("make", "warm up", "--hypernet", hn)  # registers the hypernet: the next commit is the adapter's row
+    out = tmp_path / "sent.safetensors"
+    command = ["make", "classify sentiment", "-o", out, "--hypernet", hn, "--tag", "demo"]
+    killed(target, n, *command)
+    assert not out.exists()
+    t2l(*command)  # the same command again finishes the job: same adapter, the name kept, the file written
+    reg = Registry(Path(os.environ["T2L_HOME"]))
+    named = [r for r in reg.list_adapters() if r.name == "sent"]
+    assert len(named) == 1 and len(reg.list_adapters()) == 2
+    assert out.read_bytes() == reg.adapter_file(named[0]).read_bytes()
+    assert reg.tags([named[0].id])[named[0].id] == ["demo"]
+    assert assert_consistent(reg)["orphans"] == []
+    t2l(*command, code=1)  # done: now the output exists
+
+
+def test_make_into_a_folder_named_like_a_file_fails_before_any_work(trained_hypernet, tmp_path):
+    hn = trained_hypernet[0]
+    folder = tmp_path / "taken.safetensors"
+    folder.mkdir()
+    for force in ([], ["--force"]):
+        r = t2l("make", "x", "-o", folder, "--hypernet", hn, *force, code=1)
+        assert r.output.startswith("error: ") and "is a folder" in r.output and r.output.count("\n") == 1
+    assert json.loads(t2l("ls", "--json").output) == []
+

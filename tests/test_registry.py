@@ -60,6 +60,19 @@ def test_taken_name_needs_force_which_moves_it(tmp_path):
     assert reg.get_adapter(old.id).name is None
 
 
+def test_the_same_bytes_under_their_own_name_are_the_same_adapter(tmp_path):
+    """A rerun of an interrupted make: its row is kept (with the new tags), for --force too; no second row."""
+    reg = Registry(tmp_path)
+    first = add(reg, b"1", name="sent", tags=["a"])
+    for force in (False, True):
+        again = add(reg, b"1", name="sent", tags=["b"], force=force)
+        assert again.id == first.id
+    assert len(reg.list_adapters()) == 1 and reg.tags([first.id])[first.id] == ["a", "b"]
+    reg.check_name_free("sent", FIELDS["description"])  # may be the same adapter: decided once it is made
+    with pytest.raises(RegistryError, match="exists already"):
+        reg.check_name_free("sent", "another description")
+
+
 @pytest.mark.parametrize("bad", ["a/b", "..", "x\x1b[31m", "", "back\\slash"])
 def test_bad_names_and_tags_are_refused(tmp_path, bad):
     reg = Registry(tmp_path)
