@@ -19,7 +19,9 @@ from registry.db import open_engine, writable
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
 from t2l.files import folder_atomic, write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
-from t2l.hashing import sha256_file
+from t2l.hashing import cached_sha256, sha256_file
+
+HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.checkpoint.WEIGHTS: the registry never imports the model code
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -235,8 +237,8 @@ class Registry:
         with self.engine.connect() as conn:
             problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
         database = [] if problems == ["ok"] else problems
-        return {"database": database, "missing": missing, "corrupted": corrupted, "orphans": orphans,
-                "leftovers": leftovers}
+        return {"database": database, "missing": missing, "corrupted": corrupted, "hypernets": self.hypernet_damage(),
+                "orphans": orphans, "leftovers": leftovers}
 
     def collect_garbage(self, report: dict | None = None, min_age_s: float = 600) -> list[str]:
         """Delete orphan and leftover files of a `verify` report (a fresh one if none is given; verifying hashes every
@@ -318,9 +320,12 @@ class Registry:
     # -- hypernetworks ----------------------------------------------------------------------------
 
     def add_hypernet(self, folder: Path, *, sha256: str, name: str | None = None, **fields) -> Hypernet:
-        """Copy a hypernetwork checkpoint folder into the store (once per sha256) and record it."""
+        """Copy a hypernetwork checkpoint folder into the store (once per sha256 of its weights) and record it. The
+        weights are hashed before anything is stored, and their copy before it is renamed into place: a damaged
+        folder (weights that are not the ones its config names) is refused, never recorded."""
         if name is not None:
             validate_name(name)
+        self._check_weights(Path(folder), sha256, f"the weights in {folder}", cached_sha256)
         existing = self._find_hypernet_sha(sha256)
         if existing:
             return existing
@@ -328,8 +333,7 @@ class Registry:
         dest = self.hypernets_dir / sha256
         if not dest.exists():
             try:
-                with folder_atomic(dest) as tmp:
-                    shutil.copytree(folder, tmp, dirs_exist_ok=True)
+                self._store_hypernet(Path(folder), sha256)
             except OSError:
                 if not dest.exists():  # else another process stored the same checkpoint first
                     raise
@@ -347,6 +351,54 @@ class Registry:
                 return existing
             raise RegistryError(f"a hypernetwork named {name!r} exists already; choose another name") from None
 
+    def _store_hypernet(self, folder: Path, sha256: str, replace: bool = False) -> None:
+        with folder_atomic(self.hypernets_dir / sha256, replace=replace) as tmp:
+            shutil.copytree(folder, tmp, dirs_exist_ok=True)
+            self._check_weights(tmp, sha256, f"the copy of {folder}")
+
+    @staticmethod
+    def _check_weights(folder: Path, sha256: str, what: str, hasher=sha256_file) -> None:
+        weights = folder / HYPERNET_WEIGHTS
+        if not weights.is_file() or hasher(weights) != sha256:
+            raise RegistryError(f"{what} ({weights}) are not the ones its config.json names (sha256 "
+                                f"{sha256[:12]}): the checkpoint is damaged; use an intact copy, e.g. the one it "
+                                "came from, or the shipped default (--hypernet default)")
+
+    def hypernet_damage(self) -> list[str]:
+        """Ids of hypernetworks whose stored weights are missing or not the ones recorded."""
+        damaged = []
+        for row in self.list_hypernets():
+            weights = self.hypernets_dir / row.sha256 / HYPERNET_WEIGHTS
+            if not weights.is_file() or sha256_file(weights) != row.sha256:
+                damaged.append(row.id)
+        return damaged
+
+    def restore_hypernet(self, ref: str, sources: list[Path]) -> Path | None:
+        """Replace the stored copy of a hypernetwork with the first of `sources` that holds its very weights; that
+        source, or None when none does."""
+        row = self.get_hypernet(ref)
+        self.require_writable()
+        for source in sources:
+            weights = Path(source) / HYPERNET_WEIGHTS
+            if weights.is_file() and sha256_file(weights) == row.sha256:
+                self._store_hypernet(Path(source), row.sha256, replace=True)
+                return Path(source)
+        return None
+
+    def remove_hypernet(self, ref: str) -> tuple[Hypernet, int]:
+        """Remove a hypernetwork's row and stored copy; its adapters stay (their files record its sha256) and lose
+        the link. (the row, how many adapters it had made)."""
+        row = self.get_hypernet(ref)
+        with self._writing() as s:
+            made = list(s.exec(select(Adapter).where(Adapter.hypernet_id == row.id)))
+            for adapter in made:
+                adapter.hypernet_id = None
+                s.add(adapter)
+            s.flush()
+            s.delete(s.get(Hypernet, row.id))
+        shutil.rmtree(self.hypernets_dir / row.sha256, ignore_errors=True)
+        return row, len(made)
+
     def list_hypernets(self) -> list[Hypernet]:
         with self._session() as s:
             return list(s.exec(select(Hypernet).order_by(col(Hypernet.created).desc())))
@@ -355,7 +407,15 @@ class Registry:
         return self._resolve(Hypernet, ref, "hypernetwork", "t2l hypernets")
 
     def hypernet_dir(self, hypernet: Hypernet) -> Path:
-        return self.hypernets_dir / hypernet.sha256
+        """The stored copy, its weights checked against the sha256 they were stored under."""
+        folder = self.hypernets_dir / hypernet.sha256
+        weights = folder / HYPERNET_WEIGHTS
+        if not weights.is_file() or cached_sha256(weights) != hypernet.sha256:
+            short = hypernet.id[:8]
+            raise RegistryError(f"the stored copy of hypernetwork {hypernet.name or short} is damaged ({weights}); "
+                                "restore it with `t2l registry verify --fix` (from the shipped default, or add "
+                                f"--hypernet-source DIR), or remove it with `t2l hypernets rm {short}`")
+        return folder
 
     # -- helpers ----------------------------------------------------------------------------------
 

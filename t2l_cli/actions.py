@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry import Adapter, Registry
+from registry import Adapter, Registry, RegistryError
 from t2l.errors import T2LError
 from t2l.home import t2l_home
 
@@ -40,6 +40,34 @@ def registered_hypernet(reg: Registry, spec: str):
     if folder is None:
         return reg.get_hypernet(spec)
     return reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
+
+
+def hypernet_details(ref: str) -> dict:
+    """A hypernetwork's row, where its copy is stored, and how many adapters it made."""
+    reg = open_registry()
+    row = reg.get_hypernet(ref)
+    made = [a for a in reg.list_adapters() if a.hypernet_id == row.id]
+    try:
+        reg.hypernet_dir(row)
+        intact = True
+    except RegistryError:
+        intact = False
+    return row.as_dict() | {"stored": str(reg.hypernets_dir / row.sha256), "intact": intact, "adapters": len(made)}
+
+
+def restore_hypernets(reg: Registry, ids: list[str], sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
+    """Damaged stored hypernetworks restored from the first intact copy among `sources` and the shipped default:
+    ({id: source} restored, ids with no intact copy)."""
+    from t2l.checkpoint import DEFAULT_HYPERNET_DIR
+
+    restored, left = {}, []
+    for hn_id in ids:
+        source = reg.restore_hypernet(hn_id, [*sources, DEFAULT_HYPERNET_DIR])
+        if source is None:
+            left.append(hn_id)
+        else:
+            restored[hn_id] = source
+    return restored, left
 
 
 def make_and_store(reg: Registry, generator, hn_row, texts: list[str], names: list, tags: list[str], force: bool,

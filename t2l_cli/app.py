@@ -10,6 +10,7 @@ app = typer.Typer(help="Text-to-LoRA: describe a task, get a LoRA adapter.", no_
 for verbs in (adapters.app, publish.app, registry.app, evaluate.app, train.app):
     app.add_typer(verbs)  # unnamed: its verbs sit at the top level
 app.add_typer(registry.registry_app, name="registry")
+app.add_typer(registry.hypernets_app, name="hypernets")
 app.add_typer(bench.app, name="bench")
 app.add_typer(train.recipes_app, name="recipes")
 app.add_typer(tasks.app, name="tasks")
