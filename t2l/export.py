@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from t2l.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterInfo, adapter_bytes, is_folder_form, read_info, weights_file
-from t2l.card import card
+from t2l.card import card, outside_peft_config
 from t2l.errors import T2LError
 from t2l.files import folder_atomic, write_bytes_atomic
 
@@ -52,7 +52,7 @@ def _write(data: bytes, info: AdapterInfo, path: Path) -> Path:
     try:
         if not is_folder_form(path):
             return write_bytes_atomic(path, data)
-        return write_peft_folder(path, data, info.peft_config(), card(info, path.name, [], None), replace=True)
+        return write_peft_folder(path, data, outside_peft_config(info), card(info, path.name, [], None), replace=True)
     except OSError as e:  # what check_output cannot foresee: /proc, a full disk, a read-only mount
         raise T2LError(f"cannot write {path} ({e.strerror}); choose another output path") from None
 

@@ -188,9 +188,15 @@ def export(ref: str, path: Path, force: bool) -> Path:
 
 
 def _adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
-    """(file, registry id or None) for an adapter named by id, name or path."""
+    """(file or folder, registry id or None) for an adapter named by id, name, path, or Hub repo id (USER/NAME, as
+    `t2l publish` uploads it: downloaded, or taken from the Hugging Face cache). Names cannot hold '/', so a repo id
+    is never a name."""
+    from t2l.locate import hub_snapshot, looks_like_hub_id
+
     if Path(ref).exists():
         return Path(ref), None
+    if looks_like_hub_id(ref):
+        return hub_snapshot(ref, "adapter"), None
     row = reg.get_adapter(ref)
     return reg.adapter_file(row), row.id
 
@@ -269,7 +275,8 @@ def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | No
 
 def _subjects(reg: Registry, refs: list[str]) -> list[tuple[object, tuple[str | None, str]]]:
     """(eval Subject, (adapter id or None, the subject key scores are stored under)) for each ref: 'base', an
-    adapter file or folder (keyed by its weights' sha256), or a registered adapter."""
+    adapter file, folder or Hub repo (keyed by its weights' sha256), or a registered adapter."""
+    from t2l.adapter import weights_file
     from t2l.eval.run import Subject
     from t2l.hashing import sha256_file
 
@@ -277,13 +284,13 @@ def _subjects(reg: Registry, refs: list[str]) -> list[tuple[object, tuple[str | 
     for ref in refs:
         if ref == "base":
             subjects.append((Subject("base"), (None, "base")))
-        elif Path(ref).exists():
-            path = Path(ref)
-            weights = path / "adapter_model.safetensors" if path.is_dir() else path
-            subjects.append((Subject(str(path), path), (None, f"file:{sha256_file(weights)}")))
+            continue
+        path, adapter_id = _adapter_path(reg, ref)
+        if adapter_id is None:
+            subjects.append((Subject(ref, path), (None, f"file:{sha256_file(weights_file(path))}")))
         else:
-            row = reg.get_adapter(ref)
-            subjects.append((Subject(row.name or row.id[:8], reg.adapter_file(row)), (row.id, row.id)))
+            row = reg.get_adapter(adapter_id)
+            subjects.append((Subject(row.name or row.id[:8], path), (row.id, row.id)))
     return subjects
 
 

@@ -1,4 +1,5 @@
-"""Verbs that look after the registry itself, and the registered hypernetworks."""
+"""Verbs that look after the registry itself (`t2l registry ...`), and the registered hypernetworks
+(`t2l hypernets ...`)."""
 
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +11,6 @@ from t2l.home import t2l_home
 from t2l_cli.actions import hypernet_details, open_registry, restore_hypernets
 from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short, visible
 
-app = typer.Typer()
 registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
 
 
