@@ -68,6 +68,9 @@ def open_engine(path: Path, read_only: bool = False):
 def damaged(path: Path, e: DatabaseError) -> RegistryError:
     """The one line for a database SQLite cannot use."""
     reason = str(e.orig) if getattr(e, "orig", None) is not None else str(e)
+    if "locked" in reason:
+        return RegistryError(f"the registry database {path} stayed locked by another t2l process for over "
+                             f"{BUSY_TIMEOUT_S} s; try again when it is done")
     return RegistryError(f"the registry database {path} cannot be used ({reason}); restore it from a "
                          f"`t2l registry backup` file (cp BACKUP {path}), or move it aside to start an empty "
                          "registry")

@@ -24,8 +24,6 @@ from t2l.hashing import cached_sha256, sha256_file
 HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.checkpoint.WEIGHTS: the registry never imports the model code
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
-
-
 _LOOKS_LIKE_ID = re.compile(r"[0-9a-f]{1,32}")
 
 
