@@ -2,23 +2,39 @@
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel import func as sqlfunc
 
-from registry.db import open_engine
+from registry.db import open_engine, writable
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
 from t2l.files import folder_atomic, write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
-from t2l.hashing import sha256_file
+from t2l.hashing import cached_sha256, sha256_file
+
+HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.checkpoint.WEIGHTS: the registry never imports the model code
 
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+_LOOKS_LIKE_ID = re.compile(r"[0-9a-f]{1,32}")
+
+
+def validate_name(value: str) -> str:
+    """An adapter name: a label that no id prefix can be mistaken for (`show`/`rm` take both)."""
+    validate_label(value, "name")
+    if _LOOKS_LIKE_ID.fullmatch(value):
+        raise RegistryError(f"invalid name {value!r}: it looks like an id (only 0-9 and a-f), so `show` and "
+                            f"`rm` could mistake it for another one's id; add another character, e.g. "
+                            f"{value + '-1'!r}")
+    return value
 
 
 def validate_label(value: str, what: str) -> str:
@@ -33,9 +49,19 @@ def validate_label(value: str, what: str) -> str:
 class Registry:
     def __init__(self, home: Path):
         self.home = Path(home)
-        self.adapters_dir.mkdir(parents=True, exist_ok=True)
-        self.hypernets_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = open_engine(self.home / "registry.db")
+        if self.home.exists() and not self.home.is_dir():
+            raise RegistryError(f"T2L_HOME {self.home} is a file, not a folder; point T2L_HOME at a folder")
+        db = self.home / "registry.db"
+        # reading verbs work on a registry that cannot be written (a read-only mount, another user's files)
+        self.read_only = self.home.exists() and not writable(db)
+        if not self.read_only:
+            try:
+                for folder in (self.adapters_dir, self.hypernets_dir):
+                    folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise RegistryError(f"cannot create the registry in {self.home} ({e.strerror}); point T2L_HOME at "
+                                    "a folder you can write") from None
+        self.engine = open_engine(db, read_only=self.read_only)
 
     @property
     def adapters_dir(self) -> Path:
@@ -51,13 +77,14 @@ class Registry:
                     **fields) -> Adapter:
         """Store an adapter file's bytes and its row in one go; `fields` are Adapter columns.
 
-        A taken name is an error unless `force`, which moves the name to the new adapter.
+        A taken name is an error unless `force`, which moves the name to the new adapter, or unless it names these
+        very bytes: then the same adapter is being made again (a rerun of an interrupted `make`), and its row, with
+        `tags` added, is returned as it is.
         """
         if name is not None:
-            validate_label(name, "name")
-            if not force:
-                self.check_name_free(name)
+            validate_name(name)
         tags = sorted({validate_label(t, "tag") for t in tags})
+        self.require_writable()
         sha = hashlib.sha256(data).hexdigest()
         path = self.stored_path(sha)
         if not path.exists():
@@ -65,9 +92,13 @@ class Registry:
         fields["targets"] = json.dumps(list(fields["targets"]))
         row = Adapter(id=uuid.uuid4().hex, name=name, sha256=sha, size=len(data), **fields)
         try:
-            with self._session() as s, s.begin():
+            with self._writing() as s:
                 if name is not None:
                     taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
+                    if taken and taken.sha256 == sha:
+                        have = {t.tag for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == taken.id))}
+                        s.add_all(AdapterTag(adapter_id=taken.id, tag=t) for t in tags if t not in have)
+                        return taken
                     if taken and not force:
                         raise self._name_taken(name, taken.id)
                     if taken:
@@ -117,7 +148,7 @@ class Registry:
 
     def remove_adapters(self, refs: list[str]) -> list[Adapter]:
         rows = [self.get_adapter(r) for r in refs]
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             self._delete_rows(s, [row.id for row in rows])
         for row in rows:
             self._drop_file_if_unused(row.sha256)
@@ -126,14 +157,14 @@ class Registry:
     def tag(self, ref: str, tags: list[str]) -> Adapter:
         row = self.get_adapter(ref)
         wanted = {validate_label(t, "tag") for t in tags}
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             have = {t.tag for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id))}
             s.add_all(AdapterTag(adapter_id=row.id, tag=t) for t in sorted(wanted - have))
         return row
 
     def untag(self, ref: str, tags: list[str]) -> Adapter:
         row = self.get_adapter(ref)
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id,
                                                     col(AdapterTag.tag).in_(tags))):
                 s.delete(t)
@@ -141,8 +172,8 @@ class Registry:
 
     def rename(self, ref: str, name: str) -> Adapter:
         row = self.get_adapter(ref)
-        validate_label(name, "name")
-        with self._session() as s, s.begin():
+        validate_name(name)
+        with self._writing() as s:
             taken = s.exec(select(Adapter).where(Adapter.name == name, Adapter.id != row.id)).first()
             if taken:
                 raise RegistryError(f"an adapter named {name!r} exists already ({taken.id[:8]}); choose another name")
@@ -162,6 +193,7 @@ class Registry:
                          "database_bytes": (self.home / "registry.db").stat().st_size, "path": str(self.home)}
 
     def vacuum(self) -> None:
+        self.require_writable()
         with self.engine.connect() as conn:
             conn.exec_driver_sql("COMMIT")  # VACUUM cannot run inside the transaction the begin hook opened
             conn.exec_driver_sql("VACUUM")
@@ -171,6 +203,13 @@ class Registry:
         dest = Path(dest)
         if dest.exists():
             raise RegistryError(f"{dest} exists already; choose a new file for the backup")
+        folder = dest.parent
+        if not folder.is_dir():
+            raise RegistryError(f"cannot write the backup {dest}: the folder {folder} does not exist; create it "
+                                f"(mkdir -p {folder}) or choose another path")
+        if not os.access(folder, os.W_OK):
+            raise RegistryError(f"cannot write the backup {dest}: the folder {folder} is not writable; choose "
+                                "another path")
         with self.engine.connect() as conn:
             conn.exec_driver_sql("COMMIT")
             conn.exec_driver_sql("VACUUM INTO ?", (str(dest),))
@@ -193,12 +232,17 @@ class Registry:
         # a write killed before its rename leaves a temporary file; it was never part of the registry
         leftovers = sorted(str(p) for p in files if p.name.startswith(".") and p.name.endswith(".tmp"))
         orphans = sorted(str(p) for p in files if p.stem not in known and str(p) not in leftovers)
-        return {"missing": missing, "corrupted": corrupted, "orphans": orphans, "leftovers": leftovers}
+        with self.engine.connect() as conn:
+            problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
+        database = [] if problems == ["ok"] else problems
+        return {"database": database, "missing": missing, "corrupted": corrupted, "hypernets": self.hypernet_damage(),
+                "orphans": orphans, "leftovers": leftovers}
 
     def collect_garbage(self, report: dict | None = None, min_age_s: float = 600) -> list[str]:
         """Delete orphan and leftover files of a `verify` report (a fresh one if none is given; verifying hashes every
         file) once they are `min_age_s` old: a younger one may belong to an add still in flight in another process
         (file written, row not yet committed)."""
+        self.require_writable()
         report = report if report is not None else self.verify()
         removed = []
         for p in map(Path, report["orphans"] + report["leftovers"]):
@@ -209,7 +253,7 @@ class Registry:
 
     def drop_dangling(self, ids: list[str]) -> None:
         """Remove rows whose files are gone (after `verify`), with their tags and scores."""
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             self._delete_rows(s, ids)
 
     # -- evaluation runs ----------------------------------------------------------------------------
@@ -218,7 +262,7 @@ class Registry:
         """All metrics of one finished benchmark run, in one transaction (an unfinished run leaves nothing)."""
         rows = [EvalRun(id=uuid.uuid4().hex, metric=m, value=v,
                         stderr=None if e is None or e != e else e, **fields) for m, (v, e) in metrics.items()]
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             s.add_all(rows)
         return rows
 
@@ -257,7 +301,7 @@ class Registry:
                         private: bool) -> Publication:
         row = Publication(id=uuid.uuid4().hex, adapter_id=adapter_id, repo_id=repo_id, commit_sha=commit_sha, url=url,
                           private=private)
-        with self._session() as s, s.begin():
+        with self._writing() as s:
             s.add(row)
         return row
 
@@ -274,17 +318,20 @@ class Registry:
     # -- hypernetworks ----------------------------------------------------------------------------
 
     def add_hypernet(self, folder: Path, *, sha256: str, name: str | None = None, **fields) -> Hypernet:
-        """Copy a hypernetwork checkpoint folder into the store (once per sha256) and record it."""
+        """Copy a hypernetwork checkpoint folder into the store (once per sha256 of its weights) and record it. The
+        weights are hashed before anything is stored, and their copy before it is renamed into place: a damaged
+        folder (weights that are not the ones its config names) is refused, never recorded."""
         if name is not None:
-            validate_label(name, "name")
+            validate_name(name)
+        self._check_weights(Path(folder), sha256, f"the weights in {folder}", cached_sha256)
         existing = self._find_hypernet_sha(sha256)
         if existing:
             return existing
+        self.require_writable()
         dest = self.hypernets_dir / sha256
         if not dest.exists():
             try:
-                with folder_atomic(dest) as tmp:
-                    shutil.copytree(folder, tmp, dirs_exist_ok=True)
+                self._store_hypernet(Path(folder), sha256)
             except OSError:
                 if not dest.exists():  # else another process stored the same checkpoint first
                     raise
@@ -292,7 +339,7 @@ class Registry:
         fields["config"] = json.dumps(fields["config"], sort_keys=True)
         row = Hypernet(id=uuid.uuid4().hex, name=name, sha256=sha256, **fields)
         try:
-            with self._session() as s, s.begin():
+            with self._writing() as s:
                 s.add(row)
             return row
         except IntegrityError:
@@ -302,6 +349,54 @@ class Registry:
                 return existing
             raise RegistryError(f"a hypernetwork named {name!r} exists already; choose another name") from None
 
+    def _store_hypernet(self, folder: Path, sha256: str, replace: bool = False) -> None:
+        with folder_atomic(self.hypernets_dir / sha256, replace=replace) as tmp:
+            shutil.copytree(folder, tmp, dirs_exist_ok=True)
+            self._check_weights(tmp, sha256, f"the copy of {folder}")
+
+    @staticmethod
+    def _check_weights(folder: Path, sha256: str, what: str, hasher=sha256_file) -> None:
+        weights = folder / HYPERNET_WEIGHTS
+        if not weights.is_file() or hasher(weights) != sha256:
+            raise RegistryError(f"{what} ({weights}) are not the ones its config.json names (sha256 "
+                                f"{sha256[:12]}): the checkpoint is damaged; use an intact copy, e.g. the one it "
+                                "came from, or the shipped default (--hypernet default)")
+
+    def hypernet_damage(self) -> list[str]:
+        """Ids of hypernetworks whose stored weights are missing or not the ones recorded."""
+        damaged = []
+        for row in self.list_hypernets():
+            weights = self.hypernets_dir / row.sha256 / HYPERNET_WEIGHTS
+            if not weights.is_file() or sha256_file(weights) != row.sha256:
+                damaged.append(row.id)
+        return damaged
+
+    def restore_hypernet(self, ref: str, sources: list[Path]) -> Path | None:
+        """Replace the stored copy of a hypernetwork with the first of `sources` that holds its very weights; that
+        source, or None when none does."""
+        row = self.get_hypernet(ref)
+        self.require_writable()
+        for source in sources:
+            weights = Path(source) / HYPERNET_WEIGHTS
+            if weights.is_file() and sha256_file(weights) == row.sha256:
+                self._store_hypernet(Path(source), row.sha256, replace=True)
+                return Path(source)
+        return None
+
+    def remove_hypernet(self, ref: str) -> tuple[Hypernet, int]:
+        """Remove a hypernetwork's row and stored copy; its adapters stay (their files record its sha256) and lose
+        the link. (the row, how many adapters it had made)."""
+        row = self.get_hypernet(ref)
+        with self._writing() as s:
+            made = list(s.exec(select(Adapter).where(Adapter.hypernet_id == row.id)))
+            for adapter in made:
+                adapter.hypernet_id = None
+                s.add(adapter)
+            s.flush()
+            s.delete(s.get(Hypernet, row.id))
+        shutil.rmtree(self.hypernets_dir / row.sha256, ignore_errors=True)
+        return row, len(made)
+
     def list_hypernets(self) -> list[Hypernet]:
         with self._session() as s:
             return list(s.exec(select(Hypernet).order_by(col(Hypernet.created).desc())))
@@ -310,12 +405,32 @@ class Registry:
         return self._resolve(Hypernet, ref, "hypernetwork", "t2l hypernets")
 
     def hypernet_dir(self, hypernet: Hypernet) -> Path:
-        return self.hypernets_dir / hypernet.sha256
+        """The stored copy, its weights checked against the sha256 they were stored under."""
+        folder = self.hypernets_dir / hypernet.sha256
+        weights = folder / HYPERNET_WEIGHTS
+        if not weights.is_file() or cached_sha256(weights) != hypernet.sha256:
+            short = hypernet.id[:8]
+            raise RegistryError(f"the stored copy of hypernetwork {hypernet.name or short} is damaged ({weights}); "
+                                "restore it with `t2l registry verify --fix` (from the shipped default, or add "
+                                f"--hypernet-source DIR), or remove it with `t2l hypernets rm {short}`")
+        return folder
 
     # -- helpers ----------------------------------------------------------------------------------
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A session whose block is one transaction, committed at its end."""
+        self.require_writable()
+        with self._session() as s, s.begin():
+            yield s
+
+    def require_writable(self) -> None:
+        if self.read_only:
+            raise RegistryError(f"the registry in {self.home} is read-only; make it writable or point T2L_HOME at "
+                                "a copy to change it (reading verbs such as `t2l ls` work as it is)")
 
     @staticmethod
     def _delete_rows(s: Session, ids: list[str]) -> None:
@@ -344,11 +459,13 @@ class Registry:
                     raise RegistryError(f"{what} id {ref!r} is ambiguous ({shown}...); give more characters")
         raise RegistryError(f"no {what} named or with id {ref!r}; see `{listing}`")
 
-    def check_name_free(self, name: str) -> None:
-        validate_label(name, "name")
+    def check_name_free(self, name: str, description: str | None = None) -> None:
+        """Refuse a taken name, unless its adapter has `description`: making that again may give the same adapter,
+        which keeps the name (see `add_adapter`)."""
+        validate_name(name)
         with self._session() as s:
             taken = s.exec(select(Adapter).where(Adapter.name == name)).first()
-        if taken:
+        if taken and taken.description != description:
             raise self._name_taken(name, taken.id)
 
     @staticmethod

@@ -33,6 +33,12 @@ def hub_base(info: "AdapterInfo") -> str | None:
     return info.base_spec if looks_like_hub_id(info.base_spec) else None
 
 
+def outside_peft_config(info: "AdapterInfo") -> dict:
+    """adapter_config.json for a folder that leaves t2l: PEFT's, naming the base by its Hub id when it has one, so
+    `AutoPeftModelForCausalLM` can resolve it (t2l's own spec of the base stays in the weights' t2l metadata)."""
+    return info.peft_config() | {"base_model_name_or_path": hub_base(info) or info.base_spec}
+
+
 def card(info: "AdapterInfo", name: str, scores: list[Score], repo_id: str | None) -> str:
     """README.md with YAML front matter the Hub reads (base model, library, pipeline, tags, eval results)."""
     base = hub_base(info)

@@ -99,6 +99,9 @@ def read_hypernet_info(folder: Path) -> HypernetInfo:
         raise T2LError(f"{folder} is not a hypernetwork checkpoint (needs {CONFIG} and {WEIGHTS})")
     try:
         d = json.loads((folder / CONFIG).read_text())
+        if not isinstance(d, dict):
+            raise T2LError(f"{folder / CONFIG} holds a JSON {type(d).__name__}, not a hypernetwork config (an object "
+                           f"with format {FORMAT!r}); restore the checkpoint's {CONFIG}")
         if d.get("format") != FORMAT:
             raise T2LError(f"{folder / CONFIG} has format {d.get('format')!r}, expected {FORMAT!r}")
         return HypernetInfo.from_json(d)

@@ -60,8 +60,17 @@ def compare(path_a: Path, path_b: Path) -> AdapterDiff:
         "alpha": (cfg_a["lora_alpha"], cfg_b["lora_alpha"]),
         "targets": (",".join(sorted(cfg_a["target_modules"])), ",".join(sorted(cfg_b["target_modules"]))),
     }
+    if info_a and info_b and not info_a.base.same_weights(info_b.base):
+        raise T2LError(f"{path_a} was made for base model {info_a.base.name}, {path_b} for {info_b.base.name}: "
+                       "weight updates of different bases cannot be compared; diff adapters of one base")
     out = AdapterDiff(words, settings)
     shared = sorted(k for k in ta if k.endswith(".lora_A.weight") and k in tb)
+    for key in shared:
+        bkey = key.replace(".lora_A.", ".lora_B.")
+        if ta[key].shape[1] != tb[key].shape[1] or ta[bkey].shape[0] != tb[bkey].shape[0]:
+            raise T2LError(f"{key} has different shapes in the two adapters ({tuple(ta[bkey].shape[:1])}x"
+                           f"{tuple(ta[key].shape[1:])} vs {tuple(tb[bkey].shape[:1])}x{tuple(tb[key].shape[1:])}): "
+                           "they were made for different base models; diff adapters of one base")
     if not shared:
         raise T2LError("the two adapters share no LoRA module; nothing to compare layer by layer")
     sa, sb = cfg_a["lora_alpha"] / cfg_a["r"], cfg_b["lora_alpha"] / cfg_b["r"]

@@ -6,14 +6,22 @@ import os
 from pathlib import Path
 
 from t2l.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterInfo, adapter_bytes, is_folder_form, read_info, weights_file
-from t2l.card import card
+from t2l.card import card, outside_peft_config
 from t2l.errors import T2LError
 from t2l.files import folder_atomic, write_bytes_atomic
 
 
 def check_output(path: Path, force: bool) -> None:
-    """Fail before any work if `path` cannot be written: exists without --force, or its folder is not writable."""
+    """Fail before any work if `path` cannot be written: a folder where a file is asked for or a file where a
+    folder is (--force or not: neither is what was meant), exists without --force, or its folder is not
+    writable."""
     path = Path(path)
+    if path.is_dir() and not is_folder_form(path):
+        raise T2LError(f"{path} is a folder, but a .safetensors name writes one file; remove the folder or choose "
+                       "another path")
+    if path.exists() and not path.is_dir() and is_folder_form(path):
+        raise T2LError(f"{path} is a file, but a name without .safetensors writes a PEFT folder; remove the file or "
+                       "name the output NAME.safetensors")
     if path.exists() and not force:
         raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
     parent = path.parent if path.parent != Path("") else Path(".")
@@ -41,9 +49,12 @@ def export_adapter(src: Path, dest: Path, force: bool = False) -> Path:
 
 
 def _write(data: bytes, info: AdapterInfo, path: Path) -> Path:
-    if not is_folder_form(path):
-        return write_bytes_atomic(path, data)
-    return write_peft_folder(path, data, info.peft_config(), card(info, path.name, [], None), replace=True)
+    try:
+        if not is_folder_form(path):
+            return write_bytes_atomic(path, data)
+        return write_peft_folder(path, data, outside_peft_config(info), card(info, path.name, [], None), replace=True)
+    except OSError as e:  # what check_output cannot foresee: /proc, a full disk, a read-only mount
+        raise T2LError(f"cannot write {path} ({e.strerror}); choose another output path") from None
 
 
 def write_peft_folder(path: Path, weights: bytes, config: dict, readme: str, replace: bool = False) -> Path:

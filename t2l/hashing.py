@@ -27,7 +27,10 @@ def cached_sha256(path: Path) -> str:
         cache = {}
     if key not in cache:
         cache[key] = sha256_file(path)
-        write_text_atomic(cache_file, json.dumps(cache))
+        try:
+            write_text_atomic(cache_file, json.dumps(cache))
+        except OSError:  # a read-only home: hash again next time
+            pass
     return cache[key]
 
 

@@ -93,9 +93,13 @@ def adapter_info(info: HypernetInfo, description: str, truncated: bool) -> Adapt
 def read_descriptions(path: Path) -> list[str]:
     """One description per non-blank line."""
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise T2LError(f"cannot read descriptions from {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = Path(path).read_bytes()[:e.start].count(b"\n") + 1
+        raise T2LError(f"{path} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} on line {line}); save it "
+                       "as UTF-8, one description per line") from None
     return [line.strip() for line in lines if line.strip()]
 
 

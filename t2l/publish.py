@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2l.adapter import read_info, weights_file
-from t2l.card import Score, card, hub_base
+from t2l.card import Score, card, outside_peft_config
 from t2l.errors import T2LError
 from t2l.export import write_peft_folder
 
@@ -31,7 +31,7 @@ def hub_folder(adapter: Path, dest: Path, name: str, scores: list[Score], repo_i
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise T2LError(f"{dest} exists and is not empty; choose a new folder")
-    config = info.peft_config() | {"base_model_name_or_path": hub_base(info) or info.base_spec}
+    config = outside_peft_config(info)
     # the stored bytes as they are: what was hashed and registered is what gets published
     write_peft_folder(dest, weights_file(adapter).read_bytes(), config, card(info, name, scores, repo_id))
     return dest

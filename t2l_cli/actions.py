@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry import Adapter, Registry
+from registry import Adapter, Registry, RegistryError
 from t2l.errors import T2LError
 from t2l.home import t2l_home
 
@@ -42,6 +42,34 @@ def registered_hypernet(reg: Registry, spec: str):
     return reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
 
 
+def hypernet_details(ref: str) -> dict:
+    """A hypernetwork's row, where its copy is stored, and how many adapters it made."""
+    reg = open_registry()
+    row = reg.get_hypernet(ref)
+    made = [a for a in reg.list_adapters() if a.hypernet_id == row.id]
+    try:
+        reg.hypernet_dir(row)
+        intact = True
+    except RegistryError:
+        intact = False
+    return row.as_dict() | {"stored": str(reg.hypernets_dir / row.sha256), "intact": intact, "adapters": len(made)}
+
+
+def restore_hypernets(reg: Registry, ids: list[str], sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
+    """Damaged stored hypernetworks restored from the first intact copy among `sources` and the shipped default:
+    ({id: source} restored, ids with no intact copy)."""
+    from t2l.checkpoint import DEFAULT_HYPERNET_DIR
+
+    restored, left = {}, []
+    for hn_id in ids:
+        source = reg.restore_hypernet(hn_id, [*sources, DEFAULT_HYPERNET_DIR])
+        if source is None:
+            left.append(hn_id)
+        else:
+            restored[hn_id] = source
+    return restored, left
+
+
 def make_and_store(reg: Registry, generator, hn_row, texts: list[str], names: list, tags: list[str], force: bool,
                    on_warning: Warn = _ignore) -> list[Adapter]:
     """Generate adapters for `texts` and store each under its name; the rows, in order."""
@@ -67,11 +95,12 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
         raise T2LError("no description given; pass one or more descriptions or --from-file FILE")
     plan = output_plan(len(texts), output, name)
     reg = open_registry()
-    for adapter_name, path in plan:
+    reg.require_writable()
+    for (adapter_name, path), text in zip(plan, texts):
         if path is not None:
             check_output(path, force)
         if adapter_name is not None and not force:
-            reg.check_name_free(adapter_name)
+            reg.check_name_free(adapter_name, text)
     with busy("loading hypernetwork and encoder"):
         hn_row = registered_hypernet(reg, hypernet)
         generator = Generator(reg.hypernet_dir(hn_row), base=base)
@@ -120,6 +149,8 @@ def list_adapters(tag: str | None, bench: str | None, sort: str, protocol: str) 
 def search_adapters(text: str, limit: int, exact: bool, busy: Busy = _idle) -> list[tuple[float | None, Adapter]]:
     """The best `limit` adapters for `text`: by the description encoder's similarity, or (exact) every word present,
     newest first, without a similarity."""
+    if limit <= 0:
+        raise T2LError(f"--limit must be a positive number of results, not {limit}")
     rows = open_registry().list_adapters()
     if exact:
         from t2l.search import substring_hits
@@ -157,9 +188,15 @@ def export(ref: str, path: Path, force: bool) -> Path:
 
 
 def _adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
-    """(file, registry id or None) for an adapter named by id, name or path."""
+    """(file or folder, registry id or None) for an adapter named by id, name, path, or Hub repo id (USER/NAME, as
+    `t2l publish` uploads it: downloaded, or taken from the Hugging Face cache). Names cannot hold '/', so a repo id
+    is never a name."""
+    from t2l.locate import hub_snapshot, looks_like_hub_id
+
     if Path(ref).exists():
         return Path(ref), None
+    if looks_like_hub_id(ref):
+        return hub_snapshot(ref, "adapter"), None
     row = reg.get_adapter(ref)
     return reg.adapter_file(row), row.id
 
@@ -208,11 +245,14 @@ def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | No
     lm-eval-shaped to `output` when given."""
     from t2l.eval.benches import select
     from t2l.eval.prompts import PromptSettings
+    from t2l.device import resolve_device
     from t2l.eval.run import check_settings, run_eval
 
-    check_settings(settings.limit, settings.protocol, settings.shots)
+    check_settings(settings.limit, settings.protocol, settings.shots, settings.batch_size, settings.dtype)
+    resolve_device(settings.device)  # a missing GPU is said before any model loads
     benches = select(bench)
     reg = open_registry()
+    reg.require_writable()  # scores are stored as each bench finishes
     subjects = _subjects(reg, refs)
     if describe:
         subjects += _described_subjects(reg, benches, hypernet, on_warning)
@@ -235,7 +275,8 @@ def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | No
 
 def _subjects(reg: Registry, refs: list[str]) -> list[tuple[object, tuple[str | None, str]]]:
     """(eval Subject, (adapter id or None, the subject key scores are stored under)) for each ref: 'base', an
-    adapter file or folder (keyed by its weights' sha256), or a registered adapter."""
+    adapter file, folder or Hub repo (keyed by its weights' sha256), or a registered adapter."""
+    from t2l.adapter import weights_file
     from t2l.eval.run import Subject
     from t2l.hashing import sha256_file
 
@@ -243,13 +284,13 @@ def _subjects(reg: Registry, refs: list[str]) -> list[tuple[object, tuple[str | 
     for ref in refs:
         if ref == "base":
             subjects.append((Subject("base"), (None, "base")))
-        elif Path(ref).exists():
-            path = Path(ref)
-            weights = path / "adapter_model.safetensors" if path.is_dir() else path
-            subjects.append((Subject(str(path), path), (None, f"file:{sha256_file(weights)}")))
+            continue
+        path, adapter_id = _adapter_path(reg, ref)
+        if adapter_id is None:
+            subjects.append((Subject(ref, path), (None, f"file:{sha256_file(weights_file(path))}")))
         else:
-            row = reg.get_adapter(ref)
-            subjects.append((Subject(row.name or row.id[:8], reg.adapter_file(row)), (row.id, row.id)))
+            row = reg.get_adapter(adapter_id)
+            subjects.append((Subject(row.name or row.id[:8], path), (row.id, row.id)))
     return subjects
 
 

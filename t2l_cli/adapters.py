@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from t2l_cli import actions
-from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short, warn
+from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short, visible, warn
 
 app = typer.Typer()
 
@@ -65,9 +65,9 @@ def ls(
         table = Table("id", "name", "description", "base", "rank", "tags", f"acc ({found.protocol})", "hub",
                       "created", box=None)
         for r in rows:
-            desc = r.description if len(r.description) <= 60 else r.description[:57] + "..."
+            desc = visible(r.description if len(r.description) <= 60 else r.description[:57] + "...")
             acc = " ".join(f"{b} {100 * e.value:.1f}" for b, e in sorted(scores[r.id].items()))
-            table.add_row(short(r.id), r.name or "", desc, r.base_name, str(r.rank), ",".join(tags[r.id]), acc,
+            table.add_row(short(r.id), visible(r.name or ""), desc, r.base_name, str(r.rank), ",".join(tags[r.id]), acc,
                           pubs[r.id][0].repo_id if pubs[r.id] else "", r.created.strftime("%Y-%m-%d %H:%M"))
         out.print(table)
 
@@ -89,7 +89,7 @@ def search(
         return
     table = Table("similarity", "id", "name", "description", box=None)
     for sim, r in ranked:
-        table.add_row("-" if sim is None else f"{sim:.3f}", short(r.id), r.name or "", r.description)
+        table.add_row("-" if sim is None else f"{sim:.3f}", short(r.id), visible(r.name or ""), visible(r.description))
     out.print(table)
 
 
@@ -103,7 +103,7 @@ def show(ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) 
         return
     table = Table(show_header=False, box=None)
     for key, value in data.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else visible(str(value)))
     out.print(table)
 
 
@@ -165,8 +165,8 @@ def diff(
     if json_:
         print_json(asdict(result) | {"scores": scores})
         return
-    out.print(" ".join(w if op == " " else f"[red]-{w}[/red]" if op == "-" else f"[green]+{w}[/green]"
-                       for op, w in result.words), markup=True)
+    out.print(" ".join(visible(w) if op == " " else f"[red]-{visible(w)}[/red]" if op == "-" else
+                       f"[green]+{visible(w)}[/green]" for op, w in result.words), markup=True)
     table = Table("", "A", "B", box=None)
     for key, (va, vb) in result.settings.items():
         table.add_row(key, str(va), str(vb))

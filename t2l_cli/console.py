@@ -3,13 +3,19 @@ turned into one line and an exit code."""
 
 import functools
 import json
+import re
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+
+from sqlalchemy.exc import DatabaseError
 
 from registry import RegistryError
+from registry.db import damaged
 from t2l.errors import T2LError
+from t2l.home import t2l_home
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress, warnings and errors: stdout stays data
@@ -25,13 +31,29 @@ def errors_to_exit(fn):
         try:
             return fn(*args, **kwargs)
         except (T2LError, RegistryError, ValueError) as e:
-            err.print(f"[red]error:[/red] {e}", markup=True)
-            raise typer.Exit(1) from None
+            fail(e)
+        except DatabaseError as e:  # found damaged after it opened: a page read mid-command
+            fail(damaged(t2l_home() / "registry.db", e))
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def fail(e: Exception):
+    err.print(f"[red]error:[/red] {escape(str(e))}", markup=True)
+    raise typer.Exit(1) from None
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def visible(text: str) -> str:
+    """Stored text as a terminal shows it safely: control characters (escape sequences, newlines) written out as
+    \\x1b, \\n..., and Rich markup escaped, so a description can neither restyle the terminal nor the table."""
+    return escape(_CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text))
 
 
 def short(id_: str | None) -> str:

@@ -1,19 +1,18 @@
-"""Verbs that look after the registry itself, and the registered hypernetworks."""
+"""Verbs that look after the registry itself (`t2l registry ...`), and the registered hypernetworks
+(`t2l hypernets ...`)."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from t2l.home import t2l_home
-from t2l_cli.actions import open_registry
-from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short
+from t2l_cli.actions import hypernet_details, open_registry, restore_hypernets
+from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short, visible
 
-app = typer.Typer()
 registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
-hypernets_app = typer.Typer()
-app.add_typer(hypernets_app, name="hypernets")
+hypernets_app = typer.Typer(help="Registered hypernetworks: list (no verb), show, rm, import.")
 
 
 @hypernets_app.callback(invoke_without_command=True)
@@ -54,6 +53,31 @@ def hypernets_import(
               f"{row.name or short(row.id)} \"DESCRIPTION\"`")
 
 
+@hypernets_app.command("show")
+@errors_to_exit
+def hypernets_show(ref: Annotated[str, typer.Argument(help="Hypernetwork id (or unique prefix) or name.")],
+                   json_: JsonOpt = False):
+    """Everything known about one hypernetwork: its row, where it is stored, and the adapters it made."""
+    data = hypernet_details(ref)
+    if json_:
+        print_json(data)
+        return
+    table = Table(show_header=False, box=None)
+    for key, value in data.items():
+        if key != "config":  # the whole checkpoint config: --json shows it
+            table.add_row(key, visible(str(value)))
+    out.print(table)
+
+
+@hypernets_app.command("rm")
+@errors_to_exit
+def hypernets_rm(ref: Annotated[str, typer.Argument(help="Hypernetwork id (or unique prefix) or name.")]):
+    """Remove a hypernetwork and its stored copy; the adapters it made stay (their files record its sha256)."""
+    row, made = open_registry().remove_hypernet(ref)
+    out.print(f"removed hypernetwork {short(row.id)} {row.name or ''}".rstrip()
+              + (f"; its {made} adapters stay, unlinked" if made else ""))
+
+
 @registry_app.command("path")
 @errors_to_exit
 def registry_path():
@@ -92,7 +116,10 @@ def registry_backup(dest: Path):
 @errors_to_exit
 def registry_verify(
     fix: Annotated[bool, typer.Option(help="Remove rows whose file is missing (asks first), and orphan and "
-                                           "temporary files older than ten minutes.")] = False,
+                                           "temporary files older than ten minutes; restore damaged hypernetworks "
+                                           "from an intact copy (the shipped default, or --hypernet-source).")] = False,
+    hypernet_source: Annotated[Optional[list[Path]], typer.Option(help="An intact hypernetwork checkpoint folder "
+                               "to restore a damaged stored copy from (repeatable).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     json_: JsonOpt = False,
 ):
@@ -112,5 +139,14 @@ def registry_verify(
             reg.drop_dangling(report["missing"])
             err.print(f"removed {len(report['missing'])} rows")
             report = reg.verify()
-    if report["missing"] or report["corrupted"]:  # unreferenced files are garbage, not damage
+    if fix and report["hypernets"]:
+        restored, left = restore_hypernets(reg, report["hypernets"], hypernet_source or [])
+        for hn_id, source in restored.items():
+            err.print(f"restored hypernetwork {short(hn_id)} from {source}")
+        for hn_id in left:
+            err.print(f"no intact copy of hypernetwork {short(hn_id)}: pass --hypernet-source DIR, or remove it with "
+                      f"`t2l hypernets rm {short(hn_id)}`")
+        report = reg.verify()
+    if report["database"] or report["missing"] or report["corrupted"] or report["hypernets"]:
+        raise typer.Exit(1)  # unreferenced files are garbage, not damage
         raise typer.Exit(1)

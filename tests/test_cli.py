@@ -176,21 +176,21 @@ def test_a_missing_default_is_a_clear_error(monkeypatch, tmp_path):
 
 
 def test_ls_filters_and_sorts_by_a_bench_score_of_one_protocol(hn, tiny_base_dir, arc_dir):
-    for name, desc in (("a", "answer in upper case"), ("b", "answer in small letters"), ("c", "count letters")):
+    for name, desc in (("x", "answer in upper case"), ("y", "answer in small letters"), ("z", "count letters")):
         t2l("make", desc, "--hypernet", hn, "--name", name)
-    t2l("eval", "a", "b", "--bench", "arc_easy", "--data-dir", arc_dir)
-    t2l("eval", "c", "--bench", "arc_easy", "--data-dir", arc_dir, "--protocol", "letter")
+    t2l("eval", "x", "y", "--bench", "arc_easy", "--data-dir", arc_dir)
+    t2l("eval", "z", "--bench", "arc_easy", "--data-dir", arc_dir, "--protocol", "letter")
     rows = json.loads(t2l("ls", "--bench", "arc_easy", "--sort", "score", "--json").output)
-    assert {r["name"] for r in rows} == {"a", "b"}  # c has only a letter-protocol score
+    assert {r["name"] for r in rows} == {"x", "y"}  # z has only a letter-protocol score
     accs = [r["scores"]["arc_easy"]["acc"] for r in rows]
     assert accs == sorted(accs, reverse=True)
     assert all(r["scores"]["arc_easy"]["protocol"] == "lm-eval-0.4/v1" for r in rows)
     letter = json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "letter", "--json").output)
-    assert [r["name"] for r in letter] == ["c"] and letter[0]["scores"]["arc_easy"]["protocol"] == "t2l-paper-letter/v1"
+    assert [r["name"] for r in letter] == ["z"] and letter[0]["scores"]["arc_easy"]["protocol"] == "t2l-paper-letter/v1"
     # the protocol's old name finds the same scores, and so does the version string registries have always stored
     assert json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "paper", "--json").output) == letter
     assert json.loads(t2l("ls", "--bench", "arc_easy", "--protocol", "t2l-paper-letter/v1", "--json").output) == letter
-    assert [r["name"] for r in json.loads(t2l("ls", "--sort", "name", "--json").output)] == ["a", "b", "c"]
+    assert [r["name"] for r in json.loads(t2l("ls", "--sort", "name", "--json").output)] == ["x", "y", "z"]
     assert "add --bench" in t2l("ls", "--sort", "score", code=1).output
     assert "unknown bench" in t2l("ls", "--bench", "nope", code=1).output
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hubserver import FakeHub
 from typer.testing import CliRunner
 
@@ -109,3 +110,98 @@ def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_
     assert reg.publications([reg.get_adapter("up").id])[reg.get_adapter("up").id] == []
     assert json.loads(t2l("ls", "--json").output)[0]["published"] == []
     assert_consistent(reg)
+
+
+@pytest.mark.parametrize("target, n", [
+    ("os:fsync", 1),  # writing the stored file, before it is renamed into place
+    ("sqlalchemy.orm.session:SessionTransaction.commit", 1),  # the stored file in place, the row committing
+    ("t2l.export:export_adapter", 1),  # the row committed, the -o file not yet written
+])
+def test_make_with_output_killed_at_each_point_is_finished_by_running_it_again(target, n, trained_hypernet,
+                                                                               tmp_path):
+    hn = trained_hypernet[0]
+    t2l("make", "warm up", "--hypernet", hn)  # registers the hypernet: the next commit is the adapter's row
+    out = tmp_path / "sent.safetensors"
+    command = ["make", "classify sentiment", "-o", out, "--hypernet", hn, "--tag", "demo"]
+    killed(target, n, *command)
+    assert not out.exists()
+    t2l(*command)  # the same command again finishes the job: same adapter, the name kept, the file written
+    reg = Registry(Path(os.environ["T2L_HOME"]))
+    named = [r for r in reg.list_adapters() if r.name == "sent"]
+    assert len(named) == 1 and len(reg.list_adapters()) == 2
+    assert out.read_bytes() == reg.adapter_file(named[0]).read_bytes()
+    assert reg.tags([named[0].id])[named[0].id] == ["demo"]
+    assert assert_consistent(reg)["orphans"] == []
+    t2l(*command, code=1)  # done: now the output exists
+
+
+def test_make_into_a_folder_named_like_a_file_fails_before_any_work(trained_hypernet, tmp_path):
+    hn = trained_hypernet[0]
+    folder = tmp_path / "taken.safetensors"
+    folder.mkdir()
+    for force in ([], ["--force"]):
+        r = t2l("make", "x", "-o", folder, "--hypernet", hn, *force, code=1)
+        assert r.output.startswith("error: ") and "is a folder" in r.output and r.output.count("\n") == 1
+    assert json.loads(t2l("ls", "--json").output) == []
+
+
+
+def _stored_weights(reg: Registry) -> Path:
+    [folder] = list(reg.hypernets_dir.iterdir())
+    return folder / "hypernet.safetensors"
+
+
+def test_a_damaged_hypernet_copy_is_refused_before_anything_is_registered(trained_hypernet, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad-copy"
+    shutil.copytree(trained_hypernet[0], bad)
+    (bad / "hypernet.safetensors").write_bytes((bad / "hypernet.safetensors").read_bytes()[:1000])
+    for _ in range(2):  # in an empty home, and in one that holds the intact original already
+        r = t2l("make", "x", "--hypernet", bad, code=1)
+        assert r.output.startswith("error: the weights in") and "damaged" in r.output and r.output.count("\n") == 1
+        assert json.loads(t2l("ls", "--json").output) == [] or _ == 1
+        t2l("make", "y", "--hypernet", trained_hypernet[0])  # the original works, and is what is stored
+    assert len(json.loads(t2l("hypernets", "--json").output)) == 1
+    assert assert_consistent(Registry(Path(os.environ["T2L_HOME"])))["hypernets"] == []
+
+
+def test_verify_finds_a_damaged_stored_hypernet_and_fix_restores_it_from_an_intact_copy(trained_hypernet):
+    hn = trained_hypernet[0]
+    t2l("make", "x", "--hypernet", hn)
+    reg = Registry(Path(os.environ["T2L_HOME"]))
+    weights = _stored_weights(reg)
+    weights.write_bytes(weights.read_bytes()[:1000])
+    [row] = reg.list_hypernets()
+    r = t2l("make", "y", "--hypernet", hn, code=1)
+    assert "t2l registry verify --fix" in r.output and f"t2l hypernets rm {row.id[:8]}" in r.output
+    assert json.loads(t2l("registry", "verify", "--json", code=1).output)["hypernets"] == [row.id]
+    r = t2l("registry", "verify", "--fix", "--yes", code=1)  # not the shipped default's weights: no known copy
+    assert "no intact copy" in r.output and "--hypernet-source" in r.output
+    r = t2l("registry", "verify", "--fix", "--yes", "--hypernet-source", hn)
+    assert f"restored hypernetwork {row.id[:8]} from {hn}" in r.output
+    assert weights.read_bytes() == (hn / "hypernet.safetensors").read_bytes()
+    t2l("make", "y", "--hypernet", hn)
+    assert json.loads(t2l("hypernets", "show", row.id[:8], "--json").output)["intact"] is True
+
+
+def test_fix_restores_the_shipped_default_by_itself():
+    t2l("make", "answer in upper case")
+    weights = _stored_weights(Registry(Path(os.environ["T2L_HOME"])))
+    weights.write_bytes(b"not weights")
+    t2l("make", "again", code=1)
+    assert "restored hypernetwork" in t2l("registry", "verify", "--fix", "--yes").output
+    t2l("make", "again")
+
+
+def test_hypernets_show_and_rm(trained_hypernet):
+    t2l("make", "x", "--hypernet", trained_hypernet[0], "--name", "ex")
+    [row] = json.loads(t2l("hypernets", "--json").output)
+    shown = json.loads(t2l("hypernets", "show", row["id"][:6], "--json").output)
+    assert shown["sha256"] == row["sha256"] and shown["adapters"] == 1 and shown["intact"] is True
+    assert row["sha256"][:12] in t2l("hypernets", "show", row["id"][:6]).output
+    assert "1 adapters stay" in t2l("hypernets", "rm", row["id"][:6]).output
+    assert json.loads(t2l("hypernets", "--json").output) == []
+    assert not (Registry(Path(os.environ["T2L_HOME"])).hypernets_dir / row["sha256"]).exists()
+    assert json.loads(t2l("show", "ex", "--json").output)["hypernet_id"] is None
+    assert "no hypernetwork named or with id" in t2l("hypernets", "show", row["id"][:6], code=1).output

@@ -1,5 +1,6 @@
 """The registry on its own: no torch, real SQLite files."""
 
+import hashlib
 import multiprocessing as mp
 import sqlite3
 
@@ -58,6 +59,19 @@ def test_taken_name_needs_force_which_moves_it(tmp_path):
     new = add(reg, b"2", name="sent", force=True)
     assert reg.get_adapter("sent").id == new.id
     assert reg.get_adapter(old.id).name is None
+
+
+def test_the_same_bytes_under_their_own_name_are_the_same_adapter(tmp_path):
+    """A rerun of an interrupted make: its row is kept (with the new tags), for --force too; no second row."""
+    reg = Registry(tmp_path)
+    first = add(reg, b"1", name="sent", tags=["a"])
+    for force in (False, True):
+        again = add(reg, b"1", name="sent", tags=["b"], force=force)
+        assert again.id == first.id
+    assert len(reg.list_adapters()) == 1 and reg.tags([first.id])[first.id] == ["a", "b"]
+    reg.check_name_free("sent", FIELDS["description"])  # may be the same adapter: decided once it is made
+    with pytest.raises(RegistryError, match="exists already"):
+        reg.check_name_free("sent", "another description")
 
 
 @pytest.mark.parametrize("bad", ["a/b", "..", "x\x1b[31m", "", "back\\slash"])
@@ -125,8 +139,12 @@ def test_hypernets_are_stored_once_per_checkpoint(tmp_path):
     reg = Registry(tmp_path / "home")
     fields = dict(variant="M", rank=8, alpha=16.0, targets=["q_proj"], base_name="b", base_sha256="1" * 64,
                   encoder_name="e", encoder_sha256="2" * 64, recipe="sft", config={"a": 1})
-    h1 = reg.add_hypernet(src, sha256="f" * 64, **fields)
-    h2 = reg.add_hypernet(src, sha256="f" * 64, **fields)
+    sha = hashlib.sha256(b"w").hexdigest()  # stored under the hash of its weights, checked
+    with pytest.raises(RegistryError, match="the checkpoint is damaged"):
+        reg.add_hypernet(src, sha256="f" * 64, **fields)
+    assert reg.list_hypernets() == [] and list(reg.hypernets_dir.iterdir()) == []
+    h1 = reg.add_hypernet(src, sha256=sha, **fields)
+    h2 = reg.add_hypernet(src, sha256=sha, **fields)
     assert h1.id == h2.id and reg.get_hypernet(h1.id[:5]).id == h1.id
     assert (reg.hypernet_dir(h1) / "config.json").read_text() == "{}"
     assert h1.as_dict()["config"] == {"a": 1}
@@ -179,8 +197,8 @@ def test_garbage_is_collected_only_once_old_enough_for_no_write_to_be_in_flight(
     for p in (stray, tmp, reg.adapter_file(kept)):
         os.utime(p, (old, old))
     assert sorted(reg.collect_garbage()) == sorted([str(stray), str(tmp)])
-    assert reg.adapter_file(kept).exists() and reg.verify() == {"missing": [], "corrupted": [], "orphans": [],
-                                                                 "leftovers": []}
+    assert reg.adapter_file(kept).exists() and reg.verify() == {"database": [], "missing": [], "corrupted": [],
+                                                                 "hypernets": [], "orphans": [], "leftovers": []}
 
 
 def test_a_registry_from_the_first_schema_is_migrated_in_place(tmp_path):

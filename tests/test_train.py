@@ -240,3 +240,45 @@ def test_recon_learns_to_reproduce_a_lora_library(trained_hypernet, tiny_base_di
     losses = [json.loads(line)["loss"] for line in open(tmp_path / "recon" / "metrics.jsonl")]
     assert losses[-1] < 0.3 * losses[0]
     assert json.loads(runner.invoke(app, ["hypernets", "--json"]).output)[0]["recipe"] == "recon"
+
+
+def test_preparation_says_each_step_and_a_resume_reads_the_embeddings_it_encoded(collection, tiny_base_dir,
+                                                                                 tiny_encoder_dir, tmp_path):
+    from safetensors import safe_open
+
+    from t2l.train.run import EMBEDDINGS
+
+    statuses = []
+    on_event = lambda kind, payload: statuses.append(payload) if kind == "status" else None  # noqa: E731
+    recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r", steps=2))
+    run_recipe(recipe, on_event=on_event)
+    steps = ["reading the task collection", "loading base model", "loading the description encoder",
+             "encoding 5 descriptions", "building the hypernetwork"]
+    first = [next((i for i, s in enumerate(statuses) if s.startswith(step)), None) for step in steps]
+    assert None not in first and first == sorted(first), statuses
+    with safe_open(tmp_path / "r" / EMBEDDINGS, "pt") as f:
+        assert set(f.metadata()) == {"encoder_sha256", "pooling", "texts_sha256"}
+    statuses.clear()
+    recipe.train.steps = 3
+    assert run_recipe(recipe, resume=tmp_path / "r", on_event=on_event).steps == 3
+    assert "reading the 5 description embeddings of this run" in statuses
+    assert not any(s.startswith("encoding") for s in statuses)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.steps=-5", "train.steps"), ("train.batch_size=0", "train.batch_size"), ("train.lr=0", "train.lr"),
+    ("lora.rank=0", "lora.rank"), ("run.checkpoint_every=0", "run.checkpoint_every"),
+    ("train.warmup_steps=-1", "train.warmup_steps"), ("lora.dropout=1.5", "lora.dropout"),
+    ("run.dtype=float16", "run.dtype"),
+])
+def test_train_refuses_impossible_values_before_building_anything(override, key, collection, tiny_base_dir,
+                                                                   tiny_encoder_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r") + [override]
+    r = CliRunner().invoke(app, ["train", *over])
+    assert r.exit_code == 1 and f"error: recipe key {key} = " in r.output, r.output
+    assert not (tmp_path / "r").exists()
+    assert CliRunner().invoke(app, ["hypernets", "--json"]).output.strip() == "[]"

@@ -40,8 +40,15 @@ def score(bench: Bench, items: list[Item], logliks: list[float]) -> tuple[dict[s
     return metrics, preds
 
 
-def check_settings(limit: int | None, protocol: str, shots: int) -> None:
+DTYPES = ("float32", "bfloat16")  # float16 overflows in these models' activations; the scores would be noise
+
+
+def check_settings(limit: int | None, protocol: str, shots: int, batch_size: int = 16, dtype: str = "float32") -> None:
     """Refuse settings no evaluation can run with, before anything is loaded."""
+    if dtype not in DTYPES:
+        raise T2LError(f"unknown --dtype {dtype!r}: use {' or '.join(DTYPES)}")
+    if batch_size <= 0:
+        raise T2LError(f"--batch-size must be a positive number of sequences, not {batch_size}")
     if limit is not None and limit <= 0:
         raise T2LError(f"--limit must be a positive number of items, not {limit}")
     if protocol_name(protocol) not in PROTOCOLS:
@@ -183,6 +190,8 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     from t2l.eval.data import load_docs, load_fewshot_pool
     from t2l.lora_batched import BatchedLoRA
 
+    check_settings(limit, protocol, prompt.shots if prompt else 0, batch_size, dtype)
+    where = resolve_device(device)
     base_ref = identify_base(base_spec)
     loaded = []
     for s in subjects:
@@ -198,7 +207,6 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     data = {b.name: load_docs(b, data_dir, from_hub) for b in benches}
     pools = {b.name: load_fewshot_pool(b, data_dir, from_hub) for b in benches} if prompt and prompt.shots else {}
     model, tokenizer, _ = load_base(base_spec, dtype=dtype)
-    where = resolve_device(device)
     model.to(where)
     results = []
     for subject, tensors, peft_config in loaded:

@@ -11,6 +11,13 @@ from t2l.train.loop import TrainSettings
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 KINDS = ("sft", "lora", "mt-lora", "recon")
+DTYPES = ("float32", "bfloat16")
+
+
+def _example(key: str):
+    """A value to suggest for a positive recipe key: its default."""
+    section, name = key.split(".")
+    return getattr(getattr(Recipe(), section), name)
 
 
 @dataclass
@@ -87,7 +94,9 @@ class Recipe:
             raise T2LError(f"unknown recipe kind {self.recipe!r}: use one of {', '.join(KINDS)}")
 
     def check_runnable(self) -> None:
-        """What a recipe file may leave open but a run needs."""
+        """What a recipe file may leave open but a run needs, and values no run can use: checked before anything
+        is built or loaded."""
+        self.check_values()
         if self.recipe == "lora" and not self.data.task:
             raise T2LError("the lora recipe trains one task: set data.task=NAME (see `t2l tasks ls`)")
         if self.recipe == "recon" and not self.recon.sources:
@@ -95,6 +104,32 @@ class Recipe:
         if self.train.packing and self.recipe != "sft":
             raise T2LError(f"train.packing=true is for the sft recipe (per-token adapters); {self.recipe} pads: "
                            "set train.packing=false")
+
+    def check_values(self) -> None:
+        t, lo, hn, run = self.train, self.lora, self.hypernet, self.run
+        positive = {"train.steps": t.steps, "train.batch_size": t.batch_size, "train.lr": t.lr,
+                    "train.max_length": t.max_length, "train.grad_clip": t.grad_clip, "lora.rank": lo.rank,
+                    "lora.alpha": lo.alpha, "hypernet.task_dim": hn.task_dim, "hypernet.pos_dim": hn.pos_dim,
+                    "hypernet.hidden_dim": hn.hidden_dim, "hypernet.depth": hn.depth,
+                    "run.checkpoint_every": run.checkpoint_every}
+        if run.max_minutes is not None:
+            positive["run.max_minutes"] = run.max_minutes
+        at_least_zero = {"train.weight_decay": t.weight_decay, "train.warmup_steps": t.warmup_steps,
+                         "data.holdout": self.data.holdout, "data.eval_examples": self.data.eval_examples,
+                         "run.eval_every": run.eval_every}
+        for key, value in positive.items():
+            if not value > 0:
+                raise T2LError(f"recipe key {key} = {value} must be positive; e.g. {key}={_example(key)}")
+        for key, value in at_least_zero.items():
+            if not value >= 0:
+                raise T2LError(f"recipe key {key} = {value} must be 0 or more")
+        if not 0 <= lo.dropout < 1:
+            raise T2LError(f"recipe key lora.dropout = {lo.dropout} must be at least 0 and below 1")
+        if not lo.target_modules:
+            raise T2LError("recipe key lora.target_modules is empty: name the modules to adapt, e.g. [q_proj, v_proj]")
+        for key, value in (("run.dtype", run.dtype), ("run.save_dtype", run.save_dtype)):
+            if value not in DTYPES:
+                raise T2LError(f"recipe key {key} = {value!r}: use {' or '.join(DTYPES)}")
 
     def hypernet_config(self, embed_dim: int):
         from t2l.config import HypernetConfig

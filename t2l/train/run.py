@@ -17,7 +17,7 @@ from pathlib import Path
 
 from t2l.device import resolve_device
 from t2l.errors import T2LError
-from t2l.files import folder_atomic
+from t2l.files import folder_atomic, write_bytes_atomic
 from t2l.home import t2l_home
 from t2l.train.recipe import Recipe, dump_recipe, load_recipe
 
@@ -125,7 +125,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
 
     device = resolve_device(recipe.run.device)
     progress = lambda done, total: emit("progress", (done, total))  # noqa: E731
-    prep = (_prepare_recon if recipe.recipe == "recon" else _prepare_tasks)(recipe, device, status, progress)
+    prep = (_prepare_recon if recipe.recipe == "recon" else _prepare_tasks)(recipe, device, out, status, progress)
     objective = prep.objective
     trainer = Trainer(objective, prep.sampler, recipe.train)
     if resume is not None and (out / "checkpoint").exists():
@@ -214,7 +214,7 @@ class _Prepared:
     description: str  # of a LoRA result
 
 
-def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
+def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> _Prepared:
     """sft, lora and mt-lora: examples from a task collection, trained through the base model."""
     import torch
 
@@ -224,6 +224,7 @@ def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
     from t2l.train.loop import Sampler
 
     collection = resolve_collection(recipe.data.tasks, status, progress)
+    status(f"reading the task collection {collection}")
     manifest = read_manifest(collection)
     tasks = read_tasks(collection, [recipe.data.task] if recipe.recipe == "lora" else None)
     held = set(holdout_names([t.name for t in tasks], recipe.data.holdout)) if recipe.recipe != "lora" else set()
@@ -237,10 +238,11 @@ def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
         from t2l.encoder import load_encoder
         from t2l.train.sft import HypernetObjective, build_hypernet
 
+        status(f"loading the description encoder {recipe.encoder}")
         encoder = load_encoder(recipe.encoder)
-        status(f"encoding the descriptions of {len(tasks)} tasks")
-        flat = encoder.encode([d for t in tasks for d in t.descriptions]).embeddings
+        flat = run_embeddings(encoder, [d for t in tasks for d in t.descriptions], out, status)
         embeddings = list(flat.split([len(t.descriptions) for t in tasks]))
+        status("building the hypernetwork")
         hypernet = build_hypernet(base, recipe.hypernet_config(encoder.dim)).to(device)
         objective = HypernetObjective(hypernet, base, tokenizer, examples, embeddings, recipe.train.max_length,
                                       recipe.train.description_noise, recipe.train.packing)
@@ -248,6 +250,7 @@ def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
         from t2l.train.lora import LoraObjective, build_lora
 
         lr = recipe.lora
+        status("building the LoRA")
         objective = LoraObjective(build_lora(base, lr.rank, lr.alpha, lr.dropout, lr.target_modules), tokenizer,
                                   examples, recipe.train.max_length)
     sampler = Sampler([-1 if tasks[e.task].name in held else e.task for e in examples],
@@ -258,7 +261,7 @@ def _prepare_tasks(recipe: Recipe, device: str, status, progress) -> _Prepared:
                      encoder, {"name": manifest.name, "sha256": manifest.sha256}, sorted(held), description)
 
 
-def _prepare_recon(recipe: Recipe, device: str, status, progress) -> _Prepared:
+def _prepare_recon(recipe: Recipe, device: str, out: Path, status, progress) -> _Prepared:
     """recon: no base forward at all; the targets are the source LoRAs' own A and B."""
     import torch
     from transformers import AutoConfig
@@ -271,9 +274,11 @@ def _prepare_recon(recipe: Recipe, device: str, status, progress) -> _Prepared:
     from t2l.train.recon import ReconObjective, load_library
 
     folder, base_ref = base_folder(recipe.base, status)
+    status(f"loading the description encoder {recipe.encoder}")
     encoder = load_encoder(recipe.encoder)
     config = recipe.hypernet_config(encoder.dim)
     targets = targets_from_config(AutoConfig.from_pretrained(folder), config.target_modules)
+    status(f"reading {len(recipe.recon.sources)} source LoRAs")
     descriptions, library = load_library(recipe.recon.sources, targets, list(config.target_modules))
     rank = next(iter(library.values()))[0].shape[2]
     if rank != config.rank:
@@ -287,6 +292,33 @@ def _prepare_recon(recipe: Recipe, device: str, status, progress) -> _Prepared:
     n = len(descriptions)
     return _Prepared(objective, Sampler(list(range(n)), [1] * n), ([], []), base_ref, encoder,
                      {"name": "recon", "sha256": digest.hexdigest()}, [], "")
+
+
+EMBEDDINGS = "embeddings.safetensors"
+
+
+def run_embeddings(encoder, texts: list[str], out: Path, status):
+    """The encoder's embeddings of `texts` [n, dim], kept in the run folder under the encoder's weights sha256,
+    pooling and the texts' sha256, so a resumed run reads them instead of encoding thousands of descriptions again
+    (any change to either key encodes afresh)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save
+
+    from t2l.train import distributed
+
+    key = {"encoder_sha256": encoder.ref.sha256, "pooling": encoder.pooling,
+           "texts_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
+    path = out / EMBEDDINGS
+    if path.is_file():
+        with safe_open(path, "pt") as f:
+            if f.metadata() == key:
+                status(f"reading the {len(texts)} description embeddings of this run")
+                return load_file(path)["embeddings"]
+    status(f"encoding {len(texts)} descriptions")
+    flat = encoder.encode(texts).embeddings
+    if distributed.rank() == 0:
+        write_bytes_atomic(path, save({"embeddings": flat.contiguous().cpu()}, metadata=key))
+    return flat
 
 
 def _eval_rows(examples, tasks, held: set, n: int) -> tuple[list[int], list[int]]:
