@@ -274,11 +274,11 @@ def test_cli_import_then_make(tmp_path, tiny_base_dir, tiny_gte_dir):
     rows = json.loads(runner.invoke(app, ["hypernets", "--json"]).output)
     assert [r["name"] for r in rows] == ["sakana"] and rows[0]["recipe"] == "authors-sft"
     res = runner.invoke(app, ["make", "--hypernet", "sakana", "summarise news articles", "-o",
-                              str(tmp_path / "a.safetensors")])
+                              str(tmp_path / "news.safetensors")])
     assert res.exit_code == 0, res.output
     from safetensors.torch import load_file
 
-    made = load_file(tmp_path / "a.safetensors")
+    made = load_file(tmp_path / "news.safetensors")
     ref = reference_lora(their_state(RELEASED), RELEASED, reference_embedding(tiny_gte_dir, "summarise news articles"))
     for key in ref:
         torch.testing.assert_close(made[key], ref[key], rtol=1e-4, atol=1e-5)
