@@ -4,21 +4,20 @@
     COLLECTION/TASK/task.json         {"name", "descriptions": [...], "source", "notes"}
     COLLECTION/TASK/examples.jsonl    one {"input": ..., "output": ...} per line
 
-A collection is written to a temp folder and renamed into place, so a half-built one never exists.
+A collection is written to a temp folder and renamed into place (`t2l.files.folder_atomic`), so a half-built one
+never exists.
 """
 
 import hashlib
 import json
-import os
 import re
-import shutil
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from t2l.errors import T2LError
+from t2l.files import folder_atomic
 
 FORMAT = "t2l-tasks/1"
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -66,10 +65,7 @@ def write_collection(folder: Path, tasks: list[Task], manifest: Manifest, force:
         raise T2LError(f"{folder} exists already; pass --force to rebuild it or choose another folder")
     if not tasks:
         raise T2LError("no task survived the filters; nothing to write")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.mkdir()
+    with folder_atomic(folder, replace=True) as tmp:
         manifest.tasks = []
         for task in sorted(tasks, key=lambda t: t.name):
             meta, rows = _task_files(task)
@@ -85,11 +81,6 @@ def write_collection(folder: Path, tasks: list[Task], manifest: Manifest, force:
         manifest.sha256 = hashlib.sha256("".join(t["sha256"] for t in manifest.tasks).encode()).hexdigest()
         manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         (tmp / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2, ensure_ascii=False))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifest
 
 
