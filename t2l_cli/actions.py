@@ -504,9 +504,12 @@ def choose_adapter(reg: Registry, ref: str) -> Chosen:
     if ref == "base":
         return Chosen("base")
     path, adapter_id = _adapter_path(reg, ref)
-    row = reg.get_adapter(adapter_id) if adapter_id else None
-    return Chosen(row.name or row.id[:8] if row else str(path), adapter_id, path,
-                  hypernet_id=row.hypernet_id if row else None)
+    return chosen_row(reg, reg.get_adapter(adapter_id)) if adapter_id else Chosen(str(path), path=path)
+
+
+def chosen_row(reg: Registry, row: Adapter) -> Chosen:
+    """A registered adapter, its file hash-checked."""
+    return Chosen(row.name or row.id[:8], row.id, reg.adapter_file(row), hypernet_id=row.hypernet_id)
 
 
 class Hypernets:
@@ -531,6 +534,8 @@ def describe_adapter(reg: Registry, hypernets: Hypernets, description: str, hype
     """An adapter for `description`: the newest registered one this hypernetwork made from the same words (its
     forward is deterministic, so making it again would give the same bytes), else one made now and registered as
     `t2l make` does, or with `save` False kept in memory only."""
+    from dataclasses import replace
+
     from t2l.make import validate_description
 
     text = validate_description(description)
@@ -539,7 +544,7 @@ def describe_adapter(reg: Registry, hypernets: Hypernets, description: str, hype
     if save:
         same = next((r for r in reg.list_adapters() if r.description == text and r.hypernet_id == hn_row.id), None)
         row = same or make_and_store(reg, generator, hn_row, [text], [None], [], False, on_warning)[0]
-        return Chosen(label, row.id, reg.adapter_file(row), hypernet_id=hn_row.id)
+        return replace(chosen_row(reg, row), label=label)
     return Chosen(label, made=generator.make([text], on_warning=on_warning)[0], hypernet_id=hn_row.id)
 
 
@@ -583,4 +588,37 @@ def save_chosen(reg: Registry, chosen: Chosen, name: str) -> Chosen:
         if info is None:
             raise T2LError(f"{chosen.path} was not made by t2l; the registry keeps only t2l adapters")
         row = reg.add_adapter(weights_file(chosen.path).read_bytes(), name=name, **info.registry_fields())
-    return Chosen(name, row.id, reg.adapter_file(row), hypernet_id=row.hypernet_id)
+    return chosen_row(reg, row)
+
+
+def adapter_page(ref: str) -> dict:
+    """adapter_details plus the model card `t2l publish` would write and the scores on it, for the web page."""
+    from dataclasses import asdict
+
+    from t2l.adapter import read_info
+    from t2l.card import card
+
+    data = adapter_details(ref)
+    reg = open_registry()
+    row = reg.get_adapter(data["id"])
+    scores = scores_for_card(reg, row.id)
+    info = read_info(reg.adapter_file(row))
+    return data | {"card": card(info, _card_name(row), scores, None) if info else None,
+                   "scores": [asdict(s) for s in scores]}
+
+
+def adapter_zip(ref: str) -> tuple[str, bytes]:
+    """(file name, bytes) of a stored adapter's PEFT folder as a zip, the folder's name inside it."""
+    import io
+    import tempfile
+    import zipfile
+
+    reg = open_registry()
+    name = _card_name(reg.get_adapter(ref))
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="t2l-zip-") as tmp:
+        folder = export(ref, Path(tmp) / name, force=False)
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+            for p in sorted(folder.iterdir()):
+                z.write(p, f"{name}/{p.name}")
+    return f"{name}.zip", buffer.getvalue()
