@@ -519,14 +519,13 @@ class Hypernets:
     def __init__(self):
         self.loaded: dict[str, object] = {}
 
-    def get(self, reg: Registry, spec: str, base: str | None = None):
-        """(registry row, t2l.make.Generator) of the hypernetwork `spec` names."""
+    def get(self, reg: Registry, row, base: str | None = None):
+        """The t2l.make.Generator of a registered hypernetwork (`base`: checked against the one it was trained for)."""
         from t2l.make import Generator
 
-        row = registered_hypernet(reg, spec)
         if row.id not in self.loaded:
             self.loaded[row.id] = Generator(reg.hypernet_dir(row), base=base)
-        return row, self.loaded[row.id]
+        return self.loaded[row.id]
 
 
 def describe_adapter(reg: Registry, hypernets: Hypernets, description: str, hypernet: str, save: bool = True,
@@ -539,12 +538,15 @@ def describe_adapter(reg: Registry, hypernets: Hypernets, description: str, hype
     from t2l.make import validate_description
 
     text = validate_description(description)
-    hn_row, generator = hypernets.get(reg, hypernet, base)
+    hn_row = registered_hypernet(reg, hypernet)
     label = f"t2l:{text}"
+    same = next((r for r in reg.list_adapters() if r.description == text and r.hypernet_id == hn_row.id), None)
+    if save and same:
+        return replace(chosen_row(reg, same), label=label)
+    generator = hypernets.get(reg, hn_row, base)
     if save:
-        same = next((r for r in reg.list_adapters() if r.description == text and r.hypernet_id == hn_row.id), None)
-        row = same or make_and_store(reg, generator, hn_row, [text], [None], [], False, on_warning)[0]
-        return replace(chosen_row(reg, row), label=label)
+        return replace(chosen_row(reg, make_and_store(reg, generator, hn_row, [text], [None], [], False,
+                                                      on_warning)[0]), label=label)
     return Chosen(label, made=generator.make([text], on_warning=on_warning)[0], hypernet_id=hn_row.id)
 
 
@@ -605,6 +607,13 @@ def adapter_page(ref: str) -> dict:
     info = read_info(reg.adapter_file(row))
     return data | {"card": card(info, _card_name(row), scores, None) if info else None,
                    "scores": [asdict(s) for s in scores]}
+
+
+def adapter_download(ref: str) -> tuple[str, Path]:
+    """(file name to offer, stored file, hash-checked) of a registered adapter's single-file form."""
+    reg = open_registry()
+    row = reg.get_adapter(ref)
+    return f"{_card_name(row)}.safetensors", reg.adapter_file(row)
 
 
 def adapter_zip(ref: str) -> tuple[str, bytes]:

@@ -39,7 +39,8 @@ class Session:
 
         if (ref is None) == (describe is None):
             raise typer.BadParameter("name an adapter (or 'base') or pass --describe TEXT, not both")
-        self.reg, self.hypernets, self.hypernet, self.save = actions.open_registry(), actions.Hypernets(), hypernet, save
+        self.reg, self.hypernets = actions.open_registry(), actions.Hypernets()
+        self.hypernet, self.save = hypernet, save
         with err.status("loading"):
             chosen = (actions.describe_adapter(self.reg, self.hypernets, describe, hypernet, save, base, warn)
                       if describe is not None else actions.choose_adapter(self.reg, ref))

@@ -92,7 +92,8 @@ def test_completions_are_raw_and_stop_strings_cut(client, two):
     assert reply.choices[0].text == run_text("up", "Q: 2+2?\nA:", "--raw")
     full = run_text("up", "Q: 2+2?\nA:", "--raw", max_tokens=20)
     cut_at = full[6:8]
-    stopped = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stop=[cut_at], **(SAMPLING | {"max_tokens": 20}))
+    stopped = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stop=[cut_at],
+                                        **(SAMPLING | {"max_tokens": 20}))
     assert stopped.choices[0].text == full[: full.find(cut_at)] and stopped.choices[0].finish_reason == "stop"
     pieces = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stream=True, **SAMPLING)
     assert "".join(c.choices[0].text for c in pieces if c.choices) == reply.choices[0].text

@@ -331,7 +331,5 @@ def _adapter_routes(app: FastAPI, service: Service) -> None:
             name, data = actions.adapter_zip(ref)
             return Response(data, media_type="application/zip",
                             headers={"Content-Disposition": f'attachment; filename="{name}"'})
-        reg = actions.open_registry()
-        row = reg.get_adapter(ref)
-        return FileResponse(reg.adapter_file(row), media_type="application/octet-stream",
-                            filename=f"{row.name or 't2l-' + row.id[:8]}.safetensors")
+        name, path = actions.adapter_download(ref)
+        return FileResponse(path, media_type="application/octet-stream", filename=name)
