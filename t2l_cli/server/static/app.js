@@ -161,6 +161,12 @@ async function start() {
   });
   $("make").addEventListener("click", make);
   $("ask").addEventListener("submit", send);
+  $("message").addEventListener("keydown", (e) => {  // Enter sends, Shift+Enter starts a new line
+    if (e.key === "Enter" && !e.shiftKey) {
+      e.preventDefault();
+      $("ask").requestSubmit();
+    }
+  });
   $("reset").addEventListener("click", resetChat);
   let typing;
   $("search").addEventListener("input", () => {
