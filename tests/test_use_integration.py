@@ -44,3 +44,32 @@ def test_a_described_adapter_answers_the_same_from_run_and_from_the_openai_clien
                                                messages=[{"role": "user", "content": "Good morning!"}])
         assert reply.choices[0].message.content == ran["text"]
         assert [m.id for m in client.models.list().data][1] == ran["adapter_id"]  # made once, by run
+
+
+def test_ctrl_c_stops_a_chat_reply_and_the_chat_goes_on(home):
+    """A real `t2l chat` process on the real base (slow enough to interrupt): SIGINT mid-reply stops the reply, the
+    chat carries on with the next line, Ctrl-D (end of input) leaves with status 0."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = os.environ | {"PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "chat", "base", "--max-new-tokens", "400",
+                             "--temperature", "0"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        proc.stdin.write("Tell me a very long story about a dragon.\n")
+        proc.stdin.flush()
+        first = proc.stdout.read(8)  # the reply has begun
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        proc.stdin.write("/reset\n")
+        out, err = proc.communicate(timeout=300)  # closes stdin: Ctrl-D
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert first and "(stopped)" in err and "conversation cleared" in err
+    assert "Traceback" not in err
