@@ -198,6 +198,8 @@ def test_adapter_routes_make_list_show_and_download(url, hn):
     assert error_of(httpx.get(f"{url}/v1/adapters/nosuch"))["message"].startswith("no adapter named")
     assert httpx.post(f"{url}/v1/adapters", json={"description": ""}).status_code == 400
     assert httpx.post(f"{url}/v1/adapters", json={"description": 5}).status_code == 400
+    too_long = httpx.post(f"{url}/v1/adapters", json={"description": "x" * 2001})
+    assert too_long.status_code == 400 and "longer than 2000 characters" in error_of(too_long)["message"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

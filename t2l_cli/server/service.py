@@ -10,6 +10,7 @@ from t2l.errors import T2LError
 from t2l_cli import actions
 
 DESCRIBED = "t2l:"  # a model named t2l:<description> is made from the description on first use
+MAX_DESCRIPTION = 2_000  # characters; the description encoder reads only its first few hundred tokens anyway
 
 
 class UnknownModel(T2LError):
@@ -69,6 +70,8 @@ class Service:
 
     def describe(self, description: str, name: str | None = None) -> actions.Chosen:
         """The registered adapter for `description` from the server's hypernetwork, made on first use."""
+        if len(description) > MAX_DESCRIPTION:
+            raise T2LError(f"the description is longer than {MAX_DESCRIPTION} characters; describe the task briefly")
         key = (description.strip(), self.settings.hypernet)
         reg = actions.open_registry()
         with self.making:
