@@ -5,11 +5,11 @@ from typing import Annotated
 
 import typer
 
-from t2l_cli import adapters, bench, evaluate, publish, registry, tasks, train
+from t2l_cli import adapters, bench, evaluate, publish, registry, serve, tasks, train, use
 
 app = typer.Typer(help="Text-to-LoRA: describe a task, get a LoRA adapter.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
-for verbs in (adapters.app, publish.app, evaluate.app, train.app):
+for verbs in (adapters.app, use.app, serve.app, publish.app, evaluate.app, train.app):
     app.add_typer(verbs)  # unnamed: its verbs sit at the top level
 
 

@@ -1,0 +1,102 @@
+"""What one `t2l serve` process holds: the base model (loaded once), the hypernetwork for `t2l:<description>`
+models, and the adapters already loaded, swapped per request through the hooks. No FastAPI here."""
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from registry import RegistryError
+from t2l.errors import T2LError
+from t2l_cli import actions
+
+DESCRIBED = "t2l:"  # a model named t2l:<description> is made from the description on first use
+MAX_DESCRIPTION = 2_000  # characters; the description encoder reads only its first few hundred tokens anyway
+
+
+class UnknownModel(T2LError):
+    """The model a request names is not the base, a registered adapter, or t2l:<description>."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How `t2l serve` runs."""
+
+    base: str | None = None  # None: the base the hypernetwork was trained for
+    hypernet: str = "default"
+    device: str = "auto"
+    cached_adapters: int = 32  # adapters kept loaded (in BatchedLoRA's layout) between requests, least recent out
+
+
+class Service:
+    """The loaded base and everything requests share. Generation is serialised: the engine runs one answer at a time
+    (its lock), so concurrent requests for different adapters wait their turn instead of mixing weights."""
+
+    def __init__(self, settings: ServeSettings, on_status=None):
+        from t2l.chat import Engine
+
+        self.settings = settings
+        reg = actions.open_registry()
+        self.hypernets = actions.Hypernets()
+        base = settings.base or actions.hypernet_base(reg, settings.hypernet)
+        self.engine = Engine.load(base, device=settings.device, on_status=on_status)
+        self.making = threading.Lock()  # one hypernetwork forward and registry write at a time
+        self.described: dict[tuple[str, str], str] = {}  # (description, hypernet spec) -> adapter id
+        self.loaded: OrderedDict[str, object] = OrderedDict()  # adapter id -> LoadedAdapter
+
+    @property
+    def base_name(self) -> str:
+        return self.engine.ref.name
+
+    def models(self) -> list[dict]:
+        """The base, then every registered adapter, newest first."""
+        rows = actions.open_registry().list_adapters()
+        return [{"id": "base", "description": f"the bare base model {self.base_name}", "adapter_id": None}] + [
+            {"id": r.name or r.id, "description": r.description, "adapter_id": r.id, "created": r.created}
+            for r in rows]
+
+    def resolve(self, model: str) -> actions.Chosen:
+        """'base' (or the base's name), a registered adapter's name or id, or t2l:<description>. Never a path: a
+        request must not make the server read files of its choosing."""
+        if model in ("base", self.base_name):
+            return actions.Chosen("base")
+        if model.startswith(DESCRIBED):
+            return self.describe(model[len(DESCRIBED):])
+        reg = actions.open_registry()
+        try:
+            return actions.chosen_row(reg, reg.get_adapter(model))
+        except RegistryError as e:
+            raise UnknownModel(f"the model {model!r} does not exist: use 'base', an adapter from GET /v1/models, "
+                               f"or {DESCRIBED}<description> ({e})") from None
+
+    def describe(self, description: str, name: str | None = None) -> actions.Chosen:
+        """The registered adapter for `description` from the server's hypernetwork, made on first use."""
+        if len(description) > MAX_DESCRIPTION:
+            raise T2LError(f"the description is longer than {MAX_DESCRIPTION} characters; describe the task briefly")
+        key = (description.strip(), self.settings.hypernet)
+        reg = actions.open_registry()
+        with self.making:
+            if key in self.described and name is None:
+                try:
+                    return actions.chosen_row(reg, reg.get_adapter(self.described[key]))
+                except RegistryError:  # removed since: make it again
+                    del self.described[key]
+            chosen = actions.describe_adapter(reg, self.hypernets, description, self.settings.hypernet,
+                                              base=self.settings.base)
+            if name is not None:
+                chosen = actions.save_chosen(reg, chosen, name)
+            self.described[key] = chosen.adapter_id
+            return chosen
+
+    def weights(self, chosen: actions.Chosen):
+        """`chosen` loaded for the engine (None for the base), from the cache when it was used lately."""
+        if chosen.is_base:
+            return None
+        key = chosen.adapter_id or str(chosen.path)
+        with self.making:
+            if key in self.loaded:
+                self.loaded.move_to_end(key)
+                return self.loaded[key]
+            self.loaded[key] = actions.load_chosen(self.engine, chosen)
+            while len(self.loaded) > self.settings.cached_adapters:
+                self.loaded.popitem(last=False)
+            return self.loaded[key]

@@ -1,0 +1,208 @@
+"""Verbs that talk to an adapter: run (one prompt) and chat (a conversation in the terminal)."""
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from registry import RegistryError
+from t2l.errors import T2LError
+from t2l_cli import actions
+from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, warn
+
+app = typer.Typer()
+
+RefArg = Annotated[Optional[str], typer.Argument(help="'base', an adapter id, name, .safetensors file or PEFT "
+                                                 "folder (leave out with --describe).")]
+DescribeOpt = Annotated[Optional[str], typer.Option("--describe", help="Make an adapter from this description "
+                                                    "first (reuses one the hypernetwork made from the same words).")]
+HypernetOpt = Annotated[str, typer.Option(help="Hypernetwork for --describe: 'default', a checkpoint folder, or a "
+                                          "registered name or id.")]
+NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep a described adapter in memory only.")]
+BaseOpt = Annotated[Optional[str], typer.Option(help="Base model (default: the adapter's own).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")]
+MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Most tokens to generate (default: 256, or what the "
+                                                     "context leaves).")]
+TemperatureOpt = Annotated[float, typer.Option(help="0 picks the likeliest token; higher is more varied (to 2).")]
+TopPOpt = Annotated[float, typer.Option(help="Draw only from the likeliest tokens holding this much probability.")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Same seed, same answer.")]
+SystemOpt = Annotated[Optional[str], typer.Option(help="A system message before the conversation.")]
+
+
+class Session:
+    """The loaded base and the adapter being talked to, swapped without reloading the base."""
+
+    def __init__(self, ref: str | None, describe: str | None, hypernet: str, save: bool, base: str | None,
+                 device: str):
+        from t2l.chat import Engine
+
+        if (ref is None) == (describe is None):
+            raise typer.BadParameter("name an adapter (or 'base') or pass --describe TEXT, not both")
+        self.reg, self.hypernets = actions.open_registry(), actions.Hypernets()
+        self.hypernet, self.save = hypernet, save
+        with err.status("loading"):
+            chosen = (actions.describe_adapter(self.reg, self.hypernets, describe, hypernet, save, base, warn)
+                      if describe is not None else actions.choose_adapter(self.reg, ref))
+            self.engine = Engine.load(actions.base_for([chosen], base), device=device)
+        self.switch(chosen)
+
+    def switch(self, chosen: "actions.Chosen") -> None:
+        self.adapter = actions.load_chosen(self.engine, chosen)  # checked against the base before anything changes
+        self.chosen = chosen
+
+    def describe(self, text: str) -> None:
+        with err.status("making the adapter"):
+            self.switch(actions.describe_adapter(self.reg, self.hypernets, text, self.hypernet, self.save,
+                                                 on_warning=warn))
+
+    def sampling(self, prompt_ids: list[int], max_new_tokens: int | None, temperature: float, top_p: float,
+                 seed: int | None):
+        from t2l.chat import Sampling
+
+        room = self.engine.context_length - len(prompt_ids)
+        return Sampling(max_new_tokens or max(1, min(256, room)), temperature, top_p, seed)
+
+
+def _messages(prompt: str, system: str | None) -> list[dict]:
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+
+
+def _record(generation, chosen) -> dict:
+    return {"text": generation.text, "tokens": generation.completion_tokens, "prompt_tokens": generation.prompt_tokens,
+            "seconds": round(generation.seconds, 3), "finish_reason": generation.finish_reason,
+            "adapter": None if chosen.is_base else chosen.label, "adapter_id": chosen.adapter_id}
+
+
+def stream(generation) -> None:
+    """Print the answer as it is generated."""
+    for piece in generation:
+        out.file.write(piece)
+        out.file.flush()
+    out.file.write("\n")
+
+
+@app.command()
+@errors_to_exit
+def run(
+    ref: RefArg = None,
+    prompt: Annotated[Optional[str], typer.Argument(help="The prompt; '-' reads it from stdin.")] = None,
+    describe: DescribeOpt = None,
+    hypernet: HypernetOpt = "default",
+    no_save: NoSaveOpt = False,
+    base: BaseOpt = None,
+    max_new_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    top_p: TopPOpt = 1.0,
+    seed: SeedOpt = None,
+    system: SystemOpt = None,
+    raw: Annotated[bool, typer.Option(help="Plain completion of the prompt, without the chat template.")] = False,
+    compare: Annotated[bool, typer.Option(help="Also answer with the bare base and show both side by side.")] = False,
+    device: DeviceOpt = "auto",
+    json_: JsonOpt = False,
+):
+    """Answer one prompt with an adapter (or the base), streaming the tokens as they come."""
+    if describe is not None and prompt is None:
+        ref, prompt = None, ref  # `t2l run --describe TEXT PROMPT`: the one argument is the prompt
+    if prompt is None:
+        raise typer.BadParameter("give a prompt after the adapter, or '-' to read it from stdin")
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    session = Session(ref, describe, hypernet, not no_save, base, device)
+    engine = session.engine
+    ids = engine.raw_ids(prompt) if raw else engine.chat_ids(_messages(prompt, system))
+    sampling = session.sampling(ids, max_new_tokens, temperature, top_p, seed)
+    answer = engine.generate(ids, sampling, session.adapter)
+    if compare:
+        plain = engine.generate(ids, sampling, None).run()
+        answer.run()
+        if json_:
+            print_json({"base": _record(plain, actions.Chosen("base")), "adapter": _record(answer, session.chosen)})
+            return
+        table = Table("base", session.chosen.label, box=None, expand=True)
+        table.add_row(plain.text, answer.text)
+        out.print(table, markup=False)
+    elif json_:
+        print_json(_record(answer.run(), session.chosen))
+    else:
+        stream(answer)
+
+
+CHAT_HELP = ("/adapter NAME  talk to another adapter   /describe TEXT  make one and talk to it   /base  the bare "
+             "base\n/reset  forget the conversation   /save NAME  keep this adapter under a name   Ctrl-C stops a "
+             "reply, Ctrl-D leaves")
+
+
+@app.command()
+@errors_to_exit
+def chat(
+    ref: RefArg = None,
+    describe: DescribeOpt = None,
+    hypernet: HypernetOpt = "default",
+    no_save: NoSaveOpt = False,
+    base: BaseOpt = None,
+    max_new_tokens: MaxTokensOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    top_p: TopPOpt = 1.0,
+    seed: SeedOpt = None,
+    system: SystemOpt = None,
+    device: DeviceOpt = "auto",
+):
+    """A conversation in the terminal with an adapter (or the base), in the base model's chat template."""
+    session = Session(ref, describe, hypernet, not no_save, base, device)
+    start = [{"role": "system", "content": system}] if system else []
+    history = list(start)
+    err.print(f"talking to {session.chosen.label}\n{CHAT_HELP}")
+    while True:
+        err.print(f"{session.chosen.label}> ", end="")
+        try:
+            line = sys.stdin.readline()
+        except KeyboardInterrupt:
+            break
+        if not line:  # Ctrl-D
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("/"):
+            if _command(session, line):
+                history = list(start)
+            continue
+        history.append({"role": "user", "content": line})
+        ids = session.engine.chat_ids(history)
+        answer = session.engine.generate(ids, session.sampling(ids, max_new_tokens, temperature, top_p, seed),
+                                         session.adapter)
+        try:
+            stream(answer)
+        except KeyboardInterrupt:
+            out.file.write("\n")
+            err.print("(stopped)")
+        history.append({"role": "assistant", "content": answer.text})
+    err.print("")
+
+
+def _command(session: Session, line: str) -> bool:
+    """Carry out a /command; True when the conversation starts over. Mistakes are reported, the chat goes on."""
+    verb, _, arg = line.partition(" ")
+    arg = arg.strip()
+    try:
+        if verb == "/reset":
+            err.print("conversation cleared")
+            return True
+        if verb == "/base":
+            session.switch(actions.Chosen("base"))
+        elif verb == "/adapter" and arg:
+            session.switch(actions.choose_adapter(session.reg, arg))
+        elif verb == "/describe" and arg:
+            session.describe(arg)
+        elif verb == "/save" and arg:
+            session.chosen = actions.save_chosen(session.reg, session.chosen, arg)
+            err.print(f"saved as {arg} ({session.chosen.adapter_id[:8]})")
+            return False
+        else:
+            err.print(CHAT_HELP)
+            return False
+        err.print(f"now talking to {session.chosen.label}")
+    except (T2LError, RegistryError, ValueError) as e:  # a bad /command must not end the conversation
+        warn(str(e))
+    return False

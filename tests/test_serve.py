@@ -1,0 +1,228 @@
+"""`t2l serve` as a user's code meets it: a live server on a free localhost port, called with the official openai
+client (and plain HTTP for what the client hides), its answers checked against `t2l run` with the same seed."""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+
+import httpx
+import openai
+import pytest
+from typer.testing import CliRunner
+
+from t2l_cli.app import app
+from t2l_cli.server.api import MAX_CHARS, create_app
+from t2l_cli.server.background import free_port, serving
+from t2l_cli.server.service import ServeSettings, Service
+
+runner = CliRunner()
+SAMPLING = {"max_tokens": 8, "temperature": 1.0, "seed": 11}
+
+
+def t2l(*args, code=0):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == code, result.output
+    return result
+
+
+def run_text(ref, prompt, *extra, max_tokens=8, temperature=1.0, seed=11):
+    return json.loads(t2l("run", ref, prompt, "--max-new-tokens", max_tokens, "--temperature", temperature,
+                          "--seed", seed, *extra, "--json").stdout)["text"]
+
+
+@pytest.fixture
+def hn(trained_hypernet):
+    return str(trained_hypernet[0])
+
+
+@pytest.fixture
+def service(hn, tiny_base_dir):
+    return Service(ServeSettings(base=str(tiny_base_dir), hypernet=hn))
+
+
+@pytest.fixture
+def url(service):
+    with serving(create_app(service)) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+def client(url):
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+@pytest.fixture
+def two(hn):
+    t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    t2l("make", "answer in small letters", "--hypernet", hn, "--name", "low")
+
+
+def test_models_and_chat_answers_match_t2l_run(client, two, tiny_base_dir):
+    ids = [m.id for m in client.models.list().data]
+    assert ids == ["base", "low", "up"]
+    for model in ("up", "base"):
+        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}],
+                                               **SAMPLING)
+        want = run_text(model, "hello", *(["--base", tiny_base_dir] if model == "base" else []))
+        assert reply.choices[0].message.content == want and reply.model == model
+        assert reply.usage.completion_tokens <= 8 and reply.usage.prompt_tokens == len("User: hello\nAssistant:")
+        assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_stream_gives_the_same_answer_in_pieces_with_usage(client, two):
+    stream = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], stream=True,
+                                            stream_options={"include_usage": True}, **SAMPLING)
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+    assert text == run_text("up", "hello")
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+    whole = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], **SAMPLING)
+    assert chunks[-1].usage == whole.usage and not chunks[-1].choices
+
+
+def test_completions_are_raw_and_stop_strings_cut(client, two):
+    reply = client.completions.create(model="up", prompt="Q: 2+2?\nA:", **SAMPLING)
+    assert reply.choices[0].text == run_text("up", "Q: 2+2?\nA:", "--raw")
+    full = run_text("up", "Q: 2+2?\nA:", "--raw", max_tokens=20)
+    cut_at = full[6:8]
+    stopped = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stop=[cut_at],
+                                        **(SAMPLING | {"max_tokens": 20}))
+    assert stopped.choices[0].text == full[: full.find(cut_at)] and stopped.choices[0].finish_reason == "stop"
+    pieces = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stream=True, **SAMPLING)
+    assert "".join(c.choices[0].text for c in pieces if c.choices) == reply.choices[0].text
+
+
+def test_a_described_model_is_made_once_registered_and_listed(client):
+    ask = dict(model="t2l:answer in upper case", messages=[{"role": "user", "content": "hi"}], **SAMPLING)
+    first = client.chat.completions.create(**ask).choices[0].message.content
+    assert client.chat.completions.create(**ask).choices[0].message.content == first
+    rows = json.loads(t2l("ls", "--json").stdout)
+    assert [r["description"] for r in rows] == ["answer in upper case"]
+    assert rows[0]["id"] in [m.id for m in client.models.list().data]
+    assert run_text(rows[0]["id"], "hi") == first
+
+
+def test_two_streams_to_two_adapters_at_once_do_not_mix(client, two):
+    """The engine generates one answer at a time; two concurrent streams each get exactly their adapter's answer
+    (the tiny hypernetwork was trained to answer q-prompts with ABC for one description, xyz for the other)."""
+    got, start = {}, threading.Barrier(2)
+
+    def ask(model):
+        start.wait()
+        stream = client.completions.create(model=model, prompt="q1", stream=True, **(SAMPLING | {"max_tokens": 30}))
+        got[model] = "".join(c.choices[0].text for c in stream if c.choices)
+
+    threads = [threading.Thread(target=ask, args=(m,)) for m in ("up", "low")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert got["up"] == run_text("up", "q1", "--raw", max_tokens=30)
+    assert got["low"] == run_text("low", "q1", "--raw", max_tokens=30)
+    assert got["up"] != got["low"]
+
+
+def error_of(response: httpx.Response) -> dict:
+    body = response.json()
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    return body["error"]
+
+
+@pytest.mark.parametrize("body, status, says", [
+    ({"model": "nosuch", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
+    ({"model": "base", "messages": []}, 400, "messages is empty"),
+    ({"model": "base", "messages": [{"role": "user", "content": "x" * (MAX_CHARS + 1)}]}, 400, "characters"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10_000}, 400,
+     "exceed the model's context of 256 tokens"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"}, 400, "max_tokens"),
+    ({"model": "base", "messages": [{"role": "robot", "content": "hi"}]}, 400, "role"),
+    ({"model": "base", "messages": "hi"}, 400, "messages"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n must be 1"),
+    ({"model": "t2l:  ", "messages": [{"role": "user", "content": "hi"}]}, 400, "empty description"),
+])
+def test_bad_requests_get_openai_shaped_errors(url, body, status, says):
+    response = httpx.post(f"{url}/v1/chat/completions", json=body)
+    assert response.status_code == status and says in error_of(response)["message"]
+
+
+def test_unknown_fields_are_ignored_and_the_client_sees_errors(client, url):
+    reply = client.chat.completions.create(model="base", messages=[{"role": "user", "content": "hi"}],
+                                           extra_body={"frobnicate": True, "logit_bias": {}}, **SAMPLING)
+    assert reply.choices[0].message.content
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="nosuch", messages=[{"role": "user", "content": "hi"}])
+    assert e.value.code == "model_not_found"
+    assert httpx.post(f"{url}/v1/completions", content=b"{not json",
+                      headers={"content-type": "application/json"}).status_code == 400
+
+
+def test_api_key_guards_every_route_but_health(service):
+    with serving(create_app(service, api_key="s3cret")) as url:
+        assert httpx.get(f"{url}/health").status_code == 200
+        for path in ("/v1/models", "/v1/adapters"):
+            assert error_of(httpx.get(f"{url}{path}"))["code"] == "invalid_api_key"
+            assert httpx.get(f"{url}{path}", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert httpx.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
+        assert openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret").models.list().data[0].id == "base"
+
+
+def test_adapter_routes_make_list_show_and_download(url, hn):
+    from registry import Registry
+    from t2l.home import t2l_home
+
+    made = httpx.post(f"{url}/v1/adapters", json={"description": "answer in upper case", "name": "up"}, timeout=60)
+    assert made.status_code == 201 and made.json()["name"] == "up"
+    adapter_id = made.json()["id"]
+    httpx.post(f"{url}/v1/adapters", json={"description": "answer in small letters"}, timeout=60)
+    assert [a["id"] for a in httpx.get(f"{url}/v1/adapters", params={"q": "upper"}).json()["data"]] == [adapter_id]
+    assert len(httpx.get(f"{url}/v1/adapters").json()["data"]) == 2
+    shown = httpx.get(f"{url}/v1/adapters/up").json()
+    assert shown["id"] == adapter_id and "answer in upper case" in shown["card"] and shown["scores"] == []
+    reg = Registry(t2l_home())
+    stored = reg.adapter_file(reg.get_adapter("up")).read_bytes()
+    single = httpx.get(f"{url}/v1/adapters/{adapter_id[:8]}/download")
+    assert single.content == stored and 'filename="up.safetensors"' in single.headers["content-disposition"]
+    folder = zipfile.ZipFile(io.BytesIO(httpx.get(f"{url}/v1/adapters/up/download", params={"format": "peft"}).content))
+    assert sorted(folder.namelist()) == ["up/README.md", "up/adapter_config.json", "up/adapter_model.safetensors"]
+    assert folder.read("up/adapter_model.safetensors") == stored
+    assert error_of(httpx.get(f"{url}/v1/adapters/nosuch"))["message"].startswith("no adapter named")
+    assert httpx.post(f"{url}/v1/adapters", json={"description": ""}).status_code == 400
+    assert httpx.post(f"{url}/v1/adapters", json={"description": 5}).status_code == 400
+    too_long = httpx.post(f"{url}/v1/adapters", json={"description": "x" * 2001})
+    assert too_long.status_code == 400 and "longer than 2000 characters" in error_of(too_long)["message"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_binds_localhost_and_shuts_down_cleanly_on_a_signal(hn, tiny_base_dir, t2l_home, sig):
+    port = free_port()
+    env = os.environ | {"PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "serve", "--port", str(port), "--base",
+                             str(tiny_base_dir), "--hypernet", hn], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+                time.sleep(0.3)
+        reply = httpx.post(f"http://127.0.0.1:{port}/v1/completions",
+                           json={"model": "base", "prompt": "hi", "max_tokens": 3})
+        assert reply.json()["usage"]["completion_tokens"] <= 3
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0
+        assert "127.0.0.1" in (log := proc.stderr.read()) and "stopped" in log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
