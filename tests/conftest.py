@@ -50,6 +50,17 @@ def tiny_encoder(folder, seed: int = 0):
     return folder
 
 
+def t2l(*args, code=0, input=None):
+    """Run the `t2l` command in-process (typer's CliRunner) and check its exit code; the result."""
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input)
+    assert result.exit_code == code, result.output
+    return result
+
+
 @pytest.fixture(autouse=True)
 def t2l_home(tmp_path, monkeypatch):
     home = tmp_path / "t2l-home"

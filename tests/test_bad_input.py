@@ -9,18 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from t2l_cli.app import app
+from conftest import t2l
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 
-
-def t2l(*args, code=0):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 def one_line_error(*args) -> str:

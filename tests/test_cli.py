@@ -5,17 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
-from t2l_cli.app import app
-
-runner = CliRunner()
+from conftest import t2l
 
 
-def t2l(*args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture

@@ -10,19 +10,13 @@ from pathlib import Path
 
 import pytest
 from hubserver import FakeHub
-from typer.testing import CliRunner
 
 from registry import Registry
-from t2l_cli.app import app
+from conftest import t2l
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
 
-
-def t2l(*args, code=0):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 def env() -> dict:

@@ -9,19 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
 
 import t2l
 from t2l.adapter import read_info
-from t2l_cli.app import app
+from conftest import t2l as t2l_cli
 
 ROOT = Path(__file__).parent.parent
 
-
-def t2l_cli(*args, code=0):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 def test_an_exported_folder_names_the_base_by_its_hub_id_and_keeps_t2l_spec(tmp_path):

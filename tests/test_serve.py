@@ -14,21 +14,14 @@ import zipfile
 import httpx
 import openai
 import pytest
-from typer.testing import CliRunner
 
-from t2l_cli.app import app
+from conftest import t2l
 from t2l_cli.server.api import MAX_CHARS, create_app
 from t2l_cli.server.background import free_port, serving
 from t2l_cli.server.service import ServeSettings, Service
 
-runner = CliRunner()
 SAMPLING = {"max_tokens": 8, "temperature": 1.0, "seed": 11}
 
-
-def t2l(*args, code=0):
-    result = runner.invoke(app, [str(a) for a in args])
-    assert result.exit_code == code, result.output
-    return result
 
 
 def run_text(ref, prompt, *extra, max_tokens=8, temperature=1.0, seed=11):

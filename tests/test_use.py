@@ -4,17 +4,10 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from t2l_cli.app import app
-
-runner = CliRunner()
+from conftest import t2l
 
 
-def t2l(*args, code=0, input=None):
-    result = runner.invoke(app, [str(a) for a in args], input=input)
-    assert result.exit_code == code, result.output
-    return result
 
 
 @pytest.fixture

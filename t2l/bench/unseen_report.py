@@ -94,7 +94,7 @@ def markdown(rows: list[dict], answer_types: dict[str, str] | None = None) -> st
         bar = verdict(diffs)
         if bar:
             met = [c for c, ok in bar.items() if ok]
-            lines += ["", f"Bar (T2L ahead of every control by two paired stderrs on loss and ROUGE-L): "
+            lines += ["", "Bar (T2L ahead of every control by two paired stderrs on loss and ROUGE-L): "
                       + ("met" if len(met) == len(bar) else f"not met (met against {len(met)} of {len(bar)}: "
                          + (", ".join(met) or "none") + ")") + "."]
     tasks = sorted({t for m in table.values() for t in m if t != "average"})
