@@ -211,8 +211,10 @@ def score_task(model, tokenizer, examples: list[tuple[str, str]], instruction: s
     """Per item: the answer loss, the greedy answer, its ROUGE-L and normalised exact match."""
     from t2l.eval.generate import generate_until
     from t2l.eval.text_metrics import exact_match, rouge_l
+    import torch
     import torch.nn.functional as F
 
+    from t2l.lm import head_logits
     from t2l.train.data import IGNORE, Example, collate, encode_example, prompt_text
 
     inputs = [f"{instruction}\n\n{i}" if instruction else i for i, _ in examples]
@@ -221,11 +223,13 @@ def score_task(model, tokenizer, examples: list[tuple[str, str]], instruction: s
     device = next(model.parameters()).device
     for s in range(0, len(encoded), batch_size):
         ids, mask, labels = (t.to(device) for t in collate(encoded[s : s + batch_size], tokenizer.pad_token_id))
-        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        # the LM head only where an answer token is, as training's causal_lm_loss_sum does, summed per item
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
         target = labels[:, 1:]
-        nll = F.cross_entropy(logits.transpose(1, 2), target, ignore_index=IGNORE, reduction="none")
-        keep = (target != IGNORE).float()
-        losses += ((nll * keep).sum(1) / keep.sum(1)).tolist()
+        keep = target != IGNORE
+        nll = F.cross_entropy(head_logits(model, hidden[keep]), target[keep], reduction="none")
+        per_item = torch.zeros(len(ids), device=device).index_add_(0, keep.nonzero()[:, 0], nll)
+        losses += (per_item / keep.sum(1)).tolist()
     prompts = [prompt_text(tokenizer, i) for i in inputs]
     longest = max(sum(1 for y in labels if y != IGNORE) for _, labels in encoded)
     answers = generate_until(model, tokenizer, prompts, [], min(MAX_NEW_TOKENS, longest + 8), batch_size)
