@@ -434,16 +434,16 @@ def bench_unseen(settings, hypernet: str, mt_lora: str | None, report: Path | No
     (registered names or ids, folders, files); (the tables as markdown, the report's path)."""
     from dataclasses import replace
 
-    from t2l.bench.unseen import read_results, resolve_suite, run_unseen
+    from t2l.bench.unseen import resolve_suite, run_unseen
     from t2l.bench.unseen_report import markdown, write_report
 
     reg = open_registry()
     settings = replace(settings, hypernet=str(reg.hypernet_dir(registered_hypernet(reg, hypernet))),
                        mt_lora=str(_adapter_path(reg, mt_lora)[0]) if mt_lora else None)
-    run_unseen(settings, on_event)
+    rows = run_unseen(settings, on_event)
     report = report or settings.out / "results.md"
     write_report(settings, resolve_suite(settings.suite), report, command, findings.read_text() if findings else "")
-    return markdown(read_results(settings.out / "results.jsonl")), report
+    return markdown(rows), report
 
 
 # -- publishing -------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 import json
 import random
+from dataclasses import replace
 
 from t2l.bench.unseen import METHODS, UnseenSettings, descriptions, random_descriptions, run_unseen
 from t2l.bench.unseen_report import markdown, paired, summarize, verdict
@@ -61,6 +62,31 @@ def test_bench_unseen_runs_every_method_resumes_and_reports(trained_hypernet, ti
     text = markdown(rows, {"shout": "rewrite"})
     assert "| T2L minus | answer loss | ROUGE-L | exact match |" in text and "| shout | rewrite |" in text
     assert json.loads((tmp_path / "run" / "settings.json").read_text())["limit"] == 2
+
+
+
+def test_a_folder_keeps_each_hypernets_rows_and_refuses_other_scoring(trained_hypernet, tiny_base_dir, tmp_path):
+    import pytest
+
+    from t2l.checkpoint import load_hypernet, save_hypernet
+    from t2l.errors import T2LError
+
+    folder, _ = trained_hypernet
+    hn, info = load_hypernet(folder)
+    other = tmp_path / "other-hypernet"  # the same network in bf16: other weights, another sha256
+    save_hypernet(hn, other, base=info.base, base_spec=info.base_spec, encoder=info.encoder,
+                  encoder_spec=info.encoder_spec, pooling=info.pooling, dtype="bfloat16")
+    settings = UnseenSettings(out=tmp_path / "run", hypernet=str(folder), suite=str(suite(tmp_path / "suite")),
+                              base=str(tiny_base_dir), limit=2, batch_size=2, methods=("base", "T2L"))
+    first = run_unseen(settings)
+    events = []
+    second = run_unseen(replace(settings, hypernet=str(other)), lambda kind, payload: events.append(payload))
+    assert events.count("making 3 adapters") == 1 and sum(1 for e in events if isinstance(e, dict)) == 3
+    assert [r for r in second if r["method"] == "base"] == [r for r in first if r["method"] == "base"]
+    assert {r["made_by"] for r in second if r["method"] == "T2L"} == {load_hypernet(other)[1].sha256}
+    assert len(run_unseen(settings)) == 6  # back to the first: its rows are still there, nothing is scored
+    with pytest.raises(T2LError, match="holds rows scored with limit 2; rerun with those settings"):
+        run_unseen(replace(settings, limit=3))
 
 
 def test_text_metrics():

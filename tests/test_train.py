@@ -167,6 +167,23 @@ def test_time_budget_stops_cleanly_with_a_result(collection, tiny_base_dir, tiny
     assert (result.artifact / "hypernet.safetensors").is_file() and (tmp_path / "r" / "checkpoint").is_dir()
 
 
+
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_finishes(collection, tiny_base_dir,
+                                                                           tiny_encoder_dir, tmp_path):
+    import os
+    import signal
+
+    def press_ctrl_c(kind, payload):
+        if kind == "step" and payload.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal, delivered to this process's handler
+
+    recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r", steps=6))
+    stopped = run_recipe(recipe, on_event=press_ctrl_c)
+    assert not stopped.completed and stopped.steps == 2  # checkpoint_every is 3: this one was written on the stop
+    assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert run_recipe(recipe, resume=tmp_path / "r").completed
+
 @pytest.mark.parametrize("kind", ["mt-lora", "lora"])
 def test_lora_recipes_make_loadable_adapters(kind, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     from transformers import AutoModelForCausalLM

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from t2l.base import DEFAULT_BASE
 from t2l.errors import T2LError
+from t2l.files import write_text_atomic
 
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L + description", "T2L, other task's description",
            "T2L, random words", "T2L, random characters", "T2L, repeated letter", "T2L, paraphrase")
@@ -109,6 +110,47 @@ def read_results(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def makers(settings: UnseenSettings) -> dict[str, str | None]:
+    """The sha256 of what made each kind of adapter: the hypernetwork's weights (every T2L method) and the
+    mt-lora adapter's file. A row records its maker, so one folder keeps the rows of several hypernetworks and a
+    rerun with another one scores its rows again while base and base + description are reused."""
+    from t2l.adapter import weights_file
+    from t2l.checkpoint import read_hypernet_info
+    from t2l.hashing import sha256_file
+
+    return {"T2L": read_hypernet_info(Path(settings.hypernet)).sha256,
+            "mt-lora": sha256_file(weights_file(settings.mt_lora)) if settings.mt_lora else None}
+
+
+def made_by(method: str, made: dict[str, str | None]) -> str | None:
+    return made["T2L"] if method.startswith("T2L") else made["mt-lora"] if method == "mt-lora" else None
+
+
+def current_rows(settings: UnseenSettings, made: dict[str, str | None] | None = None) -> list[dict]:
+    """The rows of OUT/results.jsonl that belong to this run's hypernetwork and mt-lora adapter."""
+    made = made or makers(settings)
+    return [r for r in read_results(Path(settings.out) / "results.jsonl")
+            if r.get("made_by") == made_by(r["method"], made)]
+
+
+def scoring(settings: UnseenSettings, suite: Path) -> dict:
+    """What every row of a folder must share for its rows to be compared: the suite's items, the base, the
+    numerics and the control texts' seed."""
+    from t2l.tasks.collection import read_manifest
+
+    return {"suite_sha256": read_manifest(suite).sha256, "limit": settings.limit, "base": settings.base,
+            "dtype": settings.dtype, "seed": settings.seed}
+
+
+def check_folder(out: Path, now: dict) -> None:
+    saved = out / "settings.json"
+    before = json.loads(saved.read_text()).get("scoring") if saved.is_file() else None
+    changed = [k for k in now if before and before.get(k) != now[k]]
+    if changed:
+        was = ", ".join(f"{k} {before.get(k)}" for k in changed)
+        raise T2LError(f"{out} holds rows scored with {was}; rerun with those settings or choose another --out")
+
+
 def resolve_suite(spec: str, on_status: Callable[[str], None] | None = None) -> Path:
     """A suite folder; 'unseen' is built under $T2L_HOME/tasks the first time, decontaminated against every
     built-in training collection (built too if missing: a few minutes once)."""
@@ -128,11 +170,11 @@ def resolve_suite(spec: str, on_status: Callable[[str], None] | None = None) -> 
     return folder
 
 
-def _cells(settings: UnseenSettings, tasks, texts: dict, emit: Event) -> list[tuple[str, str, object]]:
+def _cells(settings: UnseenSettings, tasks, texts: dict, made: dict, emit: Event) -> list[tuple[str, str, object]]:
     """(method, task, generated adapter or None) for every cell not run yet; adapters made in one pass."""
     from t2l.make import Generator
 
-    done = {(r["method"], r["task"]) for r in read_results(Path(settings.out) / "results.jsonl")}
+    done = {(r["method"], r["task"]) for r in current_rows(settings, made)}
     todo = [(m, t.name) for m in settings.methods for t in tasks if (m, t.name) not in done
             and not (m == "mt-lora" and settings.mt_lora is None)]
     need = [(m, t) for m, t in todo if m.startswith("T2L")]
@@ -145,7 +187,8 @@ def _cells(settings: UnseenSettings, tasks, texts: dict, emit: Event) -> list[tu
 
 
 def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[dict]:
-    """Evaluate every (method, task) not in OUT/results.jsonl yet; returns all rows."""
+    """Evaluate every (method, task) not in OUT/results.jsonl yet for this hypernetwork and mt-lora adapter;
+    returns their rows."""
     import torch
 
     from t2l.adapter import read_adapter
@@ -161,11 +204,14 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
     tasks = read_tasks(suite, list(settings.tasks) if settings.tasks else None)
     for t in tasks:
         t.examples = t.examples[: settings.limit] if settings.limit else t.examples
-    (out / "settings.json").write_text(json.dumps(settings.to_json(), indent=2))
+    now = scoring(settings, suite)
+    check_folder(out, now)
+    write_text_atomic(out / "settings.json", json.dumps(settings.to_json() | {"scoring": now}, indent=2))
     from t2l.tasks.synthetic import pools
 
+    made = makers(settings)
     texts = descriptions(tasks, pools(True).words, settings.seed)
-    todo = _cells(settings, tasks, texts, emit)
+    todo = _cells(settings, tasks, texts, made, emit)
     by_name = {t.name: t for t in tasks}
     model, tokenizer, _ = load_base(settings.base, dtype=settings.dtype)
     model.to(resolve_device(settings.device))
@@ -179,12 +225,12 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
             prompt = texts[name].get(method) if method in ("base + description", "T2L + description") else None
             with adapter_applied(model, tensors, config), torch.no_grad():
                 scores = score_task(model, tokenizer, task.examples, prompt, settings.batch_size)
-            row = {"method": method, "task": name, "n": len(task.examples), "description": texts[name].get(method),
-                   **scores}
+            row = {"method": method, "task": name, "made_by": made_by(method, made), "n": len(task.examples),
+                   "description": texts[name].get(method), **scores}
             log.write(json.dumps(row) + "\n")
             log.flush()
             emit("result", row)
-    return read_results(out / "results.jsonl")
+    return current_rows(settings, made)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ import json
 import platform
 from pathlib import Path
 
-from t2l.bench.unseen import METHODS, METRICS, UnseenSettings, read_results
+from t2l.bench.unseen import METHODS, METRICS, UnseenSettings, current_rows
 from t2l.files import write_bytes_atomic, write_text_atomic
 from t2l.stats import average_cells, mean_stderr, paired_cells
 
@@ -116,20 +116,21 @@ def provenance(settings: UnseenSettings, suite: Path) -> dict:
     import transformers
 
     import t2l
+    from t2l.checkpoint import read_hypernet_info
     from t2l.tasks.collection import read_manifest
 
-    hn = json.loads((Path(settings.hypernet) / "config.json").read_text())
+    hn = read_hypernet_info(Path(settings.hypernet))
     manifest = read_manifest(suite)
     return {"t2l": t2l.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
             "suite": {"name": manifest.name, "sha256": manifest.sha256, "tasks": len(manifest.tasks)},
-            "hypernet": {"sha256": hn.get("sha256"), "training": {k: hn.get("training", {}).get(k) for k in
-                                                                  ("recipe", "steps", "collection", "collection_sha256")}},
+            "hypernet": {"sha256": hn.sha256, "training": {k: hn.training.get(k) for k in
+                                                           ("recipe", "steps", "collection", "collection_sha256")}},
             "answer_types": manifest.build.get("answer_types", {})}
 
 
 def write_report(settings: UnseenSettings, suite: Path, path: Path, command: str, findings: str = "") -> Path:
-    rows = read_results(Path(settings.out) / "results.jsonl")
+    rows = current_rows(settings)
     meta = provenance(settings, suite)
     lines = ["# Unseen tasks: does the adapter follow its description?", "", f"Reproduce: `{command}`", "",
              f"Suite `{meta['suite']['name']}` ({meta['suite']['tasks']} tasks, sha256 "

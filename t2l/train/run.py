@@ -6,6 +6,7 @@
     RUN/result/             the hypernetwork checkpoint (sft) or adapter (lora, mt-lora)
 """
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -169,11 +170,13 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
             validate()
         if m.step % recipe.run.checkpoint_every == 0:
             checkpoint()
-        return budget_s is not None and _agreed(time.monotonic() - started > budget_s)
+        return _agreed(asked["stop"] or (budget_s is not None and time.monotonic() - started > budget_s))
 
     emit("start", {"start": trainer.step_done, "steps": recipe.train.steps, "out": out})
+    asked = {"stop": False}
     try:
-        run_steps(trainer, recipe.train.steps, on_step)
+        with _stop_on_signal(asked, status):
+            run_steps(trainer, recipe.train.steps, on_step)
         completed = trainer.step_done >= recipe.train.steps
         if trainer.step_done % recipe.run.checkpoint_every:
             checkpoint()
@@ -186,6 +189,31 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
             log.close()
     return RunResult(out, artifact, kind, trainer.step_done, completed, last["loss"], prep.data["sha256"],
                      distributed.rank())
+
+
+@contextlib.contextmanager
+def _stop_on_signal(asked: dict, status: Callable[[str], None]):
+    """The first Ctrl-C or SIGTERM (a scheduler's, a closing terminal's) asks the run to stop after the step in
+    progress, checkpointed and with its result written, so --resume loses nothing; a second one interrupts at once."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def ask(signum, frame):
+        if asked["stop"]:
+            raise KeyboardInterrupt
+        asked["stop"] = True
+        status("stopping after this step, with a checkpoint (press Ctrl-C again to stop at once, without one)")
+
+    before = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def _agreed(flag: bool) -> bool:
