@@ -69,6 +69,8 @@ def bench_paper(
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (training and eval).")] = "float32",
     also: Annotated[Optional[list[str]], typer.Option(help="Extra T2L row LABEL=HYPERNET_FOLDER ('default' for "
                                                      "the shipped one); repeatable.")] = None,
+    reference: Annotated[str, typer.Option(help="The row the paired differences are taken from, e.g. 'T2L (new)' "
+                                           "for --also new=FOLDER.")] = PaperSettings.reference,
     override: Annotated[Optional[list[str]], typer.Option(help="A recipe setting for one run, RECIPE:key=value "
                                                           "(e.g. sft:train.lr=1e-4); repeatable.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the markdown report here (default OUT/results.md); "
@@ -83,7 +85,7 @@ def bench_paper(
                              protocols=tuple(p.strip() for p in protocols.split(",")), tasks=tasks,
                              descriptions=descriptions, base=base, encoder=encoder, batch_size=batch_size,
                              device=device, dtype=dtype, also=extra_hypernets(also or []),
-                             overrides=recipe_overrides(override or []),
+                             overrides=recipe_overrides(override or []), reference=reference,
                              methods=tuple(method) if method else PaperSettings.methods)
     command = "t2l " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     with progress_bars() as progress:

@@ -1,6 +1,7 @@
 """`t2l bench paper` end to end on tiny models: both trainings, every method under both protocols, the report."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from t2l.bench.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup, unrelated_descriptions
 from t2l.bench.report import bar_chart, write_report
+from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
 
@@ -80,6 +82,16 @@ def test_paired_differences_are_taken_item_by_item():
     assert set(diffs) == {"base", "mt-lora"}
     assert diffs["base"] == pytest.approx((0.25, 0.25))  # differences 0, 1, 0, 0: sd 0.5, / sqrt(4)
     assert diffs["mt-lora"] == pytest.approx((0.0, (4 / 3) ** 0.5 / 2))  # 1, 1, -1, -1: equal averages, noisy
+    from_base = paired(rows, replace(settings, reference="base"))["lm-eval"]  # another row as the reference
+    assert set(from_base) == {"T2L", "mt-lora"} and from_base["T2L"] == pytest.approx((-0.25, 0.25))
+
+
+def test_the_reference_must_be_a_row_of_the_run(tiny_base_dir, tmp_path):
+    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), methods=("base",), also={"new": "x"},
+                             reference="T2L (old)")
+    with pytest.raises(T2LError, match=r"--reference 'T2L \(old\)' is not a row of this run; choose from base, "
+                                        r"T2L \(new\)"):
+        run_paper(settings)
 
 
 def test_runs_stored_under_the_old_protocol_name_read_as_letter(tmp_path):

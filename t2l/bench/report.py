@@ -25,7 +25,8 @@ def _methods(table: dict) -> list[str]:
 
 
 def tables_markdown(tables: dict, settings: PaperSettings, diffs: dict | None = None) -> str:
-    """One table per protocol; `diffs` (from `t2l.bench.paper.paired`) adds T2L's paired differences under each."""
+    """One table per protocol; `diffs` (from `t2l.bench.paper.paired`) adds the reference row's paired differences
+    under each."""
     cols = [*settings.benches, "average"]
     parts = []
     for protocol, table in tables.items():
@@ -37,9 +38,9 @@ def tables_markdown(tables: dict, settings: PaperSettings, diffs: dict | None = 
         parts.append("")
         paired = (diffs or {}).get(protocol)
         if paired:
-            parts += [("T2L's average minus each method's, compared item by item on the same items (points ± "
-                       "paired stderr; two stderr or more is a clear difference):"), "",
-                      "| T2L minus | difference |", "| --- | ---: |"]
+            parts += [(f"{settings.reference}'s average minus each method's, compared item by item on the same items "
+                       "(points ± paired stderr; two stderr or more is a clear difference):"), "",
+                      f"| {settings.reference} minus | difference |", "| --- | ---: |"]
             parts += [f"| {m} | {100 * paired[m][0]:+.1f} ± {100 * paired[m][1]:.1f} |"
                       for m in _methods(table) if m in paired]
             parts.append("")
