@@ -89,6 +89,20 @@ def test_a_folder_keeps_each_hypernets_rows_and_refuses_other_scoring(trained_hy
         run_unseen(replace(settings, limit=3))
 
 
+
+def test_the_bar_names_the_controls_it_misses():
+    from t2l.bench.unseen_report import CONTROLS
+
+    t2l = {"loss": [1.0, 1.1, 0.9, 1.0], "rouge_l": [0.5, 0.6, 0.55, 0.52], "exact_match": [1, 0, 1, 0]}
+    worse = {"loss": [2.0, 2.2, 1.9, 2.1], "rouge_l": [0.1, 0.2, 0.15, 0.1], "exact_match": [0, 0, 0, 0]}
+    def rows(tied: str | None):
+        return [{"method": "T2L", "task": "a", **t2l}] + [{"method": c, "task": "a", **(t2l if c == tied else worse)}
+                                                          for c in CONTROLS]
+
+    assert "not met: met against 4 of 5, missed against *T2L, random words*." in markdown(rows("T2L, random words"))
+    assert "on loss and ROUGE-L): met." in markdown(rows(None))
+
+
 def test_text_metrics():
     from t2l.eval.text_metrics import exact_match, rouge_l
 

@@ -57,7 +57,7 @@ def verdict(diffs: dict) -> dict[str, bool]:
     for control in CONTROLS:
         if control in diffs:
             loss, rouge = diffs[control]["loss"], diffs[control]["rouge_l"]
-            out[control] = -loss[0] >= 2 * loss[1] and rouge[0] >= 2 * rouge[1]
+            out[control] = 0 < -loss[0] >= 2 * loss[1] and 0 < rouge[0] >= 2 * rouge[1]  # a tie is no win
     return out
 
 
@@ -93,10 +93,10 @@ def markdown(rows: list[dict], answer_types: dict[str, str] | None = None) -> st
                              f"{100 * d['exact_match'][1]:.1f} |")
         bar = verdict(diffs)
         if bar:
-            met = [c for c, ok in bar.items() if ok]
+            missed = [f"*{c}*" for c, ok in bar.items() if not ok]  # method names hold commas: set them apart
             lines += ["", "Bar (T2L ahead of every control by two paired stderrs on loss and ROUGE-L): "
-                      + ("met" if len(met) == len(bar) else f"not met (met against {len(met)} of {len(bar)}: "
-                         + (", ".join(met) or "none") + ")") + "."]
+                      + ("met" if not missed else f"not met: met against {len(bar) - len(missed)} of {len(bar)}, "
+                         f"missed against {'; '.join(missed)}") + "."]
     tasks = sorted({t for m in table.values() for t in m if t != "average"})
     shown = [m for m in methods if m in ("base", "base + description", "mt-lora", "T2L",
                                          "T2L, other task's description", "T2L, paraphrase")]
