@@ -69,8 +69,9 @@ def bench_paper(
     dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (training and eval).")] = "float32",
     also: Annotated[Optional[list[str]], typer.Option(help="Extra T2L row LABEL=HYPERNET_FOLDER ('default' for "
                                                      "the shipped one); repeatable.")] = None,
-    reference: Annotated[str, typer.Option(help="The row the paired differences are taken from, e.g. 'T2L (new)' "
-                                           "for --also new=FOLDER.")] = PaperSettings.reference,
+    reference: Annotated[Optional[str], typer.Option(help="The row the paired differences are taken from, e.g. "
+                                                     "'T2L (new)' for --also new=FOLDER (default: T2L, else the "
+                                                     "first --also row).")] = None,
     override: Annotated[Optional[list[str]], typer.Option(help="A recipe setting for one run, RECIPE:key=value "
                                                           "(e.g. sft:train.lr=1e-4); repeatable.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write the markdown report here (default OUT/results.md); "

@@ -8,7 +8,8 @@ import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.bench.paper import METHODS, PaperSettings, paired, read_results, run_paper, run_warmup, unrelated_descriptions
+from t2l.bench.paper import (METHODS, PaperSettings, paired, read_results, reference_row, run_paper, run_warmup,
+                             unrelated_descriptions)
 from t2l.bench.report import bar_chart, write_report
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
@@ -92,6 +93,7 @@ def test_the_reference_must_be_a_row_of_the_run(tiny_base_dir, tmp_path):
     with pytest.raises(T2LError, match=r"--reference 'T2L \(old\)' is not a row of this run; choose from base, "
                                         r"T2L \(new\)"):
         run_paper(settings)
+    assert reference_row(replace(settings, reference=None)) == "T2L (new)"  # without T2L, the first --also row
 
 
 def test_runs_stored_under_the_old_protocol_name_read_as_letter(tmp_path):

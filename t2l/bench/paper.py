@@ -55,7 +55,7 @@ class PaperSettings:
     seed: int = 0
     methods: tuple[str, ...] = METHODS  # which of METHODS to run (training only what they need)
     also: dict[str, str] = field(default_factory=dict)  # extra T2L rows: label -> hypernetwork folder
-    reference: str = "T2L"  # the row the paired differences are taken from, e.g. "T2L (new)" of an --also
+    reference: str | None = None  # the row paired differences are taken from (default T2L, else the first --also)
     overrides: dict[str, list[str]] = field(default_factory=dict)  # recipe name (sft, mt-lora) -> key=value list
 
     def __post_init__(self):
@@ -85,6 +85,17 @@ def run_paper(settings: PaperSettings, on_event: Event | None = None) -> dict:
     return summarize(read_results(out / "results.jsonl"), settings)
 
 
+def _rows(settings: PaperSettings) -> list[str]:
+    return [*(m for m in METHODS if m in settings.methods), *(f"T2L ({k})" for k in settings.also)]
+
+
+def reference_row(settings: PaperSettings) -> str | None:
+    """The row the paired differences are taken from: --reference, else T2L, else the first --also row."""
+    if settings.reference is not None:
+        return settings.reference
+    return next((r for r in _rows(settings) if r.startswith("T2L") and "unrelated" not in r), None)
+
+
 def _check(settings: PaperSettings) -> None:
     from t2l.eval.benches import BENCHES, PROTOCOLS
 
@@ -99,8 +110,8 @@ def _check(settings: PaperSettings) -> None:
     odd = [m for m in settings.methods if m not in METHODS]
     if odd:
         raise T2LError(f"unknown method {odd[0]!r}; choose from {', '.join(METHODS)}")
-    rows = [*(m for m in METHODS if m in settings.methods), *(f"T2L ({k})" for k in settings.also)]
-    if settings.reference not in rows:
+    rows = _rows(settings)
+    if settings.reference is not None and settings.reference not in rows:
         raise T2LError(f"--reference {settings.reference!r} is not a row of this run; choose from {', '.join(rows)}")
     if not 1 <= settings.descriptions <= PER_BENCH:
         raise T2LError(f"--descriptions must be 1, 2 or 3 (each bench ships three), not {settings.descriptions}")
@@ -305,7 +316,7 @@ def summarize(rows: list[dict], settings: PaperSettings) -> dict:
 
 
 def paired(rows: list[dict], settings: PaperSettings) -> dict:
-    """protocol -> method -> (settings.reference's average minus the method's, stderr of that difference).
+    """protocol -> method -> (the reference row's average minus the method's, stderr of that difference).
 
     The difference is taken item by item (both score the same items), so what the two methods share - which items
     are easy - cancels; its stderr is far smaller than the two accuracies' stderrs suggest. Per bench: mean and
@@ -319,10 +330,11 @@ def paired(rows: list[dict], settings: PaperSettings) -> dict:
             if (r["protocol"] == protocol and r["bench"] in settings.benches and r["limit"] == settings.limit
                     and "hits" in r):
                 hits.setdefault(r["method"], {}).setdefault(r["bench"], []).append(r["hits"])
-        ref = hits.get(settings.reference, {})
+        reference = reference_row(settings)
+        ref = hits.get(reference, {})
         table = {}
         for method, benches in hits.items():
-            if method == settings.reference or not all(b in benches and b in ref for b in settings.benches):
+            if method == reference or not all(b in benches and b in ref for b in settings.benches):
                 continue
             mine = {b: item_means(ref[b]) for b in settings.benches}
             theirs = {b: item_means(benches[b]) for b in settings.benches}

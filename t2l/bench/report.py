@@ -7,7 +7,7 @@ from pathlib import Path
 
 from t2l.base import DEFAULT_BASE
 from t2l.files import write_bytes_atomic, write_text_atomic
-from t2l.bench.paper import METHODS, PaperSettings, paired, read_results
+from t2l.bench.paper import METHODS, PaperSettings, paired, read_results, reference_row
 
 PAPER_TABLE = ("Mistral-7B-Instruct, 10 benchmarks, average accuracy (paper, Table 1): base 55.96, "
                "multi-task LoRA 66.67, T2L 67.02")
@@ -38,9 +38,10 @@ def tables_markdown(tables: dict, settings: PaperSettings, diffs: dict | None = 
         parts.append("")
         paired = (diffs or {}).get(protocol)
         if paired:
-            parts += [(f"{settings.reference}'s average minus each method's, compared item by item on the same items "
-                       "(points ± paired stderr; two stderr or more is a clear difference):"), "",
-                      f"| {settings.reference} minus | difference |", "| --- | ---: |"]
+            reference = reference_row(settings)
+            parts += [(f"{reference}'s average minus each method's, compared item by item on the same items (points "
+                       "± paired stderr; two stderr or more is a clear difference):"), "",
+                      f"| {reference} minus | difference |", "| --- | ---: |"]
             parts += [f"| {m} | {100 * paired[m][0]:+.1f} ± {100 * paired[m][1]:.1f} |"
                       for m in _methods(table) if m in paired]
             parts.append("")
