@@ -126,7 +126,7 @@ def answer_type(task_name: str) -> str:
     raise KeyError(task_name)
 
 
-def build_unseen(max_examples: int = 100, seed: int = 0, training: list[Task] | None = None,
+def build_unseen(max_examples: int = 500, seed: int = 0, training: list[Task] | None = None,
                  on_progress: Callable[[int, int], None] | None = None) -> tuple[list[Task], Manifest]:
     """The suite; items sharing a 13-gram with any example of `training` (the collections it must not touch) are
     dropped and counted."""
