@@ -436,14 +436,16 @@ def bench_unseen(settings, hypernet: str, mt_lora: str | None, report: Path | No
 
     from t2l.bench.unseen import resolve_suite, run_unseen
     from t2l.bench.unseen_report import markdown, write_report
+    from t2l.tasks.collection import read_manifest
 
     reg = open_registry()
     settings = replace(settings, hypernet=str(reg.hypernet_dir(registered_hypernet(reg, hypernet))),
                        mt_lora=str(_adapter_path(reg, mt_lora)[0]) if mt_lora else None)
     rows = run_unseen(settings, on_event)
     report = report or settings.out / "results.md"
-    write_report(settings, resolve_suite(settings.suite), report, command, findings.read_text() if findings else "")
-    return markdown(rows), report
+    suite = resolve_suite(settings.suite)
+    write_report(settings, suite, report, command, findings.read_text() if findings else "")
+    return markdown(rows, read_manifest(suite).build.get("answer_types")), report
 
 
 # -- publishing -------------------------------------------------------------------------------------------------
