@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import TASKS
+from conftest import TASKS, tiny_model
 
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
@@ -299,3 +299,13 @@ def test_train_refuses_impossible_values_before_building_anything(override, key,
     assert r.exit_code == 1 and f"error: recipe key {key} = " in r.output, r.output
     assert not (tmp_path / "r").exists()
     assert CliRunner().invoke(app, ["hypernets", "--json"]).output.strip() == "[]"
+
+
+def test_building_a_lora_shows_the_user_no_library_deprecation_warning():
+    import warnings
+
+    from t2l.train.lora import build_lora
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # peft reading a deprecated transformers alias warned here
+        build_lora(tiny_model(), 2, 4.0, 0.0, ["q_proj"])

@@ -5,10 +5,15 @@ from t2l.train.loop import token_loss_sum
 
 
 def build_lora(base_model, rank: int, alpha: float, dropout: float, target_modules):
+    import warnings
+
     from peft import LoraConfig, get_peft_model
 
-    return get_peft_model(base_model, LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout,
-                                                 target_modules=list(target_modules), task_type="CAUSAL_LM"))
+    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+                        task_type="CAUSAL_LM")
+    with warnings.catch_warnings():  # peft reads transformers' deprecated alias; the warning is theirs, not the user's
+        warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+        return get_peft_model(base_model, config)
 
 
 class LoraObjective:
