@@ -17,15 +17,20 @@ def build_lora(base_model, rank: int, alpha: float, dropout: float, target_modul
 
 
 class LoraObjective:
-    def __init__(self, peft_model, tokenizer, examples: list[Example], max_length: int):
-        self.module = peft_model
+    def __init__(self, peft_model, tokenizer, examples: list[Example], max_length: int, packing: bool = False):
+        self.module, self.packing = peft_model, packing
         self.batcher = ExampleBatcher(tokenizer, examples, max_length)
 
     def loss_sum(self, module, rows: list[int], descs: list[int]):
-        device = next(self.module.parameters()).device
-        ids, mask, labels = (t.to(device) for t in self.batcher.batch(rows))
         # the full forward through `module` (not the decoder-only causal_lm_loss_sum path sft uses), because under
         # torchrun `module` is the DDP wrapper and its gradient sync hooks in on that forward
+        device = next(self.module.parameters()).device
+        if self.packing:  # one adapter for every token: packed rows need only their block-diagonal mask
+            p = self.batcher.pack(rows)
+            logits = module(input_ids=p.ids.to(device), attention_mask=p.mask.to(device),
+                            position_ids=p.positions.to(device)).logits
+            return (*token_loss_sum(logits, p.labels.to(device)), p.tokens)
+        ids, mask, labels = (t.to(device) for t in self.batcher.batch(rows))
         return (*token_loss_sum(module(input_ids=ids, attention_mask=mask).logits, labels), int(mask.sum()))
 
     def weights(self) -> dict:

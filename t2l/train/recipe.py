@@ -101,8 +101,8 @@ class Recipe:
             raise T2LError("the lora recipe trains one task: set data.task=NAME (see `t2l tasks ls`)")
         if self.recipe == "recon" and not self.recon.sources:
             raise T2LError("the recon recipe needs LoRAs to reproduce: set recon.sources=[path, ...]")
-        if self.train.packing and self.recipe != "sft":
-            raise T2LError(f"train.packing=true is for the sft recipe (per-token adapters); {self.recipe} pads: "
+        if self.train.packing and self.recipe == "recon":
+            raise T2LError("train.packing=true is for recipes that train on examples; recon reproduces LoRAs: "
                            "set train.packing=false")
 
     def check_values(self) -> None:

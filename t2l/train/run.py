@@ -280,7 +280,7 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
         lr = recipe.lora
         status("building the LoRA")
         objective = LoraObjective(build_lora(base, lr.rank, lr.alpha, lr.dropout, lr.target_modules), tokenizer,
-                                  examples, recipe.train.max_length)
+                                  examples, recipe.train.max_length, recipe.train.packing)
     sampler = Sampler([-1 if tasks[e.task].name in held else e.task for e in examples],
                       [len(t.descriptions) for t in tasks])
     description = tasks[0].descriptions[0] if recipe.recipe == "lora" else \
