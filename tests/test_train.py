@@ -168,21 +168,49 @@ def test_time_budget_stops_cleanly_with_a_result(collection, tiny_base_dir, tiny
 
 
 
-def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_resume_finishes(collection, tiny_base_dir,
-                                                                           tiny_encoder_dir, tmp_path):
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint_and_resume_finishes(signame, collection,
+                                                                                      tiny_base_dir,
+                                                                                      tiny_encoder_dir, tmp_path):
     import os
     import signal
 
-    def press_ctrl_c(kind, payload):
-        if kind == "step" and payload.step == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # a real signal, delivered to this process's handler
+    sig = getattr(signal, signame)
 
-    recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r", steps=6))
-    stopped = run_recipe(recipe, on_event=press_ctrl_c)
-    assert not stopped.completed and stopped.steps == 2  # checkpoint_every is 3: this one was written on the stop
-    assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["step"] == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
-    assert run_recipe(recipe, resume=tmp_path / "r").completed
+    def press(kind, payload):
+        if kind == "step" and payload.step == 2:
+            os.kill(os.getpid(), sig)  # a real signal, delivered to this process's handler
+
+    # as in a terminal (a shell's background job, as CI may be, starts with SIGINT ignored, and t2l keeps it so)
+    before = signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+    try:
+        recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r",
+                                                   steps=6))
+        stopped = run_recipe(recipe, on_event=press)
+        assert not stopped.completed and stopped.steps == 2  # checkpoint_every is 3: written on the stop
+        assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["step"] == 2
+        assert signal.getsignal(sig) in (signal.default_int_handler, signal.SIG_DFL)  # the handler is put back
+        assert run_recipe(recipe, resume=tmp_path / "r").completed
+    finally:
+        signal.signal(sig, before)
+
+
+def test_a_run_started_with_sigint_ignored_keeps_it_ignored(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    """`nohup t2l train ... &` from a script: the shell hands it SIGINT ignored, and a stray Ctrl-C must not stop it."""
+    import os
+    import signal
+
+    def press(kind, payload):
+        if kind == "step" and payload.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r",
+                                                   steps=3))
+        assert run_recipe(recipe, on_event=press).completed
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 @pytest.mark.parametrize("kind", ["mt-lora", "lora"])
 def test_lora_recipes_make_loadable_adapters(kind, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):

@@ -58,7 +58,9 @@ def test_ctrl_c_stops_a_chat_reply_and_the_chat_goes_on(home):
     env = os.environ | {"PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "chat", "base", "--max-new-tokens", "400",
                              "--temperature", "0"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+                            stderr=subprocess.PIPE, text=True, bufsize=1,
+                            # as from a terminal: a shell's background job (`cmd &`) would hand it SIGINT ignored
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         proc.stdin.write("Tell me a very long story about a dragon.\n")
         proc.stdin.flush()

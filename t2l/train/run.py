@@ -208,7 +208,9 @@ def _stop_on_signal(asked: dict, status: Callable[[str], None]):
         asked["stop"] = True
         status("stopping after this step, with a checkpoint (press Ctrl-C again to stop at once, without one)")
 
-    before = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)}
+    # a signal the process was started with ignored (SIGINT of `nohup t2l train ... &`) stays ignored
+    before = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)
+              if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     finally:
