@@ -444,7 +444,7 @@ def bench_unseen(settings, hypernet: str, mt_lora: str | None, report: Path | No
     rows = run_unseen(settings, on_event)
     report = report or settings.out / "results.md"
     suite = resolve_suite(settings.suite)
-    write_report(settings, suite, report, command, findings.read_text() if findings else "")
+    write_report(settings, rows, suite, report, command, findings.read_text() if findings else "")
     return markdown(rows, read_manifest(suite).build.get("answer_types")), report
 
 

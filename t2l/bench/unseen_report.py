@@ -5,7 +5,7 @@ import json
 import platform
 from pathlib import Path
 
-from t2l.bench.unseen import METHODS, METRICS, UnseenSettings, current_rows
+from t2l.bench.unseen import METHODS, METRICS, UnseenSettings
 from t2l.files import write_bytes_atomic, write_text_atomic
 from t2l.stats import average_cells, mean_stderr, paired_cells
 
@@ -129,8 +129,9 @@ def provenance(settings: UnseenSettings, suite: Path) -> dict:
             "answer_types": manifest.build.get("answer_types", {})}
 
 
-def write_report(settings: UnseenSettings, suite: Path, path: Path, command: str, findings: str = "") -> Path:
-    rows = current_rows(settings)
+def write_report(settings: UnseenSettings, rows: list[dict], suite: Path, path: Path, command: str,
+                 findings: str = "") -> Path:
+    """The report of `rows` (run_unseen's: this hypernetwork's and mt-lora's)."""
     meta = provenance(settings, suite)
     lines = ["# Unseen tasks: does the adapter follow its description?", "", f"Reproduce: `{command}`", "",
              f"Suite `{meta['suite']['name']}` ({meta['suite']['tasks']} tasks, sha256 "
