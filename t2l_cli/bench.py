@@ -1,5 +1,6 @@
 """Experiment verbs: `t2l bench paper`, `t2l bench unseen`."""
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -16,6 +17,19 @@ from t2l_cli import actions
 from t2l_cli.console import errors_to_exit, out, paper_events, progress_bars, unseen_events
 
 app = typer.Typer(help="End-to-end experiments.", no_args_is_help=True)
+
+
+def reproduce_command(args: list[str]) -> str:
+    """The command line a report prints to reproduce it, without this machine's paths: the working folder's prefix
+    is dropped and the home folder becomes ~ (reports get copied into docs and published)."""
+    cwd, home = str(Path.cwd()).rstrip("/") + "/", str(Path.home()).rstrip("/")
+    words = []
+    for arg in args:
+        arg = arg.replace(cwd, "")
+        if home not in ("", "/"):
+            arg = arg.replace(home + "/", "~/")
+        words.append(arg if re.fullmatch(r"[\w@%+=:,./~-]+", arg) else shlex.quote(arg))
+    return " ".join(["t2l", *words])
 
 
 def extra_hypernets(items: list[str]) -> dict[str, str]:
@@ -88,7 +102,7 @@ def bench_paper(
                              device=device, dtype=dtype, also=extra_hypernets(also or []),
                              overrides=recipe_overrides(override or []), reference=reference,
                              methods=tuple(method) if method else PaperSettings.methods)
-    command = "t2l " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = reproduce_command(sys.argv[1:])
     with progress_bars() as progress:
         tables, report, chart = actions.bench_paper(settings, report, findings, command, paper_events(progress))
     out.print(tables)
@@ -128,7 +142,7 @@ def bench_unseen(
                               tasks=tuple(t.strip() for t in tasks.split(",")) if tasks else None, limit=limit,
                               base=base, batch_size=batch_size, device=device, dtype=dtype,
                               methods=tuple(method) if method else UNSEEN_METHODS)
-    command = "t2l " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = reproduce_command(sys.argv[1:])
     with progress_bars() as progress:
         tables, report = actions.bench_unseen(settings, hypernet, mt_lora, report, findings, command,
                                               unseen_events(progress))

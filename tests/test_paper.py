@@ -14,6 +14,7 @@ from t2l.bench.report import bar_chart, write_report
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
+from t2l_cli.bench import reproduce_command
 
 TINY = ["train.batch_size=4", "train.lr=0.003", "train.warmup_steps=0", "train.max_length=32",
         "run.checkpoint_every=2", "data.holdout=1", "data.eval_examples=4", "lora.rank=2"]
@@ -164,6 +165,17 @@ def test_bench_paper_errors():
     assert r.exit_code == 1 and "sft:key=value" in r.output
     r = CliRunner().invoke(app, ["bench", "paper", "--method", "vibes"])
     assert r.exit_code == 1 and "unknown method 'vibes'" in r.output
+
+
+def test_a_reports_reproduce_line_carries_no_machine_paths(tmp_path, monkeypatch):
+    home, work = tmp_path / "home", tmp_path / "home" / "repo"
+    work.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    line = reproduce_command(["bench", "paper", "--out", str(work / "runs" / "a"), "--also",
+                              f"new={home}/runs/sft/result", "--reference", "T2L (new)", "--tasks", "/data/c"])
+    assert line == "t2l bench paper --out runs/a --also new=~/runs/sft/result --reference 'T2L (new)' --tasks /data/c"
+    assert str(tmp_path) not in line
 
 
 @pytest.mark.parametrize("name", ["oracle", "sensitivity", "heldout"])
