@@ -14,6 +14,7 @@ from t2l.errors import T2LError
 from t2l.locate import ModelRef
 
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
+TRAINED = "adapter.safetensors"  # what `t2l train --recipe lora|mt-lora` writes in RUN/result
 
 
 @dataclass
@@ -94,8 +95,11 @@ def weights_file(path: Path) -> Path:
     """The safetensors file of an adapter in either form."""
     path = Path(path)
     weights = path / PEFT_WEIGHTS if path.is_dir() else path
+    if path.is_dir() and not weights.is_file() and (path / TRAINED).is_file():
+        weights = path / TRAINED
     if not weights.is_file():
-        raise T2LError(f"no adapter at {path} (expected a .safetensors file or a folder with {PEFT_WEIGHTS})")
+        raise T2LError(f"no adapter at {path} (expected a .safetensors file, or a folder with {PEFT_WEIGHTS} or a "
+                       f"training run's {TRAINED})")
     return weights
 
 

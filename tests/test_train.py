@@ -227,6 +227,8 @@ def test_lora_recipes_make_loadable_adapters(kind, collection, tiny_base_dir, ti
     if kind == "lora":
         assert info.description == TASKS["shout"][0][0]
     load_adapter(AutoModelForCausalLM.from_pretrained(tiny_base_dir), result.artifact)
+    # the run's result folder names the adapter too (what `t2l train` prints, e.g. for `bench unseen --mt-lora`)
+    assert read_adapter(result.artifact.parent)[0].keys() == tensors.keys()
 
 
 def test_cli_train_registers_the_hypernet(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):

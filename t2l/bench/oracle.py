@@ -23,6 +23,7 @@ import json
 import random
 from pathlib import Path
 
+from t2l.adapter import TRAINED
 from t2l.eval.benches import BENCHES, PROTOCOLS
 from t2l.eval.data import load_docs
 from t2l.eval.run import Subject, run_eval
@@ -62,7 +63,7 @@ def build_collection(folder: Path, benches, limit: int, max_examples: int, seed:
 
 def train_oracle(out: Path, collection: Path, bench: str, steps: int) -> Path:
     folder = out / f"lora-{bench}"
-    done = folder / "result" / "adapter.safetensors"
+    done = folder / "result" / TRAINED
     if done.is_file():
         return done
     recipe = load_recipe("lora", [f"base={BASE}", f"data.tasks={collection}", f"data.task={bench}", f"train.steps={steps}",

@@ -361,7 +361,7 @@ def _eval_rows(examples, tasks, held: set, n: int) -> tuple[list[int], list[int]
 
 
 def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed: bool, final_loss):
-    from t2l.adapter import AdapterInfo
+    from t2l.adapter import TRAINED, AdapterInfo
     from t2l.export import write_adapter
 
     result = out / "result"
@@ -383,4 +383,4 @@ def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed:
                        dropout=lr.dropout, hypernet={"recipe": recipe.recipe, "steps": trainer.step_done})
     weights = {k: v.detach().float().cpu() for k, v in prep.objective.weights().items()}
     result.mkdir(parents=True)
-    return write_adapter(weights, info, result / "adapter.safetensors"), "adapter"
+    return write_adapter(weights, info, result / TRAINED), "adapter"
