@@ -8,8 +8,8 @@ import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.bench.paper import (METHODS, PaperSettings, paired, read_results, reference_row, run_paper, run_warmup,
-                             unrelated_descriptions)
+from t2l.bench.paper import (METHODS, PaperSettings, paired, read_results, record_settings, reference_row, run_paper,
+                             run_warmup, unrelated_descriptions)
 from t2l.bench.report import bar_chart, write_report
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
@@ -95,6 +95,33 @@ def test_the_reference_must_be_a_row_of_the_run(tiny_base_dir, tmp_path):
                                         r"T2L \(new\)"):
         run_paper(settings)
     assert reference_row(replace(settings, reference=None)) == "T2L (new)"  # without T2L, the first --also row
+
+
+def test_a_folder_refuses_another_hypernetwork_under_a_label_it_scored(trained_hypernet, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from t2l.hashing import sha256_file
+
+    folder = trained_hypernet[0]
+    moved, other = tmp_path / "moved", tmp_path / "other"
+    shutil.copytree(folder, moved)
+    shutil.copytree(folder, other)
+    weights = load_file(other / "hypernet.safetensors")
+    save_file({k: v + 1 for k, v in weights.items()}, other / "hypernet.safetensors")  # another checkpoint:
+    config = json.loads((other / "config.json").read_text())  # its config records its own weights' sha256
+    config["weights_sha256"] = sha256_file(other / "hypernet.safetensors")
+    (other / "config.json").write_text(json.dumps(config))
+    settings = PaperSettings(out=tmp_path / "run", methods=("base",), also={"new": str(folder)})
+    settings.out.mkdir()
+    record_settings(settings)
+    record_settings(replace(settings, also={"new": str(moved)}))  # the same weights elsewhere: the same row
+    with pytest.raises(T2LError, match="another hypernetwork than the one .* scored as 'T2L \\(new\\)'"):
+        record_settings(replace(settings, also={"new": str(other)}))
+    record_settings(replace(settings, also={"newer": str(other)}))  # under a new label it is welcome
+    recorded = json.loads((settings.out / "settings.json").read_text())["also_sha256"]
+    assert set(recorded) == {"new", "newer"} and recorded["new"] != recorded["newer"]
 
 
 def test_runs_stored_under_the_old_protocol_name_read_as_letter(tmp_path):

@@ -1,7 +1,7 @@
 """The paper's zero-shot table at our scale, from one call: train the multi-task LoRA baseline and the T2L
 hypernetwork on equal budgets, evaluate every method on the benchmarks under both protocols, write the report.
 
-    OUT/settings.json     what this run was asked for
+    OUT/settings.json     what this run was asked for, with the sha256 of each --also hypernetwork
     OUT/mt-lora/          the multi-task LoRA training run (recipe mt-lora)
     OUT/t2l/              the hypernetwork training run (recipe sft)
     OUT/adapters/         adapters generated from the benches' descriptions and from unrelated ones
@@ -75,7 +75,7 @@ def run_paper(settings: PaperSettings, on_event: Event | None = None) -> dict:
     _check(settings)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "settings.json", json.dumps(settings.to_json(), indent=2))
+    record_settings(settings)
     needed = {"mt-lora": "mt-lora" in settings.methods,
               "t2l": bool({"T2L", "T2L, unrelated description"} & set(settings.methods))}
     trained = {name: _train(settings, name, recipe, emit) for name, recipe in (("mt-lora", "mt-lora"), ("t2l", "sft"))
@@ -115,6 +115,22 @@ def _check(settings: PaperSettings) -> None:
         raise T2LError(f"--reference {settings.reference!r} is not a row of this run; choose from {', '.join(rows)}")
     if not 1 <= settings.descriptions <= PER_BENCH:
         raise T2LError(f"--descriptions must be 1, 2 or 3 (each bench ships three), not {settings.descriptions}")
+
+
+def record_settings(settings: PaperSettings) -> None:
+    """Write OUT/settings.json with the sha256 of each --also row's hypernetwork. A label this folder already scored
+    with another hypernetwork is refused: its adapters and results would be reused as the new one's. The same
+    weights at another path (a moved checkout's shipped default) are the same row."""
+    from t2l.checkpoint import read_hypernet_info
+
+    path = Path(settings.out) / "settings.json"
+    before = json.loads(path.read_text()).get("also_sha256", {}) if path.is_file() else {}
+    made = {label: read_hypernet_info(Path(folder)).sha256 for label, folder in settings.also.items()}
+    for label, sha in made.items():
+        if before.get(label, sha) != sha:
+            raise T2LError(f"--also {label}=... is another hypernetwork than the one {settings.out} scored as "
+                           f"'T2L ({label})'; give it a new label or another --out")
+    write_text_atomic(path, json.dumps({**settings.to_json(), "also_sha256": {**before, **made}}, indent=2))
 
 
 # -- training ---------------------------------------------------------------------------------------------------
