@@ -171,6 +171,19 @@ def test_a_subset_of_methods_trains_and_evaluates_only_what_it_needs(tiny_collec
     assert not (settings.out / "mt-lora").exists() and (settings.out / "t2l" / "done.json").is_file()
 
 
+def test_a_folder_of_base_and_also_rows_reports_what_made_them(trained_hypernet, tiny_collection, tiny_base_dir,
+                                                                tmp_path):
+    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), limit=2, benches=("arc_easy",),
+                             protocols=("lm-eval",), tasks=str(tiny_collection), methods=("base",),
+                             also={"tiny": str(trained_hypernet[0])}, batch_size=2)
+    tables = run_paper(settings)
+    assert set(tables["lm-eval"]) == {"base", "T2L (tiny)"}
+    text = write_report(tables, settings, tmp_path / "results.md", "t2l bench paper ...", None).read_text()
+    sha = json.loads((settings.out / "settings.json").read_text())["also_sha256"]["tiny"]
+    assert "nothing trained in this folder" in text and "steps for each of" not in text
+    assert f"- T2L (tiny): hypernetwork sha256 `{sha[:16]}`" in text
+
+
 def test_bench_paper_command_takes_any_base_and_encoder(tiny_collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     sft = [*TINY, "hypernet.hidden_dim=16", "hypernet.task_dim=8", "hypernet.pos_dim=4"]
     args = ["bench", "paper", "--out", str(tmp_path / "run"), "--base", str(tiny_base_dir), "--encoder",

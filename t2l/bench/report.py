@@ -62,13 +62,15 @@ def provenance(settings: PaperSettings) -> dict:
     for name, run in runs.items():  # what the run trained with, overrides included
         train = load_recipe(str(out / name / "recipe.yaml")).train
         run.update(batch_size=train.batch_size, lr=train.lr, description_noise=train.description_noise)
+    recorded = out / "settings.json"  # record_settings' hashes of the --also hypernetworks
+    also = json.loads(recorded.read_text()).get("also_sha256", {}) if recorded.is_file() else {}
     data = {}
     for r in read_results(out / "results.jsonl"):
         data.setdefault(r["bench"], {"sha256": r["data_sha256"], "n": r["n"]})
     return {"t2l": t2l.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"
             + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"),
-            "training": runs, "data": data}
+            "training": runs, "data": data, "also": {label: sha for label, sha in also.items() if label in settings.also}}
 
 
 def write_report(tables: dict, settings: PaperSettings, path: Path, command: str, chart: Path | None,
@@ -89,11 +91,12 @@ def write_report(tables: dict, settings: PaperSettings, path: Path, command: str
     if chart is not None:
         lines += [f"![accuracy by method]({chart.name})", ""]
     batches = {run["batch_size"] for run in meta["training"].values()}
+    trained = (f"{settings.steps} steps for each of mt-lora and T2L"
+               + (" (equal budgets)" if len(batches) <= 1 else " (batch sizes differ: budgets are not equal)")
+               + (f", capped at {settings.budget_minutes} min each" if settings.budget_minutes else "")
+               if meta["training"] else "nothing trained in this folder")
     lines += ["## How it was run", "",
-              f"- training collection `{settings.tasks}` (benchmarks held out by name and 13-gram overlap), "
-              f"{settings.steps} steps for each of mt-lora and T2L"
-              + (" (equal budgets)" if len(batches) <= 1 else " (batch sizes differ: budgets are not equal)")
-              + (f", capped at {settings.budget_minutes} min each" if settings.budget_minutes else ""),
+              f"- training collection `{settings.tasks}` (benchmarks held out by name and 13-gram overlap), {trained}",
               f"- descriptions per bench: {settings.descriptions}; unrelated descriptions drawn from training tasks "
               f"with seed {settings.seed}",
               f"- eval batch size {settings.batch_size}, dtype {settings.dtype}",
@@ -105,6 +108,7 @@ def write_report(tables: dict, settings: PaperSettings, path: Path, command: str
                      f"{run['minutes']:.1f} min, final training loss "
                      f"{run['final_loss']:.3f}" + ("" if run["completed"] else " (stopped by the time cap)")
                      + f", collection sha256 `{run['collection_sha256'][:16]}`")
+    lines += [f"- T2L ({label}): hypernetwork sha256 `{sha[:16]}`" for label, sha in meta["also"].items()]
     lines += ["", "| bench | items | data sha256 |", "| --- | ---: | --- |"]
     lines += [f"| {b} | {d['n']} | `{d['sha256'][:16]}` |" for b, d in sorted(meta["data"].items())]
     lines += ["", f"Versions: t2l {meta['t2l']}, torch {meta['torch']}, transformers {meta['transformers']}, "
