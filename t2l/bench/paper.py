@@ -117,20 +117,26 @@ def _check(settings: PaperSettings) -> None:
         raise T2LError(f"--descriptions must be 1, 2 or 3 (each bench ships three), not {settings.descriptions}")
 
 
+def also_hashes(out: Path) -> dict[str, str]:
+    """--also label -> sha256 of the hypernetwork the folder scored under it (record_settings' record)."""
+    path = Path(out) / "settings.json"
+    return json.loads(path.read_text()).get("also_sha256", {}) if path.is_file() else {}
+
+
 def record_settings(settings: PaperSettings) -> None:
     """Write OUT/settings.json with the sha256 of each --also row's hypernetwork. A label this folder already scored
     with another hypernetwork is refused: its adapters and results would be reused as the new one's. The same
     weights at another path (a moved checkout's shipped default) are the same row."""
     from t2l.checkpoint import read_hypernet_info
 
-    path = Path(settings.out) / "settings.json"
-    before = json.loads(path.read_text()).get("also_sha256", {}) if path.is_file() else {}
+    before = also_hashes(settings.out)
     made = {label: read_hypernet_info(Path(folder)).sha256 for label, folder in settings.also.items()}
     for label, sha in made.items():
         if before.get(label, sha) != sha:
             raise T2LError(f"--also {label}=... is another hypernetwork than the one {settings.out} scored as "
                            f"'T2L ({label})'; give it a new label or another --out")
-    write_text_atomic(path, json.dumps({**settings.to_json(), "also_sha256": {**before, **made}}, indent=2))
+    write_text_atomic(Path(settings.out) / "settings.json",
+                      json.dumps({**settings.to_json(), "also_sha256": {**before, **made}}, indent=2))
 
 
 # -- training ---------------------------------------------------------------------------------------------------

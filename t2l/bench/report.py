@@ -7,7 +7,7 @@ from pathlib import Path
 
 from t2l.base import DEFAULT_BASE
 from t2l.files import write_bytes_atomic, write_text_atomic
-from t2l.bench.paper import METHODS, PaperSettings, paired, read_results, reference_row
+from t2l.bench.paper import METHODS, PaperSettings, also_hashes, paired, read_results, reference_row
 
 PAPER_TABLE = ("Mistral-7B-Instruct, 10 benchmarks, average accuracy (paper, Table 1): base 55.96, "
                "multi-task LoRA 66.67, T2L 67.02")
@@ -62,15 +62,13 @@ def provenance(settings: PaperSettings) -> dict:
     for name, run in runs.items():  # what the run trained with, overrides included
         train = load_recipe(str(out / name / "recipe.yaml")).train
         run.update(batch_size=train.batch_size, lr=train.lr, description_noise=train.description_noise)
-    recorded = out / "settings.json"  # record_settings' hashes of the --also hypernetworks
-    also = json.loads(recorded.read_text()).get("also_sha256", {}) if recorded.is_file() else {}
     data = {}
     for r in read_results(out / "results.jsonl"):
         data.setdefault(r["bench"], {"sha256": r["data_sha256"], "n": r["n"]})
     return {"t2l": t2l.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"
             + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"),
-            "training": runs, "data": data, "also": {label: sha for label, sha in also.items() if label in settings.also}}
+            "training": runs, "data": data, "also": {label: sha for label, sha in also_hashes(out).items() if label in settings.also}}
 
 
 def write_report(tables: dict, settings: PaperSettings, path: Path, command: str, chart: Path | None,
