@@ -50,6 +50,16 @@ def tiny_encoder(folder, seed: int = 0):
     return folder
 
 
+def long_sample(sample, min_chars: int, seeds=range(11, 41)) -> tuple[int, str]:
+    """(seed, text) of the first seed whose sampled `sample(seed)` has at least `min_chars` characters. Sampled
+    tokens depend on the CPU's float kernels (AVX2 and AVX-512 machines draw differently), so a test that cuts or
+    counts sampled text picks a seed that gives it enough text on the machine it runs on."""
+    for seed in seeds:
+        if len(text := sample(seed)) >= min_chars:
+            return seed, text
+    raise AssertionError(f"no seed in {seeds} sampled {min_chars} characters")
+
+
 def t2l(*args, code=0, input=None):
     """Run the `t2l` command in-process (typer's CliRunner) and check its exit code; the result."""
     from typer.testing import CliRunner

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import t2l
+from conftest import long_sample, t2l
 from t2l_cli.server.api import MAX_CHARS, create_app
 from t2l_cli.server.background import free_port, serving
 from t2l_cli.server.service import ServeSettings, Service
@@ -69,24 +69,26 @@ def test_models_and_chat_answers_match_t2l_run(client, two, tiny_base_dir):
 
 
 def test_stream_gives_the_same_answer_in_pieces_with_usage(client, two):
+    seed, want = long_sample(lambda s: run_text("up", "hello", seed=s), 3)  # enough text for several pieces
+    sampling = SAMPLING | {"seed": seed}
     stream = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], stream=True,
-                                            stream_options={"include_usage": True}, **SAMPLING)
+                                            stream_options={"include_usage": True}, **sampling)
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
-    assert text == run_text("up", "hello")
+    assert text == want
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
-    whole = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], **SAMPLING)
+    whole = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], **sampling)
     assert chunks[-1].usage == whole.usage and not chunks[-1].choices
 
 
 def test_completions_are_raw_and_stop_strings_cut(client, two):
     reply = client.completions.create(model="up", prompt="Q: 2+2?\nA:", **SAMPLING)
     assert reply.choices[0].text == run_text("up", "Q: 2+2?\nA:", "--raw")
-    full = run_text("up", "Q: 2+2?\nA:", "--raw", max_tokens=20)
+    seed, full = long_sample(lambda s: run_text("up", "Q: 2+2?\nA:", "--raw", max_tokens=20, seed=s), 8)
     cut_at = full[6:8]
     stopped = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stop=[cut_at],
-                                        **(SAMPLING | {"max_tokens": 20}))
+                                        **(SAMPLING | {"max_tokens": 20, "seed": seed}))
     assert stopped.choices[0].text == full[: full.find(cut_at)] and stopped.choices[0].finish_reason == "stop"
     pieces = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stream=True, **SAMPLING)
     assert "".join(c.choices[0].text for c in pieces if c.choices) == reply.choices[0].text

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import t2l
+from conftest import long_sample, t2l
 
 
 
@@ -114,12 +114,13 @@ def test_closing_a_generation_stops_it_and_frees_the_engine(tiny_base_dir):
     model, tok, ref = load_base(str(tiny_base_dir))
     engine = Engine(model, tok, ref)
     ids = engine.chat_ids([{"role": "user", "content": "hi"}])
-    gen = engine.generate(ids, Sampling(50, 1.0, seed=1))
+    seed, full = long_sample(lambda s: engine.generate(ids, Sampling(50, 1.0, seed=s)).run().text, 6)
+    gen = engine.generate(ids, Sampling(50, 1.0, seed=seed))
     pieces = iter(gen)
     next(pieces), next(pieces)
     assert engine.lock.locked()
     pieces.close()
     assert not engine.lock.locked() and gen.finish_reason == "interrupted" and gen.completion_tokens == 2
-    stop_at = engine.generate(ids, Sampling(50, 1.0, seed=1)).run().text[4:6]
-    cut = engine.generate(ids, Sampling(50, 1.0, seed=1, stop=(stop_at,))).run()
+    stop_at = full[4:6]
+    cut = engine.generate(ids, Sampling(50, 1.0, seed=seed, stop=(stop_at,))).run()
     assert stop_at not in cut.text and cut.finish_reason == "stop"
