@@ -31,11 +31,14 @@ class AdapterInfo:
     truncated: bool = False
     hypernet: dict = field(default_factory=dict)  # sha256, variant, recipe of the hypernet that made it
     encoder: dict = field(default_factory=dict)
+    examples: dict = field(default_factory=dict)  # count and sha256 of the examples it was made from, if any
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["base"] = {**self.base.to_dict(), "spec": self.base_spec}
         del d["base_spec"]
+        if not self.examples:
+            del d["examples"]  # an adapter made from words alone keeps the bytes (and sha256) it always had
         return d
 
     @classmethod

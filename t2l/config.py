@@ -72,6 +72,12 @@ class HypernetConfig:
     """Width of the MLP trunk."""
     depth: int = 2
     """Number of linear layers in the trunk."""
+    examples: int = 0
+    """Most input/output examples an adapter is made from besides (or instead of) its description; 0: descriptions
+    only. Each example is embedded alone by the description encoder as `t2l.examples.example_text` writes it, the
+    embeddings are averaged, and the average enters the task encoder through a linear map of its own, added to the
+    description's before the layer norm (zero-initialised, so a description-only hypernetwork warm-starts exactly
+    as it was)."""
     hypermod: HyperModConfig | None = None
     """The authors' architecture instead of ours (an imported checkpoint); task_dim, pos_dim, hidden_dim and depth
     are then unused. None (the default) is t2l's own HyperLoRA."""
@@ -86,12 +92,16 @@ class HypernetConfig:
             raise ValueError("rank and depth must be at least 1")
         if not self.target_modules:
             raise ValueError("target_modules must name at least one module")
+        if self.examples < 0:
+            raise ValueError(f"examples must be 0 or more, not {self.examples}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         if self.hypermod is None:
             del d["hypermod"]  # t2l's own checkpoints keep the config.json they always had
+        if not self.examples:
+            del d["examples"]  # likewise for a description-only one
         return d
 
     @classmethod

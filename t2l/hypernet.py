@@ -23,6 +23,9 @@ class HyperLoRA(nn.Module):
         c, r = config, config.rank
         self.modules_ = targets.modules
         self.task_encoder = nn.Sequential(nn.Linear(c.embed_dim, c.task_dim), nn.LayerNorm(c.task_dim))
+        if c.examples:  # the examples' mean embedding joins the description's before the layer norm
+            self.example_encoder = nn.Linear(c.embed_dim, c.task_dim, bias=False)
+            nn.init.zeros_(self.example_encoder.weight)  # so no examples, or an untrained map, changes nothing
         self.layer_emb = nn.Embedding(targets.num_layers, c.pos_dim)
         self.module_emb = nn.Embedding(len(self.modules_), c.pos_dim)
         n_extra = {"L": 0, "M": 1, "S": 2}[c.variant]
@@ -66,10 +69,17 @@ class HyperLoRA(nn.Module):
             self.register_buffer(name, q[:, i].contiguous(), persistent=False)
         self.query_counts = [sum(1 for row in rows if row[0] == mi) for mi in range(len(self.modules_))]
 
-    def forward(self, description_emb: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """[N, embed_dim] -> {module: (A [N, layers, r, in], B [N, layers, out, r])}."""
+    def forward(self, description_emb: torch.Tensor,
+                examples_emb: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """[N, embed_dim] (and the mean embedding of each adapter's examples [N, embed_dim], zeros for none) ->
+        {module: (A [N, layers, r, in], B [N, layers, out, r])}. A zero description embedding means "examples
+        only"."""
         n, r = description_emb.shape[0], self.config.rank
-        task = self.task_encoder(description_emb)  # [N, task_dim]
+        linear, norm = self.task_encoder
+        h = linear(description_emb)
+        if examples_emb is not None:
+            h = h + self.example_encoder(examples_emb)
+        task = norm(h)  # [N, task_dim]
         parts = [self.layer_emb(self.q_layer), self.module_emb(self.q_module)]
         if hasattr(self, "ab_emb"):
             parts.append(self.ab_emb(self.q_ab))

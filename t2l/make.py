@@ -9,6 +9,8 @@ from t2l.base import identify_base
 from t2l.checkpoint import HypernetInfo, load_hypernet
 from t2l.encoder import encoder_folder, DescriptionEncoder
 from t2l.errors import T2LError
+from t2l.text import require_utf8
+from t2l.examples import Shot, check_count, examples_sha256, mean_embedding
 
 
 @dataclass
@@ -41,29 +43,47 @@ class Generator:
                            f"({self.info.encoder.name}, sha256 {self.info.encoder.sha256[:12]})")
         self.encoder = DescriptionEncoder(folder, ref, pooling=self.info.pooling, style=self.info.encoder_style)
 
-    def make(self, descriptions: list[str], on_warning: Callable[[str], None] | None = None) -> list[GeneratedAdapter]:
-        """One adapter per description, all from one encoder pass and one hypernetwork forward."""
+    @property
+    def max_examples(self) -> int:
+        """Most examples an adapter can be made from (0: this hypernetwork reads descriptions only)."""
+        return self.info.config.examples
+
+    def make(self, descriptions: list[str], on_warning: Callable[[str], None] | None = None,
+             examples: list[Shot] = ()) -> list[GeneratedAdapter]:
+        """One adapter per description, all from one encoder pass and one hypernetwork forward; with `examples`,
+        every adapter is made from them too, and with examples and no description, one adapter from the examples
+        alone."""
         import torch
 
+        check_count(list(examples), self.max_examples, self.info.sha256[:8])
         cleaned = [validate_description(d) for d in descriptions]
-        if not cleaned:
+        if not cleaned and not examples:
             raise T2LError("no description given; pass one or more descriptions or --from-file FILE")
-        encoded = self.encoder.encode(cleaned)
+        if cleaned:
+            encoded = self.encoder.encode(cleaned)
+            embeddings, truncated = encoded.embeddings, encoded.truncated
+        else:  # examples alone: a zero description embedding, as in training
+            embeddings, truncated, cleaned = torch.zeros(1, self.encoder.dim), [False], [""]
+        inputs = (embeddings,)
+        if self.max_examples:
+            inputs += (mean_embedding(self.encoder, [list(examples)]).expand(len(cleaned), -1),)
         with torch.no_grad():
-            weights = self.hypernet(encoded.embeddings)
+            weights = self.hypernet(*inputs)
+        shown = {"count": len(examples), "sha256": examples_sha256(list(examples))} if examples else {}
         out = []
-        for i, (text, truncated) in enumerate(zip(cleaned, encoded.truncated)):
-            if truncated and on_warning:
+        for i, (text, cut) in enumerate(zip(cleaned, truncated)):
+            if cut and on_warning:
                 on_warning(f"description {i + 1} is longer than the encoder's {self.encoder.max_length}-token "
                            "window; only its start was used (recorded as truncated)")
-            out.append(GeneratedAdapter(adapter_tensors(weights, self.info, i), adapter_info(self.info, text, truncated)))
+            out.append(GeneratedAdapter(adapter_tensors(weights, self.info, i),
+                                        adapter_info(self.info, text, cut, shown)))
         return out
 
 
 def validate_description(text: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise T2LError("empty description: describe the task in words, e.g. \"classify sentiment of movie reviews\"")
-    return text.strip()
+    return require_utf8(text, "the description").strip()
 
 
 def adapter_tensors(weights: dict, info: HypernetInfo, i: int) -> dict:
@@ -80,13 +100,13 @@ def adapter_tensors(weights: dict, info: HypernetInfo, i: int) -> dict:
     return tensors
 
 
-def adapter_info(info: HypernetInfo, description: str, truncated: bool) -> AdapterInfo:
+def adapter_info(info: HypernetInfo, description: str, truncated: bool, examples: dict | None = None) -> AdapterInfo:
     return AdapterInfo(
         description=description, rank=info.config.rank, alpha=info.config.alpha,
         target_modules=list(info.config.target_modules), base=info.base, base_spec=info.base_spec,
         dropout=info.config.dropout, truncated=truncated,
         hypernet={"sha256": info.sha256, "variant": info.config.variant, "recipe": info.training.get("recipe")},
-        encoder={**info.encoder.to_dict(), "pooling": info.pooling},
+        encoder={**info.encoder.to_dict(), "pooling": info.pooling}, examples=dict(examples or {}),
     )
 
 

@@ -4,6 +4,8 @@ turned into one line and an exit code."""
 import functools
 import json
 import re
+import traceback
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,26 +25,48 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)  # progress, warning
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+# where a bug goes: the project names no public tracker yet (pyproject.toml has no URL); put its address here
+REPORT_BUGS = "t2l's issue tracker, with the command you ran, this line and `t2l --version`"
+
+
+# Typer's exits and usage errors; ClickException is click's, or the copy of click newer Typers carry inside
+_TYPERS_OWN = (typer.Exit, typer.Abort, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"))
+
+
 def errors_to_exit(fn):
-    """Known errors become one 'error: ...' line and exit code 1; Ctrl-C exits 130."""
+    """t2l's own errors (a user can fix them) become one 'error: ...' line and exit code 1; any other exception is
+    a bug in t2l, said as one: not dressed up as an input error. Ctrl-C exits 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (T2LError, RegistryError, ValueError) as e:
+        except (T2LError, RegistryError) as e:
             fail(e)
         except DatabaseError as e:  # found damaged after it opened: a page read mid-command
             fail(damaged(t2l_home() / "registry.db", e))
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None
+        except _TYPERS_OWN:
+            raise  # usage errors (exit 2) and exits are Typer's to print
+        except Exception as e:
+            bug(e)
 
     return wrapper
 
 
 def fail(e: Exception):
     err.print(f"[red]error:[/red] {escape(str(e))}", markup=True)
+    raise typer.Exit(1) from None
+
+
+def bug(e: Exception):
+    """One line that says an unexpected exception is t2l's fault, where it was raised, and where to report it."""
+    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    err.print(f"[red]error:[/red] a bug in t2l, not in your input: {type(e).__name__}{at}: {escape(str(e))}; "
+              f"please report it to {REPORT_BUGS}", markup=True)
     raise typer.Exit(1) from None
 
 
@@ -116,7 +140,9 @@ def training_events(progress, label: str = "training"):
             progress.update(bar, completed=payload.step,
                             info=f"loss {payload.loss:.3f}  {payload.tokens_per_s:.0f} tok/s")
         elif kind == "eval":
-            err.print(f"{label} step {payload['step']}: held-out loss {payload['heldout_loss']:.4f}")
+            with_examples = (f", with examples {payload['heldout_loss_examples']:.4f}"
+                             if "heldout_loss_examples" in payload else "")
+            err.print(f"{label} step {payload['step']}: held-out loss {payload['heldout_loss']:.4f}{with_examples}")
 
     return on_event
 

@@ -62,12 +62,14 @@ def test_recipe_errors_name_the_key():
         load_recipe("nope")
 
 
-@pytest.mark.parametrize("noise", [0.0, 0.5])
-def test_resume_continues_bit_for_bit(noise, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["train.description_noise=0.5"],
+                                   ["hypernet.examples=2", "train.no_description=0.5", "train.examples_lr_scale=5"]],
+                         ids=["plain", "noise", "examples"])
+def test_resume_continues_bit_for_bit(extra, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     from safetensors.torch import load_file
 
     def overrides(out):
-        return [*tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, out), f"train.description_noise={noise}"]
+        return [*tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, out), *extra]
 
     straight = run_recipe(load_recipe("sft", overrides(tmp_path / "a")))
 

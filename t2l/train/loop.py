@@ -37,10 +37,21 @@ class TrainSettings:
     packing: bool = False
     """sft only: put several examples end to end in each row (rows of max_length tokens) instead of padding every
     example to the batch's longest; the same loss and gradients, fewer padded positions to compute."""
+    no_description: float = 0.0
+    """sft with hypernet.examples: the share of draws with examples whose description is left out, so that
+    examples alone make an adapter too."""
+    examples_lr_scale: float = 1.0
+    """sft with hypernet.examples: the examples' map learns at this multiple of `lr` (warm-started from a
+    description-only hypernetwork it starts at zero, while everything else is already trained)."""
+    init_from: str | None = None
+    """sft: start from this hypernetwork's weights (a checkpoint folder or `default`) instead of a fresh init; parts
+    it lacks (the examples' map of a description-only one) keep their init."""
 
     def __post_init__(self):
         if self.description_noise < 0:
             raise ValueError(f"train.description_noise must be 0 or more, not {self.description_noise}")
+        if not 0 <= self.no_description < 1:
+            raise ValueError(f"train.no_description must be at least 0 and below 1, not {self.no_description}")
 
 
 @dataclass
@@ -55,9 +66,14 @@ class StepMetrics:
 
 class Sampler:
     """Draws a task uniformly, then an example of it, then one of the task's descriptions: small tasks count as
-    much as big ones, and every phrasing of a task gets used. Draws are global (identical on every process)."""
+    much as big ones, and every phrasing of a task gets used. Draws are global (identical on every process).
 
-    def __init__(self, example_tasks: list[int], descriptions_per_task: list[int]):
+    With `shots` > 0 each draw also gets 0 to `shots` other examples of its task to condition on (never the one it
+    trains on), taken from the task's first `pool` examples so their embeddings repeat; with `no_description`, that
+    share of the draws that have examples leaves the description out (description index -1)."""
+
+    def __init__(self, example_tasks: list[int], descriptions_per_task: list[int], shots: int = 0,
+                 no_description: float = 0.0, pool: int = 16):
         """example_tasks[row] is the row's task index, or -1 to leave the row out (a held-out task)."""
         tasks = torch.tensor(example_tasks)
         valid = torch.nonzero(tasks >= 0).flatten()
@@ -68,14 +84,26 @@ class Sampler:
         self.offsets = torch.cumsum(self.counts, 0) - self.counts
         self.n_desc = torch.tensor(descriptions_per_task)
         self.present = torch.nonzero(self.counts).flatten()
+        self.shots, self.no_description, self.pool = shots, no_description, pool
 
-    def draw(self, gen: torch.Generator, k: int) -> tuple[list[int], list[int]]:
-        """(example rows, description index) for k draws."""
+    def draw(self, gen: torch.Generator, k: int) -> tuple[list[int], list[int], list[list[int]]]:
+        """(example rows, description index, rows of the examples to condition on) for k draws."""
         t = self.present[torch.randint(len(self.present), (k,), generator=gen)]
         u = torch.rand(k, generator=gen)
         v = torch.rand(k, generator=gen)
         rows = self.rows_by_task[self.offsets[t] + (u * self.counts[t]).long()]
-        return rows.tolist(), (v * self.n_desc[t]).long().tolist()
+        descs = (v * self.n_desc[t]).long().tolist()
+        if not self.shots:  # no further draws: description-only runs keep their exact random stream
+            return rows.tolist(), descs, [[] for _ in range(k)]
+        shots = []
+        for i, (task, row) in enumerate(zip(t.tolist(), rows.tolist())):
+            pool = self.rows_by_task[self.offsets[task] : self.offsets[task] + min(self.pool, self.counts[task])]
+            others = [r for r in pool[torch.randperm(len(pool), generator=gen)].tolist() if r != row]
+            n = int(torch.randint(self.shots + 1, (1,), generator=gen))
+            shots.append(others[:n])
+            if shots[-1] and float(torch.rand(1, generator=gen)) < self.no_description:
+                descs[i] = -1
+        return rows.tolist(), descs, shots
 
 
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -112,7 +140,8 @@ def lr_at(step: int, s: TrainSettings) -> float:
 class Trainer:
     """Runs `objective` (module + loss over example rows) with AdamW; knows about torch.distributed when it is up.
 
-    objective.loss_sum(module, rows, descs) -> (summed loss, labelled tokens, all tokens) for this process's rows;
+    objective.loss_sum(module, rows, descs, shots) -> (summed loss, labelled tokens, all tokens) for this process's
+    rows (shots: the rows of the examples each row's adapter is made from, empty lists without examples);
     objective.module is what trains (wrapped in DistributedDataParallel when world > 1).
     """
 
@@ -129,8 +158,10 @@ class Trainer:
         if self.distributed:
             module = torch.nn.parallel.DistributedDataParallel(module)
         self.module = module
-        self.params = [p for p in objective.module.parameters() if p.requires_grad]
-        self.opt = torch.optim.AdamW(self.params, lr=settings.lr, weight_decay=settings.weight_decay)
+        groups = objective.param_groups(settings) if hasattr(objective, "param_groups") else \
+            [{"params": [p for p in objective.module.parameters() if p.requires_grad]}]
+        self.params = [p for g in groups for p in g["params"]]
+        self.opt = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         self.gen = torch.Generator().manual_seed(settings.seed)
         torch.manual_seed(settings.seed + 1)
         self.step_done = 0
@@ -146,13 +177,13 @@ class Trainer:
 
     def step(self) -> StepMetrics:
         t0 = time.perf_counter()
-        rows, descs = self.sampler.draw(self.gen, self.s.batch_size)
-        rows, descs = rows[self.rank :: self.world], descs[self.rank :: self.world]
+        rows, descs, shots = self.sampler.draw(self.gen, self.s.batch_size)
+        rows, descs, shots = (x[self.rank :: self.world] for x in (rows, descs, shots))
         lr = lr_at(self.step_done + 1, self.s)
         for g in self.opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_scale", 1.0)
         self.objective.module.train()
-        loss_sum, labelled, processed = self.objective.loss_sum(self.module, rows, descs)
+        loss_sum, labelled, processed = self.objective.loss_sum(self.module, rows, descs, shots)
         total_labelled = self._all_sum(labelled)
         # Normalise by the labelled tokens of the whole global batch (times world, undoing DDP's gradient mean),
         # so that N processes compute exactly the gradient one process would.
@@ -166,11 +197,14 @@ class Trainer:
         return StepMetrics(self.step_done, loss, int(processed), processed / (time.perf_counter() - t0), lr)
 
     @torch.no_grad()
-    def eval_loss(self, rows: list[int], descs: list[int], batch: int = 8) -> float:
+    def eval_loss(self, rows: list[int], descs: list[int], shots: list[list[int]] | None = None,
+                  batch: int = 8) -> float:
         self.objective.module.eval()
+        shots = shots or [[] for _ in rows]
         total, tokens = 0.0, 0
         for i in range(0, len(rows), batch):
-            loss, n, _ = self.objective.loss_sum(self.objective.module, rows[i : i + batch], descs[i : i + batch])
+            loss, n, _ = self.objective.loss_sum(self.objective.module, rows[i : i + batch], descs[i : i + batch],
+                                                 shots[i : i + batch])
             total, tokens = total + loss.item(), tokens + n
         return total / max(tokens, 1)
 

@@ -21,7 +21,7 @@ class LoraObjective:
         self.module, self.packing = peft_model, packing
         self.batcher = ExampleBatcher(tokenizer, examples, max_length)
 
-    def loss_sum(self, module, rows: list[int], descs: list[int]):
+    def loss_sum(self, module, rows: list[int], descs: list[int], shots: list[list[int]] | None = None):
         # the full forward through `module` (not the decoder-only causal_lm_loss_sum path sft uses), because under
         # torchrun `module` is the DDP wrapper and its gradient sync hooks in on that forward
         device = next(self.module.parameters()).device

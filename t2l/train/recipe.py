@@ -39,6 +39,9 @@ class HypernetSizes:
     pos_dim: int = 32
     hidden_dim: int = 512
     depth: int = 2
+    examples: int = 0
+    """Most examples an adapter is made from besides its description (0: descriptions only); training draws 0 to
+    this many other examples of each task per draw."""
 
 
 @dataclass
@@ -115,6 +118,7 @@ class Recipe:
         if run.max_minutes is not None:
             positive["run.max_minutes"] = run.max_minutes
         at_least_zero = {"train.weight_decay": t.weight_decay, "train.warmup_steps": t.warmup_steps,
+                         "hypernet.examples": hn.examples,
                          "data.holdout": self.data.holdout, "data.eval_examples": self.data.eval_examples,
                          "run.eval_every": run.eval_every}
         for key, value in positive.items():

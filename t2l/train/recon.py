@@ -41,7 +41,7 @@ class ReconObjective:
     def __init__(self, hypernet, library: dict, embeddings: list[torch.Tensor]):
         self.module, self.library, self.embeddings = hypernet, library, embeddings
 
-    def loss_sum(self, module, rows: list[int], descs: list[int]):
+    def loss_sum(self, module, rows: list[int], descs: list[int], shots: list[list[int]] | None = None):
         device = next(self.module.parameters()).device
         emb = torch.stack([self.embeddings[r][d] for r, d in zip(rows, descs)]).to(device)
         out = module(emb)

@@ -138,7 +138,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
                            f"{trained_on['sha256'][:12]}; resume with data.tasks=FOLDER naming a copy of that one")
         trainer.load_state(tensors, meta)
         status(f"resumed at step {trainer.step_done}")
-    eval_rows, eval_descs = prep.eval_rows
+    eval_rows, eval_descs, eval_shots = prep.eval_rows
 
     log = open(out / "metrics.jsonl", "a") if rank0 else None
     budget_s = recipe.run.max_minutes * 60 if recipe.run.max_minutes else None
@@ -154,11 +154,13 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
     def validate():
         if eval_rows and last.get("validated") != trainer.step_done:
             last["validated"] = trainer.step_done
-            loss = trainer.eval_loss(eval_rows, eval_descs)
+            record = {"step": trainer.step_done, "heldout_loss": trainer.eval_loss(eval_rows, eval_descs)}
+            if any(eval_shots):  # the same rows with examples too: what the examples add
+                record["heldout_loss_examples"] = trainer.eval_loss(eval_rows, eval_descs, eval_shots)
             if rank0:
-                log.write(json.dumps({"step": trainer.step_done, "heldout_loss": loss}) + "\n")
+                log.write(json.dumps(record) + "\n")
                 log.flush()
-            emit("eval", {"step": trainer.step_done, "heldout_loss": loss})
+            emit("eval", record)
 
     def on_step(m) -> bool:
         last["loss"] = m.loss
@@ -236,7 +238,7 @@ class _Prepared:
 
     objective: object
     sampler: object
-    eval_rows: tuple[list[int], list[int]]
+    eval_rows: tuple[list[int], list[int], list[list[int]]]
     base_ref: object
     encoder: object
     data: dict  # name and sha256 of the training data
@@ -273,9 +275,14 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
         flat = run_embeddings(encoder, [d for t in tasks for d in t.descriptions], out, status)
         embeddings = list(flat.split([len(t.descriptions) for t in tasks]))
         status("building the hypernetwork")
-        hypernet = build_hypernet(base, recipe.hypernet_config(encoder.dim)).to(device)
-        objective = HypernetObjective(hypernet, base, tokenizer, examples, embeddings, recipe.train.max_length,
-                                      recipe.train.description_noise, recipe.train.packing)
+        hypernet = build_hypernet(base, recipe.hypernet_config(encoder.dim))
+        if recipe.train.init_from:
+            status(f"starting from the weights of hypernetwork {recipe.train.init_from}")
+            warm_start(hypernet, recipe.train.init_from)
+        shot_embeddings = ShotEmbeddings(encoder, examples) if recipe.hypernet.examples else None
+        objective = HypernetObjective(hypernet.to(device), base, tokenizer, examples, embeddings,
+                                      recipe.train.max_length, recipe.train.description_noise, recipe.train.packing,
+                                      shot_embeddings)
     else:
         from t2l.train.lora import LoraObjective, build_lora
 
@@ -284,10 +291,11 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
         objective = LoraObjective(build_lora(base, lr.rank, lr.alpha, lr.dropout, lr.target_modules), tokenizer,
                                   examples, recipe.train.max_length, recipe.train.packing)
     sampler = Sampler([-1 if tasks[e.task].name in held else e.task for e in examples],
-                      [len(t.descriptions) for t in tasks])
+                      [len(t.descriptions) for t in tasks], recipe.hypernet.examples, recipe.train.no_description)
     description = tasks[0].descriptions[0] if recipe.recipe == "lora" else \
         f"multi-task LoRA on {len(tasks) - len(held)} tasks of {manifest.name}"
-    return _Prepared(objective, sampler, _eval_rows(examples, tasks, held, recipe.data.eval_examples), base_ref,
+    eval_rows = _eval_rows(examples, tasks, held, recipe.data.eval_examples, min(4, recipe.hypernet.examples))
+    return _Prepared(objective, sampler, eval_rows, base_ref,
                      encoder, {"name": manifest.name, "sha256": manifest.sha256}, sorted(held), description)
 
 
@@ -320,7 +328,7 @@ def _prepare_recon(recipe: Recipe, device: str, out: Path, status, progress) -> 
     for m in sorted(library):
         digest.update(library[m][0].numpy().tobytes() + library[m][1].numpy().tobytes())
     n = len(descriptions)
-    return _Prepared(objective, Sampler(list(range(n)), [1] * n), ([], []), base_ref, encoder,
+    return _Prepared(objective, Sampler(list(range(n)), [1] * n), ([], [], []), base_ref, encoder,
                      {"name": "recon", "sha256": digest.hexdigest()}, [], "")
 
 
@@ -351,13 +359,56 @@ def run_embeddings(encoder, texts: list[str], out: Path, status):
     return flat
 
 
-def _eval_rows(examples, tasks, held: set, n: int) -> tuple[list[int], list[int]]:
+def _eval_rows(examples, tasks, held: set, n: int, shots: int) -> tuple[list[int], list[int], list[list[int]]]:
+    """n examples of the held-out tasks, spread over them, each with its task's first description and, for a
+    hypernetwork trained with examples, its task's first `shots` other examples."""
     rows = [i for i, e in enumerate(examples) if tasks[e.task].name in held]
     if not rows or n <= 0:
-        return [], []
+        return [], [], []
     step = max(1, len(rows) // n)
-    rows = rows[::step][:n]
-    return rows, [0] * len(rows)
+    picked = rows[::step][:n]
+    first: dict[int, list[int]] = {}
+    for i in rows:
+        group = first.setdefault(examples[i].task, [])
+        if len(group) <= shots:  # one more than needed, as a row's own example is left out of its shots
+            group.append(i)
+    return picked, [0] * len(picked), [[r for r in first[examples[i].task] if r != i][:shots] for i in picked]
+
+
+class ShotEmbeddings:
+    """The encoder's embeddings of examples as conditioning text, computed once per example on first use (a run
+    draws from a few thousand; a resumed run recomputes them in seconds)."""
+
+    def __init__(self, encoder, examples):
+        self.encoder, self.examples, self.cache = encoder, examples, {}
+
+    def __call__(self, rows: list[int]):
+        import torch
+
+        from t2l.examples import Shot, example_text
+
+        new = [r for r in dict.fromkeys(rows) if r not in self.cache]
+        if new:
+            texts = [example_text(Shot(self.examples[r].input, self.examples[r].output)) for r in new]
+            self.cache.update(zip(new, self.encoder.encode(texts).embeddings))
+        return torch.stack([self.cache[r] for r in rows])
+
+
+def warm_start(hypernet, spec: str) -> None:
+    """Load a trained hypernetwork's weights into `hypernet` (same sizes and targets); what it lacks keeps its
+    init (the examples' map, zero: the start then makes exactly the adapters the checkpoint made)."""
+    from t2l.checkpoint import hypernet_path, load_hypernet
+
+    folder = hypernet_path(spec)
+    if folder is None:
+        raise T2LError(f"train.init_from={spec!r}: give a hypernetwork checkpoint folder or 'default'")
+    source, info = load_hypernet(folder)
+    mine, theirs = hypernet.state_dict(), source.state_dict()
+    wrong = [k for k, v in theirs.items() if k not in mine or mine[k].shape != v.shape]
+    if wrong or info.targets.to_list() != hypernet.targets.to_list():
+        raise T2LError(f"train.init_from={spec!r} has other sizes or targets than this recipe's hypernetwork "
+                       f"({(wrong or ['targets'])[0]}); match the recipe's hypernet and lora settings to it")
+    hypernet.load_state_dict(theirs, strict=False)
 
 
 def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed: bool, final_loss):

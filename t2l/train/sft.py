@@ -27,29 +27,47 @@ class HypernetObjective:
 
     def __init__(self, hypernet: HyperLoRA, base_model, tokenizer, examples: list[Example],
                  task_embeddings: list[torch.Tensor], max_length: int, description_noise: float = 0.0,
-                 packing: bool = False):
-        self.module, self.noise, self.packing = hypernet, description_noise, packing
+                 packing: bool = False, shot_embeddings: Callable[[list[int]], torch.Tensor] | None = None):
+        """shot_embeddings(rows) -> [len(rows), dim]: the encoder's embeddings of those examples as
+        `t2l.examples.example_text` writes them (a hypernetwork trained with examples)."""
+        self.module, self.noise, self.packing, self.shot_embeddings = hypernet, description_noise, packing, \
+            shot_embeddings
         self.base = base_model.eval()
         self.batcher = ExampleBatcher(tokenizer, examples, max_length)
         self.examples, self.task_embeddings = examples, task_embeddings
         c = hypernet.config
         self.lora = BatchedLoRA(base_model, hypernet.targets, c.alpha / c.rank, c.dropout)
 
-    def loss_sum(self, module, rows: list[int], descs: list[int]):
+    def loss_sum(self, module, rows: list[int], descs: list[int], shots: list[list[int]] | None = None):
         device = next(self.module.parameters()).device
-        emb = torch.stack([self.task_embeddings[self.examples[r].task][d] for r, d in zip(rows, descs)])
+        emb = torch.stack([self.description_embedding(r, d) for r, d in zip(rows, descs)])
         if self.noise and self.module.training:  # drawn on the CPU from torch's seeded generator: resumable
             emb = emb + torch.randn(emb.shape) * (self.noise / emb.shape[-1] ** 0.5)
-        emb = emb.to(device)
+        inputs = (emb.to(device),)
+        if self.shot_embeddings is not None:
+            inputs += (torch.stack([self.shot_embeddings(s).mean(0) if s else torch.zeros(emb.shape[-1])
+                                    for s in shots or [[]] * len(rows)]).to(device),)
         if self.packing:
             p = self.batcher.pack(rows)
-            with self.lora.use(module(emb), p.route.to(device)):
+            with self.lora.use(module(*inputs), p.route.to(device)):
                 loss = causal_lm_loss_sum(self.base, p.ids.to(device), p.mask.to(device), p.labels.to(device),
                                           p.positions.to(device))
             return (*loss, p.tokens)
         ids, mask, labels = (t.to(device) for t in self.batcher.batch(rows))
-        with self.lora.use(module(emb)):
+        with self.lora.use(module(*inputs)):
             return (*causal_lm_loss_sum(self.base, ids, mask, labels), int(mask.sum()))
+
+    def param_groups(self, settings) -> list[dict]:
+        """The examples' map apart, at its own learning-rate scale; everything else at the recipe's rate."""
+        mine = dict(self.module.named_parameters())
+        fresh = [p for k, p in mine.items() if k.startswith("example_encoder.")]
+        rest = [p for k, p in mine.items() if not k.startswith("example_encoder.")]
+        return [{"params": rest}] + ([{"params": fresh, "lr_scale": settings.examples_lr_scale}] if fresh else [])
+
+    def description_embedding(self, row: int, desc: int) -> torch.Tensor:
+        """Description `desc` of the row's task; zeros for -1, a draw made from its examples alone."""
+        table = self.task_embeddings[self.examples[row].task]
+        return table[desc] if desc >= 0 else torch.zeros(table.shape[-1], dtype=table.dtype)
 
     def weights(self) -> dict:
         return self.module.state_dict()
