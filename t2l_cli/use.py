@@ -8,6 +8,7 @@ from rich.table import Table
 
 from registry import RegistryError
 from t2l.errors import T2LError
+from t2l.text import decode_utf8, require_utf8
 from t2l_cli import actions
 from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, warn
 
@@ -61,7 +62,35 @@ class Session:
         from t2l.chat import Sampling
 
         room = self.engine.context_length - len(prompt_ids)
-        return Sampling(max_new_tokens or max(1, min(256, room)), temperature, top_p, seed)
+        return Sampling(max_new_tokens if max_new_tokens is not None else max(1, min(256, room)), temperature,
+                        top_p, seed)
+
+
+SEEDS = (-(2 ** 63), 2 ** 64 - 1)  # what torch.Generator.manual_seed takes
+
+
+def check_settings(max_new_tokens: int | None, temperature: float, top_p: float, seed: int | None,
+                   system: str | None) -> None:
+    """Refuse what no generation can run with before the model loads (seconds), each naming its option."""
+    from t2l.chat import Sampling
+
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise T2LError(f"--max-new-tokens must be 1 or more, not {max_new_tokens}; leave it out for 256 tokens or "
+                       "what the context leaves")
+    if seed is not None and not SEEDS[0] <= seed <= SEEDS[1]:
+        raise T2LError(f"--seed {seed} does not fit in 64 bits; use a number from 0 to {SEEDS[1]}")
+    Sampling(max_new_tokens or 1, temperature, top_p, seed).check()
+    if system is not None:
+        require_utf8(system, "--system")
+
+
+def read_prompt(prompt: str) -> str:
+    """The prompt, from stdin when it is '-', refused when empty or not UTF-8."""
+    if prompt == "-":
+        prompt = decode_utf8(sys.stdin.buffer.read(), "the prompt on stdin")
+    if not require_utf8(prompt, "the prompt").strip():
+        raise T2LError("empty prompt: give the text to answer, as an argument or on stdin with '-'")
+    return prompt
 
 
 def _messages(prompt: str, system: str | None) -> list[dict]:
@@ -106,8 +135,8 @@ def run(
         ref, prompt = None, ref  # `t2l run --describe TEXT PROMPT`: the one argument is the prompt
     if prompt is None:
         raise typer.BadParameter("give a prompt after the adapter, or '-' to read it from stdin")
-    if prompt == "-":
-        prompt = sys.stdin.read()
+    prompt = read_prompt(prompt)
+    check_settings(max_new_tokens, temperature, top_p, seed, system)
     session = Session(ref, describe, hypernet, not no_save, base, device)
     engine = session.engine
     ids = engine.raw_ids(prompt) if raw else engine.chat_ids(_messages(prompt, system))
@@ -149,6 +178,7 @@ def chat(
     device: DeviceOpt = "auto",
 ):
     """A conversation in the terminal with an adapter (or the base), in the base model's chat template."""
+    check_settings(max_new_tokens, temperature, top_p, seed, system)
     session = Session(ref, describe, hypernet, not no_save, base, device)
     start = [{"role": "system", "content": system}] if system else []
     history = list(start)

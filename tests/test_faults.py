@@ -199,3 +199,89 @@ def test_hypernets_show_and_rm(trained_hypernet):
     assert not (Registry(Path(os.environ["T2L_HOME"])).hypernets_dir / row["sha256"]).exists()
     assert json.loads(t2l("show", "ex", "--json").output)["hypernet_id"] is None
     assert "no hypernetwork named or with id" in t2l("hypernets", "show", row["id"][:6], code=1).output
+
+
+# -- issue 26: faults, round two ----------------------------------------------------------------------------------
+
+
+def one_line(*args, code=1, input=None) -> str:
+    """The one 'error: ...' line `t2l ARGS` prints (progress bars may leave blank lines), exit `code`."""
+    result = t2l(*args, code=code, input=input)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+NOT_UTF8 = "caf\udce9"  # how Python hands over the argument `caf\xe9` (latin-1 bytes) from argv
+
+
+@pytest.mark.parametrize("args, what", [
+    (["make", NOT_UTF8], "the description"),
+    (["run", "base", NOT_UTF8], "the prompt"),
+    (["run", "base", "hi", "--system", NOT_UTF8], "--system"),
+    (["run", "--describe", NOT_UTF8, "hi"], "the description"),
+    (["chat", "base", "--system", NOT_UTF8], "--system"),
+])
+def test_case_1_bytes_that_are_not_utf8_in_argv_are_one_line(args, what, tmp_path):
+    message = one_line(*args, "--base", tmp_path / "no-such-base") if args[0] != "make" else one_line(*args)
+    assert message.startswith(f"error: {what} is not UTF-8 text (byte 0xe9 at character 4)")
+    assert json.loads(t2l("ls", "--json").output) == []
+
+
+def test_case_1_a_prompt_on_stdin_that_is_not_utf8_is_one_line(tmp_path):
+    result = t2l("run", "base", "-", "--base", tmp_path / "no-such-base", code=1, input=b"caf\xe9\n")
+    assert result.output.startswith("error: the prompt on stdin is not UTF-8 text (byte 0xe9 at byte 4)")
+
+
+@pytest.mark.parametrize("seed", [2 ** 64, -(2 ** 63) - 1, 10 ** 30])
+def test_case_3_a_seed_beyond_64_bits_names_the_option(seed, tmp_path):
+    message = one_line("run", "base", "hi", "--seed", seed, "--base", tmp_path / "no-such-base")
+    assert message.startswith(f"error: --seed {seed} does not fit in 64 bits")
+
+
+def test_case_4_only_t2ls_own_errors_read_as_input_errors():
+    import typer
+
+    from t2l.errors import T2LError
+    from t2l_cli.console import errors_to_exit
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+
+    @app.command()
+    @errors_to_exit
+    def parse(text: str):
+        if text == "ours":
+            raise T2LError("a problem the user can fix; the fix")
+        ["X", "Y"].index(text)  # a bug: an exception nobody meant the user to see
+
+    runner = CliRunner()
+    ours = runner.invoke(app, ["ours"])
+    assert (ours.exit_code, ours.output) == (1, "error: a problem the user can fix; the fix\n")
+    bug = runner.invoke(app, ["Z"])
+    assert bug.exit_code == 1 and bug.output.count("\n") == 1
+    assert bug.output.startswith("error: a bug in t2l, not in your input: ValueError at test_faults.py:")
+    assert "'Z' is not in list" in bug.output and "please report it to t2l's issue tracker" in bug.output
+    assert runner.invoke(app, []).exit_code == 2  # a usage error stays Typer's
+
+
+@pytest.mark.parametrize("args, text", [
+    (["run", "base", "hi", "--temperature", -1], "temperature must be between 0 and 2"),
+    (["run", "base", "hi", "--top-p", 0], "top_p must be above 0"),
+    (["chat", "base", "--temperature", 3], "temperature must be between 0 and 2"),
+    (["eval", "base", "--dtype", "float16"], "use float32 or bfloat16"),
+])
+def test_case_17_generation_settings_are_refused_before_the_model_loads(args, text, tmp_path):
+    # a base that does not exist: were the model loaded first, the error would be about it
+    assert text in one_line(*args, "--base", tmp_path / "no-such-base")
+
+
+@pytest.mark.parametrize("args, input, text", [
+    (["run", "base", "hi", "--max-new-tokens", 0], None, "--max-new-tokens must be 1 or more, not 0"),
+    (["run", "base", "hi", "--max-new-tokens", -5], None, "--max-new-tokens must be 1 or more, not -5"),
+    (["run", "base", ""], None, "empty prompt"),
+    (["run", "base", "  \n"], None, "empty prompt"),
+    (["run", "base", "-"], "", "empty prompt"),
+])
+def test_case_23_no_tokens_or_an_empty_prompt_is_refused(args, input, text, tmp_path):
+    assert text in one_line(*args, "--base", tmp_path / "no-such-base", input=input)
