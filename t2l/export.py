@@ -10,12 +10,17 @@ from t2l.card import card, outside_peft_config
 from t2l.errors import T2LError
 from t2l.files import folder_atomic, write_bytes_atomic
 
+FOLDER_FILES = (PEFT_WEIGHTS, PEFT_CONFIG, "README.md")  # what write_peft_folder writes
+
 
 def check_output(path: Path, force: bool) -> None:
     """Fail before any work if `path` cannot be written: a folder where a file is asked for or a file where a
     folder is (--force or not: neither is what was meant), exists without --force, or its folder is not
     writable."""
     path = Path(path)
+    if path.name in ("", ".", ".."):  # '.', '..', '/': folders that hold others, never an adapter's own
+        raise T2LError(f"cannot write the adapter to {str(path)!r}: it names the folder you are in (or one above "
+                       f"it), not a new one; give it a name of its own, e.g. {path / 'my-adapter'}")
     if path.is_dir() and not is_folder_form(path):
         raise T2LError(f"{path} is a folder, but a .safetensors name writes one file; remove the folder or choose "
                        "another path")
@@ -24,12 +29,25 @@ def check_output(path: Path, force: bool) -> None:
                        "name the output NAME.safetensors")
     if path.exists() and not force:
         raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
+    if path.is_dir():
+        _check_replaceable(path)
     parent = path.parent if path.parent != Path("") else Path(".")
     probe = parent
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK):
         raise T2LError(f"cannot write {path}: {probe} is not a writable folder; choose another output path")
+
+
+def _check_replaceable(folder: Path) -> None:
+    """--force replaces a folder only when it is empty or an adapter folder holding nothing but what is written
+    again: never a user's other files."""
+    names = sorted(p.name for p in folder.iterdir())
+    others = [n for n in names if n not in FOLDER_FILES]
+    if others or (names and PEFT_CONFIG not in names and PEFT_WEIGHTS not in names):
+        shown = (others or names)[0]
+        raise T2LError(f"{folder} is not an adapter folder (it holds {shown!r}); --force replaces only an adapter "
+                       "folder, so nothing was deleted: choose a new folder or empty this one")
 
 
 def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False) -> Path:

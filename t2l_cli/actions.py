@@ -387,10 +387,9 @@ def build_tasks(source_kind: str, out_dir: Path, source: Path | None, max_exampl
     """Build a task collection from `source_kind` (sni from a folder, with the paper's descriptions from
     `descriptions`; the built-in training sources, several joined with '+'; or the unseen suite, decontaminated
     against every built-in training collection) into `out_dir`; its manifest."""
-    from t2l.tasks.collection import write_collection
+    from t2l.tasks.collection import check_rebuild, write_collection
 
-    if out_dir.exists() and not force:
-        raise T2LError(f"{out_dir} exists already; pass --force to rebuild it or choose another folder")
+    check_rebuild(out_dir, force)  # before the build, which can take minutes
     if descriptions is not None and source_kind != "sni":
         raise T2LError("--descriptions reads the paper's metadata.yaml files for SNI tasks: use it with --from sni")
     if source_kind == "sni":

@@ -285,3 +285,64 @@ def test_case_17_generation_settings_are_refused_before_the_model_loads(args, te
 ])
 def test_case_23_no_tokens_or_an_empty_prompt_is_refused(args, input, text, tmp_path):
     assert text in one_line(*args, "--base", tmp_path / "no-such-base", input=input)
+
+
+def test_case_5_tasks_build_force_refuses_a_folder_that_is_not_a_collection(tmp_path):
+    from t2l.errors import T2LError
+    from t2l.tasks.collection import Manifest, Task, read_manifest, write_collection
+
+    mine = tmp_path / "mine"
+    (mine / "thesis").mkdir(parents=True)
+    (mine / "thesis" / "chapter1.tex").write_text("years of work")
+    for args in (["--from", "sni", "--source", tmp_path], ["--from", "synthetic"]):
+        message = one_line("tasks", "build", mine, "--force", *args)
+        assert "is not a task collection" in message and "nothing was deleted" in message
+    assert (mine / "thesis" / "chapter1.tex").read_text() == "years of work"
+    (tmp_path / "a-file").write_text("mine")
+    assert "is not a folder" in one_line("tasks", "build", tmp_path / "a-file", "--force", "--from", "synthetic")
+    # a collection is rebuilt; one that holds something of the user's besides is not
+    built = tmp_path / "built"
+
+    def build(n):
+        tasks = [Task(f"t{i}", ["say hi"], [("q", "a")]) for i in range(n)]
+        return write_collection(built, tasks, Manifest(name="tiny", source="test", license="none"), force=True)
+
+    build(2)
+    build(1)
+    assert [t["name"] for t in read_manifest(built).tasks] == ["t0"]
+    (built / "notes.md").write_text("mine")
+    with pytest.raises(T2LError, match="holds 'notes.md', which is not part of its collection"):
+        build(1)
+    assert (built / "notes.md").read_text() == "mine" and (built / "t0").is_dir()
+
+
+@pytest.mark.parametrize("verb", ["make", "export"])
+def test_case_6_force_onto_a_folder_that_is_not_an_adapter_folder_deletes_nothing(verb, trained_hypernet, tmp_path):
+    hn = trained_hypernet[0]
+    t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    command = (["make", "answer in lower case", "--hypernet", hn, "-o"] if verb == "make" else ["export", "up"])
+    message = one_line(*command, mine, "--force")
+    assert "is not an adapter folder (it holds 'notes.txt')" in message and "nothing was deleted" in message
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "mine"
+    assert len(json.loads(t2l("ls", "--json").output)) == 1  # make refused before storing anything
+    # an adapter folder (what export writes) is replaced, and so is an empty folder
+    t2l("export", "up", tmp_path / "peft")
+    t2l(*command, tmp_path / "peft", "--force")
+    (tmp_path / "empty").mkdir()
+    t2l(*command, tmp_path / "empty", "--force")
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["README.md", "adapter_config.json",
+                                                                     "adapter_model.safetensors"]
+
+
+@pytest.mark.parametrize("where", [".", ".."])
+def test_case_7_output_dot_or_dotdot_fails_before_registering_the_name(where, trained_hypernet, tmp_path,
+                                                                       monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    message = one_line("make", "x", "--hypernet", trained_hypernet[0], "-o", where, "--force", "--name", "N")
+    assert f"cannot write the adapter to '{where}'" in message and "my-adapter" in message
+    assert json.loads(t2l("ls", "--json").output) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "t2l-home"]

@@ -61,8 +61,7 @@ def _task_files(task: Task) -> tuple[str, str]:
 
 def write_collection(folder: Path, tasks: list[Task], manifest: Manifest, force: bool = False) -> Manifest:
     folder = Path(folder)
-    if folder.exists() and not force:
-        raise T2LError(f"{folder} exists already; pass --force to rebuild it or choose another folder")
+    check_rebuild(folder, force)
     if not tasks:
         raise T2LError("no task survived the filters; nothing to write")
     with folder_atomic(folder, replace=True) as tmp:
@@ -84,11 +83,42 @@ def write_collection(folder: Path, tasks: list[Task], manifest: Manifest, force:
     return manifest
 
 
+def check_rebuild(folder: Path, force: bool) -> None:
+    """Refuse to write over `folder` unless it is missing, empty, or (with `force`) a collection holding nothing but
+    what a rebuild writes again: --force must never delete a user's own files."""
+    folder = Path(folder)
+    if not folder.exists():
+        return
+    if not force:
+        raise T2LError(f"{folder} exists already; pass --force to rebuild it or choose another folder")
+    if not folder.is_dir():
+        raise T2LError(f"{folder} is not a folder; --force rebuilds only a task collection, so nothing was deleted: "
+                       "choose another folder")
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries:
+        return
+    try:
+        known = {"manifest.json", *(t["name"] for t in read_manifest(folder).tasks)}
+    except (T2LError, TypeError, KeyError):  # no manifest, or one that is not a collection's
+        raise T2LError(f"{folder} is not a task collection (no valid manifest.json); --force rebuilds only a "
+                       "collection, so nothing was deleted: choose another folder or empty it") from None
+    others = [name for name in entries if name not in known]
+    if others:
+        raise T2LError(f"{folder} holds {others[0]!r}, which is not part of its collection; --force would delete it, "
+                       "so nothing was deleted: move it out or choose another folder")
+
+
 def read_manifest(folder: Path) -> Manifest:
     path = Path(folder) / "manifest.json"
     if not path.is_file():
         raise T2LError(f"{folder} is not a task collection (no manifest.json); build one with `t2l tasks build`")
-    d = json.loads(path.read_text())
+    try:
+        d = json.loads(path.read_text())
+    except ValueError as e:
+        raise T2LError(f"{path} is not JSON ({e}); rebuild the collection with `t2l tasks build`") from None
+    if not isinstance(d, dict):
+        raise T2LError(f"{path} holds a JSON {type(d).__name__}, not a manifest; rebuild the collection with "
+                       "`t2l tasks build`")
     if d.get("format") != FORMAT:
         raise T2LError(f"{path} has format {d.get('format')!r}, expected {FORMAT!r}")
     return Manifest(**d)
