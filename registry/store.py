@@ -23,7 +23,9 @@ from t2l.hashing import cached_sha256, sha256_file
 
 HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.checkpoint.WEIGHTS: the registry never imports the model code
 
-_BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+# path separators; C0 and C1 controls; bidirectional controls (U+061C, U+200E-F, U+202A-E, U+2066-9), which make
+# a name print as another (safe<U+202E>gnp.exe shows as safeexe.png)
+_BAD_NAME = re.compile(r"[/\\\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LOOKS_LIKE_ID = re.compile(r"[0-9a-f]{1,32}")
 
 
@@ -41,7 +43,8 @@ def validate_label(value: str, what: str) -> str:
     """Names and tags: no path separators or control characters, so they never become paths or escape codes."""
     if not value or not value.strip() or _BAD_NAME.search(value) or len(value) > 100 or value in (".", ".."):
         raise RegistryError(
-            f"invalid {what} {value!r}: use 1-100 characters without '/', '\\' or control characters"
+            f"invalid {what} {value!r}: use 1-100 characters without '/', '\\', control characters or "
+            "bidirectional-text controls (such as U+202E)"
         )
     return value
 
@@ -280,6 +283,11 @@ class Registry:
         for e in self.evals(subject):  # newest first
             latest.setdefault((e.bench, e.metric, e.protocol), e)
         return latest
+
+    def protocols(self) -> set[str]:
+        """Every protocol version a stored score was made under."""
+        with self._session() as s:
+            return set(s.exec(select(EvalRun.protocol).distinct()))
 
     def latest_scores(self, adapter_ids: list[str], metric: str = "acc",
                       protocol: str | None = None) -> dict[str, dict[str, EvalRun]]:

@@ -17,6 +17,7 @@ import torch
 
 from t2l.adapter import read_adapter
 from t2l.errors import T2LError
+from t2l.files import write_bytes_atomic
 
 
 @dataclass
@@ -108,8 +109,7 @@ def heatmap_png(diff: AdapterDiff, path: Path, cell: int = 14) -> Path:
 
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
         chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b"")
-    Path(path).write_bytes(png)
-    return Path(path)
+    return write_bytes_atomic(path, png)  # its folder made as for `eval --output`; never half a PNG
 
 
 def _color(v: float) -> tuple[int, int, int]:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from t2l.errors import T2LError
+
 
 def _temp_beside(path: Path) -> Path:
     # hidden and ending in .tmp, so `registry verify` knows a leftover of an interrupted write
@@ -56,3 +58,22 @@ def folder_atomic(path: Path, replace: bool = False) -> Iterator[Path]:
             os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Fail before any work if the file `path` (named `what` in the error, e.g. '--output') cannot be written: it is
+    a folder, or no file can be made where it goes. Tried with a real file, since permission bits tell nothing for
+    root, a read-only mount or /proc."""
+    path = Path(path)
+    if path.is_dir():
+        raise T2LError(f"{what} {path} is a folder; give the name of a file (in it, or elsewhere)")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    probe = _temp_beside(folder / path.name)
+    try:
+        probe.open("xb").close()
+        probe.unlink()
+    except OSError as e:
+        raise T2LError(f"cannot write {what} {path}: {folder} is not a writable folder ({e.strerror}); choose "
+                       "another path") from None

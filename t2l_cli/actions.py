@@ -124,7 +124,7 @@ class Listing:
 
 
 def list_adapters(tag: str | None, bench: str | None, sort: str, protocol: str) -> Listing:
-    from t2l.eval.benches import BENCHES, PROTOCOLS, protocol_name
+    from t2l.eval.benches import BENCHES
 
     if sort not in ("created", "name", "score"):
         raise T2LError(f"unknown sort {sort!r}: use created, name or score")
@@ -132,8 +132,8 @@ def list_adapters(tag: str | None, bench: str | None, sort: str, protocol: str) 
         raise T2LError(f"unknown bench {bench!r}; choose from {', '.join(BENCHES)}")
     if sort == "score" and bench is None:
         raise T2LError("--sort score ranks by one bench's score: add --bench B")
-    version = PROTOCOLS.get(protocol_name(protocol), protocol)
     reg = open_registry()
+    version = _protocol_version(reg, protocol)
     rows = reg.list_adapters(tag=tag)
     scores = reg.latest_scores([r.id for r in rows], protocol=version)
     if bench is not None:
@@ -144,6 +144,20 @@ def list_adapters(tag: str | None, bench: str | None, sort: str, protocol: str) 
         rows.sort(key=lambda r: (r.name is None, r.name or ""))
     ids = [r.id for r in rows]
     return Listing(version, rows, scores, reg.tags(ids), reg.publications(ids))
+
+
+def _protocol_version(reg: Registry, protocol: str) -> str:
+    """The stored version string of a protocol named by its name (lm-eval, letter) or by a version a stored score
+    carries; anything else is refused rather than shown as an empty column."""
+    from t2l.eval.benches import PROTOCOLS, protocol_name
+
+    if protocol_name(protocol) in PROTOCOLS:
+        return PROTOCOLS[protocol_name(protocol)]
+    stored = reg.protocols() | set(PROTOCOLS.values())
+    if protocol not in stored:
+        raise T2LError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}, or a stored protocol version "
+                       f"({', '.join(sorted(stored))})")
+    return protocol
 
 
 def search_adapters(text: str, limit: int, exact: bool, busy: Busy = _idle) -> list[tuple[float | None, Adapter]]:
@@ -190,10 +204,12 @@ def export(ref: str, path: Path, force: bool) -> Path:
 def _adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
     """(file or folder, registry id or None) for an adapter named by id, name, path, or Hub repo id (USER/NAME, as
     `t2l publish` uploads it: downloaded, or taken from the Hugging Face cache). Names cannot hold '/', so a repo id
-    is never a name."""
+    or a path with a '/' is never a name; a bare word that is both a registered adapter and a file or folder here
+    is refused, never silently taken as either."""
     from t2l.locate import hub_snapshot, looks_like_hub_id
 
     if Path(ref).exists():
+        _refuse_ambiguous(reg, ref)
         return Path(ref), None
     if looks_like_hub_id(ref):
         return hub_snapshot(ref, "adapter"), None
@@ -201,11 +217,25 @@ def _adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
     return reg.adapter_file(row), row.id
 
 
+def _refuse_ambiguous(reg: Registry, ref: str) -> None:
+    if "/" in ref or "\\" in ref:
+        return  # a path: names cannot hold either
+    try:
+        row = reg.get_adapter(ref)
+    except RegistryError:
+        return
+    raise T2LError(f"{ref!r} is both a registered adapter and a file or folder here; say which: "
+                   f"./{ref} for the path, or its id {row.id[:8]} for the registered adapter")
+
+
 def diff_adapters(a: str, b: str, plot: Path | None):
     """(t2l.diff's comparison, the scores both have with B minus A) of two adapters (ids, names or paths); the heat
     map of per-layer similarity goes to `plot` when given."""
     from t2l.diff import compare, heatmap_png
+    from t2l.files import check_writable
 
+    if plot is not None:
+        check_writable(plot, "--plot")
     reg = open_registry()
     (path_a, id_a), (path_b, id_b) = _adapter_path(reg, a), _adapter_path(reg, b)
     result = compare(path_a, path_b)
@@ -247,8 +277,11 @@ def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | No
     from t2l.eval.prompts import PromptSettings
     from t2l.device import resolve_device
     from t2l.eval.run import check_settings, run_eval
+    from t2l.files import check_writable
 
     check_settings(settings.limit, settings.protocol, settings.shots, settings.batch_size, settings.dtype)
+    if output is not None:
+        check_writable(output, "--output")  # before the run, not after its scores are stored
     resolve_device(settings.device)  # a missing GPU is said before any model loads
     benches = select(bench)
     reg = open_registry()

@@ -153,7 +153,8 @@ def rename(ref: str, name: str):
 @app.command()
 @errors_to_exit
 def diff(
-    a: Annotated[str, typer.Argument(help="Adapter id, name or path.")],
+    a: Annotated[str, typer.Argument(help="Adapter id, name or path (a word that is both a name and a file here "
+                                     "is refused: write ./PATH or the id).")],
     b: Annotated[str, typer.Argument(help="Adapter id, name or path.")],
     plot: Annotated[Optional[Path], typer.Option(help="Write a heat map of per-layer similarity (PNG).")] = None,
     json_: JsonOpt = False,

@@ -70,14 +70,20 @@ def bug(e: Exception):
     raise typer.Exit(1) from None
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and the bidirectional ones that make text print as other text (U+202E reverses what follows)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
+def _written_out(char: str) -> str:
+    return _NAMED.get(char) or (f"\\x{ord(char):02x}" if ord(char) <= 0xFF else f"\\u{ord(char):04x}")
+
+
 def visible(text: str) -> str:
-    """Stored text as a terminal shows it safely: control characters (escape sequences, newlines) written out as
-    \\x1b, \\n..., and Rich markup escaped, so a description can neither restyle the terminal nor the table."""
-    return escape(_CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text))
+    """Stored text as a terminal shows it safely: control characters (escape sequences, newlines, bidi overrides)
+    written out as \\x1b, \\n, \\u202e..., and Rich markup escaped, so a description can neither restyle the
+    terminal nor the table, nor print as other words."""
+    return escape(_CONTROL.sub(lambda m: _written_out(m.group()), text))
 
 
 def short(id_: str | None) -> str:

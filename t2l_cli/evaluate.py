@@ -16,7 +16,8 @@ app = typer.Typer()
 @errors_to_exit
 def eval_(
     refs: Annotated[Optional[list[str]], typer.Argument(help="'base', adapter ids or names, .safetensors files or "
-                                                        "PEFT folders.")] = None,
+                                                        "PEFT folders (a word that is both a name and a file here is "
+                                                        "refused: write ./PATH or the id).")] = None,
     bench: Annotated[str, typer.Option(help="Benchmarks: arc_easy, arc_challenge, arc, boolq, hellaswag, piqa, "
                                        "winogrande, openbookqa, all; several with commas.")] = "arc",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each bench.")] = None,

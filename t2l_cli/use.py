@@ -15,7 +15,8 @@ from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, warn
 app = typer.Typer()
 
 RefArg = Annotated[Optional[str], typer.Argument(help="'base', an adapter id, name, .safetensors file or PEFT "
-                                                 "folder (leave out with --describe).")]
+                                                 "folder (leave out with --describe). A word that is both a name and "
+                                                 "a file here is refused: write ./PATH or the id.")]
 DescribeOpt = Annotated[Optional[str], typer.Option("--describe", help="Make an adapter from this description "
                                                     "first (reuses one the hypernetwork made from the same words).")]
 HypernetOpt = Annotated[str, typer.Option(help="Hypernetwork for --describe: 'default', a checkpoint folder, or a "

@@ -346,3 +346,61 @@ def test_case_7_output_dot_or_dotdot_fails_before_registering_the_name(where, tr
     assert f"cannot write the adapter to '{where}'" in message and "my-adapter" in message
     assert json.loads(t2l("ls", "--json").output) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "t2l-home"]
+
+
+@pytest.mark.parametrize("where", ["/proc/t2l-out", "folder"])
+def test_case_16_unwritable_eval_output_and_diff_plot_are_refused_before_any_work(where, trained_hypernet, tmp_path,
+                                                                                  tiny_base_dir, arc_dir):
+    t2l("make", "answer in upper case", "--hypernet", trained_hypernet[0], "--name", "up")
+    target = tmp_path / "folder" if where == "folder" else Path(where)
+    target.mkdir() if where == "folder" else None
+    message = one_line("eval", "up", "--bench", "arc_easy", "--data-dir", arc_dir, "--base", tiny_base_dir,
+                       "--output", target / "r.json" if where != "folder" else target)
+    assert "--output" in message
+    assert json.loads(t2l("show", "up", "--json").output)["evals"] == []  # no score stored: the run never began
+    message = one_line("diff", "up", "up", "--plot", target / "p.png" if where != "folder" else target)
+    assert "--plot" in message and ("not a writable folder" in message or "is a folder" in message)
+    plot = tmp_path / "new" / "heat.png"  # a missing folder is made, as for eval --output
+    t2l("diff", "up", "up", "--plot", plot)
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_case_22_a_word_that_is_both_an_adapter_and_a_file_here_is_refused(trained_hypernet, tmp_path, monkeypatch):
+    hn = trained_hypernet[0]
+    t2l("make", "answer in upper case", "--hypernet", hn, "--name", "sent")
+    t2l("make", "answer in lower case", "--hypernet", hn, "--name", "another")
+    monkeypatch.chdir(tmp_path)
+    t2l("export", "another", "sent")  # ./sent is the other adapter's folder
+    sent = json.loads(t2l("show", "sent", "--json").output)["id"]
+    message = one_line("diff", "sent", "another")
+    assert "'sent' is both a registered adapter and a file or folder here" in message
+    assert "./sent for the path" in message and f"its id {sent[:8]}" in message
+    assert "is refused: write ./PATH" in t2l("diff", "--help").output
+    as_path = json.loads(t2l("diff", "./sent", "another", "--json").output)
+    assert as_path["overall_cosine"] == pytest.approx(1.0)  # ./sent is `another`'s export
+    as_adapter = json.loads(t2l("diff", sent[:8], "another", "--json").output)
+    assert as_adapter["overall_cosine"] < 0.999
+
+
+def test_case_24_ls_refuses_an_unknown_protocol_naming_the_known_ones(tiny_base_dir, arc_dir):
+    message = one_line("ls", "--protocol", "nope")
+    assert "unknown protocol 'nope': use lm-eval or letter" in message and "lm-eval-0.4/v1" in message
+    for known in ("lm-eval", "letter", "paper", "lm-eval-0.4/v1", "t2l-paper-letter/v1"):
+        t2l("ls", "--protocol", known)
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u202a", "\u2066", "\u2069", "\u200e", "\u200f", "\u061c", "\x85"])
+def test_case_25_names_with_bidi_controls_are_refused(char, trained_hypernet):
+    t2l("make", "x", "--hypernet", trained_hypernet[0], "--name", "ok")
+    name = f"safe{char}gnp.exe"
+    for args in (["make", "y", "--hypernet", trained_hypernet[0], "--name", name], ["rename", "ok", name],
+                 ["tag", "ok", name]):
+        assert "bidirectional-text controls (such as U+202E)" in one_line(*args)
+    [row] = json.loads(t2l("ls", "--json").output)
+    assert (row["name"], row["tags"]) == ("ok", [])
+
+
+def test_case_25_bidi_controls_in_a_description_are_shown_written_out(trained_hypernet):
+    t2l("make", "safe\u202egnp.exe", "--hypernet", trained_hypernet[0], "--name", "rtl")
+    shown = t2l("show", "rtl").output
+    assert "\u202e" not in shown and "safe\\u202egnp.exe" in shown
