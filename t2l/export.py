@@ -56,21 +56,22 @@ def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = Fa
     return _write(adapter_bytes(tensors, info), info, Path(path))
 
 
-def export_adapter(src: Path, dest: Path, force: bool = False) -> Path:
+def export_adapter(src: Path, dest: Path, force: bool = False, name: str | None = None) -> Path:
     """Copy a t2l adapter into either form, chosen by `dest`'s suffix: its file's bytes as they are, never re-encoded
-    (what the registry hashed is what leaves it)."""
+    (what the registry hashed is what leaves it). A folder's model card is titled `name` (the adapter's), else the
+    folder's."""
     check_output(dest, force)
     info = read_info(src)
     if info is None:
         raise T2LError(f"{src} was not made by t2l; copy it with ordinary file tools")
-    return _write(weights_file(src).read_bytes(), info, Path(dest))
+    return _write(weights_file(src).read_bytes(), info, Path(dest), name)
 
 
-def _write(data: bytes, info: AdapterInfo, path: Path) -> Path:
+def _write(data: bytes, info: AdapterInfo, path: Path, name: str | None = None) -> Path:
     try:
         if not is_folder_form(path):
             return write_bytes_atomic(path, data)
-        return write_peft_folder(path, data, outside_peft_config(info), card(info, path.name, [], None), replace=True)
+        return write_peft_folder(path, data, outside_peft_config(info), card(info, name or path.name, [], None), replace=True)
     except OSError as e:  # what check_output cannot foresee: /proc, a full disk, a read-only mount
         raise T2LError(f"cannot write {path} ({e.strerror}); choose another output path") from None
 

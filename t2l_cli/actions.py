@@ -107,7 +107,7 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tags, force, on_warning)
     for row, (_, path) in zip(stored, plan):
         if path is not None:
-            export_adapter(reg.adapter_file(row), path, force=force)
+            export_adapter(reg.adapter_file(row), path, force=force, name=_card_name(row))
     tags_of = reg.tags([row.id for row in stored])
     return [(row, tags_of[row.id], path) for row, (_, path) in zip(stored, plan)]
 
@@ -198,7 +198,8 @@ def export(ref: str, path: Path, force: bool) -> Path:
     from t2l.export import export_adapter
 
     reg = open_registry()
-    return export_adapter(reg.adapter_file(reg.get_adapter(ref)), path, force=force)
+    row = reg.get_adapter(ref)
+    return export_adapter(reg.adapter_file(row), path, force=force, name=_card_name(row))
 
 
 def _adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
@@ -524,25 +525,43 @@ class Upload:
     repo_id: str
     folder: Path
     files: list[tuple[str, int]]  # (name, bytes), sorted
+    user_unknown: str | None = None  # why repo_id's user is a placeholder (a dry run offline or logged out)
 
 
 @contextmanager
-def staged_upload(ref: str | None, repo_id: str | None) -> Iterator[Upload]:
+def staged_upload(ref: str | None, repo_id: str | None, dry_run: bool = False) -> Iterator[Upload]:
     """The Hub folder of an adapter in a temporary folder (gone after the block), to `repo_id` or to the logged-in
-    user's repo named after the adapter."""
+    user's repo named after the adapter. A dry run needs no network: when the user cannot be looked up, the repo id
+    names a placeholder user and says why."""
     import tempfile
 
-    from t2l.publish import hub_folder, hub_user, repo_name, validate_repo_id
+    from t2l.publish import hub_folder, validate_repo_id
 
     reg = open_registry()
     row = _to_publish(reg, ref)
-    repo_id = validate_repo_id(repo_id) if repo_id else None
     name = _card_name(row)
+    repo_id, user_unknown = (validate_repo_id(repo_id), None) if repo_id else _own_repo(name, dry_run)
     scores = scores_for_card(reg, row.id)
-    repo_id = repo_id or f"{hub_user()}/{repo_name(name)}"
     with tempfile.TemporaryDirectory(prefix="t2l-publish-") as tmp:
         folder = hub_folder(reg.adapter_file(row), Path(tmp) / "repo", name, scores, repo_id)
-        yield Upload(row, name, repo_id, folder, [(p.name, p.stat().st_size) for p in sorted(folder.iterdir())])
+        yield Upload(row, name, repo_id, folder, [(p.name, p.stat().st_size) for p in sorted(folder.iterdir())],
+                     user_unknown)
+
+
+HUB_USER_PLACEHOLDER = "YOUR-HUB-USER"
+
+
+def _own_repo(name: str, dry_run: bool) -> tuple[str, str | None]:
+    """(the logged-in user's repo named after the adapter, None); in a dry run where the user cannot be looked up,
+    (the repo under a placeholder user, why)."""
+    from t2l.publish import hub_user, repo_name
+
+    try:
+        return f"{hub_user()}/{repo_name(name)}", None
+    except T2LError as e:
+        if not dry_run:
+            raise
+        return f"{HUB_USER_PLACEHOLDER}/{repo_name(name)}", str(e)
 
 
 def upload(staged: Upload, private: bool):

@@ -28,7 +28,7 @@ def publish(
         folder = actions.write_hub_folder(ref, to_dir, repo_id)
         out.print(f"wrote {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
         return
-    with actions.staged_upload(ref, repo_id) as staged:
+    with actions.staged_upload(ref, repo_id, dry_run=dry_run) as staged:
         where = f"adapter {short(staged.adapter.id)} ({staged.name}) to {staged.repo_id}" + \
             (" (private)" if private else "")
         plan = {"adapter": staged.adapter.id, "repo_id": staged.repo_id, "private": private,
@@ -36,12 +36,15 @@ def publish(
         card = (staged.folder / "README.md").read_text()
         if dry_run:
             if json_:
-                print_json(plan | {"card": card})
+                print_json(plan | {"card": card, "user_unknown": staged.user_unknown})
             else:
                 out.print(f"would upload {where}:")
                 for fname, size in staged.files:
                     out.print(f"  {fname}  {size:,} bytes")
                 out.print(card)
+            if staged.user_unknown:
+                err.print(f"{actions.HUB_USER_PLACEHOLDER} stands for your Hub user name, looked up when you "
+                          f"publish; now it cannot be: {staged.user_unknown}", markup=False)
             return
         err.print(f"uploading {where}: " + ", ".join(f for f, _ in staged.files))
         if not yes and not typer.confirm("go ahead?", err=True):

@@ -103,7 +103,7 @@ def test_upload_sends_the_folder_byte_for_byte_and_records_the_commit(made, onli
 def test_publish_errors(made, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "")
     assert "invalid repo id" in t2l("publish", "--repo-id", "a/b/c", "--dry-run", code=1).output
-    assert "not logged in" in t2l("publish", "--dry-run", code=1).output
+    assert "not logged in" in t2l("publish", "--yes", code=1).output
     assert "no adapter named" in t2l("publish", "nope", code=1).output
     from huggingface_hub import constants
 
@@ -113,3 +113,28 @@ def test_publish_errors(made, monkeypatch):
     assert "cannot reach the Hub at http://127.0.0.1:9" in t2l("publish", "--yes", code=1).output
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert "HF_HUB_OFFLINE is set" in t2l("publish", "--yes", code=1).output
+
+
+@pytest.mark.parametrize("token", ["", TOKEN])
+def test_case_28_a_dry_run_needs_no_network_and_says_which_repo_it_would_use(made, monkeypatch, token):
+    # issue 26, case 28: HF_HUB_OFFLINE=1 (conftest); logged out, or logged in but offline
+    monkeypatch.setenv("HF_TOKEN", token)
+    dry = t2l("publish", "upper case", "--dry-run")
+    assert "would upload adapter" in dry.stdout and "to YOUR-HUB-USER/upper-case:" in dry.stdout
+    assert "adapter_model.safetensors" in dry.stdout and "# upper case" in dry.stdout
+    # offline: HF_HUB_OFFLINE as huggingface_hub read it at its import, or no route to the Hub
+    why = "not logged in" if not token else "HF_HUB_OFFLINE is set" if "HF_HUB_OFFLINE" in dry.output else \
+        "cannot reach the Hub"
+    assert "YOUR-HUB-USER stands for your Hub user name, looked up when you publish" in dry.output and why in dry.output
+    plan = json.loads(CliRunner().invoke(app, ["publish", "--dry-run", "--json"]).stdout)
+    assert plan["repo_id"] == "YOUR-HUB-USER/upper-case" and why in plan["user_unknown"]
+    named = json.loads(t2l("publish", "--dry-run", "--json", "--repo-id", "bob/up").stdout)
+    assert named["repo_id"] == "bob/up" and named["user_unknown"] is None
+    assert why in t2l("publish", "upper case", "--yes", code=1).output  # a real upload still needs the Hub
+
+
+def test_case_28_an_exported_card_is_titled_with_the_adapters_name(made, tmp_path):
+    folder = tmp_path / "some-folder"
+    t2l("export", "upper case", folder)
+    card = (folder / "README.md").read_text()
+    assert "\n# upper case\n" in card and "# some-folder" not in card
