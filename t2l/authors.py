@@ -79,8 +79,10 @@ def read_state(weights: Path) -> dict:
 
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as e:
+    except Exception as e:  # bytes that are no pickle fail anywhere in the unpickler (KeyError, ValueError, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if not isinstance(e, (pickle.UnpicklingError, RuntimeError, EOFError, OSError)):
+            first = f"{type(e).__name__}: {first}; is it a torch.save file?"
         raise T2LError(f"{weights} is not a plain state dict (weights_only load refused it: {first}); "
                        "t2l reads only tensors from a pickle and never runs code from one") from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
@@ -94,7 +96,18 @@ def _refuse(ck: AuthorsCheckpoint, why: str, what: str = "t2l cannot import it")
 
 def hypernet_config(ck: AuthorsCheckpoint, state: dict) -> HypernetConfig:
     """Our config for their checkpoint, from args.yaml, adapter_config.json and the tensors' shapes; a clear error
-    for every option t2l does not reproduce."""
+    for every option t2l does not reproduce, and for a config whose fields are missing or of the wrong type."""
+    if "r" not in ck.peft:
+        raise T2LError(f"{ck.run / PEFT} has no 'r' (the LoRA rank the hypernetwork emits); restore the run's "
+                       f"{PEFT}")
+    try:
+        return _config(ck, state)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field missing, or of the wrong type
+        raise T2LError(f"the configs in {ck.run} do not describe a Text-to-LoRA run ({type(e).__name__}: {e}); "
+                       f"restore the run's {ARGS} and {PEFT}") from None
+
+
+def _config(ck: AuthorsCheckpoint, state: dict) -> HypernetConfig:
     a, p = ck.args, ck.peft
     if a.get("exp_setup", "hyper_lora") != "hyper_lora" or p.get("peft_type", "LORA").upper() != "LORA":
         raise _refuse(ck, f"exp_setup {a.get('exp_setup')!r} / peft_type {p.get('peft_type')!r} is not hyper_lora "

@@ -1,7 +1,8 @@
 """Hypernetwork checkpoints: a folder with `hypernet.safetensors` and `config.json`. Never pickle."""
 
+import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from t2l.config import HypernetConfig, TargetSet
@@ -44,6 +45,15 @@ class HypernetInfo:
             "training": self.training,
         }
 
+    def adapters_sha256(self) -> str:
+        """sha256 of what besides the tensors decides the adapters this hypernetwork makes: its config, targets, base
+        and encoder weights, pooling and style; not where the models were found nor how it was trained."""
+        d = self.to_json()
+        del d["weights_sha256"], d["training"]
+        for part in ("base", "encoder"):
+            d[part] = {k: v for k, v in d[part].items() if k != "spec"}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
     @classmethod
     def from_json(cls, d: dict) -> "HypernetInfo":
         return cls(
@@ -74,18 +84,25 @@ class HypernetInfo:
 def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encoder: ModelRef, encoder_spec: str,
                   pooling: str, training: dict | None = None, dtype: str = "float32",
                   encoder_style: str = "plain") -> HypernetInfo:
-    """Write weights + config to a temp folder, then rename it into place."""
+    """Write weights + config to a temp folder, then rename it into place. The weights file carries
+    `adapters_sha256` in its metadata, so its sha256 (the registry's identity of a hypernetwork) differs between
+    checkpoints whose tensors are equal but whose adapters are not (another base, module order or output scale)."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
+
+    from t2l.adapter import canonical
 
     folder = Path(folder)
     if folder.exists():
         raise T2LError(f"{folder} exists already; choose a new folder for the checkpoint")
     with folder_atomic(folder) as tmp:
         state = {k: v.detach().to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
-        save_file(state, tmp / WEIGHTS, metadata={"format": "pt"})
-        info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling,
-                            sha256_file(tmp / WEIGHTS), dict(training or {}), encoder_style)
+        info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling, "",
+                            dict(training or {}), encoder_style)
+        # canonical: metadata in sorted order, so the same checkpoint always has the same bytes and sha256
+        (tmp / WEIGHTS).write_bytes(canonical(save(state, metadata={"format": "pt",
+                                                                    "adapters_sha256": info.adapters_sha256()})))
+        info = replace(info, sha256=sha256_file(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(info.to_json(), indent=2))
     return info
 

@@ -577,10 +577,12 @@ def upload(staged: Upload, private: bool):
 # -- imported hypernetworks ---------------------------------------------------------------------------------------
 
 
-def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str | None, busy: Busy = _idle):
+def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str | None,
+                    busy: Busy = _idle) -> tuple[object, bool]:
     """Convert the Text-to-LoRA authors' checkpoint at `path` once into a t2l checkpoint and register it (named
-    `name`, else after its folder); the registry row. The converted folder is built in a temporary folder under the
-    t2l home and copied into the store, so an interrupted import leaves nothing registered."""
+    `name`, else after its folder); (the registry row, whether it is new: False when this very conversion, config
+    and base included, was registered before, under the row's name). The converted folder is built in a temporary
+    folder under the t2l home and copied into the store, so an interrupted import leaves nothing registered."""
     import tempfile
 
     from t2l.authors import find_checkpoint, import_checkpoint
@@ -591,7 +593,9 @@ def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str
     with tempfile.TemporaryDirectory(dir=t2l_home(), prefix=".import-") as tmp:
         with busy(f"converting {path}"):
             info = import_checkpoint(path, Path(tmp) / "hypernet", base=base, encoder=encoder)
-        return reg.add_hypernet(Path(tmp) / "hypernet", name=name, **info.registry_fields())
+        known = {row.id for row in reg.list_hypernets()}
+        row = reg.add_hypernet(Path(tmp) / "hypernet", name=name, **info.registry_fields())
+        return row, row.id not in known
 
 
 # -- talking to adapters (t2l run, t2l chat, t2l serve) ---------------------------------------------------------
@@ -610,7 +614,7 @@ class Chosen:
 
     @property
     def is_base(self) -> bool:
-        return self.path is None and self.made is None
+        return self.adapter_id is None and self.path is None and self.made is None
 
 
 def choose_adapter(reg: Registry, ref: str) -> Chosen:

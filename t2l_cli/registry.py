@@ -47,8 +47,9 @@ def hypernets_import(
     """Convert a Text-to-LoRA authors' checkpoint once into a t2l hypernetwork and register it."""
     from t2l_cli.actions import import_hypernet
 
-    row = import_hypernet(path, name, base, encoder, busy=err.status)
-    out.print(f"registered hypernetwork {row.name or ''} ({short(row.id)}): variant {row.variant}, rank {row.rank}, "
+    row, new = import_hypernet(path, name, base, encoder, busy=err.status)
+    done = "registered hypernetwork" if new else "this checkpoint (weights, config and base) is registered already as"
+    out.print(f"{done} {row.name or ''} ({short(row.id)}): variant {row.variant}, rank {row.rank}, "
               f"base {row.base_name}, encoder {row.encoder_name}; use it with `t2l make --hypernet "
               f"{row.name or short(row.id)} \"DESCRIPTION\"`")
 

@@ -297,3 +297,51 @@ def test_default_config_is_unchanged():
     assert info.config.hypermod is None and info.encoder_style == "plain"
     shipped = json.loads((DEFAULT_HYPERNET_DIR / "config.json").read_text())
     assert info.to_json() == shipped  # reading and writing the shipped config changes nothing
+
+
+def _import(*args):
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    return CliRunner().invoke(app, ["hypernets", "import", *map(str, args)])
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: (run / "hypermod.pt").write_bytes(bytes(range(256)) * 64), "is not a plain state dict"),
+    (lambda run: (run / "adapter_config.json").write_text(json.dumps(
+        {k: v for k, v in json.loads((run / "adapter_config.json").read_text()).items() if k != "r"})),
+     "adapter_config.json has no 'r' (the LoRA rank"),
+    (lambda run: (run / "args.yaml").write_text(yaml.safe_dump(RELEASED | {"hypernet_latent_size": "wide"})),
+     "do not describe a Text-to-LoRA run (ValueError"),
+])
+def test_case_20_a_damaged_checkpoint_is_one_line(damage, message, tmp_path, tiny_base_dir, tiny_gte_dir):
+    # issue 26, case 20: random bytes for hypermod.pt, an adapter_config.json without r, a field of the wrong type
+    run = write_checkpoint(tmp_path / "run", RELEASED, their_state(RELEASED))
+    damage(run)
+    res = _import(run, "--base", tiny_base_dir, "--encoder", tiny_gte_dir)
+    assert res.exit_code == 1 and res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
+    assert message in res.output and "a bug in t2l" not in res.output
+
+
+def test_case_21_equal_weights_with_another_config_are_another_hypernetwork(tmp_path, tiny_base_dir, tiny_gte_dir):
+    # issue 26, case 21: the same hypermod.pt under another module order makes other adapters: its own entry
+    from typer.testing import CliRunner
+
+    from t2l_cli.app import app
+
+    state = their_state(RELEASED)
+    first = write_checkpoint(tmp_path / "first", RELEASED, state)
+    peft = json.loads((first / "adapter_config.json").read_text()) | {"target_modules": MODULES[::-1]}
+    second = write_checkpoint(tmp_path / "second", RELEASED, state, peft)
+    models = ["--base", tiny_base_dir, "--encoder", tiny_gte_dir]
+    assert "registered hypernetwork first " in _import(first, "--name", "first", *models).output
+    res = _import(second, "--name", "second", *models)
+    assert res.exit_code == 0 and "registered hypernetwork second " in res.output, res.output
+    rows = {r["name"]: r for r in json.loads(CliRunner().invoke(app, ["hypernets", "--json"]).output)}
+    assert rows.keys() == {"first", "second"} and rows["first"]["sha256"] != rows["second"]["sha256"]
+    assert rows["first"]["targets"] == MODULES and rows["second"]["targets"] == MODULES[::-1]
+    again = _import(first, "--name", "third", *models)  # the very same conversion: kept once, and said so
+    assert again.exit_code == 0 and "registered already as first " in again.output and "registered hypernetwork" \
+        not in again.output
+    assert len(json.loads(CliRunner().invoke(app, ["hypernets", "--json"]).output)) == 2
