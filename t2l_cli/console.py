@@ -14,6 +14,9 @@ from rich.markup import escape
 
 from sqlalchemy.exc import DatabaseError
 
+import registry
+import t2l
+import t2l_cli
 from registry import RegistryError
 from registry.db import damaged
 from t2l.errors import T2LError
@@ -61,12 +64,18 @@ def fail(e: Exception):
     raise typer.Exit(1) from None
 
 
+_PACKAGES = [Path(m.__file__).parent for m in (registry, t2l, t2l_cli)]
+
+
 def bug(e: Exception):
-    """One line that says an unexpected exception is t2l's fault, where it was raised, and where to report it."""
-    where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
-    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
-    err.print(f"[red]error:[/red] a bug in t2l, not in your input: {type(e).__name__}{at}: {escape(str(e))}; "
-              f"please report it to {REPORT_BUGS}", markup=True)
+    """One line that says an unexpected exception is t2l's fault, where in t2l it was raised (the innermost frame of
+    t2l's own packages, else the innermost), and where to report it."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != __file__]  # not this wrapper
+    ours = [f for f in frames if any(Path(f.filename).is_relative_to(root) for root in _PACKAGES)]
+    where = (ours or frames)[-1]
+    text = (str(e).strip().splitlines() or [""])[0]
+    err.print(f"[red]error:[/red] a bug in t2l, not in your input: {type(e).__name__} at {Path(where.filename).name}:"
+              f"{where.lineno}: {escape(text)}; please report it to {REPORT_BUGS}", markup=True)
     raise typer.Exit(1) from None
 
 
