@@ -135,8 +135,8 @@ def main() -> None:
         total_bf16 = sum(bf16_s.values())
         print(f"| both | {total_bf16:.1f} | {total_lm:.1f} | {total_lm / total_bf16:.2f}x | | |")
         explain_differences(bf16_results, preds, margins)
-    print(f"\nbatch size {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads; model loading "
-          "excluded on both sides")
+    print(f"\nbatch size {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          "model loading excluded on both sides")
 
 
 if __name__ == "__main__":

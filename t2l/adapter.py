@@ -131,7 +131,8 @@ def _open(weights: Path, with_tensors: bool) -> tuple[dict, dict]:
         with safe_open(weights, framework="pt") as f:
             return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError) as e:
-        raise T2LError(f"{weights} is not a readable safetensors file ({e}); it may be truncated or corrupted") from None
+        raise T2LError(f"{weights} is not a readable safetensors file ({e}); "
+                       "it may be truncated or corrupted") from None
 
 
 def _info(meta: dict) -> AdapterInfo | None:
@@ -161,7 +162,8 @@ def check_shapes(model, tensors: dict) -> None:
         try:
             mod = model.get_submodule(module_name)
         except AttributeError:
-            raise T2LError(f"adapter key {key} names no module of this base model; it was made for another base") from None
+            raise T2LError(f"adapter key {key} names no module of this base model; "
+                           "it was made for another base") from None
         want = (t.shape[0], mod.in_features) if which == "A" else (mod.out_features, t.shape[1])
         if tuple(t.shape) != want:
             raise T2LError(f"adapter weight {key} has shape {tuple(t.shape)}, the base model needs {want}; "

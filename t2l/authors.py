@@ -79,7 +79,7 @@ def read_state(weights: Path) -> dict:
 
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception as e:  # bytes that are no pickle fail anywhere in the unpickler (KeyError, ValueError, ...)
+    except Exception as e:  # noqa: BLE001 - bytes that are no pickle fail anywhere in the unpickler (KeyError, ...)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if not isinstance(e, (pickle.UnpicklingError, RuntimeError, EOFError, OSError)):
             first = f"{type(e).__name__}: {first}; is it a torch.save file?"

@@ -80,7 +80,8 @@ def card(info: "AdapterInfo", name: str, scores: list[Score], repo_id: str | Non
         lines += ["## Evaluation", "",
                   "Scores from different protocols are not comparable: `lm-eval-0.4` is lm-evaluation-harness's "
                   "log-likelihood scoring, `t2l-paper-letter` the Text-to-LoRA authors' generative letter protocol.",
-                  "", "| bench | metric | value | ± stderr | n | protocol |", "| --- | --- | ---: | ---: | ---: | --- |"]
+                  "", "| bench | metric | value | ± stderr | n | protocol |",
+                  "| --- | --- | ---: | ---: | ---: | --- |"]
         for s in scores:
             err = f"{100 * s.stderr:.2f}" if s.stderr is not None else "-"
             n = f"{s.n}" + (f" (first {s.limit})" if s.limit else "")

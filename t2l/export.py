@@ -71,7 +71,8 @@ def _write(data: bytes, info: AdapterInfo, path: Path, name: str | None = None) 
     try:
         if not is_folder_form(path):
             return write_bytes_atomic(path, data)
-        return write_peft_folder(path, data, outside_peft_config(info), card(info, name or path.name, [], None), replace=True)
+        return write_peft_folder(path, data, outside_peft_config(info), card(info, name or path.name, [], None),
+                                 replace=True)
     except OSError as e:  # what check_output cannot foresee: /proc, a full disk, a read-only mount
         raise T2LError(f"cannot write {path} ({e.strerror}); choose another output path") from None
 

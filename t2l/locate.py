@@ -53,10 +53,12 @@ def hub_snapshot(repo_id: str, what: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except RepositoryNotFoundError:
-        raise T2LError(f"no {what} {repo_id!r} on the Hugging Face Hub; check the id (or log in for private repos)") from None
+        raise T2LError(f"no {what} {repo_id!r} on the Hugging Face Hub; "
+                       "check the id (or log in for private repos)") from None
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
         raise T2LError(
-            f"the {what} {repo_id!r} is not in the Hugging Face cache and the Hub cannot be reached ({type(e).__name__}); "
+            f"the {what} {repo_id!r} is not in the Hugging Face cache "
+            f"and the Hub cannot be reached ({type(e).__name__}); "
             "run once with network access or pass a local folder"
         ) from None
 

@@ -32,7 +32,8 @@ def find_targets(model, target_modules) -> TargetSet:
     for module in target_modules:
         shapes = {(t.in_features, t.out_features) for t in found if t.module == module}
         if len(shapes) > 1:
-            raise T2LError(f"{module} has different shapes across layers ({sorted(shapes)}); t2l needs one shape per module type")
+            raise T2LError(f"{module} has different shapes across layers ({sorted(shapes)}); "
+                           "t2l needs one shape per module type")
     return TargetSet(found)
 
 

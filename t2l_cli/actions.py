@@ -297,7 +297,8 @@ def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | No
     run_eval([s for s, _ in subjects], benches, base, limit=settings.limit, batch_size=settings.batch_size,
              dtype=settings.dtype, data_dir=settings.data_dir, from_hub=settings.from_hub, protocol=settings.protocol,
              prompt=PromptSettings(shots=settings.shots, chat_template=settings.chat_template), device=settings.device,
-             on_progress=on_progress, on_result=_score_recorder(reg, {s.label: key for s, key in subjects}, base, settings, rows))
+             on_progress=on_progress,
+             on_result=_score_recorder(reg, {s.label: key for s, key in subjects}, base, settings, rows))
     if output is not None:
         from t2l.eval.run import lm_eval_shaped
         from t2l.files import write_text_atomic
@@ -354,8 +355,8 @@ def _base_of(subjects) -> str:
 
 
 def _score_recorder(reg: Registry, keys: dict, base: str, settings: EvalSettings, rows: list[dict]):
-    """An on_result handler (`keys`: subject label -> (adapter id, subject key)): stores each finished bench of a subject in the registry (one transaction) and adds
-    its metrics to `rows`."""
+    """An on_result handler (`keys`: subject label -> (adapter id, subject key)): stores each finished bench of a
+    subject in the registry (one transaction) and adds its metrics to `rows`."""
     import t2l
     from t2l.base import identify_base
 

@@ -53,7 +53,7 @@ def errors_to_exit(fn):
             raise typer.Exit(130) from None
         except _TYPERS_OWN:
             raise  # usage errors (exit 2) and exits are Typer's to print
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - anything else is a bug in t2l: one line naming it, then exit 1
             bug(e)
 
     return wrapper
@@ -209,7 +209,8 @@ def unseen_events(progress):
         elif kind == "result":
             n = payload["n"]
             err.print(f"{payload['method']:30} {payload['task']:28} loss {sum(payload['loss']) / n:6.3f}  "
-                      f"ROUGE-L {100 * sum(payload['rouge_l']) / n:5.1f}  EM {100 * sum(payload['exact_match']) / n:5.1f}")
+                      f"ROUGE-L {100 * sum(payload['rouge_l']) / n:5.1f}  "
+                      f"EM {100 * sum(payload['exact_match']) / n:5.1f}")
             progress.advance(bar)
 
     return on_event

@@ -36,7 +36,8 @@ def eval_(
     protocol: Annotated[str, typer.Option(help="lm-eval (log-likelihood, the default) or letter (the T2L authors' "
                                           "generative letter protocol).")] = "lm-eval",
     shots: Annotated[int, typer.Option(help="Few-shot examples before each item (lm-eval's formatting; drawn from "
-                                       "DATA_DIR/BENCH.train.jsonl, else from the evaluated split minus the item).")] = 0,
+                                       "DATA_DIR/BENCH.train.jsonl, else from the evaluated split minus the "
+                                       "item).")] = 0,
     chat_template: Annotated[bool, typer.Option(help="Wrap lm-eval prompts in the base model's chat template "
                                                 "(lm-eval's --apply_chat_template).")] = False,
     json_: JsonOpt = False,

@@ -113,7 +113,8 @@ def test_adapter_for_another_base_is_refused(trained_hypernet, tmp_path, arc_dir
     other = tmp_path / "other"
     tm(seed=9).save_pretrained(other)
     char_tokenizer().save_pretrained(other)
-    r = runner.invoke(app, ["eval", "other-base", "--base", str(other), "--bench", "arc_easy", "--data-dir", str(arc_dir)])
+    r = runner.invoke(app, ["eval", "other-base", "--base", str(other), "--bench", "arc_easy",
+                            "--data-dir", str(arc_dir)])
     assert r.exit_code == 1 and "was made for base model" in r.output
 
 

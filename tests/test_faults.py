@@ -96,7 +96,8 @@ def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_
     reg = Registry(Path(os.environ["T2L_HOME"]))
     with FakeHub("hf_tok_faults") as hub:
         proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "publish", "up", "--yes"],
-                                env=env() | {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_tok_faults", "HF_HUB_OFFLINE": "0"},
+                                env=env() | {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_tok_faults",
+                                             "HF_HUB_OFFLINE": "0"},
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         hub.before_commit = lambda: os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=300)

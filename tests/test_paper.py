@@ -22,7 +22,8 @@ TINY = ["train.batch_size=4", "train.lr=0.003", "train.warmup_steps=0", "train.m
 
 @pytest.fixture
 def tiny_collection(tmp_path):
-    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)]) for name, (descs, answer) in TASKS.items()]
+    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)])
+             for name, (descs, answer) in TASKS.items()]
     tasks += [Task("count", ["count the letters"], [("abc", "3"), ("ab", "2"), ("abcd", "4")]),
               Task("echo", ["repeat the input"], [("hi", "hi"), ("yo", "yo")])]
     write_collection(tmp_path / "collection", tasks, Manifest(name="tiny", source="test", license="MIT"))

@@ -114,7 +114,8 @@ def test_sni_takes_the_papers_descriptions_from_their_repository_layout(tmp_path
     tasks, manifest = build_sni(src, table=arc_table, descriptions=repo)
     by = {t.name: t for t in tasks}
     assert by["task001_sentiment"].descriptions == ["Say whether the review is positive.",
-                                                    "Decide if a movie review is positive.", "Classify review sentiment."]
+                                                    "Decide if a movie review is positive.",
+                                                    "Classify review sentiment."]
     assert by["task001_sentiment"].origins == ["source", "paper:metadata.yaml", "paper:metadata.yaml"]
     assert by["task1087_other"].descriptions == task["Definition"]  # no metadata for it: its Definition alone
     assert manifest.build["paper_descriptions"]

@@ -18,7 +18,8 @@ from t2l.train.run import run_recipe
 
 @pytest.fixture
 def collection(tmp_path):
-    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)]) for name, (descs, answer) in TASKS.items()]
+    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)])
+             for name, (descs, answer) in TASKS.items()]
     tasks.append(Task("count", ["count the letters"], [("abc", "3"), ("ab", "2"), ("abcd", "4")]))
     folder = tmp_path / "collection"
     write_collection(folder, tasks, Manifest(name="tiny", source="test", license="MIT"))

@@ -66,8 +66,9 @@ def train_oracle(out: Path, collection: Path, bench: str, steps: int) -> Path:
     done = folder / "result" / TRAINED
     if done.is_file():
         return done
-    recipe = load_recipe("lora", [f"base={BASE}", f"data.tasks={collection}", f"data.task={bench}", f"train.steps={steps}",
-                                  f"train.warmup_steps={max(1, steps // 10)}", f"run.out={folder}"])
+    recipe = load_recipe("lora", [f"base={BASE}", f"data.tasks={collection}", f"data.task={bench}",
+                                  f"train.steps={steps}", f"train.warmup_steps={max(1, steps // 10)}",
+                                  f"run.out={folder}"])
     resume = folder if (folder / "checkpoint").exists() else None
 
     def show(kind, m):
@@ -107,7 +108,8 @@ def paper_rows(paper: Path, limit: int) -> list[dict]:
     rows = []
     for r in read_results(paper / "results.jsonl"):
         if r["method"] in names and r["limit"] == limit and "hits" in r:
-            rows.append({"adapter": names[r["method"]], "bench": r["bench"], "protocol": r["protocol"], "hits": r["hits"]})
+            rows.append({"adapter": names[r["method"]], "bench": r["bench"], "protocol": r["protocol"],
+                         "hits": r["hits"]})
     return rows
 
 
@@ -126,7 +128,8 @@ def report(rows: list[dict], benches, protocols) -> str:
             cells = [100 * sum(item[a][b]) / len(item[a][b]) for b in benches if b in item[a]]
             if len(cells) == len(benches):
                 name = f"oracle: {a}" if a in oracles else a
-                lines.append(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells) + f" | {sum(cells) / len(cells):.1f} |")
+                lines.append(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells)
+                             + f" | {sum(cells) / len(cells):.1f} |")
         if len(oracles) < len(benches):
             continue
         own = {b: item[b][b] for b in benches}

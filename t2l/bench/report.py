@@ -68,7 +68,8 @@ def provenance(settings: PaperSettings) -> dict:
     return {"t2l": t2l.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "python": platform.python_version(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads"
             + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", CPU only"),
-            "training": runs, "data": data, "also": {label: sha for label, sha in also_hashes(out).items() if label in settings.also}}
+            "training": runs, "data": data,
+            "also": {label: sha for label, sha in also_hashes(out).items() if label in settings.also}}
 
 
 def write_report(tables: dict, settings: PaperSettings, path: Path, command: str, chart: Path | None,

@@ -158,7 +158,8 @@ def resolve_suite(spec: str, on_status: Callable[[str], None] | None = None) -> 
     if p.is_dir():
         return p
     if spec != "unseen":
-        raise T2LError(f"no unseen suite at {spec!r}: give a folder made by `t2l tasks build --from unseen` or 'unseen'")
+        raise T2LError(f"no unseen suite at {spec!r}: "
+                       "give a folder made by `t2l tasks build --from unseen` or 'unseen'")
     from t2l.home import t2l_home
     from t2l.tasks.collection import write_collection
     from t2l.tasks.unseen import build_unseen, training_tasks

@@ -77,7 +77,8 @@ def markdown(rows: list[dict], answer_types: dict[str, str] | None = None) -> st
     methods = _methods(table)
     lines = ["### Averages over tasks", "",
              "Answer loss (nats per output token, lower is better), ROUGE-L and normalised exact match (%, higher is "
-             "better), ± stderr:", "", "| method | answer loss | ROUGE-L | exact match |", "| --- | ---: | ---: | ---: |"]
+             "better), ± stderr:", "", "| method | answer loss | ROUGE-L | exact match |",
+             "| --- | ---: | ---: | ---: |"]
     for m in methods:
         avg = table[m].get("average", {})
         lines.append(f"| {m} | " + " | ".join(_fmt(k, avg.get(k)) for k in METRICS) + " |")

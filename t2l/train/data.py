@@ -1,6 +1,10 @@
 """Examples -> token ids with the loss on output tokens only."""
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads on first use
+    import torch
 
 IGNORE = -100
 

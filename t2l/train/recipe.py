@@ -151,7 +151,8 @@ def _build(cls, data: dict, where: str):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise T2LError(f"unknown recipe key {where + '.' if where else ''}{unknown[0]}; known: {', '.join(sorted(names))}")
+        raise T2LError(f"unknown recipe key {where + '.' if where else ''}{unknown[0]}; "
+                       f"known: {', '.join(sorted(names))}")
     kwargs = {}
     for key, value in data.items():
         hint, path = hints[key], f"{where}.{key}" if where else key
