@@ -1,7 +1,6 @@
 """Tiny random models built in code, a char-level tokenizer, and an isolated t2l home per test."""
 
 import pytest
-import torch
 
 CHARS = [chr(i) for i in range(32, 127)] + ["\n"]
 
@@ -30,6 +29,7 @@ def tiny_config(arch: str = "llama", layers: int = 2):
 
 
 def tiny_model(arch: str = "llama", seed: int = 0, layers: int = 2):
+    import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
@@ -38,6 +38,7 @@ def tiny_model(arch: str = "llama", seed: int = 0, layers: int = 2):
 
 def tiny_encoder(folder, seed: int = 0):
     """A random 2-layer BERT with its tokenizer, saved as a HF folder (stands in for MiniLM in unit tests)."""
+    import torch
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(seed)
@@ -104,6 +105,8 @@ def trained_hypernet(tmp_path_factory, tiny_base_dir, tiny_encoder_dir):
     """A tiny hypernetwork trained for a few dozen steps to emit task-specific adapters; returns its folder."""
     import os
 
+    import torch
+
     from t2l.base import load_base
     from t2l.checkpoint import save_hypernet
     from t2l.config import HypernetConfig
@@ -163,6 +166,8 @@ GTE_CONFIG = dict(model_type="new", vocab_size=len(CHARS) + 4, hidden_size=32, n
 
 def gte_state(cfg: dict, seed: int = 0) -> dict:
     """Random weights of a GTE v1.5 ("new" architecture) model under the names its published checkpoints use."""
+    import torch
+
     g = torch.Generator().manual_seed(seed)
     h, i = cfg["hidden_size"], cfg["intermediate_size"]
     shapes = {"embeddings.word_embeddings.weight": (cfg["vocab_size"], h),

@@ -40,6 +40,7 @@ def assert_consistent(reg: Registry) -> dict:
     return report
 
 
+@pytest.mark.slow
 def test_eight_processes_making_fifty_adapters_each(trained_hypernet, tmp_path):
     hn = trained_hypernet[0]
     t2l("make", "warm up", "--hypernet", hn)  # registers the hypernet once, as a first use would
@@ -64,6 +65,7 @@ def test_eight_processes_making_fifty_adapters_each(trained_hypernet, tmp_path):
     assert report["orphans"] == [] and report["leftovers"] == []
 
 
+@pytest.mark.slow
 def test_make_killed_while_writing_or_committing_leaves_no_row_and_no_half_file(trained_hypernet):
     hn = trained_hypernet[0]
     t2l("make", "first", "--hypernet", hn)
@@ -80,6 +82,7 @@ def test_make_killed_while_writing_or_committing_leaves_no_row_and_no_half_file(
     assert assert_consistent(reg)["orphans"] == []
 
 
+@pytest.mark.slow
 def test_eval_killed_in_its_second_bench_keeps_the_first_and_nothing_of_the_second(tiny_base_dir, arc_dir):
     reg = Registry(Path(os.environ["T2L_HOME"]))  # created and migrated: the only commits left are the scores'
     # each bench's scores are one transaction, whose commit passes SessionTransaction.commit twice: the third call
@@ -91,6 +94,7 @@ def test_eval_killed_in_its_second_bench_keeps_the_first_and_nothing_of_the_seco
     assert_consistent(reg)
 
 
+@pytest.mark.slow
 def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_path):
     t2l("make", "answer in upper case", "--hypernet", trained_hypernet[0], "--name", "up")
     reg = Registry(Path(os.environ["T2L_HOME"]))
@@ -107,6 +111,7 @@ def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_
     assert_consistent(reg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target, n", [
     ("os:fsync", 1),  # writing the stored file, before it is renamed into place
     ("sqlalchemy.orm.session:SessionTransaction.commit", 1),  # the stored file in place, the row committing

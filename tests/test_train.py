@@ -253,6 +253,7 @@ def test_cli_train_registers_the_hypernet(collection, tiny_base_dir, tiny_encode
     assert r.exit_code == 0 and load_recipe(str(tmp_path / "my.yaml")).recipe == "sft"
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     """torchrun with 2 CPU processes (gloo) and the same global batch gives the weights one process gives."""
     from safetensors.torch import load_file
