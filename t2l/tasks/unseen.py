@@ -165,6 +165,6 @@ def training_tasks(on_status: Callable[[str], None] | None = None) -> list[Task]
     suite is decontaminated against."""
     from t2l.tasks.builtin import BUILTIN
     from t2l.tasks.collection import read_tasks
-    from t2l.train.run import resolve_collection
+    from t2l.tasks.resolve import resolve_collection
 
     return [t for name in BUILTIN for t in read_tasks(resolve_collection(name, on_status))]
