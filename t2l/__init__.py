@@ -5,7 +5,7 @@ Heavy modules (torch, transformers) load on first use, so importing `t2l` stays 
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only copy: pyproject.toml reads it (dynamic version)
 
 _EXPORTS = {
     "T2LError": "t2l.errors",
