@@ -12,7 +12,6 @@ whose prediction differs are counted separately.
 """
 
 import argparse
-import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +22,8 @@ from t2l.base import base_folder, load_base
 from t2l.eval.benches import BENCHES
 from t2l.eval.data import load_docs
 from t2l.eval.harness import write_task
-from t2l.eval.run import adapter_weights, evaluate
-from t2l.lora_batched import BatchedLoRA
+from t2l.eval.run import evaluate
+from t2l.lora_batched import applied, lora_weights
 
 LIMITS = {"arc_easy": None, "boolq": 500}
 
@@ -32,18 +31,16 @@ LIMITS = {"arc_easy": None, "boolq": 500}
 def run_t2l(docs: dict, adapter: str | None, batch_size: int, dtype: str) -> tuple[dict, dict]:
     """t2l's results and seconds per bench, the model loaded once beforehand (not timed)."""
     model, tok, _ = load_base(dtype=dtype)
-    hooks = weights = None
+    lora = None
     if adapter:
         from t2l.adapter import read_adapter
 
         tensors, _, cfg = read_adapter(Path(adapter))
-        targets, weights, scaling = adapter_weights(model, tensors, cfg)
-        weights = {m: (a.to(model.dtype), b.to(model.dtype)) for m, (a, b) in weights.items()}
-        hooks = BatchedLoRA(model, targets, scaling)
+        lora = lora_weights(model, tensors, cfg)
     results, seconds = {}, {}
     for name in LIMITS:
         t0 = time.perf_counter()
-        with hooks.use(weights) if hooks else contextlib.nullcontext():
+        with applied(model, lora):
             results[name] = evaluate(model, tok, BENCHES[name], docs[name], "", None, batch_size)
         seconds[name] = time.perf_counter() - t0
     return results, seconds

@@ -1,109 +1,177 @@
-"""What answering through `t2l serve` costs: time to first token and tokens/s for base and adapter requests, the
-cost of switching adapters between requests, and of a `t2l:<description>` request (make the adapter, then answer),
-beside the same answers generated in-process as `t2l run` does (t2l.chat.Engine, no HTTP).
+"""Many users at once: aggregate tokens/s and time to first token of 1, 4 and 8 concurrent streaming requests over
+4 adapters (3 described adapters and the base, 64 tokens each, temperature 0), for t2l's batching engine, the same
+engine with --max-batch 1 (one answer at a time, as t2l served before batching), and vLLM's CPU build when a vLLM
+environment is given; plus a lone request in-process (as `t2l run` makes it) and a `t2l:<description>` request.
 
-    .venv/bin/python benchmarks/serve_latency.py [--repeats 5] [--max-tokens 32] [--base B] [--hypernet H]
+    .venv/bin/python benchmarks/serve_latency.py [--max-tokens 64] [--vllm VENV_PYTHON] [--threads N]
 
-The server runs on a background thread of this process on a free localhost port and is called over HTTP with
-streaming (server-sent events), as a client would. Answers are greedy, so every repeat generates the same tokens;
-tokens/s counts the tokens after the first over the time after the first (the decoding rate).
+Each engine is measured in the same run on the same machine. t2l's servers run on a background thread of this
+process on a free localhost port and are called over HTTP with streaming (server-sent events), as clients would;
+vLLM runs as its own process (`python -m vllm.entrypoints.openai.api_server`) with the same base folder and the
+same adapters exported as PEFT folders, loaded through its runtime LoRA route. Answers are greedy, so every engine
+generates the same tokens per request (checked for t2l's two; vLLM's are compared and counted).
 """
 
 import argparse
 import json
 import os
 import statistics
+import subprocess
 import tempfile
+import threading
 import time
+from pathlib import Path
 
-PROMPT = "Write one sentence about the weather today."
-DESCRIPTIONS = ["answer in upper case letters only", "translate the user's sentence into French"]
+PROMPTS = ["Write one sentence about the weather today.", "Describe a cat in a few words.",
+           "What should I cook tonight?", "Tell me about the sea.", "Give me a tip for learning to draw.",
+           "Why is the sky blue?", "Name three rivers and say where they are.", "Write a short greeting."]
+DESCRIPTIONS = ["answer in upper case letters only", "translate the user's sentence into French",
+                "answer in exactly one short sentence"]
 
 
-def stream(url: str, model: str, max_tokens: int) -> tuple[float, float, int]:
-    """(seconds to the first token, seconds in all, tokens) of one streamed chat completion."""
+def stream(url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, float, int, str]:
+    """(seconds to the first token, seconds in all, tokens, text) of one streamed chat completion."""
     import httpx
 
-    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": max_tokens,
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
             "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
-    start, first, tokens = time.perf_counter(), None, 0
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=600) as response:
+    start, first, tokens, text = time.perf_counter(), None, 0, ""
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as response:
         response.raise_for_status()
         for line in response.iter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = json.loads(line[6:])
-            if chunk["choices"] and chunk["choices"][0]["delta"].get("content") and first is None:
-                first = time.perf_counter() - start
+            if chunk["choices"] and (piece := chunk["choices"][0]["delta"].get("content")):
+                text += piece
+                first = first if first is not None else time.perf_counter() - start
             if chunk.get("usage"):
                 tokens = chunk["usage"]["completion_tokens"]
-    return first if first is not None else float("nan"), time.perf_counter() - start, tokens
+    return first if first is not None else float("nan"), time.perf_counter() - start, tokens, text
 
 
-def in_process(engine, adapter, max_tokens: int) -> tuple[float, float, int]:
-    from t2l.chat import Sampling
+def concurrent(url: str, models: list[str], users: int, max_tokens: int) -> dict:
+    """`users` requests at once, user i asking models[i % 4] PROMPTS[i]."""
+    results: list = [None] * users
 
-    generation = engine.generate(engine.chat_ids([{"role": "user", "content": PROMPT}]),
-                                 Sampling(max_tokens, temperature=0), adapter)
+    def one(i: int):
+        results[i] = stream(url, models[i % len(models)], PROMPTS[i % len(PROMPTS)], max_tokens)
+
     start = time.perf_counter()
-    generation.run()
-    return generation.first_token_s, time.perf_counter() - start, generation.completion_tokens
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    firsts = [r[0] for r in results]
+    return {"tokens_per_s": sum(r[2] for r in results) / wall, "first_median": statistics.median(firsts),
+            "first_worst": max(firsts), "texts": [r[3] for r in results]}
 
 
-def summary(label: str, runs: list[tuple[float, float, int]]) -> tuple:
-    first = statistics.median(r[0] for r in runs)
-    total = statistics.median(r[1] for r in runs)
-    tokens = statistics.median(r[2] for r in runs)
-    rate = (tokens - 1) / (total - first) if tokens > 1 and total > first else float("nan")
-    return label, 1000 * first, rate, 1000 * total, tokens
+def start_vllm(python: str, base_dir: Path, adapters: dict[str, Path], port: int) -> subprocess.Popen:
+    import httpx
+
+    env = os.environ | {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "2"}
+    proc = subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(base_dir),
+                             "--served-model-name", "base", "--enable-lora", "--max-lora-rank", "8", "--max-loras",
+                             "4", "--port", str(port), "--dtype", "float32"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(2)
+    else:
+        proc.kill()
+        raise RuntimeError("vLLM did not start within 15 minutes")
+    for name, folder in adapters.items():
+        httpx.post(f"{url}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(folder)},
+                   timeout=300).raise_for_status()
+    return proc
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--max-tokens", type=int, default=32)
-    ap.add_argument("--base", default=None, help="base model (default: the hypernetwork's)")
-    ap.add_argument("--hypernet", default="default")
+    ap.add_argument("--max-tokens", type=int, default=64)
+    ap.add_argument("--users", default="1,4,8")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for t2l (default: torch's own)")
+    ap.add_argument("--vllm", default=None, help="the python of a virtual environment with vllm-cpu installed")
     args = ap.parse_args()
     os.environ.setdefault("T2L_HOME", tempfile.mkdtemp(prefix="t2l-bench-serve-"))
 
     import httpx
+    import torch
 
+    from t2l.chat import Sampling
     from t2l_cli import actions
     from t2l_cli.server.api import create_app
-    from t2l_cli.server.background import serving
+    from t2l_cli.server.background import free_port, serving
     from t2l_cli.server.service import ServeSettings, Service
 
-    service = Service(ServeSettings(base=args.base, hypernet=args.hypernet))
-    n, k = args.repeats, args.max_tokens
-    rows = []
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    k, users = args.max_tokens, [int(u) for u in args.users.split(",")]
+    service = Service(ServeSettings(max_batch=8))
+    rows, texts = [], {}
     with serving(create_app(service)) as url:
         ids = [httpx.post(f"{url}/v1/adapters", json={"description": d}, timeout=600).json()["id"]
                for d in DESCRIPTIONS]
-        adapter = actions.load_chosen(service.engine, service.resolve(ids[0]))
-        for label, model, weights in (("base", "base", None), ("adapter", ids[0], adapter)):
-            in_process(service.engine, weights, k)  # warm-up
-            rows.append(summary(f"{label}, in-process (as `t2l run`)", [in_process(service.engine, weights, k)
-                                                                       for _ in range(n)]))
-            stream(url, model, k)
-            rows.append(summary(f"{label}, served", [stream(url, model, k) for _ in range(n)]))
-        rows.append(summary("adapter, served, switching A/B every request",
-                            [stream(url, ids[i % 2], k) for i in range(2 * n)]))
+        models = ["base", *ids]
+        engine = service.engine
+        lone = engine.generate(engine.chat_ids([{"role": "user", "content": PROMPTS[0]}]), Sampling(k, 0),
+                               service.weights(service.resolve(ids[0])))
+        start = time.perf_counter()
+        lone.run()
+        rows.append(("t2l, one request in-process (as `t2l run`)", 1,
+                     lone.completion_tokens / (time.perf_counter() - start), lone.first_token_s, lone.first_token_s))
+        stream(url, models[0], PROMPTS[0], 4)  # warm-up
+        for label, max_batch in (("t2l, batching (--max-batch 8)", 8), ("t2l, --max-batch 1", 1)):
+            engine.scheduler.max_batch = max_batch
+            for n in users:
+                r = concurrent(url, models, n, k)
+                texts[(label, n)] = r["texts"]
+                rows.append((label, n, r["tokens_per_s"], r["first_median"], r["first_worst"]))
+        engine.scheduler.max_batch = 8
+        made = time.perf_counter()
+        first, total, tokens, _ = stream(url, f"t2l:{DESCRIPTIONS[0]}, once more", PROMPTS[0], k)
+        rows.append(("t2l, one t2l:<description> request (make + answer)", 1, tokens / (time.perf_counter() - made),
+                     first, first))
+        same = all(texts[("t2l, batching (--max-batch 8)", n)] == texts[("t2l, --max-batch 1", n)] for n in users)
+        vllm_note = "not measured (no --vllm environment given)"
+        if args.vllm:
+            tmp = Path(tempfile.mkdtemp(prefix="t2l-bench-vllm-"))
+            folders = {}
+            for i, adapter_id in enumerate(ids):
+                folders[f"a{i}"] = tmp / f"a{i}"
+                actions.export(adapter_id, folders[f"a{i}"], force=False)
+            from t2l.base import DEFAULT_BASE, base_folder
 
-        def cold(i: int):
-            service.loaded.clear()  # read from the registry's file again, as for an adapter not used lately
-            return stream(url, ids[i % 2], k)
+            proc = start_vllm(args.vllm, base_folder(DEFAULT_BASE)[0], folders, free_port())
+            try:
+                vurl = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}"
+                vmodels = ["base", *folders]
+                stream(vurl, "base", PROMPTS[0], 4)
+                agree = 0
+                for n in users:
+                    r = concurrent(vurl, vmodels, n, k)
+                    agree += sum(a == b for a, b in zip(r["texts"], texts[("t2l, batching (--max-batch 8)", n)]))
+                    rows.append(("vLLM CPU", n, r["tokens_per_s"], r["first_median"], r["first_worst"]))
+                vllm_note = f"vLLM's answers equal t2l's on {agree} of {sum(users)} requests"
+            finally:
+                proc.terminate()
+                proc.wait(60)
 
-        rows.append(summary("adapter, served, switching, not cached", [cold(i) for i in range(2 * n)]))
-        rows.append(summary("t2l:<description>, served (make + answer)",
-                            [stream(url, f"t2l:{DESCRIPTIONS[1]}, take {i}", k) for i in range(n)]))
-
-    print(f"base {service.base_name}, {k} new tokens at most (greedy), median of {n} requests "
-          f"({2 * n} for switching)\n")
-    print("| request | time to first token, ms | tokens/s | total, ms | tokens |")
+    print(f"base {service.engine.ref.name}, {k} new tokens (greedy), users i ask adapter i % 4 (3 described "
+          f"adapters and the base); torch threads {torch.get_num_threads()}\n")
+    print("| engine | concurrent requests | aggregate tokens/s | first token, median s | first token, worst s |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for label, first, rate, total, tokens in rows:
-        print(f"| {label} | {first:.0f} | {rate:.1f} | {total:.0f} | {tokens:.0f} |")
+    for label, n, rate, med, worst in rows:
+        print(f"| {label} | {n} | {rate:.1f} | {med:.2f} | {worst:.2f} |")
+    print(f"\nbatched answers equal one-at-a-time answers: {same}; {vllm_note}")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,51 @@ def _record(generation, chosen) -> dict:
             "adapter": None if chosen.is_base else chosen.label, "adapter_id": chosen.adapter_id}
 
 
+def together(*generations) -> None:
+    """Run the generations side by side, as rows of one batch, until all are done."""
+    import threading
+
+    workers = [threading.Thread(target=g.run, daemon=True) for g in generations[1:]]
+    for w in workers:
+        w.start()
+    try:
+        generations[0].run()
+    finally:
+        for g in generations[1:]:
+            if not g.done.is_set():
+                g.cancel()
+        for w in workers:
+            w.join()
+
+
+def stream_columns(columns: list[tuple[str, object]]) -> None:
+    """Answers generated together, each in its own column, redrawn as their pieces come."""
+    import threading
+
+    from rich.live import Live
+    from rich.text import Text
+
+    def table() -> Table:
+        t = Table(box=None, expand=True)
+        for label, _ in columns:
+            t.add_column(Text(label))
+        t.add_row(*(Text(g.text) for _, g in columns))  # the model's text as it is, never read as markup
+        return t
+
+    runner = threading.Thread(target=together, args=[g for _, g in columns], daemon=True)
+    with Live(table(), console=out, refresh_per_second=8, transient=False) as live:
+        runner.start()
+        try:
+            while runner.is_alive():
+                runner.join(0.1)
+                live.update(table())
+        finally:
+            for _, g in columns:
+                g.cancel()
+            runner.join()
+        live.update(table())
+
+
 def stream(generation) -> None:
     """Print the answer as it is generated."""
     for piece in generation:
@@ -144,14 +189,12 @@ def run(
     sampling = session.sampling(ids, max_new_tokens, temperature, top_p, seed)
     answer = engine.generate(ids, sampling, session.adapter)
     if compare:
-        plain = engine.generate(ids, sampling, None).run()
-        answer.run()
+        plain = engine.generate(ids, sampling, None)
         if json_:
+            together(plain, answer)
             print_json({"base": _record(plain, actions.Chosen("base")), "adapter": _record(answer, session.chosen)})
             return
-        table = Table("base", session.chosen.label, box=None, expand=True)
-        table.add_row(plain.text, answer.text)
-        out.print(table, markup=False)
+        stream_columns([("base", plain), (session.chosen.label, answer)])
     elif json_:
         print_json(_record(answer.run(), session.chosen))
     else:

@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import long_sample, t2l
+from conftest import char_tokenizer, long_sample, t2l
 from t2l_cli.server.api import MAX_CHARS, create_app
 from t2l_cli.server.background import free_port, serving
 from t2l_cli.server.service import ServeSettings, Service
@@ -140,7 +140,15 @@ def error_of(response: httpx.Response) -> dict:
     ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"}, 400, "max_tokens"),
     ({"model": "base", "messages": [{"role": "robot", "content": "hi"}]}, 400, "role"),
     ({"model": "base", "messages": "hi"}, 400, "messages"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n must be 1"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": 9}, 400, "n: Input should be less"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
+     400, "response_format is not supported"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "tools": []}, 400, "tools is not"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"x": 1}}, 400,
+     "logit_bias key 'x' is not a token id"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, 400,
+     "top_logprobs needs logprobs"),
+    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "seed": 2 ** 64}, 400, "seed"),
     ({"model": "t2l:  ", "messages": [{"role": "user", "content": "hi"}]}, 400, "empty description"),
 ])
 def test_bad_requests_get_openai_shaped_errors(url, body, status, says):
@@ -215,9 +223,75 @@ def test_serve_binds_localhost_and_shuts_down_cleanly_on_a_signal(hn, tiny_base_
         reply = httpx.post(f"http://127.0.0.1:{port}/v1/completions",
                            json={"model": "base", "prompt": "hi", "max_tokens": 3})
         assert reply.json()["usage"]["completion_tokens"] <= 3
+        answers = []  # a non-streamed answer under way when the signal comes still gets its reply
+        asking = threading.Thread(target=lambda: answers.append(httpx.post(
+            f"http://127.0.0.1:{port}/v1/completions", timeout=60,
+            json={"model": "base", "prompt": "hi", "max_tokens": 240, "logit_bias": {"2": -100}})))
+        asking.start()
+        time.sleep(0.2)
         proc.send_signal(sig)
+        asking.join(30)
+        assert answers[0].status_code == 200 and answers[0].json()["choices"][0]["finish_reason"] == "length"
         assert proc.wait(30) == 0
         assert "127.0.0.1" in (log := proc.stderr.read()) and "stopped" in log
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_n_answers_are_rows_of_one_request_with_consecutive_seeds(client, two):
+    reply = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], n=3,
+                                           **SAMPLING)
+    texts = [c.message.content for c in sorted(reply.choices, key=lambda c: c.index)]
+    assert texts == [run_text("up", "hello", seed=11 + j) for j in range(3)]
+    assert len(set(texts)) > 1 and reply.usage.completion_tokens <= 3 * 8
+    stream = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], n=2,
+                                            stream=True, **SAMPLING)
+    parts = {0: "", 1: ""}
+    for chunk in stream:
+        for c in chunk.choices:
+            parts[c.index] += c.delta.content or ""
+    assert [parts[0], parts[1]] == texts[:2]
+
+
+def test_logprobs_logit_bias_and_penalties_through_the_client(client, two):
+    greedy = dict(max_tokens=6, temperature=0, seed=1)
+    reply = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hi"}], logprobs=True,
+                                           top_logprobs=3, **greedy)
+    tokens = reply.choices[0].logprobs.content
+    assert len(tokens) == reply.usage.completion_tokens
+    assert "".join(t.token for t in tokens) == reply.choices[0].message.content.replace(" ", "")
+    assert all(len(t.top_logprobs) == 3 and t.logprob == pytest.approx(t.top_logprobs[0].logprob) and t.logprob <= 0
+               for t in tokens)  # greedy: the chosen token is the likeliest
+    raw = client.completions.create(model="up", prompt="Q:", logprobs=2, **greedy)
+    assert len(raw.choices[0].logprobs.token_logprobs) == len(raw.choices[0].logprobs.tokens) == \
+        raw.usage.completion_tokens
+    z = str(char_tokenizer().convert_tokens_to_ids("Z"))
+    forced = client.completions.create(model="up", prompt="Q:", logit_bias={z: 100}, **greedy)
+    assert forced.choices[0].text.replace(" ", "") == "ZZZZZZ"
+    penalised = client.completions.create(model="up", prompt="Q:", frequency_penalty=2, presence_penalty=2,
+                                          **greedy | {"max_tokens": 20})  # the formulas: tests/test_batching.py
+    letters = penalised.choices[0].text.replace(" ", "")
+    plain = client.completions.create(model="up", prompt="Q:", **greedy | {"max_tokens": 20}).choices[0].text
+    assert len(set(letters)) >= len(set(plain.replace(" ", "")))  # repeats only get less likely
+
+
+def test_models_retrieve_metrics_and_cors(client, two, service):
+    assert client.models.retrieve("up").id == "up" and client.models.retrieve("base").owned_by == "t2l"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("nosuch")
+    z = str(char_tokenizer().convert_tokens_to_ids("Z"))
+    client.completions.create(model="up", prompt="Q:", max_tokens=3, temperature=0, logit_bias={z: 100})
+    text = httpx.get(str(client.base_url).replace("/v1/", "/metrics")).text
+    counters = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert int(counters["t2l_requests_total"]) >= 1 and int(counters["t2l_generated_tokens_total"]) >= 1
+    assert counters["t2l_batch_rows"] == "0" and int(counters["t2l_first_token_seconds_count"]) >= 1
+    with serving(create_app(service, cors_origin="https://app.example")) as url:
+        pre = httpx.options(f"{url}/v1/models", headers={"Origin": "https://app.example",
+                                                         "Access-Control-Request-Method": "GET"})
+        assert pre.headers["access-control-allow-origin"] == "https://app.example"
+        other = httpx.get(f"{url}/v1/models", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+    with serving(create_app(service)) as url:  # off by default
+        assert "access-control-allow-origin" not in httpx.get(f"{url}/v1/models",
+                                                              headers={"Origin": "https://app.example"}).headers

@@ -117,10 +117,10 @@ def test_closing_a_generation_stops_it_and_frees_the_engine(tiny_base_dir):
     seed, full = long_sample(lambda s: engine.generate(ids, Sampling(50, 1.0, seed=s)).run().text, 6)
     gen = engine.generate(ids, Sampling(50, 1.0, seed=seed))
     pieces = iter(gen)
-    next(pieces), next(pieces)
-    assert engine.lock.locked()
-    pieces.close()
-    assert not engine.lock.locked() and gen.finish_reason == "interrupted" and gen.completion_tokens == 2
+    seen = next(pieces) + next(pieces)
+    pieces.close()  # the row leaves the batch at the next step, and the counts are final when close returns
+    assert gen.finish_reason == "interrupted" and 2 <= gen.completion_tokens < 50 and gen.text.startswith(seen)
+    assert full.startswith(gen.text) and gen.done.is_set()
     stop_at = full[4:6]
     cut = engine.generate(ids, Sampling(50, 1.0, seed=seed, stop=(stop_at,))).run()
     assert stop_at not in cut.text and cut.finish_reason == "stop"

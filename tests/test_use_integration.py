@@ -75,3 +75,42 @@ def test_ctrl_c_stops_a_chat_reply_and_the_chat_goes_on(home):
     assert proc.returncode == 0, err
     assert first and "(stopped)" in err and "conversation cleared" in err
     assert "Traceback" not in err
+
+
+def test_eight_requests_over_four_adapters_answer_as_each_does_alone(home):
+    """Continuous batching on the real base: 8 concurrent streamed requests over 3 described adapters and the base,
+    through the official client, give token for token (greedy) what each gives alone."""
+    import threading
+
+    import openai
+
+    from t2l_cli.server.api import create_app
+    from t2l_cli.server.background import serving
+    from t2l_cli.server.service import ServeSettings, Service
+
+    models = ["base", "t2l:answer in French", "t2l:answer in upper case letters", "t2l:reply with one word"]
+    prompts = ["Good morning!", "What is the capital of Italy?", "Name a colour.", "Count to three.",
+               "Describe the sea.", "Who wrote Hamlet?", "Say hello.", "What is 2 + 2?"]
+    with serving(create_app(Service(ServeSettings()))) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=600)
+
+        def ask(model, prompt, stream=False):
+            args = dict(model=model, messages=[{"role": "user", "content": prompt}], max_tokens=24, temperature=0)
+            if not stream:
+                return client.chat.completions.create(**args).choices[0].message.content
+            return "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(**args,
+                                                                                                     stream=True)
+                           if c.choices)
+
+        alone = [ask(models[i % 4], p) for i, p in enumerate(prompts)]
+        together = [None] * len(prompts)
+
+        def worker(i):
+            together[i] = ask(models[i % 4], prompts[i], stream=True)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(600)
+    assert together == alone and len(set(alone)) > 4

@@ -18,7 +18,6 @@ Results go to OUT/results.jsonl, one line per (method, task) with per-item value
 paired differences against every other method are taken item by item and averaged over tasks.
 """
 
-import contextlib
 import json
 import random
 import string
@@ -194,6 +193,7 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
 
     from t2l.adapter import read_adapter
     from t2l.base import load_base
+    from t2l.lora_batched import applied, lora_weights
     from t2l.tasks.collection import read_tasks
     from t2l.device import resolve_device
 
@@ -224,7 +224,8 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
             tensors, config = ((adapter.tensors, {"r": adapter.info.rank, "lora_alpha": adapter.info.alpha})
                                if adapter is not None else (mt[0], mt[2]) if method == "mt-lora" else (None, None))
             prompt = texts[name].get(method) if method in ("base + description", "T2L + description") else None
-            with adapter_applied(model, tensors, config), torch.no_grad():
+            applying = lora_weights(model, tensors, config) if tensors is not None else None
+            with applied(model, applying), torch.no_grad():
                 scores = score_task(model, tokenizer, task.examples, prompt, settings.batch_size)
             row = {"method": method, "task": name, "made_by": made_by(method, made), "n": len(task.examples),
                    "description": texts[name].get(method), **scores}
@@ -232,25 +233,6 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
             log.flush()
             emit("result", row)
     return current_rows(settings, made)
-
-
-@contextlib.contextmanager
-def adapter_applied(model, tensors: dict | None, peft_config: dict | None):
-    """The model with one adapter hooked in (through BatchedLoRA, as eval does), or as it is."""
-    if tensors is None:
-        yield
-        return
-    from t2l.eval.run import adapter_weights
-    from t2l.lora_batched import BatchedLoRA
-
-    targets, weights, scaling = adapter_weights(model, tensors, peft_config)
-    device = next(model.parameters()).device
-    hooks = BatchedLoRA(model, targets, scaling)
-    try:
-        with hooks.use({m: (a.to(device), b.to(device)) for m, (a, b) in weights.items()}):
-            yield
-    finally:
-        hooks.remove()
 
 
 def score_task(model, tokenizer, examples: list[tuple[str, str]], instruction: str | None,

@@ -1,6 +1,5 @@
 """Evaluating a model (bare, or with adapters swapped in) on benchmarks; metrics and their standard errors."""
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -149,25 +148,6 @@ def _letter(model, tokenizer, bench, docs, batch_size, tick, instruction):
     return {"acc": [float(p == q.gold) for p, q in zip(preds, questions)]}, preds
 
 
-def adapter_weights(model, tensors: dict, peft_config: dict):
-    """An adapter's tensors in the layout `BatchedLoRA` applies ({module: (A [1, L, r, in], B [1, L, out, r])}),
-    with its scaling; one base model then takes adapter after adapter without being modified."""
-    import torch
-
-    from t2l.adapter import check_shapes
-    from t2l.targets import find_targets
-
-    check_shapes(model, tensors)
-    modules = list(dict.fromkeys(k.rsplit(".lora_", 1)[0].rsplit(".", 1)[-1] for k in tensors))
-    targets = find_targets(model, modules)
-    weights = {}
-    for m in targets.modules:
-        a = torch.stack([tensors[t.peft_key("A")] for t in targets.of(m)])[None]
-        b = torch.stack([tensors[t.peft_key("B")] for t in targets.of(m)])[None]
-        weights[m] = (a, b)
-    return targets, weights, peft_config["lora_alpha"] / peft_config["r"]
-
-
 @dataclass
 class Subject:
     """What gets evaluated: the bare base (`path` None) or an adapter file/folder."""
@@ -189,7 +169,7 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     from t2l.base import identify_base, load_base
     from t2l.device import resolve_device
     from t2l.eval.data import load_docs, load_fewshot_pool
-    from t2l.lora_batched import BatchedLoRA
+    from t2l.lora_batched import applied, lora_weights
 
     check_settings(limit, protocol, prompt.shots if prompt else 0, batch_size, dtype)
     where = resolve_device(device)
@@ -211,29 +191,21 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     model.to(where)
     results = []
     for subject, tensors, peft_config in loaded:
-        hooks, weights = None, None
-        if tensors is not None:
-            targets, weights, scaling = adapter_weights(model, tensors, peft_config)
-            weights = {m: (a.to(where), b.to(where)) for m, (a, b) in weights.items()}
-            hooks = BatchedLoRA(model, targets, scaling)
-        try:
+        adapter = lora_weights(model, tensors, peft_config) if tensors is not None else None
+        with applied(model, adapter):
             for bench in benches:
                 if subject.benches is not None and bench.name not in subject.benches:
                     continue
                 docs, sha = data[bench.name]
                 progress = (lambda done, total, b=bench.name: on_progress(b, done, total)) if on_progress else None
-                with hooks.use(weights) if hooks else contextlib.nullcontext():
-                    settings = prompt or PromptSettings()
-                    if subject.instruction:
-                        settings = replace(settings, instruction=subject.instruction)
-                    result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress, protocol,
-                                      settings, pools.get(bench.name))
+                settings = prompt or PromptSettings()
+                if subject.instruction:
+                    settings = replace(settings, instruction=subject.instruction)
+                result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress, protocol,
+                                  settings, pools.get(bench.name))
                 results.append((subject, result))
                 if on_result:
                     on_result(subject, result)
-        finally:
-            if hooks is not None:
-                hooks.remove()
     return results
 
 

@@ -27,6 +27,8 @@ STATIC = Path(__file__).parent / "static"
 MAX_MESSAGES = 256  # per request
 MAX_CHARS = 100_000  # of message content (or prompt) per request; the context limit is checked in tokens as well
 MAX_STOP = 4  # stop strings, as OpenAI allows
+MAX_N = 8  # answers per request (each is a row of the batch)
+REFUSED = ("response_format", "tools", "tool_choice", "functions", "function_call")
 OPEN_PATHS = ("/health", "/", "/static/")  # reachable without the API key: the page's files hold no data
 
 
@@ -62,19 +64,42 @@ class Sampled(Strict):
     temperature: Annotated[float, Field(ge=0, le=2)] = 1.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
     stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = 1
+    seed: Annotated[int, Field(ge=-(2 ** 63), le=2 ** 64 - 1)] | None = None
+    n: Annotated[int, Field(ge=1, le=MAX_N)] = 1
+    frequency_penalty: Annotated[float, Field(ge=-2, le=2)] = 0.0
+    presence_penalty: Annotated[float, Field(ge=-2, le=2)] = 0.0
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    # what a sampler cannot do: named in a 400 instead of being ignored
+    response_format: object = None
+    tools: object = None
+    tool_choice: object = None
+    functions: object = None
+    function_call: object = None
 
 
 class ChatRequest(Sampled):
     messages: list[Message]
     max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    logprobs: bool = False
+    top_logprobs: Annotated[int, Field(ge=0, le=20)] | None = None
+
+    def top(self) -> int | None:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise Refused("top_logprobs needs logprobs: true", "top_logprobs")
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(Sampled):
     prompt: str | list[str]
+    logprobs: Annotated[int, Field(ge=0, le=5)] | None = None
+    echo: bool = False
+
+    def top(self) -> int | None:
+        if self.echo:
+            raise Refused("echo is not supported: the answer is the completion alone", "echo")
+        return self.logprobs
 
 
 class AdapterRequest(Strict):
@@ -82,23 +107,40 @@ class AdapterRequest(Strict):
     name: str | None = None
 
 
+class Refused(T2LError):
+    """A request parameter t2l cannot honour; the 400 names it."""
+
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
+
+
 def error(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
           code: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status)
 
 
-def create_app(service: Service, api_key: str | None = None) -> FastAPI:
+def create_app(service: Service, api_key: str | None = None, cors_origin: str | None = None) -> FastAPI:
     app = FastAPI(title="t2l", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
     _errors(app)
     if api_key:
         _require_key(app, api_key)
+    if cors_origin:  # added last, so it runs first: a browser's preflight needs no key
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=[cors_origin], allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["authorization", "content-type"])
     _openai_routes(app, service)
     _adapter_routes(app, service)
 
     @app.get("/health")
     def health():
         return {"status": "ok", "base": service.base_name}
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(prometheus(service.engine.scheduler.stats), media_type="text/plain; version=0.0.4")
 
     @app.get("/")
     def page():
@@ -121,7 +163,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(T2LError)
     async def bad_request(request, exc):
-        return error(400, str(exc))
+        return error(400, str(exc), param=getattr(exc, "param", None))
 
     @app.exception_handler(RegistryError)
     async def not_found(request, exc):
@@ -152,12 +194,24 @@ def _require_key(app: FastAPI, api_key: str) -> None:
 
 def _check(req: Sampled) -> list[str]:
     """The request's stop strings, after the checks pydantic's types do not make."""
-    if req.n != 1:
-        raise T2LError(f"n must be 1 (one answer per request), not {req.n}")
+    for name in REFUSED:
+        if getattr(req, name) is not None:
+            raise Refused(f"{name} is not supported: t2l samples plain text (no JSON mode, tools or functions)",
+                          name)
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stop) > MAX_STOP or any(not s for s in stop):
-        raise T2LError(f"stop takes at most {MAX_STOP} non-empty strings")
+        raise Refused(f"stop takes at most {MAX_STOP} non-empty strings", "stop")
     return stop
+
+
+def _logit_bias(req: Sampled, vocab: int) -> tuple[tuple[int, float], ...]:
+    """OpenAI's {"token id": bias} map, checked against the tokenizer."""
+    out = []
+    for key, bias in (req.logit_bias or {}).items():
+        if not key.isdigit() or int(key) >= vocab:
+            raise Refused(f"logit_bias key {key!r} is not a token id of this model (0 to {vocab - 1})", "logit_bias")
+        out.append((int(key), float(bias)))
+    return tuple(out)
 
 
 def _checked_size(texts: list[str]) -> None:
@@ -168,15 +222,20 @@ def _checked_size(texts: list[str]) -> None:
 def _openai_routes(app: FastAPI, service: Service) -> None:
     engine = service.engine
 
+    def model_object(m: dict) -> dict:
+        return {"id": m["id"], "object": "model", "created": int(m["created"].timestamp()) if m.get("created") else 0,
+                "owned_by": "t2l", "description": m["description"], "adapter_id": m["adapter_id"]}
+
     @app.get("/v1/models")
     def models():
-        return {"object": "list", "data": [
-            {"id": m["id"], "object": "model", "created": int(m["created"].timestamp()) if m.get("created") else 0,
-             "owned_by": "t2l", "description": m["description"], "adapter_id": m["adapter_id"]}
-            for m in service.models()]}
+        return {"object": "list", "data": [model_object(m) for m in service.models()]}
+
+    @app.get("/v1/models/{model:path}")
+    def model(model: str):
+        return model_object(service.model(model))
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatRequest):
+    async def chat_completions(req: ChatRequest, request: Request):
         stop = _check(req)
         if not req.messages:
             raise T2LError("messages is empty: send at least one message")
@@ -185,41 +244,68 @@ def _openai_routes(app: FastAPI, service: Service) -> None:
         turns = [m.as_turn() for m in req.messages]
         _checked_size([t["content"] for t in turns])
         ids = engine.chat_ids(turns)
-        return await _answer(service, req, ids, stop, req.max_completion_tokens or req.max_tokens, chat=True)
+        return await _answer(service, request, req, ids, stop, req.max_completion_tokens or req.max_tokens,
+                             chat=True)
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest):
+    async def completions(req: CompletionRequest, request: Request):
         stop = _check(req)
         prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
         if len(prompts) != 1:
             raise T2LError("prompt must be one string (or a list of one)")
         _checked_size(prompts)
-        return await _answer(service, req, engine.raw_ids(prompts[0]), stop, req.max_tokens or 16, chat=False)
+        return await _answer(service, request, req, engine.raw_ids(prompts[0]), stop, req.max_tokens or 16,
+                             chat=False)
 
 
-async def _answer(service: Service, req: Sampled, ids: list[int], stop: list[str], max_tokens: int | None,
-                  chat: bool):
+async def _answer(service: Service, request: Request, req: Sampled, ids: list[int], stop: list[str],
+                  max_tokens: int | None, chat: bool):
+    """n answers to one prompt, each a row of the engine's batch (seeds seed, seed + 1, ...), as one JSON reply or
+    as server-sent events. A client that goes away takes its rows out of the batch at the next step."""
+    from dataclasses import replace
+
     from t2l.chat import Sampling
 
+    engine = service.engine
+    top = req.top()
     chosen = await run_in_threadpool(service.resolve, req.model)
     adapter = await run_in_threadpool(service.weights, chosen)
-    engine = service.engine
     room = engine.context_length - len(ids)
-    sampling = Sampling(max_tokens or max(1, min(512, room)), req.temperature, req.top_p, req.seed, tuple(stop))
-    generation = engine.generate(ids, sampling, adapter)  # every check before a byte of the answer is sent
-    reply = Reply(req.model, chat)
+    sampling = Sampling(max_tokens or max(1, min(512, room)), req.temperature, req.top_p, req.seed, tuple(stop),
+                        req.frequency_penalty, req.presence_penalty, _logit_bias(req, len(engine.tokenizer)), top)
+    seeds = [None if req.seed is None else req.seed + j if req.seed + j < 2 ** 64 else req.seed - j
+             for j in range(req.n)]
+    # every check before a byte of the answer is sent
+    generations = [engine.generate(ids, replace(sampling, seed=seed), adapter) for seed in seeds]
+    reply = Reply(req.model, chat, engine.tokenizer)
     if req.stream:
         usage = bool(req.stream_options and req.stream_options.include_usage)
-        return StreamingResponse(_events(generation, reply, usage), media_type="text/event-stream")
-    await run_in_threadpool(generation.run)
-    return reply.whole(generation)
+        return StreamingResponse(_events(generations, reply, usage), media_type="text/event-stream")
+    loop = asyncio.get_running_loop()
+    running = [loop.run_in_executor(None, g.run) for g in generations]
+    while not all(r.done() for r in running):
+        await asyncio.wait(running, timeout=0.25)
+        if await request.is_disconnected():
+            for g in generations:
+                g.cancel()
+    await asyncio.gather(*running)
+    if service.engine.scheduler.closing and all(not g.token_ids and g.finish_reason == "interrupted"
+                                                 for g in generations):
+        return error(503, "the server is shutting down; send the request again once it is back",
+                     type_="server_error")
+    return reply.whole(generations)
+
+
+def finish_reason(generation) -> str:
+    """OpenAI's word for why an answer ended: an answer cut short by a shutdown ended as if at max tokens."""
+    return "length" if generation.finish_reason == "interrupted" else generation.finish_reason
 
 
 class Reply:
-    """OpenAI's response objects for one answer."""
+    """OpenAI's response objects for the answers to one request."""
 
-    def __init__(self, model: str, chat: bool):
-        self.model, self.chat = model, chat
+    def __init__(self, model: str, chat: bool, tokenizer):
+        self.model, self.chat, self.tokenizer = model, chat, tokenizer
         self.id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         self.created = int(time.time())
 
@@ -227,54 +313,70 @@ class Reply:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model, "choices": choices,
                 "system_fingerprint": None, **extra}
 
-    def _choice(self, text: str | None, finish_reason: str | None, delta: bool) -> dict:
+    def _choice(self, index: int, text: str | None, finish: str | None, delta: bool, logprobs=None) -> dict:
         if not self.chat:
-            return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+            return {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
         if delta:
-            return {"index": 0, "delta": {} if text is None else {"content": text}, "logprobs": None,
-                    "finish_reason": finish_reason}
-        return {"index": 0, "message": {"role": "assistant", "content": text, "refusal": None}, "logprobs": None,
-                "finish_reason": finish_reason}
+            return {"index": index, "delta": {} if text is None else {"content": text}, "logprobs": logprobs,
+                    "finish_reason": finish}
+        return {"index": index, "message": {"role": "assistant", "content": text, "refusal": None},
+                "logprobs": logprobs, "finish_reason": finish}
+
+    def logprobs(self, generation, start: int = 0):
+        """OpenAI's logprobs object for the answer's tokens from `start` (None when none were asked for)."""
+        if generation.sampling.logprobs is None:
+            return None
+        word = lambda i: self.tokenizer.decode([i])  # noqa: E731
+        rows = list(zip(generation.token_ids, generation.logprobs))[start:]
+        if self.chat:
+            return {"content": [{"token": word(t), "logprob": lp, "bytes": list(word(t).encode()),
+                                 "top_logprobs": [{"token": word(i), "logprob": v, "bytes": list(word(i).encode())}
+                                                  for i, v in top]} for t, (lp, top) in rows], "refusal": None}
+        return {"tokens": [word(t) for t, _ in rows], "token_logprobs": [lp for _, (lp, _) in rows],
+                "top_logprobs": [{word(i): v for i, v in top} for _, (_, top) in rows], "text_offset": None}
 
     @staticmethod
-    def usage(generation) -> dict:
-        return {"prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens,
-                "total_tokens": generation.prompt_tokens + generation.completion_tokens}
+    def usage(generations) -> dict:
+        prompt, completion = generations[0].prompt_tokens, sum(g.completion_tokens for g in generations)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
-    def whole(self, generation) -> dict:
+    def whole(self, generations) -> dict:
         return self._object("chat.completion" if self.chat else "text_completion",
-                            [self._choice(generation.text, generation.finish_reason, False)],
-                            usage=self.usage(generation))
+                            [self._choice(j, g.text, finish_reason(g), False, self.logprobs(g))
+                             for j, g in enumerate(generations)], usage=self.usage(generations))
 
-    def chunk(self, text: str | None, finish_reason: str | None = None) -> dict:
+    def chunk(self, index: int, text: str | None, finish: str | None = None, logprobs=None) -> dict:
         return self._object("chat.completion.chunk" if self.chat else "text_completion",
-                            [self._choice(text, finish_reason, True)])
+                            [self._choice(index, text, finish, True, logprobs)])
 
-    def first(self) -> dict | None:
+    def first(self, index: int) -> dict | None:
         if not self.chat:
             return None
-        opening = self.chunk("")
+        opening = self.chunk(index, "")
         opening["choices"][0]["delta"] = {"role": "assistant", "content": ""}
         return opening
 
-    def usage_chunk(self, generation) -> dict:
+    def usage_chunk(self, generations) -> dict:
         return self._object("chat.completion.chunk" if self.chat else "text_completion", [],
-                            usage=self.usage(generation))
+                            usage=self.usage(generations))
 
 
-async def _events(generation, reply: Reply, include_usage: bool):
-    """Server-sent events of one answer. The answer is generated on a worker thread that hands pieces over a queue;
-    when the client goes away the worker stops at the next token, so the engine is freed for the next request."""
+async def _events(generations, reply: Reply, include_usage: bool):
+    """Server-sent events of the answers. Each is generated in the engine's batch and read on a worker thread that
+    hands pieces over one queue; when the client goes away the workers close their generations, so their rows leave
+    the batch at the next step."""
     loop, queue, gone = asyncio.get_running_loop(), asyncio.Queue(), threading.Event()
     end = object()
 
-    def work():
-        pieces = iter(generation)
+    def work(index: int, generation):
+        pieces, told = iter(generation), 0
         try:
             for piece in pieces:
                 if gone.is_set():
                     break
-                loop.call_soon_threadsafe(queue.put_nowait, piece)
+                logprobs = reply.logprobs(generation, told)
+                told = len(generation.token_ids)
+                loop.call_soon_threadsafe(queue.put_nowait, (index, piece, logprobs))
         except Exception as e:  # noqa: BLE001 - reported to the client as the stream's last event
             loop.call_soon_threadsafe(queue.put_nowait, e)
         finally:
@@ -284,22 +386,55 @@ async def _events(generation, reply: Reply, include_usage: bool):
     def event(data) -> str:
         return f"data: {json.dumps(data)}\n\n"
 
-    worker = loop.run_in_executor(None, work)
+    workers = [loop.run_in_executor(None, work, j, g) for j, g in enumerate(generations)]
     try:
-        if (opening := reply.first()) is not None:
-            yield event(opening)
-        while (item := await queue.get()) is not end:
-            if isinstance(item, Exception):
+        for j in range(len(generations)):
+            if (opening := reply.first(j)) is not None:
+                yield event(opening)
+        ended = 0
+        while ended < len(generations):
+            item = await queue.get()
+            if item is end:
+                ended += 1
+            elif isinstance(item, Exception):
                 yield event({"error": {"message": str(item), "type": "server_error", "param": None, "code": None}})
-                continue
-            yield event(reply.chunk(item))
-        await worker
-        yield event(reply.chunk(None, generation.finish_reason))
+            else:
+                yield event(reply.chunk(*item))
+        await asyncio.gather(*workers)
+        for j, g in enumerate(generations):
+            yield event(reply.chunk(j, None, finish_reason(g)))
         if include_usage:
-            yield event(reply.usage_chunk(generation))
+            yield event(reply.usage_chunk(generations))
         yield "data: [DONE]\n\n"
     finally:
         gone.set()
+
+
+def prometheus(stats) -> str:
+    """The engine's counters in Prometheus' text format."""
+    first = sorted(stats.first_token_s)
+
+    def quantile(q: float) -> float:
+        return first[min(len(first) - 1, int(q * len(first)))] if first else float("nan")
+
+    lines = [
+        "# HELP t2l_requests_total Answers admitted to the batch (a request with n > 1 counts n).",
+        "# TYPE t2l_requests_total counter", f"t2l_requests_total {stats.requests}",
+        "# HELP t2l_generated_tokens_total Tokens generated.",
+        "# TYPE t2l_generated_tokens_total counter", f"t2l_generated_tokens_total {stats.tokens}",
+        "# HELP t2l_queue_depth Answers waiting for room in the batch.",
+        "# TYPE t2l_queue_depth gauge", f"t2l_queue_depth {stats.waiting}",
+        "# HELP t2l_batch_rows Answers in the running batch.",
+        "# TYPE t2l_batch_rows gauge", f"t2l_batch_rows {stats.rows}",
+        "# HELP t2l_tokens_per_second Tokens generated per second of model time, since the start.",
+        "# TYPE t2l_tokens_per_second gauge",
+        f"t2l_tokens_per_second {stats.tokens / stats.busy_s if stats.busy_s else 0.0:.3f}",
+        "# HELP t2l_first_token_seconds Seconds from a request to its first token (the last 1,000 answers).",
+        "# TYPE t2l_first_token_seconds summary",
+        *(f't2l_first_token_seconds{{quantile="{q}"}} {quantile(q):.4f}' for q in (0.5, 0.9, 0.99)),
+        f"t2l_first_token_seconds_sum {sum(first):.4f}", f"t2l_first_token_seconds_count {len(first)}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # -- t2l's routes -----------------------------------------------------------------------------------------------

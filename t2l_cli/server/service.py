@@ -21,27 +21,38 @@ class UnknownModel(T2LError):
 class ServeSettings:
     """How `t2l serve` runs."""
 
-    base: str | None = None  # None: the base the hypernetwork was trained for
+    base: str | None = None
+    """Base model; None: the base the hypernetwork was trained for."""
     hypernet: str = "default"
+    """Hypernetwork for t2l:<description> models and POST /v1/adapters."""
     device: str = "auto"
-    cached_adapters: int = 32  # adapters kept loaded (in BatchedLoRA's layout) between requests, least recent out
+    cached_adapters: int = 32
+    """Adapters kept loaded (in BatchedLoRA's layout) between requests, least recent out."""
+    max_batch: int = 8
+    """Rows generated together (one per answer; a request with n > 1 takes n); more wait first come first served."""
+    threads: int | None = None
+    """torch's threads; None: torch's own choice (one per physical core)."""
 
 
 class Service:
-    """The loaded base and everything requests share. Generation is serialised: the engine runs one answer at a time
-    (its lock), so concurrent requests for different adapters wait their turn instead of mixing weights."""
+    """The loaded base and everything requests share. Answers run together in the engine's batch, each row with its
+    own adapter."""
 
     def __init__(self, settings: ServeSettings, on_status=None):
         from t2l.chat import Engine
 
+        if settings.threads is not None:
+            import torch
+
+            torch.set_num_threads(settings.threads)
         self.settings = settings
         reg = actions.open_registry()
         self.hypernets = actions.Hypernets()
         base = settings.base or actions.hypernet_base(reg, settings.hypernet)
-        self.engine = Engine.load(base, device=settings.device, on_status=on_status)
+        self.engine = Engine.load(base, device=settings.device, on_status=on_status, max_batch=settings.max_batch)
         self.making = threading.Lock()  # one hypernetwork forward and registry write at a time
         self.described: dict[tuple[str, str], str] = {}  # (description, hypernet spec) -> adapter id
-        self.loaded: OrderedDict[str, object] = OrderedDict()  # adapter id -> LoadedAdapter
+        self.loaded: OrderedDict[str, object] = OrderedDict()  # adapter id -> LoRAWeights
 
     @property
     def base_name(self) -> str:
@@ -54,6 +65,19 @@ class Service:
             {"id": r.name or r.id, "description": r.description, "adapter_id": r.id, "created": r.created}
             for r in rows]
 
+    def model(self, model: str) -> dict:
+        """One entry of models(): the base or a registered adapter (a t2l:<description> model is made on first
+        use, and listed once made)."""
+        if model in ("base", self.base_name):
+            return self.models()[0]
+        try:
+            row = actions.open_registry().get_adapter(model)
+        except RegistryError as e:
+            raise UnknownModel(f"the model {model!r} does not exist: use 'base' or an adapter from GET /v1/models "
+                               f"({e})") from None
+        return {"id": row.name or row.id, "description": row.description, "adapter_id": row.id,
+                "created": row.created}
+
     def resolve(self, model: str) -> actions.Chosen:
         """'base' (or the base's name), a registered adapter's name or id, or t2l:<description>. Never a path: a
         request must not make the server read files of its choosing."""
@@ -63,10 +87,13 @@ class Service:
             return self.describe(model[len(DESCRIBED):])
         reg = actions.open_registry()
         try:
-            return actions.chosen_row(reg, reg.get_adapter(model))
+            row = reg.get_adapter(model)
         except RegistryError as e:
             raise UnknownModel(f"the model {model!r} does not exist: use 'base', an adapter from GET /v1/models, "
                                f"or {DESCRIBED}<description> ({e})") from None
+        if row.id in self.loaded:  # hash-checked when it was loaded: no need to read the file again
+            return actions.Chosen(row.name or row.id[:8], row.id, hypernet_id=row.hypernet_id)
+        return actions.chosen_row(reg, row)
 
     def describe(self, description: str, name: str | None = None) -> actions.Chosen:
         """The registered adapter for `description` from the server's hypernetwork, made on first use."""
@@ -96,6 +123,8 @@ class Service:
             if key in self.loaded:
                 self.loaded.move_to_end(key)
                 return self.loaded[key]
+            if chosen.path is None and chosen.made is None:  # resolved as loaded, evicted since: read it again
+                chosen = actions.chosen_row(actions.open_registry(), actions.open_registry().get_adapter(key))
             self.loaded[key] = actions.load_chosen(self.engine, chosen)
             while len(self.loaded) > self.settings.cached_adapters:
                 self.loaded.popitem(last=False)
