@@ -94,4 +94,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX publication_adapter ON publication(adapter_id, created)
         """,
     ),
+    (
+        "adapter_examples",
+        """
+        ALTER TABLE adapter ADD COLUMN examples_count INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE adapter ADD COLUMN examples_sha256 TEXT
+        """,
+    ),
 ]

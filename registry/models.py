@@ -52,6 +52,8 @@ class Adapter(SQLModel, table=True):
     sha256: str
     size: int
     created: datetime = Field(default_factory=utcnow)
+    examples_count: int = 0  # input/output examples it was made from besides (or instead of) its description
+    examples_sha256: str | None = None  # t2l.examples.examples_sha256 of them
 
     def as_dict(self, tags: list[str]) -> dict:
         d = self.model_dump()

@@ -67,6 +67,7 @@ class AdapterInfo:
         return dict(
             description=self.description, truncated=self.truncated, base_name=self.base.name,
             base_sha256=self.base.sha256, rank=self.rank, alpha=self.alpha, targets=list(self.target_modules),
+            examples_count=self.examples.get("count", 0), examples_sha256=self.examples.get("sha256"),
         )
 
 

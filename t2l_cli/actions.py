@@ -71,9 +71,9 @@ def restore_hypernets(reg: Registry, ids: list[str], sources: list[Path]) -> tup
 
 
 def make_and_store(reg: Registry, generator, hn_row, texts: list[str], names: list, tags: list[str], force: bool,
-                   on_warning: Warn = _ignore) -> list[Adapter]:
-    """Generate adapters for `texts` and store each under its name; the rows, in order."""
-    adapters = generator.make(texts, on_warning=on_warning)
+                   on_warning: Warn = _ignore, examples: list = ()) -> list[Adapter]:
+    """Generate adapters for `texts` (from `examples` too) and store each under its name; the rows, in order."""
+    adapters = generator.make(texts, on_warning=on_warning, examples=examples)
     return [reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id,
                             **made.info.registry_fields()) for made, name in zip(adapters, names)]
 
@@ -83,20 +83,24 @@ def make_and_store(reg: Registry, generator, hn_row, texts: list[str], names: li
 
 def make_adapters(descriptions: list[str], from_file: Path | None, output: Path | None, name: str | None,
                   hypernet: str, base: str | None, tags: list[str], force: bool, busy: Busy = _idle,
-                  on_warning: Warn = _ignore) -> list[tuple[Adapter, list[str], Path | None]]:
-    """Make and store one adapter per description, each written to its output too when there is one; (row, its
-    tags, output) per adapter. Outputs and names are checked before anything is loaded."""
+                  on_warning: Warn = _ignore,
+                  examples: Path | None = None) -> list[tuple[Adapter, list[str], Path | None]]:
+    """Make and store one adapter per description (each also from the examples in `examples`, a JSONL file; with
+    examples and no description, one adapter from the examples alone), each written to its output too when there
+    is one; (row, its tags, output) per adapter. Outputs and names are checked before anything is loaded."""
+    from t2l.examples import read_examples
     from t2l.export import check_output, export_adapter
     from t2l.make import Generator, output_plan, read_descriptions, validate_description
 
     texts = [validate_description(d) for d in descriptions]
     texts += read_descriptions(from_file) if from_file else []
-    if not texts:
-        raise T2LError("no description given; pass one or more descriptions or --from-file FILE")
-    plan = output_plan(len(texts), output, name)
+    shots = read_examples(examples) if examples else []
+    if not texts and not shots:
+        raise T2LError("no description given; pass one or more descriptions, --from-file FILE or --examples FILE")
+    plan = output_plan(max(1, len(texts)), output, name)
     reg = open_registry()
     reg.require_writable()
-    for (adapter_name, path), text in zip(plan, texts):
+    for (adapter_name, path), text in zip(plan, texts or [""]):
         if path is not None:
             check_output(path, force)
         if adapter_name is not None and not force:
@@ -104,7 +108,7 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     with busy("loading hypernetwork and encoder"):
         hn_row = registered_hypernet(reg, hypernet)
         generator = Generator(reg.hypernet_dir(hn_row), base=base)
-    stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tags, force, on_warning)
+    stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots)
     for row, (_, path) in zip(stored, plan):
         if path is not None:
             export_adapter(reg.adapter_file(row), path, force=force, name=_card_name(row))

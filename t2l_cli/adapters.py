@@ -24,13 +24,16 @@ def make(
     name: Annotated[Optional[str], typer.Option(help="Adapter name (default: the output's stem).")] = None,
     tag: Annotated[Optional[list[str]], typer.Option(help="Tag the adapter (repeatable).")] = None,
     from_file: Annotated[Optional[Path], typer.Option(help="Read descriptions from a file, one per line.")] = None,
+    examples: Annotated[Optional[Path], typer.Option(help="Make the adapter from input/output examples too: a "
+                        "JSONL file of {\"input\": ..., \"output\": ...} lines (alone, without a description, "
+                        "works too). Needs a hypernetwork trained with examples (recipe sft-examples).")] = None,
     base: Annotated[Optional[str], typer.Option(help="Check the hypernetwork was trained for this base model.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite the output and take the name from an older adapter.")] = False,
     json_: JsonOpt = False,
 ):
     """Generate LoRA adapters from task descriptions and store them in the registry."""
     made = actions.make_adapters(descriptions or [], from_file, output, name, hypernet, base, tag or [], force,
-                                 busy=err.status, on_warning=warn)
+                                 busy=err.status, on_warning=warn, examples=examples)
     if json_:
         print_json([row.as_dict(tags) | {"output": str(p) if p else None} for row, tags, p in made])
         return

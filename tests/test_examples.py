@@ -86,3 +86,26 @@ def test_an_examples_file_is_checked_line_by_line(tmp_path):
     (bad := tmp_path / "latin1.jsonl").write_bytes(b'{"input": "caf\xe9", "output": "x"}\n')
     with pytest.raises(T2LError, match="not UTF-8"):
         read_examples(bad)
+
+
+def test_make_with_examples_registers_and_shows_them(examples_hypernet, tmp_path):
+    from conftest import t2l
+
+    from t2l.adapter import read_info
+    from t2l.card import card
+
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text("".join(json.dumps({"input": s.input, "output": s.output}) + "\n" for s in SHOTS))
+    made = json.loads(t2l("make", "answer in upper case", "--examples", shots, "--hypernet", examples_hypernet,
+                          "-o", tmp_path / "up.safetensors", "--json").stdout)[0]
+    assert made["examples_count"] == 2 and made["examples_sha256"] == examples_sha256(SHOTS)
+    shown = json.loads(t2l("show", "up", "--json").stdout)
+    assert shown["examples_count"] == 2 and shown["examples_sha256"] == examples_sha256(SHOTS)
+    alone = json.loads(t2l("make", "--examples", shots, "--hypernet", examples_hypernet, "--name", "shots",
+                           "--json").stdout)[0]
+    assert alone["description"] == "" and alone["examples_count"] == 2
+    info = read_info(tmp_path / "up.safetensors")
+    assert "a task description and 2 input/output examples" in card(info, "up", [], None)
+    words = json.loads(t2l("make", "answer in upper case", "--hypernet", examples_hypernet, "--json").stdout)[0]
+    assert words["examples_count"] == 0 and words["examples_sha256"] is None
+    assert "reads descriptions only" in t2l("make", "x", "--examples", shots, code=1).output
