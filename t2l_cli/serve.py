@@ -4,6 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from t2l.errors import T2LError
 from t2l_cli.console import err, errors_to_exit
 from t2l_cli.server.service import ServeSettings
 
@@ -13,7 +14,8 @@ app = typer.Typer()
 @app.command()
 @errors_to_exit
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens it to the network.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 opens it to the network (then "
+                                      "--api-key is needed, or --allow-no-key-on-network).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     api_key: Annotated[Optional[str], typer.Option(envvar="T2L_API_KEY", show_default=False,
                                                    help="Require 'Authorization: Bearer KEY' on every route but "
@@ -31,6 +33,11 @@ def serve(
                                                    "leaves cores to other work).")] = None,
     cors_origin: Annotated[Optional[str], typer.Option(help="Let browser pages from this origin (e.g. "
                                                        "https://app.example) call the API; off by default.")] = None,
+    max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body accepted, in MB; a larger "
+                                               "one is answered 413 before it is read.")] = 8.0,
+    allow_no_key_on_network: Annotated[bool, typer.Option(help="Serve on a --host other than loopback without "
+                                                          "--api-key: anyone who reaches the port may use it.")]
+    = False,
 ):
     """Serve adapters over an OpenAI-compatible API (and a web page at /): the base loaded once, answers generated
     together in one batch, each row with its own adapter."""
@@ -41,6 +48,7 @@ def serve(
     from t2l_cli.server.api import create_app
     from t2l_cli.server.service import Service
 
+    check_access(host, api_key, allow_no_key_on_network)
     settings = ServeSettings(base=base, hypernet=hypernet, device=device, max_batch=max_batch, threads=threads)
     with err.status("loading the base model"):
         service = Service(settings, on_status=err.log)
@@ -50,13 +58,41 @@ def serve(
     # stop asked for a clean exit (status 0).
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: None)
-    config = uvicorn.Config(create_app(service, api_key, cors_origin), host=host, port=port, log_level="warning",
-                            timeout_graceful_shutdown=DRAIN_S + 2)
+    if api_key is None and not loopback(host):
+        err.print(f"warning: no API key on {host}: anyone who reaches port {port} can use the server")
+    app = create_app(service, api_key, cors_origin, max_body_bytes=int(max_body_mb * 2 ** 20))
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=DRAIN_S + 2)
     _draining_server()(config, service.engine.scheduler).run()
     err.print("stopped")
 
 
 DRAIN_S = 10  # seconds running answers get to finish once a stop is asked for
+
+
+def loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine alone (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to a network address
+
+
+def check_access(host: str, api_key: str | None, allow_no_key_on_network: bool) -> None:
+    """Refuse, before the model loads, a key that is empty and a server open to the network without a key."""
+    import os
+
+    if (api_key is not None and not api_key.strip()) or (api_key is None and os.environ.get("T2L_API_KEY") == ""):
+        given = "--api-key is empty" if api_key is not None else "T2L_API_KEY is set but empty"
+        raise T2LError(f"{given}, which would serve with no authentication: give a key (e.g. --api-key "
+                       "\"$(openssl rand -hex 16)\"), or leave it out to serve without one")
+    if api_key is None and not loopback(host) and not allow_no_key_on_network:
+        raise T2LError(f"--host {host} opens the server to the network and no API key is set, so anyone who "
+                       "reaches the port could list, make and download adapters: add --api-key KEY (or set "
+                       "T2L_API_KEY), or pass --allow-no-key-on-network if that is what you want")
 
 
 def _draining_server():

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 
 from registry import RegistryError
 from t2l.errors import T2LError
+from t2l.home import t2l_home
 from t2l_cli import actions
 from t2l_cli.server.service import Service, UnknownModel
 
@@ -30,6 +31,8 @@ MAX_STOP = 4  # stop strings, as OpenAI allows
 MAX_N = 8  # answers per request (each is a row of the batch)
 REFUSED = ("response_format", "tools", "tool_choice", "functions", "function_call")
 OPEN_PATHS = ("/health", "/", "/static/")  # reachable without the API key: the page's files hold no data
+MAX_BODY_BYTES = 8 * 2 ** 20  # of a request body, by default (`t2l serve --max-body-mb`)
+MAX_LIST = 1_000  # adapters one GET /v1/adapters returns at most
 
 
 class Strict(BaseModel):
@@ -117,14 +120,30 @@ class Refused(T2LError):
 
 def error(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
           code: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status)
+    return JSONResponse({"error": {"message": without_paths(message), "type": type_, "param": param, "code": code}},
+                        status)
 
 
-def create_app(service: Service, api_key: str | None = None, cors_origin: str | None = None) -> FastAPI:
-    app = FastAPI(title="t2l", docs_url=None, redoc_url=None, openapi_url=None)
+def without_paths(text: str) -> str:
+    """`text` with the server's t2l home written as $T2L_HOME: a client is never told where files live."""
+    home = t2l_home()
+    for shown in {str(home.resolve()), str(home)}:
+        text = text.replace(shown, "$T2L_HOME")
+    return text
+
+
+def public(record: dict) -> dict:
+    """An adapter record as the API sends it: without the stored file's path on the server."""
+    return {k: v for k, v in record.items() if k != "file"}
+
+
+def create_app(service: Service, api_key: str | None = None, cors_origin: str | None = None,
+               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    app = FastAPI(title="t2l", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(_unicode)])
     app.state.service = service
     _errors(app)
-    if api_key:
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)  # inside the key check: a stranger is told 401
+    if api_key is not None:
         _require_key(app, api_key)
     if cors_origin:  # added last, so it runs first: a browser's preflight needs no key
         from fastapi.middleware.cors import CORSMiddleware
@@ -134,7 +153,7 @@ def create_app(service: Service, api_key: str | None = None, cors_origin: str | 
     _openai_routes(app, service)
     _adapter_routes(app, service)
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])
     def health():
         return {"status": "ok", "base": service.base_name}
 
@@ -142,7 +161,7 @@ def create_app(service: Service, api_key: str | None = None, cors_origin: str | 
     def metrics():
         return Response(prometheus(service.engine.scheduler.stats), media_type="text/plain; version=0.0.4")
 
-    @app.get("/")
+    @app.api_route("/", methods=["GET", "HEAD"])
     def page():
         return FileResponse(STATIC / "index.html")
 
@@ -150,11 +169,104 @@ def create_app(service: Service, api_key: str | None = None, cors_origin: str | 
     return app
 
 
+class BodyLimit:
+    """A request body over `max_bytes` is answered 413 before it is parsed: at once when its Content-Length says so,
+    else (a chunked body) as soon as that many bytes have arrived. The body is read here, at most `max_bytes` of
+    it, and handed on whole."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            return await self.too_large(scope, receive, send)
+        body, first = bytearray(), None
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: the app is told so
+                first = message
+                break
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return await self.too_large(scope, receive, send)
+            if not message.get("more_body", False):
+                break
+        handed = False
+
+        async def replay():
+            nonlocal handed
+            if handed:
+                return await receive()  # what comes after the body: a disconnect
+            handed = True
+            return first or {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def too_large(self, scope, receive, send):
+        mb = self.max_bytes / 2 ** 20
+        response = error(413, f"the request body is larger than the server's limit of {mb:g} MB "
+                              f"({self.max_bytes} bytes); send less, or start the server with a larger "
+                              "`t2l serve --max-body-mb`", code="request_too_large")
+        response.headers["connection"] = "close"
+        await response(scope, receive, send)
+
+
+def _surrogate(value, where: str) -> tuple[str, int, str] | None:
+    """(field, position, character) of the first lone surrogate in a parsed JSON body; None when there is none."""
+    if isinstance(value, str):
+        for i, c in enumerate(value):
+            if 0xD800 <= ord(c) <= 0xDFFF:
+                return where, i + 1, f"U+{ord(c):04X}"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            field = f"{where}.{key}" if where else str(key)
+            if hit := _surrogate(key, field) or _surrogate(item, field):
+                return hit
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if hit := _surrogate(item, f"{where}.{i}" if where else str(i)):
+                return hit
+    return None
+
+
+async def _unicode(request: Request) -> None:
+    """Refuse a JSON body with a lone surrogate (a \\ud800 escape without its pair) in any string: it is no Unicode
+    text, and neither the tokenizer, the registry nor a JSON reply can hold it."""
+    if request.method != "POST" or not (body := await request.body()):
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return  # FastAPI has said so already
+    if hit := _surrogate(data, ""):
+        field, at, char = hit
+        raise Refused(f"{field or 'body'}: the text holds a lone surrogate ({char} at character {at}), which is not "
+                      "Unicode; send valid UTF-8 text (a \\uD800-\\uDFFF escape must be half of a pair)",
+                      field or "body")
+
+
+def _malformed(body: bytes, offset: int, reason: str) -> str:
+    before = body[:offset].decode("utf-8", "replace")
+    line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+    return (f"the body is malformed JSON ({reason} at line {line}, column {column}); send one JSON object, e.g. "
+            '{"model": "base", "messages": [{"role": "user", "content": "hi"}]}')
+
+
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError):
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if p != "body")
+        if first["type"] == "json_invalid":
+            offset = first["loc"][-1] if isinstance(first["loc"][-1], int) else 0
+            reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+            return error(400, _malformed(await request.body(), offset, reason), param="body")
+        loc = list(first["loc"])
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        where = ".".join(str(p) for p in loc)
         return error(400, f"{where or 'body'}: {first['msg']}", param=where or None)
 
     @app.exception_handler(UnknownModel)
@@ -175,15 +287,18 @@ def _errors(app: FastAPI) -> None:
 
 
 def _require_key(app: FastAPI, api_key: str) -> None:
-    expected = f"Bearer {api_key}".encode()
+    if not api_key.strip():
+        raise T2LError("the API key is empty: give a key, or none at all to serve without one")
+    expected = api_key.encode()
 
     @app.middleware("http")
     async def check_key(request: Request, call_next):
         path = request.url.path
         if path in OPEN_PATHS or path.startswith("/static/"):
             return await call_next(request)
-        given = request.headers.get("authorization", "").encode()
-        if not secrets.compare_digest(given, expected):
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        # the scheme is case-insensitive (RFC 7235): Bearer, bearer and BEARER are one
+        if not (scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), expected)):
             return error(401, "missing or wrong API key: send the header 'Authorization: Bearer KEY' with the "
                               "key `t2l serve --api-key` was started with", code="invalid_api_key")
         return await call_next(request)
@@ -444,10 +559,13 @@ def _adapter_routes(app: FastAPI, service: Service) -> None:
     @app.post("/v1/adapters", status_code=201)
     def make(req: AdapterRequest):
         chosen = service.describe(req.description, req.name)
-        return actions.adapter_details(chosen.adapter_id)
+        return public(actions.adapter_details(chosen.adapter_id))
 
     @app.get("/v1/adapters")
     def listing(q: str | None = None, limit: int = 200):
+        if not 1 <= limit <= MAX_LIST:
+            raise Refused(f"limit must be a number of adapters from 1 to {MAX_LIST}, not {limit}; narrow the list "
+                          "with q=WORDS", "limit")
         if q:
             rows = [r for _, r in actions.search_adapters(q, limit, exact=True)]
         else:
@@ -458,13 +576,21 @@ def _adapter_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/v1/adapters/{ref}")
     def details(ref: str):
-        return actions.adapter_page(ref)
+        return public(actions.adapter_page(ref))
 
     @app.get("/v1/adapters/{ref}/download")
     def download(ref: str, format: Literal["safetensors", "peft"] = "safetensors"):
         if format == "peft":
             name, data = actions.adapter_zip(ref)
-            return Response(data, media_type="application/zip",
-                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+            return Response(data, media_type="application/zip", headers={"Content-Disposition": attachment(name)})
         name, path = actions.adapter_download(ref)
         return FileResponse(path, media_type="application/octet-stream", filename=name)
+
+
+def attachment(name: str) -> str:
+    """A Content-Disposition offering the file `name`, quoted as the single-file route's (Starlette's FileResponse):
+    a plain filename="..." when the name needs no escaping, else RFC 5987's filename*=utf-8''... (RFC 6266)."""
+    from urllib.parse import quote
+
+    quoted = quote(name)
+    return f"attachment; filename*=utf-8''{quoted}" if quoted != name else f'attachment; filename="{name}"'

@@ -17,6 +17,27 @@ class UnknownModel(T2LError):
     """The model a request names is not the base, a registered adapter, or t2l:<description>."""
 
 
+class AmbiguousModel(T2LError):
+    """The model a request names is a prefix of several adapters' ids; the 400 lists them."""
+
+    param = "model"
+
+
+def _adapter(model: str):
+    """The registered adapter `model` names; an id prefix that several adapters share is refused, listing them."""
+    reg = actions.open_registry()
+    try:
+        return reg.get_adapter(model)
+    except RegistryError as e:
+        if "ambiguous" not in str(e):
+            raise
+        hits = sorted((r for r in reg.list_adapters() if r.id.startswith(model)), key=lambda r: r.id)
+        shown = ", ".join(f"{r.id[:12]}" + (f" ({r.name})" if r.name else "") for r in hits[:10])
+        raise AmbiguousModel(f"the model {model!r} is the start of {len(hits)} adapters' ids: {shown}"
+                             f"{', ...' if len(hits) > 10 else ''}; give more characters of the id, or the "
+                             "adapter's name") from None
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """How `t2l serve` runs."""
@@ -71,7 +92,7 @@ class Service:
         if model in ("base", self.base_name):
             return self.models()[0]
         try:
-            row = actions.open_registry().get_adapter(model)
+            row = _adapter(model)
         except RegistryError as e:
             raise UnknownModel(f"the model {model!r} does not exist: use 'base' or an adapter from GET /v1/models "
                                f"({e})") from None
@@ -87,7 +108,7 @@ class Service:
             return self.describe(model[len(DESCRIBED):])
         reg = actions.open_registry()
         try:
-            row = reg.get_adapter(model)
+            row = _adapter(model)
         except RegistryError as e:
             raise UnknownModel(f"the model {model!r} does not exist: use 'base', an adapter from GET /v1/models, "
                                f"or {DESCRIBED}<description> ({e})") from None
