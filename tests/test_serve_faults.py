@@ -258,3 +258,12 @@ def test_case_15_malformed_json_says_so_and_where(url, raw, where):
         assert f" at {where})" in e["message"]
 
 
+
+
+def test_case_2_bytes_that_are_not_utf8_in_a_url_are_no_500(url):
+    for path in ("/v1/adapters?q=%ED%A0%80", "/v1/adapters/%ED%A0%80", "/v1/models/%ED%A0%80",
+                 "/v1/adapters?q=caf%E9", "/v1/adapters/caf%E9/download"):
+        response = httpx.get(f"{url}{path}")
+        assert response.status_code in (200, 404), (path, response.text)
+        if response.status_code == 404:
+            assert "see GET /v1/adapters" in error_of(response, 404)["message"]  # API words, not `t2l ls`

@@ -120,8 +120,8 @@ class Refused(T2LError):
 
 def error(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
           code: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": without_paths(message), "type": type_, "param": param, "code": code}},
-                        status)
+    message = without_paths(message).replace("see `t2l ls`", "see GET /v1/adapters")  # the registry's words: CLI's
+    return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status)
 
 
 def without_paths(text: str) -> str:
