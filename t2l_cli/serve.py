@@ -35,9 +35,9 @@ def serve(
                                                        "https://app.example) call the API; off by default.")] = None,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body accepted, in MB; a larger "
                                                "one is answered 413 before it is read.")] = 8.0,
-    allow_no_key_on_network: Annotated[bool, typer.Option(help="Serve on a --host other than loopback without "
-                                                          "--api-key: anyone who reaches the port may use it.")]
-    = False,
+    allow_no_key_on_network: Annotated[bool, typer.Option("--allow-no-key-on-network", help="Serve on a --host "
+                                                          "other than loopback without --api-key: anyone who "
+                                                          "reaches the port may use it.")] = False,
 ):
     """Serve adapters over an OpenAI-compatible API (and a web page at /): the base loaded once, answers generated
     together in one batch, each row with its own adapter."""
