@@ -61,6 +61,8 @@ def one_line_error(*args) -> str:
     ("chat/completions", r'{"model": "base", "messages": [{"role": "user", "content": "hi"}], "stop": ["\ud800"]}',
      "stop.0"),
     ("completions", r'{"model": "base", "prompt": "\ud800"}', "prompt"),
+    ("completions", r'{"model": "base", "prompt": "hi", "logit_bias": {"\ud800": 1}}', "logit_bias"),
+    ("completions", r'{"model": "base", "prompt": "hi", "user": {"\ud800": 1}}', "user"),
     ("adapters", r'{"description": "answer \ud800"}', "description"),
     ("adapters", r'{"description": "answer in upper case", "name": "\udc00"}', "name"),
 ])
@@ -250,6 +252,7 @@ def test_case_15_an_ambiguous_model_prefix_is_a_400_listing_the_candidates(url, 
     (b'{"model": "base",\n "prompt": x}', "line 2, column 12"),
     (b'{"model": "base", "prompt": "hi"', "line 1, column 33"),
     (b"{not json", "line 1, column 2"),
+    ('{"model": "bäse",\n "prompt": "é" x}'.encode(), "line 2, column 16"),
 ])
 def test_case_15_malformed_json_says_so_and_where(url, raw, where):
     for route in ("completions", "chat/completions", "adapters"):

@@ -222,8 +222,9 @@ def _surrogate(value, where: str) -> tuple[str, int, str] | None:
                 return where, i + 1, f"U+{ord(c):04X}"
     elif isinstance(value, dict):
         for key, item in value.items():
-            field = f"{where}.{key}" if where else str(key)
-            if hit := _surrogate(key, field) or _surrogate(item, field):
+            if hit := _surrogate(key, where):  # in a key: named by the field that holds it
+                return hit
+            if hit := _surrogate(item, f"{where}.{key}" if where else key):
                 return hit
     elif isinstance(value, list):
         for i, item in enumerate(value):
@@ -249,7 +250,7 @@ async def _unicode(request: Request) -> None:
 
 
 def _malformed(body: bytes, offset: int, reason: str) -> str:
-    before = body[:offset].decode("utf-8", "replace")
+    before = body.decode("utf-8", "replace")[:offset]  # json's position counts characters
     line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
     return (f"the body is malformed JSON ({reason} at line {line}, column {column}); send one JSON object, e.g. "
             '{"model": "base", "messages": [{"role": "user", "content": "hi"}]}')
