@@ -261,6 +261,17 @@ def test_case_15_malformed_json_says_so_and_where(url, raw, where):
         assert f" at {where})" in e["message"]
 
 
+def test_case_15_json_nested_too_deep_is_a_400_saying_so(url):
+    for depth in (900, 5_000, 100_000):
+        raw = '{"model": "base", "prompt": "hi", "max_tokens": 1, "x": ' + "[" * depth + "]" * depth + "}"
+        response = httpx.post(f"{url}/v1/completions", content=raw.encode(), headers=JSON)
+        if depth > 900:
+            e = error_of(response, 400)
+            assert e["param"] == "body" and "could not be read as JSON (nested too deep?)" in e["message"]
+        else:
+            assert response.status_code in (200, 400), response.text
+
+
 
 
 def test_case_2_bytes_that_are_not_utf8_in_a_url_are_no_500(url):

@@ -33,6 +33,7 @@ REFUSED = ("response_format", "tools", "tool_choice", "functions", "function_cal
 OPEN_PATHS = ("/health", "/", "/static/")  # reachable without the API key: the page's files hold no data
 MAX_BODY_BYTES = 8 * 2 ** 20  # of a request body, by default (`t2l serve --max-body-mb`)
 MAX_LIST = 1_000  # adapters one GET /v1/adapters returns at most
+UNREADABLE = "the body could not be read as JSON (nested too deep?); send one JSON object of the fields"
 
 
 class Strict(BaseModel):
@@ -242,7 +243,11 @@ async def _unicode(request: Request) -> None:
         data = json.loads(body)
     except ValueError:
         return  # FastAPI has said so already
-    if hit := _surrogate(data, ""):
+    try:
+        hit = _surrogate(data, "")
+    except RecursionError:
+        raise Refused(UNREADABLE, "body") from None
+    if hit:
         field, at, char = hit
         raise Refused(f"{field or 'body'}: the text holds a lone surrogate ({char} at character {at}), which is not "
                       "Unicode; send valid UTF-8 text (a \\uD800-\\uDFFF escape must be half of a pair)",
@@ -284,6 +289,8 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http(request, exc: HTTPException):
+        if exc.detail == "There was an error parsing the body":  # FastAPI's words for JSON that json cannot take
+            return error(400, UNREADABLE, param="body")
         return error(exc.status_code, str(exc.detail))
 
 
