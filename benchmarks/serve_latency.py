@@ -1,12 +1,14 @@
 """Many users at once: aggregate tokens/s and time to first token of 1, 4 and 8 concurrent streaming requests over
-4 adapters (3 described adapters and the base, 64 tokens each, temperature 0), for t2l's batching engine, the same
+4 adapters (3 described adapters and the base, 64 tokens each, the end token biased away so every answer runs to
+its budget, temperature 0), for t2l's batching engine, the same
 engine with --max-batch 1 (one answer at a time, as t2l served before batching), and vLLM's CPU build when a vLLM
 environment is given; plus a lone request in-process (as `t2l run` makes it) and a `t2l:<description>` request.
 
     .venv/bin/python benchmarks/serve_latency.py [--max-tokens 64] [--vllm VENV_PYTHON] [--threads N]
 
-Each engine is measured in the same run on the same machine. t2l's servers run on a background thread of this
-process on a free localhost port and are called over HTTP with streaming (server-sent events), as clients would;
+Each engine is measured in the same run on the same machine. t2l's servers run as `t2l serve` processes on free
+localhost ports and are called over HTTP with streaming (server-sent events) from threads of this one, as clients
+would;
 vLLM runs as its own process (`python -m vllm.entrypoints.openai.api_server`) with the same base folder and the
 same adapters exported as PEFT folders, loaded through its runtime LoRA route. Answers are greedy, so every engine
 generates the same tokens per request (checked for t2l's two; vLLM's are compared and counted).
@@ -29,12 +31,15 @@ DESCRIPTIONS = ["answer in upper case letters only", "translate the user's sente
                 "answer in exactly one short sentence"]
 
 
+END_BIAS: dict[str, float] = {}  # the end token's id -> -100: every answer runs to max_tokens (set in main)
+
+
 def stream(url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, float, int, str]:
     """(seconds to the first token, seconds in all, tokens, text) of one streamed chat completion."""
     import httpx
 
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
+            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}, "logit_bias": END_BIAS}
     start, first, tokens, text = time.perf_counter(), None, 0, ""
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as response:
         response.raise_for_status()
@@ -94,6 +99,25 @@ def start_vllm(python: str, base_dir: Path, adapters: dict[str, Path], port: int
     return proc
 
 
+def start_t2l(max_batch: int, port: int, threads: int | None) -> subprocess.Popen:
+    """`t2l serve` as its own process, as a user runs it (client threads here never share its interpreter)."""
+    import sys
+
+    import httpx
+
+    cmd = [sys.executable, "-m", "t2l_cli", "serve", "--port", str(port), "--max-batch", str(max_batch)]
+    proc = subprocess.Popen(cmd + (["--threads", str(threads)] if threads else []), stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("t2l serve did not start within 5 minutes")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-tokens", type=int, default=64)
@@ -104,69 +128,79 @@ def main() -> None:
     os.environ.setdefault("T2L_HOME", tempfile.mkdtemp(prefix="t2l-bench-serve-"))
 
     import httpx
-    import torch
 
-    from t2l.chat import Sampling
+    from t2l.chat import Engine, Sampling
     from t2l_cli import actions
-    from t2l_cli.server.api import create_app
-    from t2l_cli.server.background import free_port, serving
-    from t2l_cli.server.service import ServeSettings, Service
+    from t2l_cli.server.background import free_port
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from transformers import AutoTokenizer
+
+    from t2l.base import base_folder
+
     k, users = args.max_tokens, [int(u) for u in args.users.split(",")]
-    service = Service(ServeSettings(max_batch=8))
-    rows, texts = [], {}
-    with serving(create_app(service)) as url:
-        ids = [httpx.post(f"{url}/v1/adapters", json={"description": d}, timeout=600).json()["id"]
-               for d in DESCRIPTIONS]
-        models = ["base", *ids]
-        engine = service.engine
-        lone = engine.generate(engine.chat_ids([{"role": "user", "content": PROMPTS[0]}]), Sampling(k, 0),
-                               service.weights(service.resolve(ids[0])))
-        start = time.perf_counter()
-        lone.run()
-        rows.append(("t2l, one request in-process (as `t2l run`)", 1,
-                     lone.completion_tokens / (time.perf_counter() - start), lone.first_token_s, lone.first_token_s))
-        stream(url, models[0], PROMPTS[0], 4)  # warm-up
-        for label, max_batch in (("t2l, batching (--max-batch 8)", 8), ("t2l, --max-batch 1", 1)):
-            engine.scheduler.max_batch = max_batch
+    end = AutoTokenizer.from_pretrained(base_folder()[0]).eos_token_id
+    END_BIAS[str(end)] = -100  # the same work for every engine: no answer ends early
+    rows, texts, ids = [], {}, []
+    for label, max_batch in (("t2l, batching (--max-batch 8)", 8), ("t2l, --max-batch 1", 1)):
+        port = free_port()
+        proc = start_t2l(max_batch, port, args.threads)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            if not ids:  # the same three adapters for every engine
+                ids = [httpx.post(f"{url}/v1/adapters", json={"description": d}, timeout=600).json()["id"]
+                       for d in DESCRIPTIONS]
+            models = ["base", *ids]
+            stream(url, models[1], PROMPTS[0], 4)  # warm-up
             for n in users:
                 r = concurrent(url, models, n, k)
                 texts[(label, n)] = r["texts"]
                 rows.append((label, n, r["tokens_per_s"], r["first_median"], r["first_worst"]))
-        engine.scheduler.max_batch = 8
-        made = time.perf_counter()
-        first, total, tokens, _ = stream(url, f"t2l:{DESCRIPTIONS[0]}, once more", PROMPTS[0], k)
-        rows.append(("t2l, one t2l:<description> request (make + answer)", 1, tokens / (time.perf_counter() - made),
-                     first, first))
-        same = all(texts[("t2l, batching (--max-batch 8)", n)] == texts[("t2l, --max-batch 1", n)] for n in users)
-        vllm_note = "not measured (no --vllm environment given)"
-        if args.vllm:
-            tmp = Path(tempfile.mkdtemp(prefix="t2l-bench-vllm-"))
-            folders = {}
-            for i, adapter_id in enumerate(ids):
-                folders[f"a{i}"] = tmp / f"a{i}"
-                actions.export(adapter_id, folders[f"a{i}"], force=False)
-            from t2l.base import DEFAULT_BASE, base_folder
+            if max_batch == 8:
+                made = time.perf_counter()
+                first, _, tokens, _ = stream(url, f"t2l:{DESCRIPTIONS[0]}, once more", PROMPTS[0], k)
+                rows.append(("t2l, one t2l:<description> request (make + answer)", 1,
+                             tokens / (time.perf_counter() - made), first, first))
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    # a lone request in-process, as `t2l run` makes it (no HTTP)
+    engine = Engine.load("smollm2-135m")
+    reg = actions.open_registry()
+    adapter = actions.load_chosen(engine, actions.chosen_row(reg, reg.get_adapter(ids[0])))
+    end = tuple((int(i), b) for i, b in END_BIAS.items())
+    lone = engine.generate(engine.chat_ids([{"role": "user", "content": PROMPTS[0]}]),
+                           Sampling(k, 0, logit_bias=end), adapter)
+    start = time.perf_counter()
+    lone.run()
+    rows.insert(0, ("t2l, one request in-process (as `t2l run`)", 1,
+                    lone.completion_tokens / (time.perf_counter() - start), lone.first_token_s, lone.first_token_s))
+    same = all(texts[("t2l, batching (--max-batch 8)", n)] == texts[("t2l, --max-batch 1", n)] for n in users)
+    vllm_note = "vLLM not measured (no --vllm environment given)"
+    if args.vllm:
+        from t2l.base import DEFAULT_BASE
 
-            proc = start_vllm(args.vllm, base_folder(DEFAULT_BASE)[0], folders, free_port())
-            try:
-                vurl = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}"
-                vmodels = ["base", *folders]
-                stream(vurl, "base", PROMPTS[0], 4)
-                agree = 0
-                for n in users:
-                    r = concurrent(vurl, vmodels, n, k)
-                    agree += sum(a == b for a, b in zip(r["texts"], texts[("t2l, batching (--max-batch 8)", n)]))
-                    rows.append(("vLLM CPU", n, r["tokens_per_s"], r["first_median"], r["first_worst"]))
-                vllm_note = f"vLLM's answers equal t2l's on {agree} of {sum(users)} requests"
-            finally:
-                proc.terminate()
-                proc.wait(60)
+        tmp = Path(tempfile.mkdtemp(prefix="t2l-bench-vllm-"))
+        folders = {f"a{i}": tmp / f"a{i}" for i in range(len(ids))}
+        for adapter_id, folder in zip(ids, folders.values()):
+            actions.export(adapter_id, folder, force=False)
+        port = free_port()
+        proc = start_vllm(args.vllm, base_folder(DEFAULT_BASE)[0], folders, port)
+        try:
+            vurl, vmodels, agree = f"http://127.0.0.1:{port}", ["base", *folders], 0
+            stream(vurl, "base", PROMPTS[0], 4)
+            for n in users:
+                r = concurrent(vurl, vmodels, n, k)
+                agree += sum(a == b for a, b in zip(r["texts"], texts[("t2l, batching (--max-batch 8)", n)]))
+                rows.append(("vLLM CPU", n, r["tokens_per_s"], r["first_median"], r["first_worst"]))
+            vllm_note = f"vLLM's answers equal t2l's on {agree} of {sum(users)} requests"
+        finally:
+            proc.terminate()
+            proc.wait(60)
 
-    print(f"base {service.engine.ref.name}, {k} new tokens (greedy), users i ask adapter i % 4 (3 described "
-          f"adapters and the base); torch threads {torch.get_num_threads()}\n")
+    import torch
+
+    print(f"base {engine.ref.name}, {k} new tokens (greedy), user i asks adapter i % 4 (3 described adapters and "
+          f"the base); torch threads {args.threads or torch.get_num_threads()}\n")
     print("| engine | concurrent requests | aggregate tokens/s | first token, median s | first token, worst s |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for label, n, rate, med, worst in rows:

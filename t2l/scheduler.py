@@ -1,11 +1,11 @@
 """One running batch over a loaded base model: continuous batching with a different adapter in every row.
 
 A request waits in a first-come-first-served queue until the batch has room, then joins at the next step: its
-prompt is run alone (prefill, under its own adapter), its KV cache is left-padded to the batch's length and stacked
-in, and from then on one forward per step feeds every row its last token. Row i gets its own A_i and B_i through
-`BatchedLoRA` (the per-row path training uses; a base row gets zeros, which add exactly nothing), its own position
-ids, sampling settings, seed, stop strings and token budget. A finished or abandoned row leaves at the end of the
-step it finished in; the others go on.
+prompt is run (prefill, under its own adapter; requests joining at the same step together, left-padded), its KV
+cache is left-padded to the batch's length and stacked in, and from then on one forward per step feeds every row
+its last token. Row i gets its own A_i and B_i through `BatchedLoRA` (the per-row path training uses; a base row
+gets zeros, which add exactly nothing), its own position ids, sampling settings, seed, stop strings and token
+budget. A finished or abandoned row leaves at the end of the step it finished in; the others go on.
 
 Every model forward happens on the scheduler's one thread; callers hand it a `Generation` and read its pieces from
 a queue (`t2l.chat`).
@@ -113,8 +113,8 @@ class Scheduler:
                 self.stats.waiting = len(self.waiting)
             try:
                 with torch.no_grad():
-                    for gen in joining:
-                        self._admit(gen)
+                    if joining:
+                        self._admit(joining)
                     self._leave()
                     if self.rows:
                         self._step()
@@ -136,25 +136,44 @@ class Scheduler:
             return 1
         return max(1, self.max_batch)
 
-    def _admit(self, gen) -> None:
-        """Prefill one request alone under its adapter, take its first token, and stack its cache into the batch."""
+    def _admit(self, gens: list) -> None:
+        """Prefill the joining requests in one forward (left-padded to the longest prompt, each under its own
+        adapter), take each one's first token, and stack the caches of those that go on into the batch. One joiner
+        alone runs exactly as a lone request does: no padding, no mask."""
         from transformers import DynamicCache
 
-        if gen.cancelled.is_set():
-            gen.finish("interrupted")
+        live = []
+        for gen in gens:
+            if gen.cancelled.is_set():
+                gen.finish("interrupted")
+            else:
+                gen.started()
+                live.append(gen)
+        if not live:
             return
-        gen.started()
-        row = _Row(gen, torch.Generator().manual_seed(gen.seed), len(gen.prompt_ids))
+        width = max(len(g.prompt_ids) for g in live)
+        pads = [width - len(g.prompt_ids) for g in live]
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.tensor([[pad_id] * p + g.prompt_ids for p, g in zip(pads, live)], device=self.device)
+        padded = {}
+        if any(pads):
+            padded["attention_mask"] = torch.tensor([[0] * p + [1] * len(g.prompt_ids) for p, g in zip(pads, live)],
+                                                    device=self.device)
+            padded["position_ids"] = torch.tensor([[0] * p + list(range(len(g.prompt_ids)))
+                                                   for p, g in zip(pads, live)], device=self.device)
         cache = DynamicCache()
         t0 = time.perf_counter()
-        with self._adapters([gen.adapter], running=False):
-            out = self.model(input_ids=torch.tensor([gen.prompt_ids], device=self.device), use_cache=True,
-                             logits_to_keep=1, **{self.cache_name: cache})
+        with self._adapters([g.adapter for g in live], running=False):
+            out = self.model(input_ids=ids, use_cache=True, logits_to_keep=1, **padded, **{self.cache_name: cache})
         self.stats.busy_s += time.perf_counter() - t0
-        self.stats.requests += 1
-        if self._take(row, self._pick(row, out.logits[0, -1].float().cpu())):
-            return
-        self._stack_in(cache, row)
+        self.stats.requests += len(live)
+        logits = out.logits[:, -1].float().cpu()
+        rows = [_Row(g, torch.Generator().manual_seed(g.seed), len(g.prompt_ids)) for g in live]
+        going = [i for i, row in enumerate(rows) if not self._take(row, self._pick(row, logits[i]))]
+        if going:
+            if len(going) < len(rows):
+                _select(cache, torch.tensor(going, device=self.device))
+            self._stack_in(cache, [rows[i] for i in going], [pads[i] for i in going])
 
     def _step(self) -> None:
         """One token for every row of the batch."""
@@ -231,26 +250,24 @@ class Scheduler:
         if not keep:
             self.cache = None
             return
-        index = torch.tensor(keep, device=self.device)
-        cut = min(self.pads)
-        for layer in self.cache.layers:
-            layer.keys = layer.keys.index_select(0, index)[:, :, cut:]
-            layer.values = layer.values.index_select(0, index)[:, :, cut:]
+        _select(self.cache, torch.tensor(keep, device=self.device), cut := min(self.pads))
         self.pads = [p - cut for p in self.pads]
 
-    def _stack_in(self, cache, row: _Row) -> None:
-        """The new row's cache joins the batch's, the shorter of the two left-padded to the other's length."""
+    def _stack_in(self, cache, rows: list[_Row], pads: list[int]) -> None:
+        """New rows' cache (left padding `pads`) joins the batch's, the shorter of the two left-padded to the other's
+        length."""
         self.stacked = None
         if self.cache is None:
-            self.cache, self.rows, self.pads = cache, [row], [0]
+            _select(cache, torch.arange(len(rows), device=self.device), cut := min(pads))
+            self.cache, self.rows, self.pads = cache, rows, [p - cut for p in pads]
             return
         have, new = self.cache.get_seq_length(), cache.get_seq_length()
         width = max(have, new)
         for mine, theirs in zip(self.cache.layers, cache.layers):
             mine.keys = torch.cat([_left_pad(mine.keys, width - have), _left_pad(theirs.keys, width - new)])
             mine.values = torch.cat([_left_pad(mine.values, width - have), _left_pad(theirs.values, width - new)])
-        self.pads = [p + width - have for p in self.pads] + [width - new]
-        self.rows.append(row)
+        self.pads = [p + width - have for p in self.pads] + [p + width - new for p in pads]
+        self.rows += rows
 
     # -- adapters ------------------------------------------------------------------------------------------------
 
@@ -299,6 +316,13 @@ class Scheduler:
             weights[m] = (torch.cat(a_rows), torch.cat(b_rows))
         scale = torch.tensor([a.scaling if a is not None else 0.0 for a in adapters], device=self.device)
         return weights, scale
+
+
+def _select(cache, index: torch.Tensor, cut: int = 0) -> None:
+    """Keep rows `index` of the cache, without its first `cut` positions (padding every kept row has)."""
+    for layer in cache.layers:
+        layer.keys = layer.keys.index_select(0, index)[:, :, cut:]
+        layer.values = layer.values.index_select(0, index)[:, :, cut:]
 
 
 def _left_pad(t: torch.Tensor, n: int) -> torch.Tensor:

@@ -119,14 +119,21 @@ def test_draining_stops_admitting_then_ends_what_still_runs():
     from t2l.errors import T2LError
     from t2l.locate import ModelRef
 
-    engine = Engine(tiny_model(), char_tokenizer(), ModelRef("tiny", "0" * 64))
+    engine = Engine(tiny_model(), char_tokenizer(), ModelRef("tiny", "0" * 64), max_batch=1)
     ids = engine.tokenizer("hi")["input_ids"]
-    long = engine.generate(ids, Sampling(240, 1.0, seed=0, logit_bias=((2, -100.0),)))  # no end token: runs on
-    pieces = iter(long)
+    endless = Sampling(240, 1.0, seed=0, logit_bias=((2, -100.0),))  # the end token never comes: runs to 240
+    running, queued = engine.generate(ids, endless), engine.generate(ids, endless)
+    pieces = iter(running)
     next(pieces)
+    waiter = threading.Thread(target=queued.run)
+    waiter.start()
+    while not engine.scheduler.waiting and not queued.done.is_set():
+        time.sleep(0.001)
     engine.scheduler.drain(0.0)
     for _ in pieces:  # what was sampled before the drain still comes out, then the iteration ends
         pass
-    assert long.finish_reason == "interrupted" and long.completion_tokens < 240
+    waiter.join(10)
+    assert queued.finish_reason == "interrupted" and queued.completion_tokens == 0  # never admitted
+    assert running.finish_reason in ("interrupted", "length") and running.done.is_set()
     with pytest.raises(T2LError, match="shutting down"):
         engine.generate(ids, Sampling(4, 0)).run()

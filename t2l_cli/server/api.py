@@ -405,7 +405,7 @@ async def _answer(service: Service, request: Request, req: Sampled, ids: list[in
         usage = bool(req.stream_options and req.stream_options.include_usage)
         return StreamingResponse(_events(generations, reply, usage), media_type="text/event-stream")
     loop = asyncio.get_running_loop()
-    running = [loop.run_in_executor(None, g.run) for g in generations]
+    running = [in_thread(loop, g.run) for g in generations]
     while not all(r.done() for r in running):
         await asyncio.wait(running, timeout=0.25)
         if await request.is_disconnected():
@@ -417,6 +417,24 @@ async def _answer(service: Service, request: Request, req: Sampled, ids: list[in
         return error(503, "the server is shutting down; send the request again once it is back",
                      type_="server_error")
     return reply.whole(generations)
+
+
+def in_thread(loop, fn, *args) -> asyncio.Future:
+    """`fn(*args)` on a thread of its own, as a future of its result. Not the loop's default executor: that holds
+    min(32, cores + 4) threads, so on a small machine the seventh waiting answer would not even join the batch
+    until an earlier one ended."""
+    done = loop.create_future()
+
+    def run():
+        try:
+            result = fn(*args)
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting request as it is
+            loop.call_soon_threadsafe(lambda error=e: done.done() or done.set_exception(error))
+        else:
+            loop.call_soon_threadsafe(lambda: done.done() or done.set_result(result))
+
+    threading.Thread(target=run, daemon=True).start()
+    return done
 
 
 def finish_reason(generation) -> str:
@@ -509,7 +527,7 @@ async def _events(generations, reply: Reply, include_usage: bool):
     def event(data) -> str:
         return f"data: {json.dumps(data)}\n\n"
 
-    workers = [loop.run_in_executor(None, work, j, g) for j, g in enumerate(generations)]
+    workers = [in_thread(loop, work, j, g) for j, g in enumerate(generations)]
     try:
         for j in range(len(generations)):
             if (opening := reply.first(j)) is not None:
