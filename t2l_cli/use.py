@@ -202,8 +202,8 @@ def run(
 
 
 CHAT_HELP = ("/adapter NAME  talk to another adapter   /describe TEXT  make one and talk to it   /base  the bare "
-             "base\n/reset  forget the conversation   /save NAME  keep this adapter under a name   Ctrl-C stops a "
-             "reply, Ctrl-D leaves")
+             "base\n/reset  forget the conversation   /save NAME  keep this adapter under a name   /rename NAME  "
+             "rename a saved one\nCtrl-C stops a reply (at the prompt: clears the line), Ctrl-D leaves")
 
 
 @app.command()
@@ -230,12 +230,17 @@ def chat(
     while True:
         err.print(f"{session.chosen.label}> ", end="")
         try:
-            line = sys.stdin.readline()
-        except KeyboardInterrupt:
+            raw = sys.stdin.buffer.readline()
+        except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line; Ctrl-D leaves
+            err.print("")
+            continue
+        if not raw:  # Ctrl-D
             break
-        if not line:  # Ctrl-D
-            break
-        line = line.strip()
+        try:
+            line = decode_utf8(raw, "that line").strip()
+        except T2LError as e:
+            warn(str(e))
+            continue
         if not line:
             continue
         if line.startswith("/"):
@@ -270,13 +275,22 @@ def _command(session: Session, line: str) -> bool:
         elif verb == "/describe" and arg:
             session.describe(arg)
         elif verb == "/save" and arg:
+            named = session.chosen.adapter_id and session.reg.get_adapter(session.chosen.adapter_id).name
+            if named and named != arg:
+                warn(f"this adapter is saved already as {named}; renaming it would leave whoever uses {named} (a "
+                     f"server's clients, a script) without it: /rename {arg} does that on purpose")
+                return False
             session.chosen = actions.save_chosen(session.reg, session.chosen, arg)
             err.print(f"saved as {arg} ({session.chosen.adapter_id[:8]})")
+            return False
+        elif verb == "/rename" and arg and session.chosen.adapter_id:
+            session.chosen = actions.save_chosen(session.reg, session.chosen, arg)
+            err.print(f"renamed to {arg} ({session.chosen.adapter_id[:8]})")
             return False
         else:
             err.print(CHAT_HELP)
             return False
-        err.print(f"now talking to {session.chosen.label}")
+        err.print(f"now talking to {session.chosen.label}; it sees the conversation so far (/reset starts over)")
     except (T2LError, RegistryError, ValueError) as e:  # a bad /command must not end the conversation
         warn(str(e))
     return False

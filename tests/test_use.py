@@ -124,3 +124,44 @@ def test_closing_a_generation_stops_it_and_frees_the_engine(tiny_base_dir):
     stop_at = full[4:6]
     cut = engine.generate(ids, Sampling(50, 1.0, seed=seed, stop=(stop_at,))).run()
     assert stop_at not in cut.text and cut.finish_reason == "stop"
+
+
+def test_case_29_chat_save_asks_before_renaming_and_says_what_a_switch_keeps(hn, tiny_base_dir):
+    settings = ["--max-new-tokens", 4, "--seed", 2, "--temperature", 1]
+    lines = [b"/describe answer in upper case", b"hello", b"/save shouty", b"/save loud", b"caf\xe9?",
+             b"/rename loud", b"/adapter loud", b"hi", b""]
+    result = t2l("chat", "base", "--base", tiny_base_dir, "--hypernet", hn, *settings, input=b"\n".join(lines))
+    assert "saved as shouty" in result.stderr and "saved already as shouty" in result.stderr
+    assert "/rename loud does that on purpose" in result.stderr and "renamed to loud" in result.stderr
+    assert "that line is not UTF-8 text (byte 0xe9 at byte 4)" in result.stderr  # case 1: the chat goes on
+    assert "it sees the conversation so far (/reset starts over)" in result.stderr
+    assert len(result.stdout.splitlines()) == 2  # 'hello' and 'hi' answered; the bad line was not sent
+    assert json.loads(t2l("show", "loud", "--json").stdout)["description"] == "answer in upper case"
+
+
+def test_case_29_ctrl_c_at_the_chat_prompt_clears_the_line_and_ctrl_d_leaves(tiny_base_dir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = os.environ | {"PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "chat", "base", "--base", str(tiny_base_dir),
+                             "--max-new-tokens", "3", "--temperature", "0"], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        seen = b""
+        while b"base> " not in seen:  # waiting at the prompt
+            seen += proc.stderr.read1(100)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        while seen.count(b"base> ") < 2:  # the line is cleared and the prompt comes again
+            seen += proc.stderr.read1(100)
+        out, err = proc.communicate(b"hello\n", timeout=120)  # then a line, then end of input: Ctrl-D
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and b"Traceback" not in err
+    assert out.count(b"\n") == 1 and (seen + err).count(b"base> ") == 3  # the prompt, again, a reply, the prompt
