@@ -1,6 +1,14 @@
 """Finding adapters by what they do: the description encoder's cosine similarity between a query and descriptions."""
 
+from functools import lru_cache
+
 from t2l.encoder import DEFAULT_ENCODER, load_encoder
+
+
+@lru_cache(maxsize=2)
+def _encoder(spec: str):
+    """The encoder, loaded once per process: a server answers search after search with it."""
+    return load_encoder(spec)
 
 
 def similarities(query: str, descriptions: list[str], encoder: str = DEFAULT_ENCODER) -> list[float]:
@@ -9,7 +17,7 @@ def similarities(query: str, descriptions: list[str], encoder: str = DEFAULT_ENC
 
     if not descriptions:
         return []
-    emb = F.normalize(load_encoder(encoder).encode([query, *descriptions]).embeddings.float(), dim=-1)
+    emb = F.normalize(_encoder(encoder).encode([query, *descriptions]).embeddings.float(), dim=-1)
     return (emb[1:] @ emb[0]).tolist()
 
 

@@ -33,6 +33,7 @@ REFUSED = ("response_format", "tools", "tool_choice", "functions", "function_cal
 OPEN_PATHS = ("/health", "/", "/static/")  # reachable without the API key: the page's files hold no data
 MAX_BODY_BYTES = 8 * 2 ** 20  # of a request body, by default (`t2l serve --max-body-mb`)
 MAX_LIST = 1_000  # adapters one GET /v1/adapters returns at most
+STATUS_EVERY_S = 0.2  # how often a streamed answer waiting for its first token looks where it stands
 UNREADABLE = "the body could not be read as JSON (nested too deep?); send one JSON object of the fields"
 
 
@@ -502,6 +503,19 @@ class Reply:
                             usage=self.usage(generations))
 
 
+def progress(generations) -> dict:
+    """Where a request's answers stand before their first token: {"status": "queued", "ahead": rows waiting before
+    the first of them} while one waits for room in the batch, else {"status": "generating"}. Streamed answers send it
+    as an SSE comment (`: t2l {...}`), which OpenAI's clients skip, first and then whenever it changes."""
+    scheduler = generations[0].engine.scheduler
+    with scheduler.cv:
+        waiting = list(scheduler.waiting)
+    # an answer is admitted once the scheduler has started it (its finish_reason is set from then on)
+    places = [next((i for i, w in enumerate(waiting) if w is g), len(waiting)) for g in generations
+              if g.finish_reason is None]
+    return {"status": "queued", "ahead": min(places)} if places else {"status": "generating"}
+
+
 async def _events(generations, reply: Reply, include_usage: bool):
     """Server-sent events of the answers. Each is generated in the engine's batch and read on a worker thread that
     hands pieces over one queue; when the client goes away the workers close their generations, so their rows leave
@@ -529,12 +543,24 @@ async def _events(generations, reply: Reply, include_usage: bool):
 
     workers = [in_thread(loop, work, j, g) for j, g in enumerate(generations)]
     try:
+        told = progress(generations)
+        yield f": t2l {json.dumps(told)}\n\n"
         for j in range(len(generations)):
             if (opening := reply.first(j)) is not None:
                 yield event(opening)
-        ended = 0
+        ended, heard = 0, False
         while ended < len(generations):
-            item = await queue.get()
+            if heard:
+                item = await queue.get()
+            else:  # until the first piece: where the answer stands, whenever that changes
+                try:
+                    item = await asyncio.wait_for(queue.get(), STATUS_EVERY_S)
+                except TimeoutError:
+                    if (now := progress(generations)) != told:
+                        told = now
+                        yield f": t2l {json.dumps(told)}\n\n"
+                    continue
+                heard = True
             if item is end:
                 ended += 1
             elif isinstance(item, Exception):
@@ -588,17 +614,18 @@ def _adapter_routes(app: FastAPI, service: Service) -> None:
         return public(actions.adapter_details(chosen.adapter_id))
 
     @app.get("/v1/adapters")
-    def listing(q: str | None = None, limit: int = 200):
+    def listing(q: str | None = None, limit: int = 200, by: Literal["words", "meaning"] = "words"):
         if not 1 <= limit <= MAX_LIST:
             raise Refused(f"limit must be a number of adapters from 1 to {MAX_LIST}, not {limit}; narrow the list "
                           "with q=WORDS", "limit")
-        if q:
-            rows = [r for _, r in actions.search_adapters(q, limit, exact=True)]
+        if q:  # by meaning: `t2l search`'s ranking (the description encoder's similarity), best first
+            hits = actions.search_adapters(q, limit, exact=by == "words")
         else:
-            rows = actions.list_adapters(None, None, "created", "lm-eval").rows[:limit]
+            hits = [(None, r) for r in actions.list_adapters(None, None, "created", "lm-eval").rows[:limit]]
         reg = actions.open_registry()
-        tags = reg.tags([r.id for r in rows])
-        return {"object": "list", "data": [r.as_dict(tags[r.id]) for r in rows]}
+        tags = reg.tags([r.id for _, r in hits])
+        return {"object": "list", "data": [r.as_dict(tags[r.id]) | ({} if sim is None else {"similarity": sim})
+                                           for sim, r in hits]}
 
     @app.get("/v1/adapters/{ref}")
     def details(ref: str):

@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { adapter: null, histories: { base: [], adapter: [] } };
+const state = { adapter: null, histories: { base: [], adapter: [] }, asking: null, listed: 0 };
 
 function headers() {
   const key = localStorage.getItem("t2l-api-key");
@@ -20,23 +20,49 @@ async function api(path, options = {}) {
   return response;
 }
 
+function say(id, text, problem = false) {
+  $(id).textContent = text;
+  $(id).classList.toggle("problem", problem);
+}
+
 // -- adapters -------------------------------------------------------------------------------------------------
 
 async function listAdapters() {
   const q = $("search").value.trim();
-  const data = (await (await api(`/v1/adapters${q ? `?q=${encodeURIComponent(q)}` : ""}`)).json()).data;
+  const by = $("search-by").value;
+  const asked = ++state.listed;  // an answer to an older query that comes late is dropped
+  const query = q ? `?q=${encodeURIComponent(q)}${by === "meaning" ? "&by=meaning" : ""}` : "";
+  if (q && by === "meaning") say("adapters-note", "ranking by meaning...");
+  let data;
+  try {
+    data = (await (await api(`/v1/adapters${query}`)).json()).data;
+  } catch (e) {
+    if (asked === state.listed) say("adapters-note", e.message, true);
+    throw e;
+  }
+  if (asked !== state.listed) return;
   const list = $("adapters");
   list.replaceChildren(...data.map((a) => {
     const item = document.createElement("li");
     const name = document.createElement("span");
     name.className = "name";
     name.textContent = a.name || a.id.slice(0, 8);
+    if (a.similarity !== undefined) {
+      const sim = document.createElement("span");
+      sim.className = "similarity";
+      sim.title = "similarity of meaning to the search (1 is the same)";
+      sim.textContent = a.similarity.toFixed(2);
+      item.append(sim);
+    }
     item.append(name, document.createTextNode(a.description));
     item.dataset.id = a.id;
-    item.classList.toggle("chosen", state.adapter && state.adapter.id === a.id);
+    item.classList.toggle("chosen", Boolean(state.adapter && state.adapter.id === a.id));
     item.addEventListener("click", () => choose(a.id));
     return item;
   }));
+  say("adapters-note", data.length ? (q && by === "meaning" ? "closest in meaning first" : "")
+    : q ? `no adapter ${by === "meaning" ? "to rank" : "holds every word of the search"}`
+      : "none yet: describe a task above to make one");
 }
 
 async function choose(id) {
@@ -59,6 +85,7 @@ async function choose(id) {
   if (!a.scores.length) $("scores").textContent = "no scores yet (t2l eval)";
   $("download-file").href = `/v1/adapters/${a.id}/download`;
   $("download-peft").href = `/v1/adapters/${a.id}/download?format=peft`;
+  say("download-status", "");
   $("card").textContent = a.card || "";
   resetChat();
   await listAdapters();
@@ -66,17 +93,54 @@ async function choose(id) {
 
 async function make() {
   const description = $("description").value.trim();
-  if (!description) return;
+  if (!description) {
+    say("make-status", "Write a description first: the adapter is made from what the task is, in words.", true);
+    $("description").focus();
+    return;
+  }
+  const body = { description };
+  const name = $("adapter-name").value.trim();
+  if (name) body.name = name;
   $("make").disabled = true;
-  $("make-status").textContent = "making...";
+  say("make-status", "making...");
   try {
-    const made = await (await api("/v1/adapters", { method: "POST", body: JSON.stringify({ description }) })).json();
-    $("make-status").textContent = `made ${made.id.slice(0, 8)}`;
+    const made = await (await api("/v1/adapters", { method: "POST", body: JSON.stringify(body) })).json();
+    say("make-status", `made ${made.name || made.id.slice(0, 8)}`);
+    $("adapter-name").value = "";
     await choose(made.id);
   } catch (e) {
-    $("make-status").textContent = e.message;
+    say("make-status", e.message, true);
   } finally {
     $("make").disabled = false;
+  }
+}
+
+// A download through fetch, so that it carries the API key: the file arrives as a blob and is saved from there.
+// (Following the link itself would send no key, and a server with one would answer with a JSON 401 page.)
+function filename(disposition, fallback) {
+  const encoded = /filename\*=utf-8''([^;]+)/i.exec(disposition || "");
+  if (encoded) return decodeURIComponent(encoded[1]);
+  const plain = /filename="([^"]*)"/i.exec(disposition || "");
+  return plain ? plain[1] : fallback;
+}
+
+async function download(event) {
+  event.preventDefault();
+  const link = event.currentTarget;
+  say("download-status", "downloading...");
+  try {
+    const response = await api(link.getAttribute("href"), { headers: headers() });
+    const blob = await response.blob();
+    const save = document.createElement("a");
+    save.href = URL.createObjectURL(blob);
+    save.download = filename(response.headers.get("Content-Disposition"), "adapter");
+    document.body.append(save);
+    save.click();
+    save.remove();
+    setTimeout(() => URL.revokeObjectURL(save.href), 60_000);
+    say("download-status", `saved ${save.download}`);
+  } catch (e) {
+    say("download-status", e.message, true);
   }
 }
 
@@ -91,19 +155,42 @@ function turn(log, kind, text) {
 }
 
 function resetChat() {
+  if (state.asking) state.asking.abort();
   state.histories = { base: [], adapter: [] };
   $("base-log").replaceChildren();
   $("adapter-log").replaceChildren();
 }
 
-async function answer(side, model) {
+// What the server said of a waiting answer (an SSE comment `: t2l {...}`, which OpenAI's clients skip).
+function progressNote(status) {
+  if (status.status === "queued") {
+    return status.ahead ? `queued: ${status.ahead} ${status.ahead === 1 ? "answer" : "answers"} ahead, waiting for room in the batch`
+      : "queued: next to join the batch";
+  }
+  return "generating: reading the prompt...";
+}
+
+async function answer(side, model, signal) {
   const history = state.histories[side];
   const box = turn(`${side}-log`, "answer", "");
-  const settings = { temperature: Number($("temperature").value), max_tokens: Number($("max-tokens").value) };
+  const text = document.createElement("div");
+  text.className = "text";
+  const note = document.createElement("div");
+  note.className = "note";
+  box.append(text, note);
+  const show = (phase, words) => {
+    box.dataset.state = phase;
+    note.textContent = words;
+  };
+  show("sending", "sending...");
+  const maxTokens = Number($("max-tokens").value);
+  const settings = { temperature: Number($("temperature").value), max_tokens: maxTokens };
   if ($("seed").value !== "") settings.seed = Number($("seed").value);
+  let finish = null;
   try {
     const response = await api("/v1/chat/completions", {
-      method: "POST", body: JSON.stringify(Object.assign({ model, messages: history, stream: true }, settings)),
+      method: "POST", signal,
+      body: JSON.stringify(Object.assign({ model, messages: history, stream: true }, settings)),
     });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -115,18 +202,47 @@ async function answer(side, model) {
       const events = pending.split("\n\n");
       pending = events.pop();
       for (const event of events) {
-        const data = event.replace(/^data: /, "");
-        if (data === "[DONE]") continue;
-        const chunk = JSON.parse(data);
-        if (chunk.error) throw new Error(chunk.error.message);
-        const delta = chunk.choices.length ? chunk.choices[0].delta.content : null;
-        if (delta) box.textContent += delta;
+        for (const line of event.split("\n")) {
+          if (line.startsWith(": t2l ")) {
+            if (!text.textContent) {
+              const status = JSON.parse(line.slice(6));
+              show(status.status, progressNote(status));
+            }
+            continue;
+          }
+          if (!line.startsWith("data: ")) continue;
+          const data = line.slice(6);
+          if (data === "[DONE]") continue;
+          const chunk = JSON.parse(data);
+          if (chunk.error) throw new Error(chunk.error.message);
+          if (!chunk.choices.length) continue;
+          const choice = chunk.choices[0];
+          if (choice.delta.content) {
+            text.textContent += choice.delta.content;
+            if (box.dataset.state !== "answering") show("answering", "");
+          }
+          if (choice.finish_reason) finish = choice.finish_reason;
+        }
       }
     }
-    history.push({ role: "assistant", content: box.textContent });
+    if (finish === "length") {
+      show("length", `stopped at max tokens (${maxTokens}): raise "max tokens" for longer answers`);
+    } else {
+      show("done", "");
+    }
+    box.dataset.finish = finish || "";
+    history.push({ role: "assistant", content: text.textContent });
   } catch (e) {
-    box.className = "turn error";
-    box.textContent = e.message;
+    if (e.name === "AbortError") {
+      show("stopped", text.textContent ? "stopped" : "stopped before the answer began");
+      if (text.textContent) history.push({ role: "assistant", content: text.textContent });
+      else history.pop();  // the question goes unanswered: leave it out of what the model sees next
+    } else {
+      box.className = "turn error";
+      show("error", "");
+      text.textContent = e.message;
+      history.pop();
+    }
   }
   box.dataset.done = "1";
 }
@@ -134,21 +250,27 @@ async function answer(side, model) {
 async function send(event) {
   event.preventDefault();
   const text = $("message").value.trim();
-  if (!text) return;
+  if (!text || state.asking) return;
   if (!state.adapter) {
     turn("adapter-log", "error", "make or pick an adapter first").dataset.done = "1";
   }
   $("message").value = "";
+  const asking = new AbortController();
+  state.asking = asking;
   $("send").disabled = true;
+  $("stop").hidden = false;
   for (const side of ["base", "adapter"]) {
+    if (side === "adapter" && !state.adapter) continue;
     state.histories[side].push({ role: "user", content: text });
     turn(`${side}-log`, "user", text);
   }
-  // both at once: the server answers one after the other, never mixing the two
-  const asks = [answer("base", "base")];
-  if (state.adapter) asks.push(answer("adapter", state.adapter.id));
+  // both at once: each is a row of the server's batch
+  const asks = [answer("base", "base", asking.signal)];
+  if (state.adapter) asks.push(answer("adapter", state.adapter.id, asking.signal));
   await Promise.all(asks);
+  state.asking = null;
   $("send").disabled = false;
+  $("stop").hidden = true;
 }
 
 // -- start ----------------------------------------------------------------------------------------------------
@@ -161,6 +283,7 @@ async function start() {
   });
   $("make").addEventListener("click", make);
   $("ask").addEventListener("submit", send);
+  $("stop").addEventListener("click", () => state.asking && state.asking.abort());
   $("message").addEventListener("keydown", (e) => {  // Enter sends, Shift+Enter starts a new line
     if (e.key === "Enter" && !e.shiftKey) {
       e.preventDefault();
@@ -168,11 +291,15 @@ async function start() {
     }
   });
   $("reset").addEventListener("click", resetChat);
+  $("download-file").addEventListener("click", download);
+  $("download-peft").addEventListener("click", download);
   let typing;
-  $("search").addEventListener("input", () => {
+  const research = () => {  // by meaning runs the encoder: wait for a pause in the typing
     clearTimeout(typing);
-    typing = setTimeout(() => listAdapters().catch(() => {}), 150);
-  });
+    typing = setTimeout(() => listAdapters().catch(() => {}), $("search-by").value === "meaning" ? 400 : 150);
+  };
+  $("search").addEventListener("input", research);
+  $("search-by").addEventListener("change", research);
   const health = await (await fetch("/health")).json();
   $("base-name").textContent = `base model: ${health.base}`;
   await listAdapters().catch(() => {});
