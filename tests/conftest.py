@@ -202,3 +202,27 @@ def tiny_gte_dir(tmp_path_factory):
     (folder / "1_Pooling").mkdir()
     (folder / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_cls_token": True}))
     return folder
+
+
+@pytest.fixture
+def hn_path(trained_hypernet):
+    """The tiny trained hypernetwork's folder as a string, as a command line takes it."""
+    return str(trained_hypernet[0])
+
+
+@pytest.fixture
+def serve_service(hn_path, tiny_base_dir):
+    """`t2l serve`'s service over the tiny base and hypernetwork, in this test's home."""
+    from t2l_cli.server.service import ServeSettings, Service
+
+    return Service(ServeSettings(base=str(tiny_base_dir), hypernet=hn_path))
+
+
+@pytest.fixture
+def serve_url(serve_service):
+    """A live server for `serve_service` on a free localhost port; its base URL."""
+    from t2l_cli.server.api import create_app
+    from t2l_cli.server.background import serving
+
+    with serving(create_app(serve_service)) as base_url:
+        yield base_url

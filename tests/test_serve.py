@@ -18,7 +18,6 @@ import pytest
 from conftest import char_tokenizer, long_sample, t2l
 from t2l_cli.server.api import MAX_CHARS, create_app
 from t2l_cli.server.background import free_port, serving
-from t2l_cli.server.service import ServeSettings, Service
 
 SAMPLING = {"max_tokens": 8, "temperature": 1.0, "seed": 11}
 
@@ -30,30 +29,14 @@ def run_text(ref, prompt, *extra, max_tokens=8, temperature=1.0, seed=11):
 
 
 @pytest.fixture
-def hn(trained_hypernet):
-    return str(trained_hypernet[0])
+def client(serve_url):
+    return openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0)
 
 
 @pytest.fixture
-def service(hn, tiny_base_dir):
-    return Service(ServeSettings(base=str(tiny_base_dir), hypernet=hn))
-
-
-@pytest.fixture
-def url(service):
-    with serving(create_app(service)) as base_url:
-        yield base_url
-
-
-@pytest.fixture
-def client(url):
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-
-
-@pytest.fixture
-def two(hn):
-    t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")
-    t2l("make", "answer in small letters", "--hypernet", hn, "--name", "low")
+def two(hn_path):
+    t2l("make", "answer in upper case", "--hypernet", hn_path, "--name", "up")
+    t2l("make", "answer in small letters", "--hypernet", hn_path, "--name", "low")
 
 
 def test_models_and_chat_answers_match_t2l_run(client, two, tiny_base_dir):
@@ -151,66 +134,69 @@ def error_of(response: httpx.Response) -> dict:
     ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "seed": 2 ** 64}, 400, "seed"),
     ({"model": "t2l:  ", "messages": [{"role": "user", "content": "hi"}]}, 400, "empty description"),
 ])
-def test_bad_requests_get_openai_shaped_errors(url, body, status, says):
-    response = httpx.post(f"{url}/v1/chat/completions", json=body)
+def test_bad_requests_get_openai_shaped_errors(serve_url, body, status, says):
+    response = httpx.post(f"{serve_url}/v1/chat/completions", json=body)
     assert response.status_code == status and says in error_of(response)["message"]
 
 
-def test_unknown_fields_are_ignored_and_the_client_sees_errors(client, url):
+def test_unknown_fields_are_ignored_and_the_client_sees_errors(client, serve_url):
     reply = client.chat.completions.create(model="base", messages=[{"role": "user", "content": "hi"}],
                                            extra_body={"frobnicate": True, "logit_bias": {}}, **SAMPLING)
     assert reply.choices[0].message.content
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="nosuch", messages=[{"role": "user", "content": "hi"}])
     assert e.value.code == "model_not_found"
-    assert httpx.post(f"{url}/v1/completions", content=b"{not json",
+    assert httpx.post(f"{serve_url}/v1/completions", content=b"{not json",
                       headers={"content-type": "application/json"}).status_code == 400
 
 
-def test_api_key_guards_every_route_but_health(service):
-    with serving(create_app(service, api_key="s3cret")) as url:
-        assert httpx.get(f"{url}/health").status_code == 200
+def test_api_key_guards_every_route_but_health(serve_service):
+    with serving(create_app(serve_service, api_key="s3cret")) as serve_url:
+        assert httpx.get(f"{serve_url}/health").status_code == 200
         for path in ("/v1/models", "/v1/adapters"):
-            assert error_of(httpx.get(f"{url}{path}"))["code"] == "invalid_api_key"
-            assert httpx.get(f"{url}{path}", headers={"Authorization": "Bearer wrong"}).status_code == 401
-            assert httpx.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+            assert error_of(httpx.get(f"{serve_url}{path}"))["code"] == "invalid_api_key"
+            assert httpx.get(f"{serve_url}{path}", headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert httpx.get(f"{serve_url}{path}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         with pytest.raises(openai.AuthenticationError):
-            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong", max_retries=0).models.list()
-        assert openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret").models.list().data[0].id == "base"
+            openai.OpenAI(base_url=f"{serve_url}/v1", api_key="wrong", max_retries=0).models.list()
+        assert openai.OpenAI(base_url=f"{serve_url}/v1", api_key="s3cret").models.list().data[0].id == "base"
 
 
-def test_adapter_routes_make_list_show_and_download(url, hn):
+def test_adapter_routes_make_list_show_and_download(serve_url, hn_path):
     from registry import Registry
     from t2l.home import t2l_home
 
-    made = httpx.post(f"{url}/v1/adapters", json={"description": "answer in upper case", "name": "up"}, timeout=60)
+    made = httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in upper case", "name": "up"},
+                      timeout=60)
     assert made.status_code == 201 and made.json()["name"] == "up"
     adapter_id = made.json()["id"]
-    httpx.post(f"{url}/v1/adapters", json={"description": "answer in small letters"}, timeout=60)
-    assert [a["id"] for a in httpx.get(f"{url}/v1/adapters", params={"q": "upper"}).json()["data"]] == [adapter_id]
-    assert len(httpx.get(f"{url}/v1/adapters").json()["data"]) == 2
-    shown = httpx.get(f"{url}/v1/adapters/up").json()
+    httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in small letters"}, timeout=60)
+    found = httpx.get(f"{serve_url}/v1/adapters", params={"q": "upper"}).json()["data"]
+    assert [a["id"] for a in found] == [adapter_id]
+    assert len(httpx.get(f"{serve_url}/v1/adapters").json()["data"]) == 2
+    shown = httpx.get(f"{serve_url}/v1/adapters/up").json()
     assert shown["id"] == adapter_id and "answer in upper case" in shown["card"] and shown["scores"] == []
     reg = Registry(t2l_home())
     stored = reg.adapter_file(reg.get_adapter("up")).read_bytes()
-    single = httpx.get(f"{url}/v1/adapters/{adapter_id[:8]}/download")
+    single = httpx.get(f"{serve_url}/v1/adapters/{adapter_id[:8]}/download")
     assert single.content == stored and 'filename="up.safetensors"' in single.headers["content-disposition"]
-    folder = zipfile.ZipFile(io.BytesIO(httpx.get(f"{url}/v1/adapters/up/download", params={"format": "peft"}).content))
+    peft = httpx.get(f"{serve_url}/v1/adapters/up/download", params={"format": "peft"})
+    folder = zipfile.ZipFile(io.BytesIO(peft.content))
     assert sorted(folder.namelist()) == ["up/README.md", "up/adapter_config.json", "up/adapter_model.safetensors"]
     assert folder.read("up/adapter_model.safetensors") == stored
-    assert error_of(httpx.get(f"{url}/v1/adapters/nosuch"))["message"].startswith("no adapter named")
-    assert httpx.post(f"{url}/v1/adapters", json={"description": ""}).status_code == 400
-    assert httpx.post(f"{url}/v1/adapters", json={"description": 5}).status_code == 400
-    too_long = httpx.post(f"{url}/v1/adapters", json={"description": "x" * 2001})
+    assert error_of(httpx.get(f"{serve_url}/v1/adapters/nosuch"))["message"].startswith("no adapter named")
+    assert httpx.post(f"{serve_url}/v1/adapters", json={"description": ""}).status_code == 400
+    assert httpx.post(f"{serve_url}/v1/adapters", json={"description": 5}).status_code == 400
+    too_long = httpx.post(f"{serve_url}/v1/adapters", json={"description": "x" * 2001})
     assert too_long.status_code == 400 and "longer than 2000 characters" in error_of(too_long)["message"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_serve_binds_localhost_and_shuts_down_cleanly_on_a_signal(hn, tiny_base_dir, t2l_home, sig):
+def test_serve_binds_localhost_and_shuts_down_cleanly_on_a_signal(hn_path, tiny_base_dir, t2l_home, sig):
     port = free_port()
     env = os.environ | {"PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "serve", "--port", str(port), "--base",
-                             str(tiny_base_dir), "--hypernet", hn], env=env, stderr=subprocess.PIPE, text=True)
+                             str(tiny_base_dir), "--hypernet", hn_path], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -276,7 +262,7 @@ def test_logprobs_logit_bias_and_penalties_through_the_client(client, two):
     assert len(set(letters)) >= len(set(plain.replace(" ", "")))  # repeats only get less likely
 
 
-def test_models_retrieve_metrics_and_cors(client, two, service):
+def test_models_retrieve_metrics_and_cors(client, two, serve_service):
     assert client.models.retrieve("up").id == "up" and client.models.retrieve("base").owned_by == "t2l"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("nosuch")
@@ -286,12 +272,12 @@ def test_models_retrieve_metrics_and_cors(client, two, service):
     counters = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
     assert int(counters["t2l_requests_total"]) >= 1 and int(counters["t2l_generated_tokens_total"]) >= 1
     assert counters["t2l_batch_rows"] == "0" and int(counters["t2l_first_token_seconds_count"]) >= 1
-    with serving(create_app(service, cors_origin="https://app.example")) as url:
-        pre = httpx.options(f"{url}/v1/models", headers={"Origin": "https://app.example",
+    with serving(create_app(serve_service, cors_origin="https://app.example")) as serve_url:
+        pre = httpx.options(f"{serve_url}/v1/models", headers={"Origin": "https://app.example",
                                                          "Access-Control-Request-Method": "GET"})
         assert pre.headers["access-control-allow-origin"] == "https://app.example"
-        other = httpx.get(f"{url}/v1/models", headers={"Origin": "https://evil.example"})
+        other = httpx.get(f"{serve_url}/v1/models", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
-    with serving(create_app(service)) as url:  # off by default
-        assert "access-control-allow-origin" not in httpx.get(f"{url}/v1/models",
+    with serving(create_app(serve_service)) as serve_url:  # off by default
+        assert "access-control-allow-origin" not in httpx.get(f"{serve_url}/v1/models",
                                                               headers={"Origin": "https://app.example"}).headers

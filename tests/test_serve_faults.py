@@ -13,26 +13,9 @@ from conftest import t2l
 from t2l.errors import T2LError
 from t2l_cli.server.api import MAX_LIST, create_app
 from t2l_cli.server.background import serving
-from t2l_cli.server.service import ServeSettings, Service
 
 JSON = {"content-type": "application/json"}
 HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def hn(trained_hypernet):
-    return str(trained_hypernet[0])
-
-
-@pytest.fixture
-def service(hn, tiny_base_dir):
-    return Service(ServeSettings(base=str(tiny_base_dir), hypernet=hn))
-
-
-@pytest.fixture
-def url(service):
-    with serving(create_app(service)) as base_url:
-        yield base_url
 
 
 def error_of(response: httpx.Response, status: int) -> dict:
@@ -66,12 +49,12 @@ def one_line_error(*args) -> str:
     ("adapters", r'{"description": "answer \ud800"}', "description"),
     ("adapters", r'{"description": "answer in upper case", "name": "\udc00"}', "name"),
 ])
-def test_case_2_a_lone_surrogate_is_a_400_naming_the_field(url, route, raw, param):
-    e = error_of(httpx.post(f"{url}/v1/{route}", content=raw.encode(), headers=JSON), 400)
+def test_case_2_a_lone_surrogate_is_a_400_naming_the_field(serve_url, route, raw, param):
+    e = error_of(httpx.post(f"{serve_url}/v1/{route}", content=raw.encode(), headers=JSON), 400)
     assert e["param"] == param and e["message"].startswith(f"{param}: the text holds a lone surrogate (U+D")
     assert "send valid UTF-8" in e["message"]
     paired = r'{"model": "base", "prompt": "\ud83d\ude00", "max_tokens": 1}'  # a pair is one character: fine
-    assert httpx.post(f"{url}/v1/completions", content=paired.encode(), headers=JSON).status_code == 200
+    assert httpx.post(f"{serve_url}/v1/completions", content=paired.encode(), headers=JSON).status_code == 200
 
 
 # -- 10: the network without a key; no server paths -----------------------------------------------------------
@@ -102,54 +85,56 @@ def test_case_10_a_network_host_without_a_key_is_refused_unless_asked_for(no_mod
     assert one_line_error("serve", "--host", "0.0.0.0").endswith("got past the checks")
 
 
-def test_case_10_no_response_carries_a_path_on_the_server(url, hn, t2l_home):
-    made = httpx.post(f"{url}/v1/adapters", json={"description": "answer in upper case", "name": "up"}, timeout=60)
+def test_case_10_no_response_carries_a_path_on_the_server(serve_url, hn_path, t2l_home):
+    made = httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in upper case", "name": "up"},
+                      timeout=60)
     assert made.status_code == 201 and "file" not in made.json()
-    gone = httpx.post(f"{url}/v1/adapters", json={"description": "answer in small letters"}, timeout=60).json()["id"]
-    (t2l_home / "adapters" / f"{httpx.get(f'{url}/v1/adapters/{gone}').json()['sha256']}.safetensors").unlink()
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    gone = httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in small letters"},
+                      timeout=60).json()["id"]
+    (t2l_home / "adapters" / f"{httpx.get(f'{serve_url}/v1/adapters/{gone}').json()['sha256']}.safetensors").unlink()
+    client = openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0)
     client.chat.completions.create(model="up", messages=HI, max_tokens=2)
     bodies = [made.text]
     for path in ("/health", "/metrics", "/", "/v1/models", "/v1/models/up", "/v1/adapters", "/v1/adapters?q=upper",
                  "/v1/adapters/up", "/v1/adapters/up/download?format=peft"):
-        response = httpx.get(f"{url}{path}")
+        response = httpx.get(f"{serve_url}{path}")
         assert response.status_code == 200, (path, response.text)
         bodies.append(response.text if "zip" not in response.headers["content-type"] else "\n".join(
             f.decode("utf-8", "replace") for f in map(zipfile.ZipFile(io.BytesIO(response.content)).read,
                                                       zipfile.ZipFile(io.BytesIO(response.content)).namelist())))
-    assert all("file" not in a for a in httpx.get(f"{url}/v1/adapters").json()["data"])
-    assert "file" not in httpx.get(f"{url}/v1/adapters/up").json()
+    assert all("file" not in a for a in httpx.get(f"{serve_url}/v1/adapters").json()["data"])
+    assert "file" not in httpx.get(f"{serve_url}/v1/adapters/up").json()
     for path in (f"/v1/adapters/{gone}", f"/v1/adapters/{gone}/download"):
-        missing = error_of(httpx.get(f"{url}{path}"), 400)  # the registry's message names the file
+        missing = error_of(httpx.get(f"{serve_url}{path}"), 400)  # the registry's message names the file
         assert "is missing ($T2L_HOME/adapters/" in missing["message"]
         bodies.append(str(missing))
-    broken = httpx.post(f"{url}/v1/chat/completions", json={"model": gone, "messages": HI, "max_tokens": 2})
+    broken = httpx.post(f"{serve_url}/v1/chat/completions", json={"model": gone, "messages": HI, "max_tokens": 2})
     bodies.append(broken.text)
     for body in bodies:  # (an adapter made for a base in a local folder names that folder: it is the adapter's own)
-        for secret in (str(t2l_home), str(t2l_home.resolve()), hn):
+        for secret in (str(t2l_home), str(t2l_home.resolve()), hn_path):
             assert secret not in body
 
 
 # -- 11: an empty key ------------------------------------------------------------------------------------------
 
-def test_case_11_an_empty_api_key_is_refused(no_model, service, monkeypatch):
+def test_case_11_an_empty_api_key_is_refused(serve_service, no_model, monkeypatch):  # the service before the patch
     for empty in ("", "  "):
         message = one_line_error("serve", "--api-key", empty)
         assert "--api-key is empty" in message and "no authentication" in message
     monkeypatch.setenv("T2L_API_KEY", "")
     assert "T2L_API_KEY is set but empty" in one_line_error("serve")
     with pytest.raises(T2LError, match="the API key is empty"):
-        create_app(service, api_key="")
+        create_app(serve_service, api_key="")
 
 
 # -- 12: a limit on the body -------------------------------------------------------------------------------------
 
-def test_case_12_a_body_over_the_limit_is_a_413_before_it_is_parsed(service, no_model):
-    with serving(create_app(service, max_body_bytes=2_000)) as url:
+def test_case_12_a_body_over_the_limit_is_a_413_before_it_is_parsed(serve_service, no_model):
+    with serving(create_app(serve_service, max_body_bytes=2_000)) as serve_url:
         small = {"model": "base", "prompt": "hi", "max_tokens": 1}
-        assert httpx.post(f"{url}/v1/completions", json=small).status_code == 200
+        assert httpx.post(f"{serve_url}/v1/completions", json=small).status_code == 200
         big = {"model": "base", "prompt": "x" * 3_000, "max_tokens": 1}
-        e = error_of(httpx.post(f"{url}/v1/completions", json=big), 413)
+        e = error_of(httpx.post(f"{serve_url}/v1/completions", json=big), 413)
         assert e["code"] == "request_too_large" and "larger than the server's limit" in e["message"]
         assert "--max-body-mb" in e["message"]
 
@@ -159,65 +144,65 @@ def test_case_12_a_body_over_the_limit_is_a_413_before_it_is_parsed(service, no_
                 yield b"x" * 500
             yield b'"}'
 
-        error_of(httpx.post(f"{url}/v1/completions", content=chunked(), headers=JSON), 413)
-        error_of(httpx.post(f"{url}/v1/adapters", content=chunked(), headers=JSON), 413)
+        error_of(httpx.post(f"{serve_url}/v1/completions", content=chunked(), headers=JSON), 413)
+        error_of(httpx.post(f"{serve_url}/v1/adapters", content=chunked(), headers=JSON), 413)
     assert one_line_error("serve", "--max-body-mb", "0.5").endswith("got past the checks")
     assert t2l("serve", "--max-body-mb", "0", code=2)
 
 
 # -- 13: the listing's limit -------------------------------------------------------------------------------------
 
-def test_case_13_the_adapter_listing_checks_its_limit(url):
+def test_case_13_the_adapter_listing_checks_its_limit(serve_url):
     for description in ("answer in upper case", "answer in small letters"):
-        httpx.post(f"{url}/v1/adapters", json={"description": description}, timeout=60)
-    assert len(httpx.get(f"{url}/v1/adapters", params={"limit": 1}).json()["data"]) == 1
-    assert len(httpx.get(f"{url}/v1/adapters", params={"limit": MAX_LIST}).json()["data"]) == 2
+        httpx.post(f"{serve_url}/v1/adapters", json={"description": description}, timeout=60)
+    assert len(httpx.get(f"{serve_url}/v1/adapters", params={"limit": 1}).json()["data"]) == 1
+    assert len(httpx.get(f"{serve_url}/v1/adapters", params={"limit": MAX_LIST}).json()["data"]) == 2
     for params in ({"limit": -1}, {"limit": 0}, {"limit": MAX_LIST + 1}, {"limit": -1, "q": "answer"},
                    {"limit": 0, "q": "answer"}):
-        e = error_of(httpx.get(f"{url}/v1/adapters", params=params), 400)
+        e = error_of(httpx.get(f"{serve_url}/v1/adapters", params=params), 400)
         assert e["param"] == "limit" and e["message"].startswith(f"limit must be a number of adapters from 1 to "
                                                                  f"{MAX_LIST}, not {params['limit']}")
         assert "--" not in e["message"]
-    e = error_of(httpx.get(f"{url}/v1/adapters", params={"limit": "many"}), 400)
+    e = error_of(httpx.get(f"{serve_url}/v1/adapters", params={"limit": "many"}), 400)
     assert e["param"] == "limit" and e["message"].startswith("limit: ")
 
 
 # -- 14: the zip's file name -------------------------------------------------------------------------------------
 
-def test_case_14_the_peft_zip_name_is_quoted_as_rfc_6266_says(url):
-    made = httpx.post(f"{url}/v1/adapters", json={"description": "answer in upper case", "name": 'a"b;c=d'},
+def test_case_14_the_peft_zip_name_is_quoted_as_rfc_6266_says(serve_url):
+    made = httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in upper case", "name": 'a"b;c=d'},
                       timeout=60)
     assert made.status_code == 201, made.text
-    both = [httpx.get(f"{url}/v1/adapters/{made.json()['id']}/download", params=p).headers["content-disposition"]
+    both = [httpx.get(f"{serve_url}/v1/adapters/{made.json()['id']}/download", params=p).headers["content-disposition"]
             for p in ({}, {"format": "peft"})]
     assert both == ["attachment; filename*=utf-8''a%22b%3Bc%3Dd.safetensors",
                     "attachment; filename*=utf-8''a%22b%3Bc%3Dd.zip"]
-    httpx.post(f"{url}/v1/adapters", json={"description": "answer in small letters", "name": "plain"}, timeout=60)
-    assert httpx.get(f"{url}/v1/adapters/plain/download", params={"format": "peft"}).headers[
+    httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in small letters", "name": "plain"}, timeout=60)
+    assert httpx.get(f"{serve_url}/v1/adapters/plain/download", params={"format": "peft"}).headers[
         "content-disposition"] == 'attachment; filename="plain.zip"'
 
 
 # -- 15: the scheme's case, HEAD, an ambiguous prefix, malformed JSON ---------------------------------------------
 
-def test_case_15_the_bearer_scheme_is_case_insensitive(service):
-    with serving(create_app(service, api_key="s3cret")) as url:
+def test_case_15_the_bearer_scheme_is_case_insensitive(serve_service):
+    with serving(create_app(serve_service, api_key="s3cret")) as serve_url:
         for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):
-            assert httpx.get(f"{url}/v1/models", headers={"Authorization": f"{scheme} s3cret"}).status_code == 200
+            assert httpx.get(f"{serve_url}/v1/models", headers={"Authorization": f"{scheme} s3cret"}).status_code == 200
         for wrong in ("Basic s3cret", "Bearer s3cre", "bearer", "s3cret", "Bearers3cret"):
-            e = error_of(httpx.get(f"{url}/v1/models", headers={"Authorization": wrong}), 401)
+            e = error_of(httpx.get(f"{serve_url}/v1/models", headers={"Authorization": wrong}), 401)
             assert e["code"] == "invalid_api_key"
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key="s3cret", max_retries=0)
+        client = openai.OpenAI(base_url=f"{serve_url}/v1", api_key="s3cret", max_retries=0)
         assert client.models.list().data[0].id == "base"
 
 
-def test_case_15_head_is_answered(url):
+def test_case_15_head_is_answered(serve_url):
     for path in ("/", "/health"):
-        head, get = httpx.head(f"{url}{path}"), httpx.get(f"{url}{path}")
+        head, get = httpx.head(f"{serve_url}{path}"), httpx.get(f"{serve_url}{path}")
         assert head.status_code == 200 and head.content == b""
         assert head.headers["content-type"] == get.headers["content-type"]
 
 
-def test_case_15_an_ambiguous_model_prefix_is_a_400_listing_the_candidates(url, monkeypatch):
+def test_case_15_an_ambiguous_model_prefix_is_a_400_listing_the_candidates(serve_url, monkeypatch):
     import sys
     import uuid
 
@@ -231,9 +216,9 @@ def test_case_15_an_ambiguous_model_prefix_is_a_400_listing_the_candidates(url, 
 
     monkeypatch.setattr(store, "uuid", types.SimpleNamespace(uuid4=uuid4))
     for description, name in (("answer in upper case", "up"), ("answer in small letters", None), ("third", None)):
-        made = httpx.post(f"{url}/v1/adapters", json={"description": description, "name": name}, timeout=60)
+        made = httpx.post(f"{serve_url}/v1/adapters", json={"description": description, "name": name}, timeout=60)
         assert made.status_code == 201, made.text
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    client = openai.OpenAI(base_url=f"{serve_url}/v1", api_key="unused", max_retries=0)
     for call in (lambda: client.chat.completions.create(model="abc", messages=HI, max_tokens=2),
                  lambda: client.completions.create(model="ab", prompt="hi", max_tokens=2),
                  lambda: client.models.retrieve("abc")):
@@ -254,17 +239,17 @@ def test_case_15_an_ambiguous_model_prefix_is_a_400_listing_the_candidates(url, 
     (b"{not json", "line 1, column 2"),
     ('{"model": "bäse",\n "prompt": "é" x}'.encode(), "line 2, column 16"),
 ])
-def test_case_15_malformed_json_says_so_and_where(url, raw, where):
+def test_case_15_malformed_json_says_so_and_where(serve_url, raw, where):
     for route in ("completions", "chat/completions", "adapters"):
-        e = error_of(httpx.post(f"{url}/v1/{route}", content=raw, headers=JSON), 400)
+        e = error_of(httpx.post(f"{serve_url}/v1/{route}", content=raw, headers=JSON), 400)
         assert e["param"] == "body" and e["message"].startswith("the body is malformed JSON (")
         assert f" at {where})" in e["message"]
 
 
-def test_case_15_json_nested_too_deep_is_a_400_saying_so(url):
+def test_case_15_json_nested_too_deep_is_a_400_saying_so(serve_url):
     for depth in (900, 5_000, 100_000):
         raw = '{"model": "base", "prompt": "hi", "max_tokens": 1, "x": ' + "[" * depth + "]" * depth + "}"
-        response = httpx.post(f"{url}/v1/completions", content=raw.encode(), headers=JSON)
+        response = httpx.post(f"{serve_url}/v1/completions", content=raw.encode(), headers=JSON)
         if depth > 900:
             e = error_of(response, 400)
             assert e["param"] == "body" and "could not be read as JSON (nested too deep?)" in e["message"]
@@ -274,10 +259,11 @@ def test_case_15_json_nested_too_deep_is_a_400_saying_so(url):
 
 
 
-def test_case_2_bytes_that_are_not_utf8_in_a_url_are_no_500(url):
+def test_case_2_bytes_that_are_not_utf8_in_a_url_are_no_500(serve_url):
     for path in ("/v1/adapters?q=%ED%A0%80", "/v1/adapters/%ED%A0%80", "/v1/models/%ED%A0%80",
                  "/v1/adapters?q=caf%E9", "/v1/adapters/caf%E9/download"):
-        response = httpx.get(f"{url}{path}")
+        response = httpx.get(f"{serve_url}{path}")
         assert response.status_code in (200, 404), (path, response.text)
         if response.status_code == 404:
             assert "see GET /v1/adapters" in error_of(response, 404)["message"]  # API words, not `t2l ls`
+
