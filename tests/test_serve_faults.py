@@ -1,7 +1,10 @@
-"""`t2l serve`'s faults of issue 26 (cases 2 and 10 to 15), each through a live server on a free localhost port
+"""`t2l serve`'s faults of issue 26 (cases 2, 8 and 10 to 15), each through a live server on a free localhost port
 (raw HTTP for what the official client hides, the openai client where it shows) or the CLI with an isolated home."""
 
 import io
+import json
+import socket
+import time
 import types
 import zipfile
 
@@ -9,10 +12,11 @@ import httpx
 import openai
 import pytest
 
-from conftest import t2l
+from conftest import char_tokenizer, t2l, tiny_config
 from t2l.errors import T2LError
 from t2l_cli.server.api import MAX_LIST, create_app
 from t2l_cli.server.background import serving
+from t2l_cli.server.service import ServeSettings, Service
 
 JSON = {"content-type": "application/json"}
 HI = [{"role": "user", "content": "hi"}]
@@ -267,3 +271,45 @@ def test_case_2_bytes_that_are_not_utf8_in_a_url_are_no_500(serve_url):
         if response.status_code == 404:
             assert "see GET /v1/adapters" in error_of(response, 404)["message"]  # API words, not `t2l ls`
 
+
+# -- 8: an abandoned non-streamed request ------------------------------------------------------------------------
+
+def gauges(url: str) -> dict[str, float]:
+    lines = httpx.get(f"{url}/metrics").text.splitlines()
+    return {k: float(v) for k, v in (line.split() for line in lines if line.startswith("t2l_") and "{" not in line)}
+
+
+def test_case_8_an_abandoned_non_streamed_request_stops_generating(tmp_path, hn_path):
+    """A client that sends a long non-streamed request and goes away: its row leaves the batch within a second
+    (it was generating until its 3,000 tokens were done, and the next 3-token request waited behind it)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path / "long-context"  # the tiny base with room for an answer that takes minutes
+    config = tiny_config()
+    config.max_position_embeddings = 4096
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    char_tokenizer().save_pretrained(folder)
+    long = {"model": "base", "prompt": "hi", "max_tokens": 3000, "logit_bias": {"2": -100}}  # no end token
+    with serving(create_app(Service(ServeSettings(base=str(folder), hypernet=hn_path)))) as url:
+        port = int(url.rsplit(":", 1)[1])
+        body = json.dumps(long).encode()
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        deadline = time.monotonic() + 30
+        while gauges(url)["t2l_batch_rows"] != 1 or gauges(url)["t2l_generated_tokens_total"] < 20:
+            assert time.monotonic() < deadline, "the long request never started"
+            time.sleep(0.05)
+        sock.close()  # the client goes away before its answer
+        gone = time.monotonic()
+        while (seen := gauges(url))["t2l_batch_rows"] != 0:
+            assert time.monotonic() - gone < 3, f"the abandoned row is still generating: {seen}"
+            time.sleep(0.05)
+        assert seen["t2l_generated_tokens_total"] < 3000
+        start = time.monotonic()
+        short = httpx.post(f"{url}/v1/completions", json={"model": "base", "prompt": "hi", "max_tokens": 3},
+                           timeout=60)
+        assert short.status_code == 200 and time.monotonic() - start < 5
+        assert gauges(url)["t2l_generated_tokens_total"] <= seen["t2l_generated_tokens_total"] + 3
