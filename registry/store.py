@@ -18,7 +18,8 @@ from sqlmodel import func as sqlfunc
 from registry.db import open_engine, writable
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
-from t2l.files import folder_atomic, write_bytes_atomic  # plain os/uuid; t2l's package root imports nothing heavy
+# plain os/uuid; t2l's package root imports nothing heavy
+from t2l.files import copy_tree, folder_atomic, write_bytes_atomic
 from t2l.hashing import cached_sha256, sha256_file
 
 HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.checkpoint.WEIGHTS: the registry never imports the model code
@@ -359,7 +360,7 @@ class Registry:
 
     def _store_hypernet(self, folder: Path, sha256: str, replace: bool = False) -> None:
         with folder_atomic(self.hypernets_dir / sha256, replace=replace) as tmp:
-            shutil.copytree(folder, tmp, dirs_exist_ok=True)
+            copy_tree(folder, tmp)
             self._check_weights(tmp, sha256, f"the copy of {folder}")
 
     @staticmethod

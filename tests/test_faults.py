@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -433,3 +434,41 @@ def test_case_19_eval_data_dir_rows_of_the_wrong_shape_name_the_file_line_and_fi
     message = one_line("eval", "base", "--bench", "arc_easy", "--data-dir", data, "--shots", 1, "--base",
                        tiny_base_dir)
     assert message.startswith(f"error: {data / 'arc_easy.train.jsonl'} line 2 is a JSON list")
+
+
+@contextmanager
+def file_size_limit(limit: int):
+    """Writes past `limit` bytes of any file fail with EFBIG, as a full disk fails them with ENOSPC: RLIMIT_FSIZE,
+    the real kernel limit (`ulimit -f`), on this process while the block runs (SIGXFSZ ignored, so the write returns
+    the error instead of killing the process)."""
+    import resource
+
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_case_18_no_room_while_copying_a_hypernet_or_storing_an_adapter_is_one_line(trained_hypernet, t2l_home):
+    hn = str(trained_hypernet[0])
+    t2l("ls")  # the registry exists before the limit; its file stays under it
+    with file_size_limit(90_000):  # the hypernetwork's 100 kB of weights do not fit
+        line = one_line("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    assert line.startswith("error: no room to write ") and "a file size limit (see `ulimit -f`)" in line
+    assert "set T2L_HOME to a folder on a disk with room" in line and "Free some space" in line
+    assert json.loads(t2l("hypernets", "--json").output) == [] and json.loads(t2l("ls", "--json").output) == []
+    assert [p for p in t2l_home.rglob("*") if p.is_file() and "hypernets" in p.parts or p.suffix == ".tmp"] == []
+
+    t2l("make", "answer in small letters", "--hypernet", hn, "--name", "low")  # the hypernetwork now in the home
+    with file_size_limit(4_000):  # an adapter is 11 kB
+        line = one_line("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    assert line.startswith("error: no room to write ") and "T2L_HOME" in line
+    assert [r["name"] for r in json.loads(t2l("ls", "--json").output)] == ["low"]
+    assert_consistent(Registry(t2l_home))
+    assert not [p for p in t2l_home.rglob("*") if p.name.endswith(".tmp")]
+    t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")  # with room it goes on as ever
+    assert sorted(r["name"] for r in json.loads(t2l("ls", "--json").output)) == ["low", "up"]
