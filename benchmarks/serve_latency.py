@@ -130,7 +130,8 @@ def main() -> None:
     import httpx
 
     from t2l.chat import Engine, Sampling
-    from t2l_cli import actions
+    from t2l_cli.actions import adapters, use
+    from t2l_cli.actions.common import open_registry
     from t2l_cli.server.background import free_port
 
     from transformers import AutoTokenizer
@@ -165,8 +166,8 @@ def main() -> None:
             proc.wait(60)
     # a lone request in-process, as `t2l run` makes it (no HTTP)
     engine = Engine.load("smollm2-135m")
-    reg = actions.open_registry()
-    adapter = actions.load_chosen(engine, actions.chosen_row(reg, reg.get_adapter(ids[0])))
+    reg = open_registry()
+    adapter = use.load_chosen(engine, use.chosen_row(reg, reg.get_adapter(ids[0])))
     end = tuple((int(i), b) for i, b in END_BIAS.items())
     lone = engine.generate(engine.chat_ids([{"role": "user", "content": PROMPTS[0]}]),
                            Sampling(k, 0, logit_bias=end), adapter)
@@ -182,7 +183,7 @@ def main() -> None:
         tmp = Path(tempfile.mkdtemp(prefix="t2l-bench-vllm-"))
         folders = {f"a{i}": tmp / f"a{i}" for i in range(len(ids))}
         for adapter_id, folder in zip(ids, folders.values()):
-            actions.export(adapter_id, folder, force=False)
+            adapters.export(adapter_id, folder, force=False)
         port = free_port()
         proc = start_vllm(args.vllm, base_folder(DEFAULT_BASE)[0], folders, port)
         try:

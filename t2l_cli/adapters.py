@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from t2l_cli import actions
+from t2l_cli.actions import adapters as actions
+from t2l_cli.actions.common import open_registry
 from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short, visible, warn
 
 app = typer.Typer()
@@ -114,7 +115,7 @@ def show(ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) 
 @errors_to_exit
 def rm(refs: Annotated[list[str], typer.Argument(help="Adapter ids (or unique prefixes) or names.")]):
     """Remove adapters from the registry (and their files, when no other adapter shares them)."""
-    for row in actions.open_registry().remove_adapters(refs):
+    for row in open_registry().remove_adapters(refs):
         out.print(f"removed {short(row.id)} {row.name or ''}".rstrip())
 
 
@@ -133,7 +134,7 @@ def export(
 @errors_to_exit
 def tag(ref: str, tags: Annotated[list[str], typer.Argument(help="Tags to add.")]):
     """Add tags to an adapter."""
-    row = actions.open_registry().tag(ref, tags)
+    row = open_registry().tag(ref, tags)
     out.print(f"{short(row.id)} tagged {' '.join(tags)}")
 
 
@@ -141,7 +142,7 @@ def tag(ref: str, tags: Annotated[list[str], typer.Argument(help="Tags to add.")
 @errors_to_exit
 def untag(ref: str, tags: Annotated[list[str], typer.Argument(help="Tags to remove.")]):
     """Remove tags from an adapter."""
-    row = actions.open_registry().untag(ref, tags)
+    row = open_registry().untag(ref, tags)
     out.print(f"{short(row.id)} untagged {' '.join(tags)}")
 
 
@@ -149,7 +150,7 @@ def untag(ref: str, tags: Annotated[list[str], typer.Argument(help="Tags to remo
 @errors_to_exit
 def rename(ref: str, name: str):
     """Rename an adapter (names are unique)."""
-    row = actions.open_registry().rename(ref, name)
+    row = open_registry().rename(ref, name)
     out.print(f"{short(row.id)} is now {row.name}")
 
 

@@ -13,7 +13,7 @@ from t2l.bench.unseen import METHODS as UNSEEN_METHODS
 from t2l.bench.unseen import UnseenSettings
 from t2l.errors import T2LError
 from t2l.home import t2l_home
-from t2l_cli import actions
+from t2l_cli.actions import bench as actions
 from t2l_cli.console import errors_to_exit, out, paper_events, progress_bars, unseen_events
 
 app = typer.Typer(help="End-to-end experiments.", no_args_is_help=True)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from t2l_cli import actions
+from t2l_cli.actions import evaluate as actions
 from t2l_cli.console import JsonOpt, NamedBars, errors_to_exit, out, print_json, transient_bars, warn
 
 app = typer.Typer()

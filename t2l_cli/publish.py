@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from t2l_cli import actions
+from t2l_cli.actions import publish as actions
 from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short
 
 app = typer.Typer()

@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 
 from t2l.home import t2l_home
-from t2l_cli.actions import hypernet_details, open_registry, restore_hypernets
+from t2l_cli.actions.common import open_registry
+from t2l_cli.actions.registry import hypernet_details, restore_hypernets
 from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short, visible
 
 registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
@@ -45,7 +46,7 @@ def hypernets_import(
                                                     "emb_model).")] = None,
 ):
     """Convert a Text-to-LoRA authors' checkpoint once into a t2l hypernetwork and register it."""
-    from t2l_cli.actions import import_hypernet
+    from t2l_cli.actions.registry import import_hypernet
 
     row, new = import_hypernet(path, name, base, encoder, busy=err.status)
     done = "registered hypernetwork" if new else "this checkpoint (weights, config and base) is registered already as"

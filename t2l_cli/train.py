@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from t2l.errors import T2LError
-from t2l_cli import actions
+from t2l_cli.actions import train as actions
 from t2l_cli.console import JsonOpt, errors_to_exit, out, print_json, progress_bars, short, training_events
 
 app = typer.Typer()

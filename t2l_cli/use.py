@@ -9,7 +9,8 @@ from rich.table import Table
 from registry import RegistryError
 from t2l.errors import T2LError
 from t2l.text import decode_utf8, require_utf8
-from t2l_cli import actions
+from t2l_cli.actions import use as actions
+from t2l_cli.actions.common import open_registry
 from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, warn
 
 app = typer.Typer()
@@ -41,7 +42,7 @@ class Session:
 
         if (ref is None) == (describe is None):
             raise typer.BadParameter("name an adapter (or 'base') or pass --describe TEXT, not both")
-        self.reg, self.hypernets = actions.open_registry(), actions.Hypernets()
+        self.reg, self.hypernets = open_registry(), actions.Hypernets()
         self.hypernet, self.save = hypernet, save
         with err.status("loading"):
             chosen = (actions.describe_adapter(self.reg, self.hypernets, describe, hypernet, save, base, warn)

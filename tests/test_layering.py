@@ -14,6 +14,7 @@ RULES = [
     ("t2l", ("t2l_cli", "registry", "typer", "rich", "sqlmodel"), "the library knows nothing of the CLI or registry"),
     ("registry", ("torch", "transformers"), "the registry opens without loading a model"),
     ("t2l/tasks", ("t2l.train",), "task collections sit below training"),
+    ("t2l_cli/actions", ("typer", "rich"), "actions return data; the verb files parse and print"),
 ]
 
 

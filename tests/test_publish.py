@@ -68,7 +68,8 @@ def test_hub_folder_has_card_config_and_weights_that_peft_loads(made, tiny_base_
 
 def test_upload_sends_the_folder_byte_for_byte_and_records_the_commit(made, online, monkeypatch, tmp_path):
     from t2l.publish import hub_folder
-    from t2l_cli.actions import open_registry, scores_for_card
+    from t2l_cli.actions.common import open_registry
+    from t2l_cli.actions.publish import scores_for_card
 
     with FakeHub(TOKEN) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)

@@ -25,7 +25,7 @@ def test_greedy_answer_through_the_hooks_matches_peft_generate(hn, tiny_base_dir
     from t2l.adapter import load_adapter
     from t2l.base import load_base
     from t2l.chat import transcript
-    from t2l_cli.actions import open_registry
+    from t2l_cli.actions.common import open_registry
 
     got = run_json("--describe", "answer in upper case", "hello", "--hypernet", hn, "--temperature", 0,
                    "--max-new-tokens", 12)

@@ -21,7 +21,8 @@ from starlette.exceptions import HTTPException
 from registry import RegistryError
 from t2l.errors import T2LError
 from t2l.home import t2l_home
-from t2l_cli import actions
+from t2l_cli.actions import adapters, serve
+from t2l_cli.actions.common import open_registry
 from t2l_cli.server.service import Service, UnknownModel
 
 STATIC = Path(__file__).parent / "static"
@@ -611,7 +612,7 @@ def _adapter_routes(app: FastAPI, service: Service) -> None:
     @app.post("/v1/adapters", status_code=201)
     def make(req: AdapterRequest):
         chosen = service.describe(req.description, req.name)
-        return public(actions.adapter_details(chosen.adapter_id))
+        return public(adapters.adapter_details(chosen.adapter_id))
 
     @app.get("/v1/adapters")
     def listing(q: str | None = None, limit: int = 200, by: Literal["words", "meaning"] = "words"):
@@ -619,24 +620,24 @@ def _adapter_routes(app: FastAPI, service: Service) -> None:
             raise Refused(f"limit must be a number of adapters from 1 to {MAX_LIST}, not {limit}; narrow the list "
                           "with q=WORDS", "limit")
         if q:  # by meaning: `t2l search`'s ranking (the description encoder's similarity), best first
-            hits = actions.search_adapters(q, limit, exact=by == "words")
+            hits = adapters.search_adapters(q, limit, exact=by == "words")
         else:
-            hits = [(None, r) for r in actions.list_adapters(None, None, "created", "lm-eval").rows[:limit]]
-        reg = actions.open_registry()
+            hits = [(None, r) for r in adapters.list_adapters(None, None, "created", "lm-eval").rows[:limit]]
+        reg = open_registry()
         tags = reg.tags([r.id for _, r in hits])
         return {"object": "list", "data": [r.as_dict(tags[r.id]) | ({} if sim is None else {"similarity": sim})
                                            for sim, r in hits]}
 
     @app.get("/v1/adapters/{ref}")
     def details(ref: str):
-        return public(actions.adapter_page(ref))
+        return public(serve.adapter_page(ref))
 
     @app.get("/v1/adapters/{ref}/download")
     def download(ref: str, format: Literal["safetensors", "peft"] = "safetensors"):
         if format == "peft":
-            name, data = actions.adapter_zip(ref)
+            name, data = serve.adapter_zip(ref)
             return Response(data, media_type="application/zip", headers={"Content-Disposition": attachment(name)})
-        name, path = actions.adapter_download(ref)
+        name, path = serve.adapter_download(ref)
         return FileResponse(path, media_type="application/octet-stream", filename=name)
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from registry import RegistryError
 from t2l.errors import T2LError
-from t2l_cli import actions
+from t2l_cli.actions import use
+from t2l_cli.actions.common import open_registry
 
 DESCRIBED = "t2l:"  # a model named t2l:<description> is made from the description on first use
 MAX_DESCRIPTION = 2_000  # characters; the description encoder reads only its first few hundred tokens anyway
@@ -25,7 +26,7 @@ class AmbiguousModel(T2LError):
 
 def _adapter(model: str):
     """The registered adapter `model` names; an id prefix that several adapters share is refused, listing them."""
-    reg = actions.open_registry()
+    reg = open_registry()
     try:
         return reg.get_adapter(model)
     except RegistryError as e:
@@ -67,9 +68,9 @@ class Service:
 
             torch.set_num_threads(settings.threads)
         self.settings = settings
-        reg = actions.open_registry()
-        self.hypernets = actions.Hypernets()
-        base = settings.base or actions.hypernet_base(reg, settings.hypernet)
+        reg = open_registry()
+        self.hypernets = use.Hypernets()
+        base = settings.base or use.hypernet_base(reg, settings.hypernet)
         self.engine = Engine.load(base, device=settings.device, on_status=on_status, max_batch=settings.max_batch)
         self.making = threading.Lock()  # one hypernetwork forward and registry write at a time
         self.described: dict[tuple[str, str], str] = {}  # (description, hypernet spec) -> adapter id
@@ -81,7 +82,7 @@ class Service:
 
     def models(self) -> list[dict]:
         """The base, then every registered adapter, newest first."""
-        rows = actions.open_registry().list_adapters()
+        rows = open_registry().list_adapters()
         return [{"id": "base", "description": f"the bare base model {self.base_name}", "adapter_id": None}] + [
             {"id": r.name or r.id, "description": r.description, "adapter_id": r.id, "created": r.created}
             for r in rows]
@@ -99,43 +100,43 @@ class Service:
         return {"id": row.name or row.id, "description": row.description, "adapter_id": row.id,
                 "created": row.created}
 
-    def resolve(self, model: str) -> actions.Chosen:
+    def resolve(self, model: str) -> use.Chosen:
         """'base' (or the base's name), a registered adapter's name or id, or t2l:<description>. Never a path: a
         request must not make the server read files of its choosing."""
         if model in ("base", self.base_name):
-            return actions.Chosen("base")
+            return use.Chosen("base")
         if model.startswith(DESCRIBED):
             return self.describe(model[len(DESCRIBED):])
-        reg = actions.open_registry()
+        reg = open_registry()
         try:
             row = _adapter(model)
         except RegistryError as e:
             raise UnknownModel(f"the model {model!r} does not exist: use 'base', an adapter from GET /v1/models, "
                                f"or {DESCRIBED}<description> ({e})") from None
         if row.id in self.loaded:  # hash-checked when it was loaded: no need to read the file again
-            return actions.Chosen(row.name or row.id[:8], row.id, hypernet_id=row.hypernet_id)
-        return actions.chosen_row(reg, row)
+            return use.Chosen(row.name or row.id[:8], row.id, hypernet_id=row.hypernet_id)
+        return use.chosen_row(reg, row)
 
-    def describe(self, description: str, name: str | None = None) -> actions.Chosen:
+    def describe(self, description: str, name: str | None = None) -> use.Chosen:
         """The registered adapter for `description` from the server's hypernetwork, made on first use."""
         if len(description) > MAX_DESCRIPTION:
             raise T2LError(f"the description is longer than {MAX_DESCRIPTION} characters; describe the task briefly")
         key = (description.strip(), self.settings.hypernet)
-        reg = actions.open_registry()
+        reg = open_registry()
         with self.making:
             if key in self.described and name is None:
                 try:
-                    return actions.chosen_row(reg, reg.get_adapter(self.described[key]))
+                    return use.chosen_row(reg, reg.get_adapter(self.described[key]))
                 except RegistryError:  # removed since: make it again
                     del self.described[key]
-            chosen = actions.describe_adapter(reg, self.hypernets, description, self.settings.hypernet,
-                                              base=self.settings.base)
+            chosen = use.describe_adapter(reg, self.hypernets, description, self.settings.hypernet,
+                                          base=self.settings.base)
             if name is not None:
-                chosen = actions.save_chosen(reg, chosen, name)
+                chosen = use.save_chosen(reg, chosen, name)
             self.described[key] = chosen.adapter_id
             return chosen
 
-    def weights(self, chosen: actions.Chosen):
+    def weights(self, chosen: use.Chosen):
         """`chosen` loaded for the engine (None for the base), from the cache when it was used lately."""
         if chosen.is_base:
             return None
@@ -145,8 +146,8 @@ class Service:
                 self.loaded.move_to_end(key)
                 return self.loaded[key]
             if chosen.path is None and chosen.made is None:  # resolved as loaded, evicted since: read it again
-                chosen = actions.chosen_row(actions.open_registry(), actions.open_registry().get_adapter(key))
-            self.loaded[key] = actions.load_chosen(self.engine, chosen)
+                chosen = use.chosen_row(open_registry(), open_registry().get_adapter(key))
+            self.loaded[key] = use.load_chosen(self.engine, chosen)
             while len(self.loaded) > self.settings.cached_adapters:
                 self.loaded.popitem(last=False)
             return self.loaded[key]

@@ -1,0 +1,56 @@
+"""The actions of `t2l hypernets` and `t2l registry`: registered hypernetworks shown, imported and restored."""
+
+from pathlib import Path
+
+from registry import Registry, RegistryError
+from t2l.home import t2l_home
+from t2l_cli.actions.common import Busy, idle, open_registry
+
+
+def hypernet_details(ref: str) -> dict:
+    """A hypernetwork's row, where its copy is stored, and how many adapters it made."""
+    reg = open_registry()
+    row = reg.get_hypernet(ref)
+    made = [a for a in reg.list_adapters() if a.hypernet_id == row.id]
+    try:
+        reg.hypernet_dir(row)
+        intact = True
+    except RegistryError:
+        intact = False
+    return row.as_dict() | {"stored": str(reg.hypernets_dir / row.sha256), "intact": intact, "adapters": len(made)}
+
+
+def restore_hypernets(reg: Registry, ids: list[str], sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
+    """Damaged stored hypernetworks restored from the first intact copy among `sources` and the shipped default:
+    ({id: source} restored, ids with no intact copy)."""
+    from t2l.checkpoint import DEFAULT_HYPERNET_DIR
+
+    restored, left = {}, []
+    for hn_id in ids:
+        source = reg.restore_hypernet(hn_id, [*sources, DEFAULT_HYPERNET_DIR])
+        if source is None:
+            left.append(hn_id)
+        else:
+            restored[hn_id] = source
+    return restored, left
+
+
+def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str | None,
+                    busy: Busy = idle) -> tuple[object, bool]:
+    """Convert the Text-to-LoRA authors' checkpoint at `path` once into a t2l checkpoint and register it (named
+    `name`, else after its folder); (the registry row, whether it is new: False when this very conversion, config
+    and base included, was registered before, under the row's name). The converted folder is built in a temporary
+    folder under the t2l home and copied into the store, so an interrupted import leaves nothing registered."""
+    import tempfile
+
+    from t2l.authors import find_checkpoint, import_checkpoint
+
+    reg = open_registry()
+    run = find_checkpoint(path).run
+    name = name or run.name
+    with tempfile.TemporaryDirectory(dir=t2l_home(), prefix=".import-") as tmp:
+        with busy(f"converting {path}"):
+            info = import_checkpoint(path, Path(tmp) / "hypernet", base=base, encoder=encoder)
+        known = {row.id for row in reg.list_hypernets()}
+        row = reg.add_hypernet(Path(tmp) / "hypernet", name=name, **info.registry_fields())
+        return row, row.id not in known

@@ -1,0 +1,40 @@
+"""The action of `t2l train`: run a recipe and register what it made."""
+
+from pathlib import Path
+
+from registry import Registry
+from t2l_cli.actions.common import open_registry
+
+
+def train(recipe: str, overrides: list[str], resume: Path | None, on_event):
+    """Run a recipe and register what it made; (the run's result, its registry row or None on a rank other than 0:
+    under torchrun rank 0 alone registers)."""
+    from t2l.train.recipe import load_recipe
+    from t2l.train.run import run_recipe
+
+    settings = load_recipe(recipe, overrides)
+    if settings.recipe == "recon":
+        settings.recon.sources = _recon_sources(settings.recon.sources)
+    result = run_recipe(settings, resume=resume, on_event=on_event)
+    if result.rank != 0:
+        return result, None
+    return result, _register_result(open_registry(), result, settings)
+
+
+def _recon_sources(sources: list) -> list:
+    """Recon sources with registered adapters' names or ids replaced by their stored, hash-checked files."""
+    reg = open_registry()
+    return [s if isinstance(s, dict) or Path(s).exists() else str(reg.adapter_file(reg.get_adapter(s)))
+            for s in sources]
+
+
+def _register_result(reg: Registry, result, settings):
+    if result.kind == "hypernet":
+        from t2l.checkpoint import read_hypernet_info
+
+        return reg.add_hypernet(result.artifact, name=settings.run.name,
+                                **read_hypernet_info(result.artifact).registry_fields())
+    from t2l.adapter import read_info
+
+    return reg.add_adapter(result.artifact.read_bytes(), name=settings.run.name, tags=[settings.recipe],
+                           **read_info(result.artifact).registry_fields())
