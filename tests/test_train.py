@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from conftest import TASKS, tiny_model
+from conftest import TASKS, t2l, tiny_model
 
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
@@ -343,3 +343,18 @@ def test_building_a_lora_shows_the_user_no_library_deprecation_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # peft reading a deprecated transformers alias warned here
         build_lora(tiny_model(), 2, 4.0, 0.0, ["q_proj"])
+
+
+def test_resume_without_train_steps_keeps_the_runs_own_budget(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    """`t2l train --resume RUN` took the shipped recipe's train.steps (2000 for sft) and wrote it into RUN's
+    recipe.yaml; the run's own budget holds unless train.steps= is given."""
+    run = tmp_path / "run"
+    first = json.loads(t2l("train", *tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, run, steps=3),
+                           "--json").stdout)
+    assert first["steps"] == 3 and first["completed"]
+    again = json.loads(t2l("train", "--resume", run, "--json").stdout)
+    assert again["steps"] == 3 and again["completed"]
+    assert load_recipe(str(run / "recipe.yaml")).train.steps == 3
+    more = json.loads(t2l("train", "--resume", run, "train.steps=4", "--json").stdout)
+    assert more["steps"] == 4 and load_recipe(str(run / "recipe.yaml")).train.steps == 4
+

@@ -91,6 +91,9 @@ class Recipe:
     train: TrainSettings = field(default_factory=TrainSettings)
     run: RunSettings = field(default_factory=RunSettings)
     recon: ReconSettings = field(default_factory=ReconSettings)
+    # the keys the user gave (load_recipe's overrides: "train.steps", ...); None: all of them, as for a recipe
+    # built in code. A resumed run takes train.steps, run.max_minutes and data.tasks only from keys given.
+    given: typing.ClassVar[frozenset[str] | None] = None
 
     def __post_init__(self):
         if self.recipe not in KINDS:
@@ -216,7 +219,9 @@ def load_recipe(name_or_path: str, overrides: list[str] = ()) -> Recipe:
             if not isinstance(node, dict):
                 raise T2LError(f"override {key}: {part} is not a section")
         node[parts[-1]] = yaml.safe_load(raw) if raw else None
-    return _build(Recipe, data, "")
+    recipe = _build(Recipe, data, "")
+    recipe.given = frozenset(item.partition("=")[0] for item in overrides)
+    return recipe
 
 
 def dump_recipe(recipe: Recipe) -> str:

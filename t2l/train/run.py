@@ -56,7 +56,8 @@ def run_recipe(recipe: Recipe, resume: Path | None = None, on_event: Event | Non
     """Train as the recipe says. With `resume`, continue the run in that folder from its last checkpoint
     (settings come from its recipe.yaml; `recipe` then only gives train.steps, run.max_minutes and data.tasks, the
     last so that a run folder copied to another machine can point at its copy of the collection: the collection's
-    sha256 must be the one the run trained on)."""
+    sha256 must be the one the run trained on). Of a recipe from `load_recipe` only the keys its overrides gave
+    count: without train.steps= the run keeps its own budget, not the shipped recipe's."""
     from t2l.train import distributed
 
     started_group = distributed.init_from_env()
@@ -80,8 +81,13 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
         if not (resume / "recipe.yaml").is_file():
             raise T2LError(f"{resume} is not a run folder (no recipe.yaml); give the folder a run printed")
         saved = load_recipe(str(resume / "recipe.yaml"))
-        saved.train.steps, saved.run.max_minutes = recipe.train.steps, recipe.run.max_minutes
-        saved.data.tasks = recipe.data.tasks
+        given = lambda key: recipe.given is None or key in recipe.given  # noqa: E731 - else the run's own value
+        if given("train.steps"):
+            saved.train.steps = recipe.train.steps
+        if given("run.max_minutes"):
+            saved.run.max_minutes = recipe.run.max_minutes
+        if given("data.tasks"):
+            saved.data.tasks = recipe.data.tasks
         recipe, out = saved, resume
     else:
         stamp = distributed.same_on_all_ranks(datetime.now().strftime("%Y%m%d-%H%M%S"))
