@@ -358,3 +358,14 @@ def test_resume_without_train_steps_keeps_the_runs_own_budget(collection, tiny_b
     more = json.loads(t2l("train", "--resume", run, "train.steps=4", "--json").stdout)
     assert more["steps"] == 4 and load_recipe(str(run / "recipe.yaml")).train.steps == 4
 
+
+def test_the_loops_own_refusals_are_t2l_errors_with_a_fix(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    """Holding every task out was ValueError, which the CLI reports as a bug in t2l; it is one line with the fix."""
+    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r")
+    result = t2l("train", *over, "data.holdout=3", code=1)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: no training examples left after holding tasks out")
+    assert "lower data.holdout" in lines[-1] and "bug" not in result.output
+    for key in ("train.description_noise=-1", "train.no_description=1"):
+        with pytest.raises(T2LError, match=f"set .*{key.split('=')[0]}="):
+            load_recipe("sft", [key])

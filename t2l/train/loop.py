@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from t2l.errors import T2LError
 from t2l.lm import head_logits
 from t2l.train.data import IGNORE
 
@@ -49,9 +50,11 @@ class TrainSettings:
 
     def __post_init__(self):
         if self.description_noise < 0:
-            raise ValueError(f"train.description_noise must be 0 or more, not {self.description_noise}")
+            raise T2LError(f"train.description_noise must be 0 or more, not {self.description_noise}; set "
+                           "train.description_noise=0 (off) or a small spread such as 0.1")
         if not 0 <= self.no_description < 1:
-            raise ValueError(f"train.no_description must be at least 0 and below 1, not {self.no_description}")
+            raise T2LError(f"train.no_description must be at least 0 and below 1, not {self.no_description}; set "
+                           "a share such as train.no_description=0.25 (0: every draw keeps its description)")
 
 
 @dataclass
@@ -78,7 +81,8 @@ class Sampler:
         tasks = torch.tensor(example_tasks)
         valid = torch.nonzero(tasks >= 0).flatten()
         if len(valid) == 0:
-            raise ValueError("no training examples left after holding tasks out")
+            raise T2LError("no training examples left after holding tasks out: every task with examples is held "
+                           "out; lower data.holdout, or train on a collection with more tasks")
         self.rows_by_task = valid[torch.argsort(tasks[valid], stable=True)]
         self.counts = torch.bincount(tasks[valid], minlength=len(descriptions_per_task))
         self.offsets = torch.cumsum(self.counts, 0) - self.counts
@@ -153,7 +157,9 @@ class Trainer:
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
         if settings.batch_size % self.world:
-            raise ValueError(f"batch_size {settings.batch_size} must be a multiple of the {self.world} processes")
+            fits = max(self.world, settings.batch_size // self.world * self.world)
+            raise T2LError(f"train.batch_size={settings.batch_size} must be a multiple of the {self.world} processes; "
+                           f"set train.batch_size={fits}, or start a number of processes that divides it")
         module = objective.module
         if self.distributed:
             module = torch.nn.parallel.DistributedDataParallel(module)
