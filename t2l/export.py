@@ -1,16 +1,23 @@
-"""Writing adapters out, whole or not at all: one .safetensors file, or a PEFT folder (the same bytes as
-adapter_model.safetensors, adapter_config.json and a model card)."""
+"""Writing adapters out, whole or not at all: one .safetensors file, a PEFT folder (the same bytes as
+adapter_model.safetensors, adapter_config.json and a model card), or a GGUF LoRA for llama.cpp and ollama
+(`t2l.gguf_lora`)."""
 
 import json
 import os
 from pathlib import Path
 
-from t2l.adapter import PEFT_CONFIG, PEFT_WEIGHTS, AdapterInfo, adapter_bytes, is_folder_form, read_info, weights_file
+from t2l.adapter import (PEFT_CONFIG, PEFT_WEIGHTS, AdapterInfo, adapter_bytes, is_folder_form, read_adapter, read_info,
+                         weights_file)
 from t2l.card import card, outside_peft_config
 from t2l.errors import T2LError
 from t2l.files import folder_atomic, write_bytes_atomic
 
 FOLDER_FILES = (PEFT_WEIGHTS, PEFT_CONFIG, "README.md")  # what write_peft_folder writes
+FILE_SUFFIXES = (".safetensors", ".gguf")  # one file; any other name is a PEFT folder
+
+
+def _folder(path: Path) -> bool:
+    return Path(path).suffix not in FILE_SUFFIXES
 
 
 def check_output(path: Path, force: bool) -> None:
@@ -21,12 +28,12 @@ def check_output(path: Path, force: bool) -> None:
     if path.name in ("", ".", ".."):  # '.', '..', '/': folders that hold others, never an adapter's own
         raise T2LError(f"cannot write the adapter to {str(path)!r}: it names the folder you are in (or one above "
                        f"it), not a new one; give it a name of its own, e.g. {path / 'my-adapter'}")
-    if path.is_dir() and not is_folder_form(path):
-        raise T2LError(f"{path} is a folder, but a .safetensors name writes one file; remove the folder or choose "
+    if path.is_dir() and not _folder(path):
+        raise T2LError(f"{path} is a folder, but a {path.suffix} name writes one file; remove the folder or choose "
                        "another path")
-    if path.exists() and not path.is_dir() and is_folder_form(path):
-        raise T2LError(f"{path} is a file, but a name without .safetensors writes a PEFT folder; remove the file or "
-                       "name the output NAME.safetensors")
+    if path.exists() and not path.is_dir() and _folder(path):
+        raise T2LError(f"{path} is a file, but a name without .safetensors or .gguf writes a PEFT folder; remove the "
+                       "file or name the output NAME.safetensors (or NAME.gguf for llama.cpp)")
     if path.exists() and not force:
         raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
     if path.is_dir():
@@ -51,20 +58,34 @@ def _check_replaceable(folder: Path) -> None:
 
 
 def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False) -> Path:
-    """Either form, chosen by `path`'s suffix, from the tensors."""
+    """Any form, chosen by `path`'s suffix, from the tensors."""
     check_output(path, force)
+    if Path(path).suffix == ".gguf":
+        return _write_gguf(tensors, info, Path(path))
     return _write(adapter_bytes(tensors, info), info, Path(path))
 
 
 def export_adapter(src: Path, dest: Path, force: bool = False, name: str | None = None) -> Path:
-    """Copy a t2l adapter into either form, chosen by `dest`'s suffix: its file's bytes as they are, never re-encoded
-    (what the registry hashed is what leaves it). A folder's model card is titled `name` (the adapter's), else the
-    folder's."""
+    """Copy a t2l adapter into any form, chosen by `dest`'s suffix: its file's bytes as they are, never re-encoded
+    (what the registry hashed is what leaves it), or converted to a llama.cpp GGUF for a `.gguf` name. A folder's
+    model card (a GGUF's general.name) is `name` (the adapter's), else the folder's."""
     check_output(dest, force)
     info = read_info(src)
     if info is None:
         raise T2LError(f"{src} was not made by t2l; copy it with ordinary file tools")
+    if Path(dest).suffix == ".gguf":
+        return _write_gguf(read_adapter(src)[0], info, Path(dest), name)
     return _write(weights_file(src).read_bytes(), info, Path(dest), name)
+
+
+def _write_gguf(tensors: dict, info: AdapterInfo, path: Path, name: str | None = None) -> Path:
+    from t2l.gguf_lora import base_layout, write_gguf_lora
+
+    layout = base_layout(info.base_spec)
+    try:
+        return write_gguf_lora(tensors, info.alpha, layout, path, name or path.stem)
+    except OSError as e:
+        raise T2LError(f"cannot write {path} ({e.strerror}); choose another output path") from None
 
 
 def _write(data: bytes, info: AdapterInfo, path: Path, name: str | None = None) -> Path:

@@ -131,7 +131,7 @@ def output_plan(count: int, output: Path | None, name: str | None) -> list[tuple
     """
     if count == 1:
         return [(name or (output.stem if output else None), output)]
-    if output is not None and output.suffix == ".safetensors":
+    if output is not None and output.suffix in (".safetensors", ".gguf"):
         raise T2LError(f"{count} descriptions make {count} adapters: give -o a folder, not the file {output}")
     stem = name or (output.name if output else None)
     names = [f"{stem}-{i}" if stem else None for i in range(1, count + 1)]

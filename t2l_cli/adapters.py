@@ -19,7 +19,7 @@ app = typer.Typer()
 def make(
     descriptions: Annotated[Optional[list[str]], typer.Argument(help="Task descriptions, one adapter each.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the adapter here: "
-                      "NAME.safetensors (one file) or a folder (PEFT layout).")] = None,
+                      "NAME.safetensors (one file), NAME.gguf (llama.cpp, ollama) or a folder (PEFT layout).")] = None,
     hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a checkpoint folder, or a "
                                           "registered name or id.")] = "default",
     name: Annotated[Optional[str], typer.Option(help="Adapter name (default: the output's stem).")] = None,
@@ -123,7 +123,8 @@ def rm(refs: Annotated[list[str], typer.Argument(help="Adapter ids (or unique pr
 @errors_to_exit
 def export(
     ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) or name.")],
-    path: Annotated[Path, typer.Argument(help="NAME.safetensors (one file) or a folder (PEFT layout).")],
+    path: Annotated[Path, typer.Argument(help="NAME.safetensors (one file), NAME.gguf (a llama.cpp LoRA for "
+                                         "llama.cpp and ollama) or a folder (PEFT layout).")],
     force: Annotated[bool, typer.Option(help="Overwrite an existing file or folder.")] = False,
 ):
     """Copy a stored adapter out of the registry."""
