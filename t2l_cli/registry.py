@@ -9,7 +9,7 @@ from rich.table import Table
 
 from t2l.home import t2l_home
 from t2l_cli.actions.common import open_registry
-from t2l_cli.actions.registry import hypernet_details, restore_hypernets
+from t2l_cli.actions.registry import hypernet_details, verify_registry
 from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, short, visible
 
 registry_app = typer.Typer(help="The registry database and its files.", no_args_is_help=True)
@@ -126,29 +126,19 @@ def registry_verify(
     json_: JsonOpt = False,
 ):
     """Check every adapter file is present and matches its sha256 (exit 1 if not); list files no row refers to."""
-    reg = open_registry()
-    report = reg.verify()
-    if json_:
-        print_json(report)
-    else:
+
+    def show(report: dict) -> None:
+        if json_:
+            print_json(report)
+            return
         for kind, items in report.items():
             out.print(f"{kind}: {len(items)}" + "".join(f"\n  {i}" for i in items))
-    if fix and (report["orphans"] or report["leftovers"]):
-        removed = reg.collect_garbage(report)
-        err.print(f"removed {len(removed)} unreferenced files (younger ones may belong to a write in progress)")
-    if fix and report["missing"]:
-        if yes or typer.confirm(f"remove {len(report['missing'])} rows whose file is missing?", err=True):
-            reg.drop_dangling(report["missing"])
-            err.print(f"removed {len(report['missing'])} rows")
-            report = reg.verify()
-    if fix and report["hypernets"]:
-        restored, left = restore_hypernets(reg, report["hypernets"], hypernet_source or [])
-        for hn_id, source in restored.items():
-            err.print(f"restored hypernetwork {short(hn_id)} from {source}")
-        for hn_id in left:
-            err.print(f"no intact copy of hypernetwork {short(hn_id)}: pass --hypernet-source DIR, or remove it with "
-                      f"`t2l hypernets rm {short(hn_id)}`")
-        report = reg.verify()
-    if report["database"] or report["missing"] or report["corrupted"] or report["hypernets"]:
-        raise typer.Exit(1)  # unreferenced files are garbage, not damage
+
+    def restored(hn_id: str, source: Path | None) -> None:
+        err.print(f"restored hypernetwork {short(hn_id)} from {source}" if source else
+                  f"no intact copy of hypernetwork {short(hn_id)}: pass --hypernet-source DIR, or remove it with "
+                  f"`t2l hypernets rm {short(hn_id)}`")
+
+    if verify_registry(fix, hypernet_source or [], on_report=show,
+                       confirm=lambda q: yes or typer.confirm(q, err=True), say=err.print, on_restore=restored):
         raise typer.Exit(1)

@@ -20,17 +20,20 @@ def serve(
     api_key: Annotated[Optional[str], typer.Option(envvar="T2L_API_KEY", show_default=False,
                                                    help="Require 'Authorization: Bearer KEY' on every route but "
                                                         "/health and the page's files (or set T2L_API_KEY).")] = None,
-    base: Annotated[Optional[str], typer.Option(help="Base model (default: the hypernetwork's own).")] = None,
+    base: Annotated[Optional[str], typer.Option(help="Base model (default: the hypernetwork's own).")]
+    = ServeSettings.base,
     hypernet: Annotated[str, typer.Option(help="Hypernetwork for t2l:<description> models and POST /v1/adapters: "
-                                          "'default', a checkpoint folder, or a registered name or id.")] = "default",
-    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")] = "auto",
+                                          "'default', a checkpoint folder, or a registered name or id.")]
+    = ServeSettings.hypernet,
+    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")]
+    = ServeSettings.device,
     max_batch: Annotated[int, typer.Option(min=1, help="Answers generated together, one row of the batch each (a "
                                            "request with n > 1 takes n); more wait, first come first served.")]
     = ServeSettings.max_batch,
     threads: Annotated[Optional[int], typer.Option(min=1, show_default=False, help="torch threads for the model "
                                                    "(default: torch's own choice, one per physical core, which "
                                                    "is fastest when the server has the machine to itself; fewer "
-                                                   "leaves cores to other work).")] = None,
+                                                   "leaves cores to other work).")] = ServeSettings.threads,
     cors_origin: Annotated[Optional[str], typer.Option(help="Let browser pages from this origin (e.g. "
                                                        "https://app.example) call the API; off by default.")] = None,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body accepted, in MB; a larger "

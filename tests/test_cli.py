@@ -223,3 +223,13 @@ def test_concurrent_training_runs_get_one_progress_bar_each():
     on_event("t2l", "status", "encoding descriptions")
     assert [t.description for t in progress.tasks] == ["mt-lora", "t2l: encoding descriptions"]
     assert [t.total for t in progress.tasks] == [3, 3]
+
+
+def test_the_dispatch_table_lists_every_verb_of_every_module():
+    """app.VERBS is where a reader finds a verb: a command a verb module defines but the table leaves out would be
+    missing from `t2l`, so none may be left out."""
+    from t2l_cli import app
+
+    for module in set(app.VERBS.values()):
+        defined = {c.name or c.callback.__name__.lower().replace("_", "-") for c in module.app.registered_commands}
+        assert defined == {verb for verb, m in app.VERBS.items() if m is module}, module.__name__

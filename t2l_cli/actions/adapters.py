@@ -17,7 +17,7 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     examples and no description, one adapter from the examples alone), each written to its output too when there
     is one; (row, its tags, output) per adapter. Outputs and names are checked before anything is loaded."""
     from t2l.examples import read_examples
-    from t2l.export import check_output, export_adapter
+    from t2l.export import check_output
     from t2l.make import Generator, output_plan, read_descriptions, validate_description
 
     texts = [validate_description(d) for d in descriptions]
@@ -39,7 +39,7 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots)
     for row, (_, path) in zip(stored, plan):
         if path is not None:
-            export_adapter(reg.adapter_file(row), path, force=force, name=card_name(row))
+            export_row(reg, row, path, force)
     tags_of = reg.tags([row.id for row in stored])
     return [(row, tags_of[row.id], path) for row, (_, path) in zip(stored, plan)]
 
@@ -113,7 +113,11 @@ def search_adapters(text: str, limit: int, exact: bool, busy: Busy = idle) -> li
 def adapter_details(ref: str) -> dict:
     """Everything the registry knows about one adapter: its row, stored file, scores, uploads and hypernetwork."""
     reg = open_registry()
-    row = reg.get_adapter(ref)
+    return details(reg, reg.get_adapter(ref))
+
+
+def details(reg: Registry, row: Adapter) -> dict:
+    """adapter_details of a row."""
     data = row.as_dict(reg.tags([row.id])[row.id])
     data["file"] = str(reg.stored_path(row.sha256))
     data["evals"] = [e.as_dict() for e in reg.evals(row.id)]
@@ -127,10 +131,14 @@ def adapter_details(ref: str) -> dict:
 
 def export(ref: str, path: Path, force: bool) -> Path:
     """A stored adapter, hash-checked, copied to `path` as one file or a PEFT folder."""
+    reg = open_registry()
+    return export_row(reg, reg.get_adapter(ref), path, force)
+
+
+def export_row(reg: Registry, row: Adapter, path: Path, force: bool) -> Path:
+    """export of a row."""
     from t2l.export import export_adapter
 
-    reg = open_registry()
-    row = reg.get_adapter(ref)
     return export_adapter(reg.adapter_file(row), path, force=force, name=card_name(row))
 
 

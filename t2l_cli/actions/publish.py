@@ -47,6 +47,7 @@ class Upload:
     repo_id: str
     folder: Path
     files: list[tuple[str, int]]  # (name, bytes), sorted
+    registry: Registry  # the handle it was staged from, which records the upload
     user_unknown: str | None = None  # why repo_id's user is a placeholder (a dry run offline or logged out)
 
 
@@ -67,7 +68,7 @@ def staged_upload(ref: str | None, repo_id: str | None, dry_run: bool = False) -
     with tempfile.TemporaryDirectory(prefix="t2l-publish-") as tmp:
         folder = hub_folder(reg.adapter_file(row), Path(tmp) / "repo", name, scores, repo_id)
         yield Upload(row, name, repo_id, folder, [(p.name, p.stat().st_size) for p in sorted(folder.iterdir())],
-                     user_unknown)
+                     reg, user_unknown)
 
 
 HUB_USER_PLACEHOLDER = "YOUR-HUB-USER"
@@ -91,6 +92,6 @@ def upload(staged: Upload, private: bool):
     from t2l.publish import upload as upload_folder
 
     done = upload_folder(staged.folder, staged.repo_id, private)
-    open_registry().add_publication(staged.adapter.id, repo_id=done.repo_id, commit_sha=done.commit, url=done.url,
+    staged.registry.add_publication(staged.adapter.id, repo_id=done.repo_id, commit_sha=done.commit, url=done.url,
                                     private=private)
     return done

@@ -1,5 +1,6 @@
 """The actions of `t2l hypernets` and `t2l registry`: registered hypernetworks shown, imported and restored."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 from registry import Registry, RegistryError
@@ -54,3 +55,32 @@ def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str
         known = {row.id for row in reg.list_hypernets()}
         row = reg.add_hypernet(Path(tmp) / "hypernet", name=name, **info.registry_fields())
         return row, row.id not in known
+
+
+def verify_registry(fix: bool, hypernet_sources: list[Path], on_report: Callable[[dict], None],
+                    confirm: Callable[[str], bool], say: Callable[[str], None],
+                    on_restore: Callable[[str, Path | None], None]) -> bool:
+    """`t2l registry verify`: every stored file checked (the report goes to `on_report` before anything changes);
+    with `fix`, unreferenced files older than ten minutes removed, rows whose file is missing dropped when `confirm`
+    agrees, and damaged hypernetworks restored from `hypernet_sources` or the shipped default (`on_restore` gets each
+    id with its source, None when there is no intact copy). Whether damage is left: a damaged database, missing or
+    corrupted files, damaged hypernetworks (unreferenced files are garbage, not damage)."""
+    reg = open_registry()
+    report = reg.verify()
+    on_report(report)
+    if fix and (report["orphans"] or report["leftovers"]):
+        removed = reg.collect_garbage(report)
+        say(f"removed {len(removed)} unreferenced files (younger ones may belong to a write in progress)")
+    if fix and report["missing"]:
+        if confirm(f"remove {len(report['missing'])} rows whose file is missing?"):
+            reg.drop_dangling(report["missing"])
+            say(f"removed {len(report['missing'])} rows")
+            report = reg.verify()
+    if fix and report["hypernets"]:
+        restored, left = restore_hypernets(reg, report["hypernets"], hypernet_sources)
+        for hn_id, source in restored.items():
+            on_restore(hn_id, source)
+        for hn_id in left:
+            on_restore(hn_id, None)
+        report = reg.verify()
+    return bool(report["database"] or report["missing"] or report["corrupted"] or report["hypernets"])

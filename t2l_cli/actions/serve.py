@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from t2l_cli.actions.adapters import adapter_details, export
+from t2l_cli.actions.adapters import details, export_row
 from t2l_cli.actions.common import card_name, open_registry
 from t2l_cli.actions.publish import scores_for_card
 
@@ -14,9 +14,9 @@ def adapter_page(ref: str) -> dict:
     from t2l.adapter import read_info
     from t2l.card import card
 
-    data = adapter_details(ref)
     reg = open_registry()
-    row = reg.get_adapter(data["id"])
+    row = reg.get_adapter(ref)
+    data = details(reg, row)
     scores = scores_for_card(reg, row.id)
     info = read_info(reg.adapter_file(row))
     return data | {"card": card(info, card_name(row), scores, None) if info else None,
@@ -37,10 +37,11 @@ def adapter_zip(ref: str) -> tuple[str, bytes]:
     import zipfile
 
     reg = open_registry()
-    name = card_name(reg.get_adapter(ref))
+    row = reg.get_adapter(ref)
+    name = card_name(row)
     buffer = io.BytesIO()
     with tempfile.TemporaryDirectory(prefix="t2l-zip-") as tmp:
-        folder = export(ref, Path(tmp) / name, force=False)
+        folder = export_row(reg, row, Path(tmp) / name, force=False)
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
             for p in sorted(folder.iterdir()):
                 z.write(p, f"{name}/{p.name}")

@@ -13,17 +13,18 @@ def train(recipe: str, overrides: list[str], resume: Path | None, on_event):
     from t2l.train.run import run_recipe
 
     settings = load_recipe(recipe, overrides)
+    reg = None  # opened where it is needed: every rank reads recon's sources, rank 0 alone registers
     if settings.recipe == "recon":
-        settings.recon.sources = _recon_sources(settings.recon.sources)
+        reg = open_registry()
+        settings.recon.sources = _recon_sources(reg, settings.recon.sources)
     result = run_recipe(settings, resume=resume, on_event=on_event)
     if result.rank != 0:
         return result, None
-    return result, _register_result(open_registry(), result, settings)
+    return result, _register_result(reg or open_registry(), result, settings)
 
 
-def _recon_sources(sources: list) -> list:
+def _recon_sources(reg: Registry, sources: list) -> list:
     """Recon sources with registered adapters' names or ids replaced by their stored, hash-checked files."""
-    reg = open_registry()
     return [s if isinstance(s, dict) or Path(s).exists() else str(reg.adapter_file(reg.get_adapter(s)))
             for s in sources]
 

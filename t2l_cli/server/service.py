@@ -24,9 +24,8 @@ class AmbiguousModel(T2LError):
     param = "model"
 
 
-def _adapter(model: str):
+def _adapter(reg, model: str):
     """The registered adapter `model` names; an id prefix that several adapters share is refused, listing them."""
-    reg = open_registry()
     try:
         return reg.get_adapter(model)
     except RegistryError as e:
@@ -93,7 +92,7 @@ class Service:
         if model in ("base", self.base_name):
             return self.models()[0]
         try:
-            row = _adapter(model)
+            row = _adapter(open_registry(), model)
         except RegistryError as e:
             raise UnknownModel(f"the model {model!r} does not exist: use 'base' or an adapter from GET /v1/models "
                                f"({e})") from None
@@ -109,7 +108,7 @@ class Service:
             return self.describe(model[len(DESCRIBED):])
         reg = open_registry()
         try:
-            row = _adapter(model)
+            row = _adapter(reg, model)
         except RegistryError as e:
             raise UnknownModel(f"the model {model!r} does not exist: use 'base', an adapter from GET /v1/models, "
                                f"or {DESCRIBED}<description> ({e})") from None
@@ -146,7 +145,8 @@ class Service:
                 self.loaded.move_to_end(key)
                 return self.loaded[key]
             if chosen.path is None and chosen.made is None:  # resolved as loaded, evicted since: read it again
-                chosen = use.chosen_row(open_registry(), open_registry().get_adapter(key))
+                reg = open_registry()
+                chosen = use.chosen_row(reg, reg.get_adapter(key))
             self.loaded[key] = use.load_chosen(self.engine, chosen)
             while len(self.loaded) > self.settings.cached_adapters:
                 self.loaded.popitem(last=False)
