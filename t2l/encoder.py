@@ -68,8 +68,9 @@ class DescriptionEncoder:
         self.forward, self.tokenize = (_plain_backend(folder, bert.load_bert) if use_plain
                                        else _transformers_backend(folder))
 
-    def encode(self, texts: list[str], chunk: int = 64) -> Encoded:
-        """Embeddings of `texts`, `chunk` at a time (a collection can have hundreds of long descriptions)."""
+    def encode(self, texts: list[str], chunk: int = 64, on_progress=None) -> Encoded:
+        """Embeddings of `texts`, `chunk` at a time (a collection can have thousands of long descriptions);
+        `on_progress(texts done, texts)` after each chunk."""
         import torch
 
         parts, truncated = [], []
@@ -77,6 +78,8 @@ class DescriptionEncoder:
             emb, trunc = self._encode(texts[i : i + chunk])
             parts.append(emb)
             truncated += trunc
+            if on_progress:
+                on_progress(min(i + chunk, len(texts)), len(texts))
         return Encoded(torch.cat(parts), truncated)
 
     def _encode(self, texts: list[str]):

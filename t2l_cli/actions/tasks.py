@@ -24,7 +24,7 @@ def build_tasks(source_kind: str, out_dir: Path, source: Path | None, max_exampl
         if source is None:
             raise T2LError("--from sni needs --source FOLDER with the task JSON files")
         tasks, manifest = build_sni(source, max_examples=max_examples, on_progress=on_progress,
-                                    descriptions=descriptions)
+                                    descriptions=descriptions, on_status=on_status)
     elif source_kind == "unseen":
         from t2l.tasks.unseen import build_unseen, training_tasks
 
