@@ -101,4 +101,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE adapter ADD COLUMN examples_sha256 TEXT
         """,
     ),
+    (
+        "adapter_outputs",
+        """
+        CREATE TABLE adapteroutput (
+            adapter_id TEXT NOT NULL REFERENCES adapter(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            written BOOLEAN NOT NULL DEFAULT 0,
+            created TIMESTAMP NOT NULL,
+            PRIMARY KEY (adapter_id, path)
+        )
+        """,
+    ),
 ]

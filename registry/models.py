@@ -68,6 +68,16 @@ class AdapterTag(SQLModel, table=True):
     tag: str = Field(primary_key=True)
 
 
+class AdapterOutput(SQLModel, table=True):
+    """A file or folder `make -o` was asked to write an adapter to, recorded with the adapter's row; `written` once
+    it is (a make killed in between leaves it false, and a rerun of the same make writes it)."""
+
+    adapter_id: str = Field(primary_key=True, foreign_key="adapter.id")
+    path: str = Field(primary_key=True)  # absolute
+    written: bool = False
+    created: datetime = Field(default_factory=utcnow)
+
+
 class EvalRun(SQLModel, table=True):
     """One metric of one benchmark run; the rows of one run share everything but metric, value and stderr."""
 

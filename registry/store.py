@@ -17,7 +17,7 @@ from sqlmodel import func as sqlfunc
 
 from registry.db import open_engine, writable
 from registry.errors import RegistryError
-from registry.models import Adapter, AdapterTag, EvalRun, Hypernet, Publication
+from registry.models import Adapter, AdapterOutput, AdapterTag, EvalRun, Hypernet, Publication
 # plain os/uuid; t2l's package root imports nothing heavy
 from t2l.files import copy_tree, folder_atomic, write_bytes_atomic
 from t2l.hashing import cached_sha256, sha256_file
@@ -78,8 +78,10 @@ class Registry:
     # -- adapters ---------------------------------------------------------------------------------
 
     def add_adapter(self, data: bytes, *, name: str | None, tags: list[str] = (), force: bool = False,
-                    **fields) -> Adapter:
-        """Store an adapter file's bytes and its row in one go; `fields` are Adapter columns.
+                    output: Path | None = None, **fields) -> Adapter:
+        """Store an adapter file's bytes and its row in one go; `fields` are Adapter columns. `output`: where the
+        caller will write the adapter next (`make -o`), recorded in the same commit as not yet written (see
+        `output_written`), so an interrupted make is seen.
 
         A taken name is an error unless `force`, which moves the name to the new adapter, or unless it names these
         very bytes: then the same adapter is being made again (a rerun of an interrupted `make`), and its row, with
@@ -102,6 +104,7 @@ class Registry:
                     if taken and taken.sha256 == sha:
                         have = {t.tag for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == taken.id))}
                         s.add_all(AdapterTag(adapter_id=taken.id, tag=t) for t in tags if t not in have)
+                        self._record_output(s, taken.id, output)
                         return taken
                     if taken and not force:
                         raise self._name_taken(name, taken.id)
@@ -112,10 +115,43 @@ class Registry:
                 s.add(row)
                 s.flush()
                 s.add_all(AdapterTag(adapter_id=row.id, tag=t) for t in tags)
+                self._record_output(s, row.id, output)
             return row
         except BaseException:
             self._drop_file_if_unused(sha)
             raise
+
+    @staticmethod
+    def _record_output(s: Session, adapter_id: str, output: Path | None) -> None:
+        if output is not None:
+            path = str(Path(output).absolute())
+            if s.get(AdapterOutput, (adapter_id, path)) is None:
+                s.add(AdapterOutput(adapter_id=adapter_id, path=path))
+
+    def output_written(self, adapter_id: str, output: Path) -> None:
+        """The output recorded with an adapter (`add_adapter(output=...)`) is written now. Writes only when one is
+        pending, so exporting from a read-only registry still works."""
+        key = (adapter_id, str(Path(output).absolute()))
+        with self._session() as s:
+            row = s.get(AdapterOutput, key)
+            if row is None or row.written:
+                return
+        with self._writing() as s:
+            row = s.get(AdapterOutput, key)
+            if row is not None:
+                row.written = True
+                s.add(row)
+
+    def unwritten_outputs(self, adapter_ids: list[str] | None = None) -> dict[str, list[str]]:
+        """adapter id -> the outputs recorded for it and never written (a `make -o` killed after its commit)."""
+        out: dict[str, list[str]] = {}
+        with self._session() as s:
+            q = select(AdapterOutput).where(AdapterOutput.written == False)  # noqa: E712 - SQL, not Python
+            if adapter_ids is not None:
+                q = q.where(col(AdapterOutput.adapter_id).in_(adapter_ids))
+            for row in s.exec(q.order_by(col(AdapterOutput.created))):
+                out.setdefault(row.adapter_id, []).append(row.path)
+        return out
 
     def list_adapters(self, tag: str | None = None) -> list[Adapter]:
         with self._session() as s:
@@ -221,8 +257,9 @@ class Registry:
 
     def verify(self) -> dict:
         """Rows whose file is missing or corrupted (errors); files no row refers to (orphans: complete files of an add
-        that was interrupted or removed, harmless like git's unreachable objects) and temporary files of interrupted
-        writes (leftovers)."""
+        that was interrupted or removed, harmless like git's unreachable objects), temporary files of interrupted
+        writes (leftovers) and `make -o` outputs never written (unwritten: the make was killed after its commit;
+        running it again writes them)."""
         missing, corrupted = [], []
         for row in self.list_adapters():
             path = self.stored_path(row.sha256)
@@ -239,8 +276,9 @@ class Registry:
         with self.engine.connect() as conn:
             problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
         database = [] if problems == ["ok"] else problems
+        unwritten = [{"id": i, "path": p} for i, paths in self.unwritten_outputs().items() for p in paths]
         return {"database": database, "missing": missing, "corrupted": corrupted, "hypernets": self.hypernet_damage(),
-                "orphans": orphans, "leftovers": leftovers}
+                "orphans": orphans, "leftovers": leftovers, "unwritten": unwritten}
 
     def collect_garbage(self, report: dict | None = None, min_age_s: float = 600) -> list[str]:
         """Delete orphan and leftover files of a `verify` report (a fresh one if none is given; verifying hashes every
@@ -445,7 +483,8 @@ class Registry:
     def _delete_rows(s: Session, ids: list[str]) -> None:
         """Adapter rows with their tags and scores, inside the caller's transaction."""
         for table, column in ((AdapterTag, AdapterTag.adapter_id), (EvalRun, EvalRun.adapter_id),
-                              (Publication, Publication.adapter_id), (Adapter, Adapter.id)):
+                              (Publication, Publication.adapter_id), (AdapterOutput, AdapterOutput.adapter_id),
+                              (Adapter, Adapter.id)):
             for row in s.exec(select(table).where(col(column).in_(ids))):
                 s.delete(row)
 

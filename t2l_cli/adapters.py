@@ -74,6 +74,9 @@ def ls(
             table.add_row(short(r.id), visible(r.name or ""), desc, r.base_name, str(r.rank), ",".join(tags[r.id]), acc,
                           pubs[r.id][0].repo_id if pubs[r.id] else "", r.created.strftime("%Y-%m-%d %H:%M"))
         out.print(table)
+        for adapter_id, paths in actions.unwritten_outputs([r.id for r in rows]).items():
+            for path in paths:
+                err.print(unwritten_note(adapter_id, path))
 
 
 @app.command()
@@ -102,13 +105,21 @@ def search(
 def show(ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) or name.")], json_: JsonOpt = False):
     """Everything known about one adapter."""
     data = actions.adapter_details(ref)
+    unwritten = actions.unwritten_outputs([data["id"]]).get(data["id"], [])
     if json_:
-        print_json(data)
+        print_json(data | {"unwritten_outputs": unwritten})
         return
     table = Table(show_header=False, box=None)
     for key, value in data.items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else visible(str(value)))
     out.print(table)
+    for path in unwritten:
+        err.print(unwritten_note(data["id"], path))
+
+
+def unwritten_note(adapter_id: str, path: str) -> str:
+    return (f"note: {short(adapter_id)} was made with -o {visible(path)}, which was never written (the make was "
+            f"interrupted): run the same make again, or `t2l export {short(adapter_id)} {visible(path)}`")
 
 
 @app.command()

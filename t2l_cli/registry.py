@@ -132,6 +132,9 @@ def registry_verify(
             print_json(report)
             return
         for kind, items in report.items():
+            if kind == "unwritten":  # make -o outputs never written: the make was interrupted after its commit
+                items = [f"{short(i['id'])} {visible(i['path'])} (run the same make again, or `t2l export "
+                         f"{short(i['id'])} {visible(i['path'])}`)" for i in items]
             out.print(f"{kind}: {len(items)}" + "".join(f"\n  {i}" for i in items))
 
     def restored(hn_id: str, source: Path | None) -> None:

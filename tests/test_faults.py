@@ -499,3 +499,27 @@ def test_case_27_a_one_task_sni_build_says_each_step_and_how_far_and_takes_secon
     files = counted[-1][1]
     assert files >= 10 and counted == [(i, files) for i in range(files + 1)]
     assert events[events.index(said[1]) + 1:] == [(1, 1)]
+
+
+@pytest.mark.slow
+def test_case_26_a_make_o_killed_after_its_commit_is_named_by_ls_show_and_verify(trained_hypernet, tmp_path):
+    """The row committed, the -o file not yet written, the process killed: the registry is consistent, and ls, show
+    and registry verify say which output is missing and how to finish it; the same make again writes it."""
+    hn = trained_hypernet[0]
+    t2l("make", "warm up", "--hypernet", hn)  # registers the hypernet
+    out = tmp_path / "sent.safetensors"
+    command = ["make", "classify sentiment", "-o", out, "--hypernet", hn]
+    killed("t2l.export:export_adapter", 1, *command)
+    assert not out.exists()
+    sent = Registry(Path(os.environ["T2L_HOME"])).get_adapter("sent")
+    report = json.loads(t2l("registry", "verify", "--json").output)  # exit 0: nothing is damaged
+    assert report["unwritten"] == [{"id": sent.id, "path": str(out)}] and report["missing"] == []
+    said = t2l("registry", "verify").output
+    assert "unwritten: 1" in said and f"{sent.id[:8]} {out}" in said and "run the same make again" in said
+    for args in (["show", "sent"], ["ls"]):
+        assert f"note: {sent.id[:8]} was made with -o {out}, which was never written" in t2l(*args).output
+    assert json.loads(t2l("show", "sent", "--json").stdout)["unwritten_outputs"] == [str(out)]
+    t2l(*command)  # the same command again writes it, and nothing is left to say
+    assert out.read_bytes() == Registry(Path(os.environ["T2L_HOME"])).adapter_file(sent).read_bytes()
+    assert json.loads(t2l("registry", "verify", "--json").output)["unwritten"] == []
+    assert "never written" not in t2l("ls").output + t2l("show", "sent").output

@@ -198,7 +198,8 @@ def test_garbage_is_collected_only_once_old_enough_for_no_write_to_be_in_flight(
         os.utime(p, (old, old))
     assert sorted(reg.collect_garbage()) == sorted([str(stray), str(tmp)])
     assert reg.adapter_file(kept).exists() and reg.verify() == {"database": [], "missing": [], "corrupted": [],
-                                                                 "hypernets": [], "orphans": [], "leftovers": []}
+                                                                 "hypernets": [], "orphans": [], "leftovers": [],
+                                                                 "unwritten": []}
 
 
 def test_a_registry_from_the_first_schema_is_migrated_in_place(tmp_path):

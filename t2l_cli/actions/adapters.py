@@ -36,10 +36,12 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     with busy("loading hypernetwork and encoder"):
         hn_row = registered_hypernet(reg, hypernet)
         generator = Generator(reg.hypernet_dir(hn_row), base=base)
-    stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots)
+    stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots,
+                            outputs=[p for _, p in plan])
     for row, (_, path) in zip(stored, plan):
         if path is not None:
             export_row(reg, row, path, force)
+            reg.output_written(row.id, path)
     tags_of = reg.tags([row.id for row in stored])
     return [(row, tags_of[row.id], path) for row, (_, path) in zip(stored, plan)]
 
@@ -130,9 +132,18 @@ def details(reg: Registry, row: Adapter) -> dict:
 
 
 def export(ref: str, path: Path, force: bool) -> Path:
-    """A stored adapter, hash-checked, copied to `path` as one file or a PEFT folder."""
+    """A stored adapter, hash-checked, copied to `path` as one file or a PEFT folder (an output its make left
+    unwritten counts as written then)."""
     reg = open_registry()
-    return export_row(reg, reg.get_adapter(ref), path, force)
+    row = reg.get_adapter(ref)
+    written = export_row(reg, row, path, force)
+    reg.output_written(row.id, path)
+    return written
+
+
+def unwritten_outputs(adapter_ids: list[str]) -> dict[str, list[str]]:
+    """adapter id -> the `make -o` outputs recorded for it and never written (the make was interrupted)."""
+    return open_registry().unwritten_outputs(adapter_ids)
 
 
 def export_row(reg: Registry, row: Adapter, path: Path, force: bool) -> Path:

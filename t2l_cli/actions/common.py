@@ -37,11 +37,13 @@ def registered_hypernet(reg: Registry, spec: str):
 
 
 def make_and_store(reg: Registry, generator, hn_row, texts: list[str], names: list, tags: list[str], force: bool,
-                   on_warning: Warn = ignore, examples: list = ()) -> list[Adapter]:
-    """Generate adapters for `texts` (from `examples` too) and store each under its name; the rows, in order."""
+                   on_warning: Warn = ignore, examples: list = (), outputs: list | None = None) -> list[Adapter]:
+    """Generate adapters for `texts` (from `examples` too) and store each under its name, with the output it is
+    written to next (`outputs`, None where none) recorded in the same commit; the rows, in order."""
     adapters = generator.make(texts, on_warning=on_warning, examples=examples)
-    return [reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id,
-                            **made.info.registry_fields()) for made, name in zip(adapters, names)]
+    outputs = outputs or [None] * len(adapters)
+    return [reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id, output=output,
+                            **made.info.registry_fields()) for made, name, output in zip(adapters, names, outputs)]
 
 
 def adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
