@@ -1,6 +1,7 @@
 """Verbs that talk to an adapter: run (one prompt) and chat (a conversation in the terminal)."""
 
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -22,6 +23,10 @@ DescribeOpt = Annotated[Optional[str], typer.Option("--describe", help="Make an 
                                                     "first (reuses one the hypernetwork made from the same words).")]
 HypernetOpt = Annotated[str, typer.Option(help="Hypernetwork for --describe: 'default', a checkpoint folder, or a "
                                           "registered name or id.")]
+ExamplesOpt = Annotated[Optional[Path], typer.Option(help="Make the adapter from input/output examples too: a "
+                                                   "JSONL file, one {\"input\": ..., \"output\": ...} per line "
+                                                   "(with --describe, or alone). Needs a hypernetwork trained with "
+                                                   "examples.")]
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep a described adapter in memory only.")]
 BaseOpt = Annotated[Optional[str], typer.Option(help="Base model (default: the adapter's own).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")]
@@ -37,16 +42,21 @@ class Session:
     """The loaded base and the adapter being talked to, swapped without reloading the base."""
 
     def __init__(self, ref: str | None, describe: str | None, hypernet: str, save: bool, base: str | None,
-                 device: str):
+                 device: str, examples: Path | None = None):
         from t2l.chat import Engine
+        from t2l.examples import read_examples
 
-        if (ref is None) == (describe is None):
-            raise typer.BadParameter("name an adapter (or 'base') or pass --describe TEXT, not both")
+        described = describe is not None or examples is not None
+        if (ref is None) == (not described):
+            raise typer.BadParameter("name an adapter (or 'base') or pass --describe TEXT (or --examples FILE), "
+                                     "not both")
+        self.examples = read_examples(examples) if examples is not None else []  # before the model loads
         self.reg, self.hypernets = open_registry(), actions.Hypernets()
-        self.hypernet, self.save = hypernet, save
+        self.hypernet, self.save, self.description = hypernet, save, describe
         with err.status("loading"):
-            chosen = (actions.describe_adapter(self.reg, self.hypernets, describe, hypernet, save, base, warn)
-                      if describe is not None else actions.choose_adapter(self.reg, ref))
+            chosen = (actions.describe_adapter(self.reg, self.hypernets, describe, hypernet, save, base, warn,
+                                               self.examples)
+                      if described else actions.choose_adapter(self.reg, ref))
             self.engine = Engine.load(actions.base_for([chosen], base), device=device)
         self.switch(chosen)
 
@@ -54,10 +64,14 @@ class Session:
         self.adapter = actions.load_chosen(self.engine, chosen)  # checked against the base before anything changes
         self.chosen = chosen
 
-    def describe(self, text: str) -> None:
+    def describe(self, text: str | None, examples: list | None = None) -> None:
+        """Talk to the adapter made from `text` and the conversation's examples (`examples`, when given, replace
+        them from now on; an empty list drops them)."""
+        shots = self.examples if examples is None else examples
         with err.status("making the adapter"):
             self.switch(actions.describe_adapter(self.reg, self.hypernets, text, self.hypernet, self.save,
-                                                 on_warning=warn))
+                                                 on_warning=warn, examples=shots))
+        self.description, self.examples = text, shots
 
     def sampling(self, prompt_ids: list[int], max_new_tokens: int | None, temperature: float, top_p: float,
                  seed: int | None):
@@ -164,6 +178,7 @@ def run(
     ref: RefArg = None,
     prompt: Annotated[Optional[str], typer.Argument(help="The prompt; '-' reads it from stdin.")] = None,
     describe: DescribeOpt = None,
+    examples: ExamplesOpt = None,
     hypernet: HypernetOpt = "default",
     no_save: NoSaveOpt = False,
     base: BaseOpt = None,
@@ -178,13 +193,13 @@ def run(
     json_: JsonOpt = False,
 ):
     """Answer one prompt with an adapter (or the base), streaming the tokens as they come."""
-    if describe is not None and prompt is None:
+    if (describe is not None or examples is not None) and prompt is None:
         ref, prompt = None, ref  # `t2l run --describe TEXT PROMPT`: the one argument is the prompt
     if prompt is None:
         raise typer.BadParameter("give a prompt after the adapter, or '-' to read it from stdin")
     prompt = read_prompt(prompt)
     check_settings(max_new_tokens, temperature, top_p, seed, system)
-    session = Session(ref, describe, hypernet, not no_save, base, device)
+    session = Session(ref, describe, hypernet, not no_save, base, device, examples)
     engine = session.engine
     ids = engine.raw_ids(prompt) if raw else engine.chat_ids(_messages(prompt, system))
     sampling = session.sampling(ids, max_new_tokens, temperature, top_p, seed)
@@ -203,8 +218,10 @@ def run(
 
 
 CHAT_HELP = ("/adapter NAME  talk to another adapter   /describe TEXT  make one and talk to it   /base  the bare "
-             "base\n/reset  forget the conversation   /save NAME  keep this adapter under a name   /rename NAME  "
-             "rename a saved one\nCtrl-C stops a reply (at the prompt: clears the line), Ctrl-D leaves")
+             "base\n/examples FILE  make the adapter again from the last description and these examples (JSONL; "
+             "/describe uses them too; /examples off drops them)\n/reset  forget the conversation   /save NAME  "
+             "keep this adapter under a name   /rename NAME  rename a saved one\nCtrl-C stops a reply (at the "
+             "prompt: clears the line), Ctrl-D leaves")
 
 
 @app.command()
@@ -212,6 +229,7 @@ CHAT_HELP = ("/adapter NAME  talk to another adapter   /describe TEXT  make one 
 def chat(
     ref: RefArg = None,
     describe: DescribeOpt = None,
+    examples: ExamplesOpt = None,
     hypernet: HypernetOpt = "default",
     no_save: NoSaveOpt = False,
     base: BaseOpt = None,
@@ -224,7 +242,7 @@ def chat(
 ):
     """A conversation in the terminal with an adapter (or the base), in the base model's chat template."""
     check_settings(max_new_tokens, temperature, top_p, seed, system)
-    session = Session(ref, describe, hypernet, not no_save, base, device)
+    session = Session(ref, describe, hypernet, not no_save, base, device, examples)
     start = [{"role": "system", "content": system}] if system else []
     history = list(start)
     err.print(f"talking to {session.chosen.label}\n{CHAT_HELP}")
@@ -275,6 +293,13 @@ def _command(session: Session, line: str) -> bool:
             session.switch(actions.choose_adapter(session.reg, arg))
         elif verb == "/describe" and arg:
             session.describe(arg)
+        elif verb == "/examples" and arg:
+            from t2l.examples import read_examples
+
+            shots = [] if arg == "off" else read_examples(Path(arg))
+            if not shots and not session.description:
+                raise T2LError("no description to make an adapter from without examples; /describe TEXT first")
+            session.describe(session.description, shots)
         elif verb == "/save" and arg:
             named = session.chosen.adapter_id and session.reg.get_adapter(session.chosen.adapter_id).name
             if named and named != arg:

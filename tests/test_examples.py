@@ -109,3 +109,67 @@ def test_make_with_examples_registers_and_shows_them(examples_hypernet, tmp_path
     words = json.loads(t2l("make", "answer in upper case", "--hypernet", examples_hypernet, "--json").stdout)[0]
     assert words["examples_count"] == 0 and words["examples_sha256"] is None
     assert "reads descriptions only" in t2l("make", "x", "--examples", shots, code=1).output
+
+
+def shots_file(folder, shots=SHOTS, name="shots.jsonl"):
+    path = folder / name
+    path.write_text("".join(json.dumps({"input": s.input, "output": s.output}) + "\n" for s in shots))
+    return path
+
+
+def test_run_with_examples_reuses_only_an_adapter_of_the_same_examples(examples_hypernet, trained_hypernet, tmp_path):
+    """`t2l run --describe D --examples F` makes (once) the adapter of D and F: never the one of D alone, nor of D
+    and other examples, and the one of D alone is never taken for it either."""
+    from conftest import t2l
+
+    shots, one = shots_file(tmp_path), shots_file(tmp_path, SHOTS[:1], "one.jsonl")
+    sampling = ["--hypernet", examples_hypernet, "--max-new-tokens", 6, "--seed", 1, "--temperature", 1]
+
+    def run(*args):
+        return json.loads(t2l("run", *args, "hi", *sampling, "--json").stdout)
+
+    words = run("--describe", "answer in upper case")
+    both = run("--describe", "answer in upper case", "--examples", shots)
+    assert both["adapter_id"] != words["adapter_id"] and both["adapter"] == "t2l:answer in upper case + 2 examples"
+    assert run("--describe", "answer in upper case", "--examples", shots)["adapter_id"] == both["adapter_id"]
+    assert run("--describe", "answer in upper case")["adapter_id"] == words["adapter_id"]
+    assert run("--describe", "answer in upper case", "--examples", one)["adapter_id"] not in (
+        words["adapter_id"], both["adapter_id"])
+    shown = json.loads(t2l("show", both["adapter_id"], "--json").stdout)
+    assert shown["examples_count"] == 2 and shown["examples_sha256"] == examples_sha256(SHOTS)
+    alone = run("--examples", shots)  # the one argument is the prompt
+    assert alone["adapter"] == "t2l:(2 examples)" and run("--examples", shots)["adapter_id"] == alone["adapter_id"]
+    assert json.loads(t2l("show", alone["adapter_id"], "--json").stdout)["description"] == ""
+    unsaved = run("--describe", "answer in upper case", "--examples", shots, "--no-save")
+    assert unsaved["adapter_id"] is None and unsaved["text"] == both["text"]
+    assert len(json.loads(t2l("ls", "--json").stdout)) == 4
+    refused = t2l("run", "--describe", "x", "--examples", shots, "hi", "--hypernet", trained_hypernet[0], code=1)
+    assert "reads descriptions only" in refused.output and "sft-examples" in refused.output
+    assert "not both" in t2l("run", "base", "hi", "--examples", shots, code=2).output
+
+
+def test_chat_takes_examples_and_the_examples_command(examples_hypernet, tiny_base_dir, tmp_path):
+    from conftest import t2l
+
+    shots = shots_file(tmp_path)
+    sampling = ["--hypernet", examples_hypernet, "--max-new-tokens", 6, "--seed", 2, "--temperature", 1]
+
+    def run(*args):
+        return json.loads(t2l("run", *args, "hello", *sampling, "--json").stdout)["text"]
+
+    words, both = run("--describe", "answer in upper case"), run("--describe", "answer in upper case", "--examples",
+                                                                 shots)
+    alone = run("--examples", shots)
+    assert len({words, both, alone}) == 3  # else the comparisons below prove nothing
+    lines = ["/describe answer in upper case", "hello", f"/examples {shots}", "/reset", "hello", "/save withshots",
+             "/examples off", "/reset", "hello", f"/examples {tmp_path / 'nosuch.jsonl'}", "/reset", "hello", ""]
+    result = t2l("chat", "base", "--base", tiny_base_dir, *sampling, input="\n".join(lines))
+    assert result.stdout.splitlines() == [words, both, words, words]
+    assert "t2l:answer in upper case + 2 examples" in result.stderr and "cannot read examples" in result.stderr
+    assert json.loads(t2l("show", "withshots", "--json").stdout)["examples_count"] == 2
+    started = t2l("chat", "--examples", shots, *sampling,
+                  input="hello\n/describe answer in upper case\n/reset\nhello\n")
+    assert started.stdout.splitlines() == [alone, both]  # /describe keeps the conversation's examples
+    assert "talking to t2l:(2 examples)" in started.stderr
+    assert "/describe TEXT first" in t2l("chat", "base", "--base", tiny_base_dir, *sampling,
+                                         input="/examples off\n").stderr

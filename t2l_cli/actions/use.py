@@ -54,26 +54,43 @@ class Hypernets:
         return self.loaded[row.id]
 
 
-def describe_adapter(reg: Registry, hypernets: Hypernets, description: str, hypernet: str, save: bool = True,
-                     base: str | None = None, on_warning: Warn = ignore) -> Chosen:
-    """An adapter for `description`: the newest registered one this hypernetwork made from the same words (its
-    forward is deterministic, so making it again would give the same bytes), else one made now and registered as
-    `t2l make` does, or with `save` False kept in memory only."""
+def describe_adapter(reg: Registry, hypernets: Hypernets, description: str | None, hypernet: str, save: bool = True,
+                     base: str | None = None, on_warning: Warn = ignore, examples: list = ()) -> Chosen:
+    """An adapter for `description` (and `examples`, t2l.examples.Shot; with examples, the description may be None
+    or empty: the examples alone): the newest registered one this hypernetwork made from the same words and the
+    same examples (its forward is deterministic, so making it again would give the same bytes), else one made now
+    and registered as `t2l make` does, or with `save` False kept in memory only. An adapter made from the words
+    alone is never taken for one with examples, nor the other way round: the examples' sha256 is part of the key."""
     from dataclasses import replace
 
+    from t2l.examples import examples_sha256
     from t2l.make import validate_description
 
-    text = validate_description(description)
+    examples = list(examples)
+    text = validate_description(description) if description or not examples else ""
     hn_row = registered_hypernet(reg, hypernet)
-    label = f"t2l:{text}"
-    same = next((r for r in reg.list_adapters() if r.description == text and r.hypernet_id == hn_row.id), None)
+    label = described_label(text, len(examples))
+    sha = examples_sha256(examples) if examples else None
+    same = next((r for r in reg.list_adapters() if r.description == text and r.hypernet_id == hn_row.id
+                 and r.examples_sha256 == sha), None)
     if save and same:
         return replace(chosen_row(reg, same), label=label)
     generator = hypernets.get(reg, hn_row, base)
+    texts = [text] if text else []
     if save:
-        return replace(chosen_row(reg, make_and_store(reg, generator, hn_row, [text], [None], [], False,
-                                                      on_warning)[0]), label=label)
-    return Chosen(label, made=generator.make([text], on_warning=on_warning)[0], hypernet_id=hn_row.id)
+        return replace(chosen_row(reg, make_and_store(reg, generator, hn_row, texts, [None], [], False,
+                                                      on_warning, examples)[0]), label=label)
+    return Chosen(label, made=generator.make(texts, on_warning=on_warning, examples=examples)[0],
+                  hypernet_id=hn_row.id)
+
+
+def described_label(text: str, examples: int) -> str:
+    """What a conversation calls an adapter made from a description (and examples): t2l:<description>, with
+    ' + N examples' when there are any."""
+    shots = f"{examples} example{'s' if examples != 1 else ''}"
+    if not examples:
+        return f"t2l:{text}"
+    return f"t2l:{text} + {shots}" if text else f"t2l:({shots})"
 
 
 def base_for(chosen: list[Chosen], base: str | None) -> str:
