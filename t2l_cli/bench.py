@@ -146,7 +146,9 @@ def bench_unseen(
 ):
     """Zero-shot generalisation where descriptions matter: tasks no training collection touched, scored by answer
     loss, exact match and ROUGE-L for base, base + description, mt-lora, T2L and its controls (another task's
-    description, random descriptions, a paraphrase); paired differences against T2L, a report and a chart."""
+    description, random descriptions, a paraphrase), and with 4 of the task's unscored examples (T2L from them with
+    or without the description, the base with them in the prompt); paired differences against T2L, a report and a
+    chart."""
     settings = UnseenSettings(out=out_dir or t2l_home() / "runs" / "unseen", suite=suite,
                               tasks=tuple(t.strip() for t in tasks.split(",")) if tasks else None, limit=limit,
                               base=base, batch_size=batch_size, device=device, dtype=dtype,

@@ -204,6 +204,28 @@ def tiny_gte_dir(tmp_path_factory):
     return folder
 
 
+def examples_checkpoint(source_folder, folder, most: int = 3):
+    """The tiny trained hypernetwork warm-started into one that reads up to `most` examples, its examples' map then
+    set as if trained, saved as a checkpoint in `folder`."""
+    import torch
+
+    from t2l.checkpoint import load_hypernet, save_hypernet
+    from t2l.hypernet import HyperLoRA
+    from t2l.train.run import warm_start
+
+    source, info = load_hypernet(source_folder)
+    info.config.examples = most
+    hn = HyperLoRA(info.config, info.targets)
+    warm_start(hn, str(source_folder))
+    emb = torch.randn(2, info.config.embed_dim)
+    for got, want in zip(hn(emb, torch.randn(2, info.config.embed_dim)).values(), source(emb).values()):
+        torch.testing.assert_close(got, want)  # a zero map: the same adapters whatever the examples
+    torch.nn.init.normal_(hn.example_encoder.weight, std=0.5)
+    save_hypernet(hn, folder, base=info.base, base_spec=info.base_spec, encoder=info.encoder,
+                  encoder_spec=info.encoder_spec, pooling=info.pooling, training=info.training)
+    return folder
+
+
 @pytest.fixture
 def hn_path(trained_hypernet):
     """The tiny trained hypernetwork's folder as a string, as a command line takes it."""

@@ -1,11 +1,16 @@
-"""`t2l bench unseen` on tiny models: every method on every task, resumable, paired against T2L, a report."""
+"""`t2l bench unseen` on tiny models: every method on every task, resumable, paired against T2L, a report; the
+example methods (the same seeded 4 unscored items for each) and the per-answer-type table."""
 
 import json
 import random
 from dataclasses import replace
 
-from t2l.bench.unseen import METHODS, UnseenSettings, descriptions, random_descriptions, run_unseen
-from t2l.bench.unseen_report import markdown, paired, summarize, verdict
+import pytest
+
+from t2l.bench.unseen import (EXAMPLE_METHODS, METHODS, T2L_EXAMPLE_METHODS, UnseenSettings, descriptions,
+                              example_support, random_descriptions, run_unseen, task_shots)
+from t2l.bench.unseen_report import by_type, example_pairs, markdown, paired, summarize, verdict
+from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
 
 
@@ -42,7 +47,7 @@ def test_bench_unseen_runs_every_method_resumes_and_reports(trained_hypernet, ti
     folder, _ = trained_hypernet
     settings = UnseenSettings(out=tmp_path / "run", hypernet=str(folder), suite=str(suite(tmp_path / "suite")),
                               base=str(tiny_base_dir), limit=2, batch_size=2,
-                              methods=tuple(m for m in METHODS if m != "mt-lora"))
+                              methods=tuple(m for m in METHODS if m != "mt-lora" and m not in EXAMPLE_METHODS))
     events = []
     rows = run_unseen(settings, lambda kind, payload: events.append(kind))
     assert len(rows) == 9 * 3 and events.count("result") == 27
@@ -66,8 +71,6 @@ def test_bench_unseen_runs_every_method_resumes_and_reports(trained_hypernet, ti
 
 
 def test_a_folder_keeps_each_hypernets_rows_and_refuses_other_scoring(trained_hypernet, tiny_base_dir, tmp_path):
-    import pytest
-
     from t2l.checkpoint import load_hypernet, save_hypernet
     from t2l.errors import T2LError
 
@@ -88,6 +91,78 @@ def test_a_folder_keeps_each_hypernets_rows_and_refuses_other_scoring(trained_hy
     with pytest.raises(T2LError, match="holds rows scored with limit 2; rerun with those settings"):
         run_unseen(replace(settings, limit=3))
 
+
+
+def long_suite(folder):
+    """Two tasks of 7 items (2 scored with limit 2, 5 to draw examples from) and one of 3 (too few)."""
+    tasks = [Task("shout", ["reply with capital letters only", "answer in upper case"],
+                  [(f"q{i}", f"A{i}") for i in range(7)]),
+             Task("whisper", ["reply with lower case letters only", "answer in small letters"],
+                  [(f"w{i}", f"x{i}") for i in range(7)]),
+             Task("count", ["count the letters", "say how many letters"], [("abc", "3"), ("ab", "2"), ("a", "1")])]
+    write_collection(folder, tasks, Manifest(name="tiny-unseen", source="test", license="MIT",
+                                             build={"answer_types": {"shout": "rewrite", "whisper": "rewrite",
+                                                                     "count": "number"}}))
+    return folder, {t.name: t.examples for t in tasks}
+
+
+def test_the_example_methods_share_unscored_seeded_examples_and_report_by_type(trained_hypernet, tiny_base_dir,
+                                                                              tmp_path):
+    from conftest import examples_checkpoint
+
+    from t2l.examples import examples_sha256
+
+    hypernet = examples_checkpoint(trained_hypernet[0], tmp_path / "examples-hypernet", most=4)
+    folder, items = long_suite(tmp_path / "suite")
+    settings = UnseenSettings(out=tmp_path / "run", hypernet=str(hypernet), suite=str(folder),
+                              base=str(tiny_base_dir), limit=2, batch_size=4,
+                              methods=("base", "base + description", "T2L") + EXAMPLE_METHODS)
+    events = []
+    rows = run_unseen(settings, lambda kind, payload: events.append(payload))
+    assert any("count" in str(e) and "left out of the example methods" in str(e) for e in events)
+    cells = {(r["method"], r["task"]): r for r in rows}
+    assert len(rows) == 3 * 3 + 4 * 2 and not any((m, "count") in cells for m in EXAMPLE_METHODS)
+    for task in ("shout", "whisper"):
+        shots = task_shots(task, items[task], 2, 0)
+        assert len(shots) == 4 and not {(s.input, s.output) for s in shots} & set(items[task][:2])  # never scored
+        assert {cells[(m, task)]["examples_sha256"] for m in EXAMPLE_METHODS} == {examples_sha256(shots)}
+        assert all(cells[(m, task)]["n"] == 2 for m in EXAMPLE_METHODS)
+    assert "examples_sha256" not in cells[("T2L", "shout")]
+    assert cells[("T2L, 4 examples alone", "shout")]["description"] is None
+    for a, b in (("base + description + 4 examples", "base + description"), ("base + 4 examples", "base"),
+                 ("T2L, description + 4 examples", "T2L"), ("T2L, 4 examples alone", "T2L, description + 4 examples")):
+        assert cells[(a, "shout")]["loss"] != cells[(b, "shout")]["loss"]  # the examples change what is scored
+    again = run_unseen(replace(settings, out=tmp_path / "again"))
+    assert {(r["method"], r["task"]): r["examples_sha256"] for r in again if "examples_sha256" in r} == \
+        {k: r["examples_sha256"] for k, r in cells.items() if "examples_sha256" in r}  # a rerun draws the same
+    assert task_shots("shout", items["shout"], 2, 1) != task_shots("shout", items["shout"], 2, 0)  # another seed
+    assert task_shots("count", items["count"], 2, 0) is None and task_shots("shout", items["shout"], None, 0) is None
+
+    pairs = example_pairs(rows)
+    assert set(pairs) == {("T2L, description + 4 examples", "T2L"),
+                          ("T2L, description + 4 examples", "base + description + 4 examples")}
+    types = by_type(rows, {"shout": "rewrite", "whisper": "rewrite", "count": "number"})
+    assert list(types) == ["number", "rewrite"] and types["rewrite"]["tasks"] == 2 and types["number"]["tasks"] == 1
+    t2l, desc = (sum(cells[(m, "count")]["loss"]) / 2 for m in ("T2L", "base + description"))
+    assert abs(types["number"]["difference"][0] - (t2l - desc)) < 1e-9 and abs(types["number"]["T2L"][0] - t2l) < 1e-9
+    text = markdown(rows, {"shout": "rewrite", "whisper": "rewrite", "count": "number"})
+    assert "| T2L, description + 4 examples minus base + description + 4 examples | " in text
+    assert "| T2L, description + 4 examples minus T2L | " in text
+    assert "### Per answer type: T2L against base + description" in text
+    assert "| rewrite | 2 | " in text and "| number | 1 | " in text
+
+
+def test_a_description_only_hypernet_leaves_the_t2l_example_rows_out(trained_hypernet, tmp_path):
+    notes = []
+    settings = UnseenSettings(out=tmp_path / "run", hypernet=str(trained_hypernet[0]))
+    kept = example_support(settings, lambda kind, payload: notes.append(payload))
+    assert kept.methods == tuple(m for m in METHODS if m not in T2L_EXAMPLE_METHODS)
+    assert "base + description + 4 examples" in kept.methods and "reads descriptions only" in notes[0]
+    with pytest.raises(T2LError, match="'T2L, 4 examples alone' needs a hypernetwork trained with 4 or more"):
+        example_support(UnseenSettings(out=tmp_path, hypernet=str(trained_hypernet[0]),
+                                       methods=("T2L", "T2L, 4 examples alone")), print)
+    plain = UnseenSettings(out=tmp_path, hypernet=str(trained_hypernet[0]), methods=("T2L", "base + 4 examples"))
+    assert example_support(plain, print) is plain
 
 
 def test_the_bar_names_the_controls_it_misses():

@@ -13,6 +13,19 @@ normalised exact match and ROUGE-L of its greedy answer. The methods:
     T2L, random words / random characters / repeated letter
                                     adapters made from the paper's random descriptions, as long as the real one
     T2L, paraphrase                 the adapter made from a paraphrase of the description (robustness)
+    T2L, description + 4 examples   the adapter made from the description and 4 input/output examples of the task
+    T2L, 4 examples alone           the adapter made from the 4 examples, no description
+    base + description + 4 examples the base model, in-context learning: the description, the 4 examples, the input
+    base + 4 examples               the base model, the 4 examples before the input
+
+The examples of a task are the same 4 for every method: drawn with `random.Random(f"{seed}:{task}")` from the task's
+items that are not scored (those after the first `limit`). A task with fewer than limit + 4 items (and every task
+without a limit) has no such items and is left out of the four example methods, so every method scores the same
+items. In a prompt each example is written as the encoder reads it (`t2l.examples.example_text`:
+"Input: ...\nOutput: ..."), the examples separated by blank lines, between the description (if any) and the input.
+The two T2L example methods need a hypernetwork trained with at least 4 examples (`HypernetConfig.examples`); with
+another they are left out with a note, or refused when asked for by name. Each example row records the examples'
+sha256 (`t2l.examples.examples_sha256`).
 
 Results go to OUT/results.jsonl, one line per (method, task) with per-item values, so a rerun continues; T2L's
 paired differences against every other method are taken item by item and averaged over tasks.
@@ -30,7 +43,15 @@ from t2l.errors import T2LError
 from t2l.files import write_text_atomic
 
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L + description", "T2L, other task's description",
-           "T2L, random words", "T2L, random characters", "T2L, repeated letter", "T2L, paraphrase")
+           "T2L, random words", "T2L, random characters", "T2L, repeated letter", "T2L, paraphrase",
+           "T2L, description + 4 examples", "T2L, 4 examples alone", "base + description + 4 examples",
+           "base + 4 examples")
+SHOTS = 4  # examples per task for the example methods
+T2L_EXAMPLE_METHODS = ("T2L, description + 4 examples", "T2L, 4 examples alone")
+ICL_METHODS = ("base + description + 4 examples", "base + 4 examples")  # the examples in the prompt
+EXAMPLE_METHODS = T2L_EXAMPLE_METHODS + ICL_METHODS
+PROMPTED = ("base + description", "T2L + description", "base + description + 4 examples")  # description in the prompt
+MAX_LENGTH = 2048  # tokens of prompt and answer scored: 4 examples of a passage task exceed training's 1024
 METRICS = ("loss", "rouge_l", "exact_match")  # loss: lower is better
 MAX_NEW_TOKENS = 48
 Event = Callable[[str, object], None]
@@ -98,9 +119,51 @@ def descriptions(tasks, words: list[str], seed: int) -> dict[str, dict[str, str]
         other = names[(names.index(t.name) + shift) % len(names)]
         d = {"T2L": own[t.name], "base + description": own[t.name], "T2L + description": own[t.name],
              "T2L, other task's description": own[other],
-             "T2L, paraphrase": t.descriptions[1] if len(t.descriptions) > 1 else own[t.name]}
+             "T2L, paraphrase": t.descriptions[1] if len(t.descriptions) > 1 else own[t.name],
+             "T2L, description + 4 examples": own[t.name], "base + description + 4 examples": own[t.name]}
         out[t.name] = d | random_descriptions(own[t.name], words, rng)
     return out
+
+
+def task_shots(name: str, items: list[tuple[str, str]], limit: int | None, seed: int) -> list | None:
+    """The SHOTS examples of a task for every example method: a seeded draw from its items after the first `limit`
+    (never a scored one); None when it has fewer than SHOTS of those (the task is left out of the example methods)."""
+    from t2l.examples import Shot
+
+    pool = items[limit:] if limit is not None else []
+    if len(pool) < SHOTS:
+        return None
+    return [Shot(i, o) for i, o in random.Random(f"{seed}:{name}").sample(pool, SHOTS)]
+
+
+def shots_prompt(description: str | None, shots: list | None) -> str | None:
+    """What goes before the input: the description, then each example as the encoder reads it, blank lines
+    between."""
+    from t2l.examples import example_text
+
+    parts = ([description] if description else []) + [example_text(s) for s in shots or []]
+    return "\n\n".join(parts) or None
+
+
+def example_support(settings: UnseenSettings, emit: Event) -> UnseenSettings:
+    """The settings without the T2L example methods when the hypernetwork cannot read SHOTS examples (a note); an
+    error when they were asked for by name."""
+    from dataclasses import replace
+
+    from t2l.checkpoint import read_hypernet_info
+
+    asked = [m for m in settings.methods if m in T2L_EXAMPLE_METHODS]
+    if not asked:
+        return settings
+    most = read_hypernet_info(Path(settings.hypernet)).config.examples
+    if most >= SHOTS:
+        return settings
+    why = "reads descriptions only" if not most else f"was trained with at most {most} examples"
+    if settings.methods != METHODS:
+        raise T2LError(f"the method {asked[0]!r} needs a hypernetwork trained with {SHOTS} or more examples "
+                       f"(`t2l train --recipe sft-examples`); this one {why}")
+    emit("phase", f"note: the hypernetwork {why}: leaving out {' and '.join(repr(m) for m in asked)}")
+    return replace(settings, methods=tuple(m for m in settings.methods if m not in T2L_EXAMPLE_METHODS))
 
 
 def read_results(path: Path) -> list[dict]:
@@ -170,20 +233,29 @@ def resolve_suite(spec: str, on_status: Callable[[str], None] | None = None) -> 
     return folder
 
 
-def _cells(settings: UnseenSettings, tasks, texts: dict, made: dict, emit: Event) -> list[tuple[str, str, object]]:
-    """(method, task, generated adapter or None) for every cell not run yet; adapters made in one pass."""
+def _cells(settings: UnseenSettings, tasks, texts: dict, shots: dict, made: dict,
+           emit: Event) -> list[tuple[str, str, object]]:
+    """(method, task, generated adapter or None) for every cell not run yet; the description-only adapters made in
+    one pass, the example ones task by task (a make call's examples are shared by all its adapters)."""
     from t2l.make import Generator
 
     done = {(r["method"], r["task"]) for r in current_rows(settings, made)}
     todo = [(m, t.name) for m in settings.methods for t in tasks if (m, t.name) not in done
-            and not (m == "mt-lora" and settings.mt_lora is None)]
+            and not (m == "mt-lora" and settings.mt_lora is None)
+            and not (m in EXAMPLE_METHODS and shots[t.name] is None)]
     need = [(m, t) for m, t in todo if m.startswith("T2L")]
-    made = {}
+    adapters = {}
     if need:
         emit("phase", f"making {len(need)} adapters")
         generator = Generator(Path(settings.hypernet), base=settings.base)
-        made = dict(zip(need, generator.make([texts[t][m] for m, t in need])))
-    return [(m, t, made.get((m, t))) for m, t in todo]
+        plain = [(m, t) for m, t in need if m not in T2L_EXAMPLE_METHODS]
+        if plain:
+            adapters = dict(zip(plain, generator.make([texts[t][m] for m, t in plain])))
+        for m, t in need:
+            if m in T2L_EXAMPLE_METHODS:
+                words = [texts[t][m]] if m in texts[t] else []
+                adapters[(m, t)], = generator.make(words, examples=shots[t])
+    return [(m, t, adapters.get((m, t))) for m, t in todo]
 
 
 def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[dict]:
@@ -196,13 +268,20 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
     from t2l.lora_batched import applied, lora_weights
     from t2l.tasks.collection import read_tasks
     from t2l.device import resolve_device
+    from t2l.examples import examples_sha256
 
     emit = on_event or (lambda kind, payload: None)
     check(settings)
+    settings = example_support(settings, emit)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     suite = resolve_suite(settings.suite, lambda m: emit("phase", m))
     tasks = read_tasks(suite, list(settings.tasks) if settings.tasks else None)
+    shots = {t.name: task_shots(t.name, t.examples, settings.limit, settings.seed) for t in tasks}
+    if any(m in EXAMPLE_METHODS for m in settings.methods) and any(s is None for s in shots.values()):
+        short = sorted(n for n, s in shots.items() if s is None)
+        emit("phase", f"note: {len(short)} task(s) have fewer than {SHOTS} unscored items and are left out of the "
+                      f"example methods: {', '.join(short)}")
     for t in tasks:
         t.examples = t.examples[: settings.limit] if settings.limit else t.examples
     now = scoring(settings, suite)
@@ -212,7 +291,7 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
 
     made = makers(settings)
     texts = descriptions(tasks, pools(True).words, settings.seed)
-    todo = _cells(settings, tasks, texts, made, emit)
+    todo = _cells(settings, tasks, texts, shots, made, emit)
     by_name = {t.name: t for t in tasks}
     model, tokenizer, _ = load_base(settings.base, dtype=settings.dtype)
     model.to(resolve_device(settings.device))
@@ -223,12 +302,15 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
             emit("cell", (k, len(todo), method, name))
             tensors, config = ((adapter.tensors, {"r": adapter.info.rank, "lora_alpha": adapter.info.alpha})
                                if adapter is not None else (mt[0], mt[2]) if method == "mt-lora" else (None, None))
-            prompt = texts[name].get(method) if method in ("base + description", "T2L + description") else None
+            in_prompt = shots[name] if method in ICL_METHODS else None
+            prompt = shots_prompt(texts[name].get(method) if method in PROMPTED else None, in_prompt)
             applying = lora_weights(model, tensors, config) if tensors is not None else None
             with applied(model, applying), torch.no_grad():
                 scores = score_task(model, tokenizer, task.examples, prompt, settings.batch_size)
             row = {"method": method, "task": name, "made_by": made_by(method, made), "n": len(task.examples),
                    "description": texts[name].get(method), **scores}
+            if method in EXAMPLE_METHODS:
+                row["examples_sha256"] = examples_sha256(shots[name])
             log.write(json.dumps(row) + "\n")
             log.flush()
             emit("result", row)
@@ -247,7 +329,7 @@ def score_task(model, tokenizer, examples: list[tuple[str, str]], instruction: s
     from t2l.train.data import IGNORE, Example, collate, encode_example, prompt_text
 
     inputs = [f"{instruction}\n\n{i}" if instruction else i for i, _ in examples]
-    encoded = [encode_example(tokenizer, Example(0, i, o), 1024) for i, (_, o) in zip(inputs, examples)]
+    encoded = [encode_example(tokenizer, Example(0, i, o), MAX_LENGTH) for i, (_, o) in zip(inputs, examples)]
     losses = []
     device = next(model.parameters()).device
     for s in range(0, len(encoded), batch_size):

@@ -1,4 +1,5 @@
-"""Tables, paired differences, the bar and chart of `t2l bench unseen`."""
+"""Tables, paired differences, the bar and chart of `t2l bench unseen`; T2L against base + description per answer
+type."""
 
 import io
 import json
@@ -12,6 +13,10 @@ from t2l.stats import average_cells, mean_stderr, paired_cells
 LOWER_IS_BETTER = {"loss"}
 CONTROLS = ("base + description", "T2L, other task's description", "T2L, random words", "T2L, random characters",
             "T2L, repeated letter")  # what T2L must beat by two paired stderrs on loss and ROUGE-L (issue #15)
+EXAMPLE_PAIRS = (("T2L, description + 4 examples", "T2L"),
+                 ("T2L, description + 4 examples", "base + description + 4 examples"))
+"""(a, b): a minus b item by item, beside T2L's differences; a must beat b by two paired stderrs (issue #28)."""
+ANSWER_TYPES = ("word", "label", "number", "rewrite", "span", "translation", "yes/no")  # the suite's, in this order
 
 
 def _cells(rows: list[dict]) -> dict:
@@ -35,29 +40,54 @@ def summarize(rows: list[dict]) -> dict:
     return table
 
 
+def difference(cells: dict, a: str, b: str, tasks=None) -> dict | None:
+    """metric -> (a minus b, paired stderr), item by item within each task, averaged over the tasks both have (of
+    `tasks`, when given; stderr sqrt(sum of squares) / tasks); None when they share none."""
+    x, y = cells.get(a, {}), cells.get(b, {})
+    shared = sorted(set(x) & set(y) & (set(tasks) if tasks is not None else set(x)))
+    if not shared:
+        return None
+    return {m: average_cells(paired_cells({t: x[t][m] for t in shared}, {t: y[t][m] for t in shared}, shared))
+            for m in METRICS}
+
+
 def paired(rows: list[dict], reference: str = "T2L") -> dict:
     """method -> metric -> (reference minus method, paired stderr), item by item within each task, averaged over
     the tasks both have (stderr sqrt(sum of squares) / tasks)."""
-
     cells = _cells(rows)
-    ref = cells.get(reference, {})
-    out = {}
-    for method, by_task in cells.items():
-        tasks = sorted(set(by_task) & set(ref))
-        if method == reference or not tasks:
-            continue
-        out[method] = {m: average_cells(paired_cells({t: ref[t][m] for t in tasks}, {t: by_task[t][m] for t in tasks},
-                                                     tasks)) for m in METRICS}
-    return out
+    diffs = {m: difference(cells, reference, m) for m in cells if m != reference}
+    return {m: d for m, d in diffs.items() if d is not None}
+
+
+def example_pairs(rows: list[dict]) -> dict[tuple[str, str], dict]:
+    """(a, b) of EXAMPLE_PAIRS -> a minus b, for the pairs both of whose methods have rows."""
+    cells = _cells(rows)
+    diffs = {pair: difference(cells, *pair) for pair in EXAMPLE_PAIRS}
+    return {pair: d for pair, d in diffs.items() if d is not None}
+
+
+def beats(d: dict) -> bool:
+    """Whether a difference (a minus b) favours a by two paired stderrs on both answer loss and ROUGE-L."""
+    loss, rouge = d["loss"], d["rouge_l"]
+    return 0 < -loss[0] >= 2 * loss[1] and 0 < rouge[0] >= 2 * rouge[1]  # a tie is no win
 
 
 def verdict(diffs: dict) -> dict[str, bool]:
     """control -> whether T2L beats it by two paired stderrs on both answer loss and ROUGE-L."""
+    return {control: beats(diffs[control]) for control in CONTROLS if control in diffs}
+
+
+def by_type(rows: list[dict], answer_types: dict[str, str], a: str = "T2L", b: str = "base + description") -> dict:
+    """answer type -> {"tasks": how many tasks of the type both methods have, a: its mean answer loss over them
+    (± stderr), b: its, "difference": a minus b item by item (± paired stderr)}; ANSWER_TYPES' order, then others."""
+    cells = _cells(rows)
+    shared = set(cells.get(a, {})) & set(cells.get(b, {}))
+    kinds = {answer_types[t] for t in shared if t in answer_types}
     out = {}
-    for control in CONTROLS:
-        if control in diffs:
-            loss, rouge = diffs[control]["loss"], diffs[control]["rouge_l"]
-            out[control] = 0 < -loss[0] >= 2 * loss[1] and 0 < rouge[0] >= 2 * rouge[1]  # a tie is no win
+    for kind in [k for k in ANSWER_TYPES if k in kinds] + sorted(kinds - set(ANSWER_TYPES)):
+        tasks = sorted(t for t in shared if answer_types.get(t) == kind)
+        out[kind] = {"tasks": len(tasks), "difference": difference(cells, a, b, tasks)["loss"],
+                     **{m: average_cells([mean_stderr(cells[m][t]["loss"]) for t in tasks]) for m in (a, b)}}
     return out
 
 
@@ -70,6 +100,11 @@ def _fmt(metric: str, cell) -> str:
         return "-"
     v, e = cell
     return f"{v:.3f} ± {e:.3f}" if metric == "loss" else f"{100 * v:.1f} ± {100 * e:.1f}"
+
+
+def _diff_cells(d: dict) -> str:
+    return (f"{d['loss'][0]:+.3f} ± {d['loss'][1]:.3f} | {100 * d['rouge_l'][0]:+.1f} ± {100 * d['rouge_l'][1]:.1f} "
+            f"| {100 * d['exact_match'][0]:+.1f} ± {100 * d['exact_match'][1]:.1f}")
 
 
 def markdown(rows: list[dict], answer_types: dict[str, str] | None = None) -> str:
@@ -88,19 +123,34 @@ def markdown(rows: list[dict], answer_types: dict[str, str] | None = None) -> st
                   "| T2L minus | answer loss | ROUGE-L | exact match |", "| --- | ---: | ---: | ---: |"]
         for m in methods:
             if m in diffs:
-                d = diffs[m]
-                lines.append(f"| {m} | {d['loss'][0]:+.3f} ± {d['loss'][1]:.3f} | {100 * d['rouge_l'][0]:+.1f} ± "
-                             f"{100 * d['rouge_l'][1]:.1f} | {100 * d['exact_match'][0]:+.1f} ± "
-                             f"{100 * d['exact_match'][1]:.1f} |")
+                lines.append(f"| {m} | {_diff_cells(diffs[m])} |")
         bar = verdict(diffs)
         if bar:
             missed = [f"*{c}*" for c, ok in bar.items() if not ok]  # method names hold commas: set them apart
             lines += ["", "Bar (T2L ahead of every control by two paired stderrs on loss and ROUGE-L): "
                       + ("met" if not missed else f"not met: met against {len(bar) - len(missed)} of {len(bar)}, "
                          f"missed against {'; '.join(missed)}") + "."]
+    pairs = example_pairs(rows)
+    if pairs:
+        lines += ["", "The examples' targets: the adapter from the description and 4 examples against the adapter from "
+                  "the description alone and against in-context learning with the same examples, item by item:", "",
+                  "| difference | answer loss | ROUGE-L | exact match | two paired stderrs ahead |",
+                  "| --- | ---: | ---: | ---: | --- |"]
+        lines += [f"| {a} minus {b} | {_diff_cells(d)} | {'yes' if beats(d) else 'no'} |"
+                  for (a, b), d in pairs.items()]
+    types = by_type(rows, answer_types or {})
+    if types:
+        lines += ["", "### Per answer type: T2L against base + description", "",
+                  "Mean answer loss over the type's tasks (± stderr) and T2L minus base + description item by item "
+                  "(± paired stderr; negative favours T2L):", "",
+                  "| answer type | tasks | T2L | base + description | T2L minus base + description |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        lines += [f"| {k} | {v['tasks']} | {_fmt('loss', v['T2L'])} | {_fmt('loss', v['base + description'])} | "
+                  f"{v['difference'][0]:+.3f} ± {v['difference'][1]:.3f} |" for k, v in types.items()]
     tasks = sorted({t for m in table.values() for t in m if t != "average"})
     shown = [m for m in methods if m in ("base", "base + description", "mt-lora", "T2L",
-                                         "T2L, other task's description", "T2L, paraphrase")]
+                                         "T2L, other task's description", "T2L, paraphrase",
+                                         "T2L, description + 4 examples", "base + description + 4 examples")]
     lines += ["", "### Per task: ROUGE-L % (answer loss)", "",
               "| task | type | " + " | ".join(shown) + " |", "| --- | --- |" + " ---: |" * len(shown)]
     for t in tasks:
