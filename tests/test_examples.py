@@ -3,6 +3,7 @@ hypernetwork, and Generator.make with examples, on tiny models."""
 
 import json
 
+import httpx
 import pytest
 import torch
 
@@ -173,3 +174,95 @@ def test_chat_takes_examples_and_the_examples_command(examples_hypernet, tiny_ba
     assert "talking to t2l:(2 examples)" in started.stderr
     assert "/describe TEXT first" in t2l("chat", "base", "--base", tiny_base_dir, *sampling,
                                          input="/examples off\n").stderr
+
+
+ROWS = [{"input": s.input, "output": s.output} for s in SHOTS]
+
+
+@pytest.fixture
+def examples_url(examples_hypernet, tiny_base_dir):
+    """A live `t2l serve` over the tiny base and the hypernetwork that reads up to 3 examples."""
+    from t2l_cli.server.api import create_app
+    from t2l_cli.server.background import serving
+    from t2l_cli.server.service import ServeSettings, Service
+
+    with serving(create_app(Service(ServeSettings(base=str(tiny_base_dir), hypernet=str(examples_hypernet))))) as url:
+        yield url
+
+
+def test_serve_makes_described_models_from_examples_in_the_request(examples_url, examples_hypernet, tmp_path):
+    """t2l:<description> with t2l_examples (OpenAI's client: extra_body) answers as `t2l run --describe D
+    --examples F` does; the words alone, the examples alone (`t2l:`) and the two together are three adapters, each
+    made once; POST /v1/adapters takes examples too."""
+    import openai
+
+    from conftest import t2l
+
+    client = openai.OpenAI(base_url=f"{examples_url}/v1", api_key="unused", max_retries=0)
+    shots = shots_file(tmp_path)
+
+    def ask(model, **extra):
+        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
+                                               max_tokens=8, temperature=1.0, seed=11, **extra)
+        return reply.choices[0].message.content
+
+    def run(*args):
+        return json.loads(t2l("run", *args, "hi", "--hypernet", examples_hypernet, "--max-new-tokens", 8,
+                              "--temperature", 1, "--seed", 11, "--json").stdout)
+
+    both = ask("t2l:answer in upper case", extra_body={"t2l_examples": ROWS})
+    words = ask("t2l:answer in upper case")
+    alone = ask("t2l:", extra_body={"t2l_examples": ROWS})
+    assert ask("t2l:answer in upper case", extra_body={"t2l_examples": ROWS}) == both
+    rows = json.loads(t2l("ls", "--json").stdout)
+    assert sorted((r["description"], r["examples_count"]) for r in rows) == [
+        ("", 2), ("answer in upper case", 0), ("answer in upper case", 2)]
+    ran = run("--describe", "answer in upper case", "--examples", shots)
+    assert ran["text"] == both and ran["adapter_id"] in [r["id"] for r in rows]  # the server's adapter, reused
+    assert run("--describe", "answer in upper case")["text"] == words and run("--examples", shots)["text"] == alone
+    made = httpx.post(f"{examples_url}/v1/adapters", json={"examples": ROWS, "name": "shots"}, timeout=60)
+    assert made.status_code == 201
+    assert made.json()["examples_count"] == 2 and made.json()["examples_sha256"] == examples_sha256(SHOTS)
+    assert made.json()["name"] == "shots" and made.json()["id"] == next(r["id"] for r in rows if not r["description"])
+
+
+def error_of(response) -> dict:
+    assert response.status_code == 400, response.text
+    return response.json()["error"]
+
+
+CHAT = {"model": "t2l:answer in upper case", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+
+
+@pytest.mark.parametrize("examples, says", [
+    ("hello", "Input should be a valid list"),
+    ([{"input": "a"}], "example 1 has no string 'output'"),
+    ([{"input": "a", "output": 5}], "example 1 has no string 'output'"),
+    (["a"], "example 1 is a JSON str, not an object"),
+    ([{"input": "a", "output": " "}], "example 1 has an empty output"),
+    ([{"input": "a" * 2001, "output": "b"}], "longer than 2000 characters"),
+    (ROWS * 2, "4 examples given; this server's hypernetwork was trained with at most 3"),
+    (ROWS * 40, "at most 64 items"),
+])
+def test_bad_examples_are_a_400_naming_the_field(examples_url, examples, says):
+    got = error_of(httpx.post(f"{examples_url}/v1/chat/completions", json=CHAT | {"t2l_examples": examples},
+                              timeout=60))
+    assert got["param"].startswith("t2l_examples") and says in got["message"]
+    made = error_of(httpx.post(f"{examples_url}/v1/adapters", json={"description": "x", "examples": examples},
+                               timeout=60))
+    assert made["param"].startswith("examples") and says in made["message"]
+
+
+def test_examples_need_a_described_model_and_a_hypernetwork_that_reads_them(examples_url, serve_url):
+    from conftest import t2l
+
+    got = error_of(httpx.post(f"{examples_url}/v1/completions", json={"model": "base", "prompt": "hi",
+                                                                       "t2l_examples": ROWS}))
+    assert got["param"] == "t2l_examples" and "t2l:<description> model" in got["message"]
+    got = error_of(httpx.post(f"{serve_url}/v1/chat/completions", json=CHAT | {"t2l_examples": ROWS}, timeout=60))
+    assert got["param"] == "t2l_examples" and "reads descriptions only" in got["message"]
+    assert "--hypernet" in got["message"]
+    got = error_of(httpx.post(f"{serve_url}/v1/adapters", json={"examples": ROWS}, timeout=60))
+    assert got["param"] == "examples" and "reads descriptions only" in got["message"]
+    assert "empty description" in error_of(httpx.post(f"{examples_url}/v1/adapters", json={}))["message"]
+    assert json.loads(t2l("ls", "--json").stdout) == []  # nothing was made

@@ -108,6 +108,13 @@ def hypernet_base(reg: Registry, hypernet: str) -> str:
     return read_hypernet_info(reg.hypernet_dir(registered_hypernet(reg, hypernet))).base_spec
 
 
+def hypernet_examples(reg: Registry, hypernet: str) -> int:
+    """Most examples a hypernetwork makes an adapter from (0: descriptions only), read without loading it."""
+    from t2l.checkpoint import read_hypernet_info
+
+    return read_hypernet_info(reg.hypernet_dir(registered_hypernet(reg, hypernet))).config.examples
+
+
 def load_chosen(engine, chosen: Chosen):
     """`chosen`'s weights ready for t2l.chat.Engine.generate; None for the base."""
     if chosen.made is not None:

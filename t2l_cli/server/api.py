@@ -33,6 +33,7 @@ MAX_N = 8  # answers per request (each is a row of the batch)
 REFUSED = ("response_format", "tools", "tool_choice", "functions", "function_call")
 OPEN_PATHS = ("/health", "/", "/static/")  # reachable without the API key: the page's files hold no data
 MAX_BODY_BYTES = 8 * 2 ** 20  # of a request body, by default (`t2l serve --max-body-mb`)
+MAX_EXAMPLES = 64  # input/output examples one request may send; the hypernetwork's own limit is checked after
 MAX_LIST = 1_000  # adapters one GET /v1/adapters returns at most
 STATUS_EVERY_S = 0.2  # how often a streamed answer waiting for its first token looks where it stands
 UNREADABLE = "the body could not be read as JSON (nested too deep?); send one JSON object of the fields"
@@ -77,6 +78,8 @@ class Sampled(Strict):
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
+    t2l_examples: Annotated[list[object], Field(max_length=MAX_EXAMPLES)] | None = None
+    """Input/output examples a t2l:<description> model is made from too (OpenAI's client: extra_body=...)."""
     # what a sampler cannot do: named in a 400 instead of being ignored
     response_format: object = None
     tools: object = None
@@ -109,8 +112,21 @@ class CompletionRequest(Sampled):
 
 
 class AdapterRequest(Strict):
-    description: str
+    description: str = ""  # may be left out when examples are given: an adapter from the examples alone
     name: str | None = None
+    examples: Annotated[list[object], Field(max_length=MAX_EXAMPLES)] | None = None
+
+
+def shots(rows: list | None, field: str) -> list:
+    """A request's examples ([{"input": "...", "output": "..."}, ...]) as t2l.examples.Shot, each checked as an
+    examples file's line is (strings, not empty, at most t2l.examples.INPUT_LIMIT characters); a 400 names the
+    field."""
+    from t2l.examples import parse_shots
+
+    try:
+        return parse_shots(rows or [], field)
+    except T2LError as e:
+        raise Refused(str(e), field) from None
 
 
 class Refused(T2LError):
@@ -393,7 +409,7 @@ async def _answer(service: Service, request: Request, req: Sampled, ids: list[in
 
     engine = service.engine
     top = req.top()
-    chosen = await run_in_threadpool(service.resolve, req.model)
+    chosen = await run_in_threadpool(service.resolve, req.model, shots(req.t2l_examples, "t2l_examples"))
     adapter = await run_in_threadpool(service.weights, chosen)
     room = engine.context_length - len(ids)
     sampling = Sampling(max_tokens or max(1, min(512, room)), req.temperature, req.top_p, req.seed, tuple(stop),
@@ -611,7 +627,7 @@ def prometheus(stats) -> str:
 def _adapter_routes(app: FastAPI, service: Service) -> None:
     @app.post("/v1/adapters", status_code=201)
     def make(req: AdapterRequest):
-        chosen = service.describe(req.description, req.name)
+        chosen = service.describe(req.description, req.name, shots(req.examples, "examples"), "examples")
         return public(adapters.adapter_details(chosen.adapter_id))
 
     @app.get("/v1/adapters")

@@ -18,6 +18,14 @@ class UnknownModel(T2LError):
     """The model a request names is not the base, a registered adapter, or t2l:<description>."""
 
 
+class BadExamples(T2LError):
+    """Examples a request cannot make an adapter from; the 400 names the field that holds them."""
+
+    def __init__(self, message: str, param: str):
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
 class AmbiguousModel(T2LError):
     """The model a request names is a prefix of several adapters' ids; the 400 lists them."""
 
@@ -72,7 +80,7 @@ class Service:
         base = settings.base or use.hypernet_base(reg, settings.hypernet)
         self.engine = Engine.load(base, device=settings.device, on_status=on_status, max_batch=settings.max_batch)
         self.making = threading.Lock()  # one hypernetwork forward and registry write at a time
-        self.described: dict[tuple[str, str], str] = {}  # (description, hypernet spec) -> adapter id
+        self.described: dict[tuple, str] = {}  # (description, hypernet spec, examples' sha256) -> adapter id
         self.loaded: OrderedDict[str, object] = OrderedDict()  # adapter id -> LoRAWeights
 
     @property
@@ -99,13 +107,17 @@ class Service:
         return {"id": row.name or row.id, "description": row.description, "adapter_id": row.id,
                 "created": row.created}
 
-    def resolve(self, model: str) -> use.Chosen:
-        """'base' (or the base's name), a registered adapter's name or id, or t2l:<description>. Never a path: a
-        request must not make the server read files of its choosing."""
+    def resolve(self, model: str, examples: list = (), field: str = "t2l_examples") -> use.Chosen:
+        """'base' (or the base's name), a registered adapter's name or id, or t2l:<description> (made from
+        `examples` too, t2l.examples.Shot, given in the request's `field`; `t2l:` alone: from the examples alone).
+        Never a path: a request must not make the server read files of its choosing."""
+        if model.startswith(DESCRIBED):
+            return self.describe(model[len(DESCRIBED):], examples=examples, field=field)
+        if examples:
+            raise BadExamples(f"examples make an adapter, so they go with a {DESCRIBED}<description> model (or "
+                              f"{DESCRIBED} alone, for the examples without a description), not {model!r}", field)
         if model in ("base", self.base_name):
             return use.Chosen("base")
-        if model.startswith(DESCRIBED):
-            return self.describe(model[len(DESCRIBED):])
         reg = open_registry()
         try:
             row = _adapter(reg, model)
@@ -116,12 +128,25 @@ class Service:
             return use.Chosen(row.name or row.id[:8], row.id, hypernet_id=row.hypernet_id)
         return use.chosen_row(reg, row)
 
-    def describe(self, description: str, name: str | None = None) -> use.Chosen:
-        """The registered adapter for `description` from the server's hypernetwork, made on first use."""
+    def describe(self, description: str, name: str | None = None, examples: list = (),
+                 field: str = "examples") -> use.Chosen:
+        """The registered adapter for `description` (and `examples`, given in the request's `field`) from the
+        server's hypernetwork, made on first use."""
+        from t2l.examples import examples_sha256
+
         if len(description) > MAX_DESCRIPTION:
             raise T2LError(f"the description is longer than {MAX_DESCRIPTION} characters; describe the task briefly")
-        key = (description.strip(), self.settings.hypernet)
+        examples = list(examples)
         reg = open_registry()
+        most = use.hypernet_examples(reg, self.settings.hypernet) if examples else 0
+        if examples and not most:
+            raise BadExamples("this server's hypernetwork reads descriptions only; send the description alone, or "
+                              "serve one trained with examples (`t2l serve --hypernet H`, H from `t2l train --recipe "
+                              "sft-examples`)", field)
+        if len(examples) > most:
+            raise BadExamples(f"{len(examples)} examples given; this server's hypernetwork was trained with at most "
+                              f"{most}: send {most} or fewer", field)
+        key = (description.strip(), self.settings.hypernet, examples_sha256(examples) if examples else None)
         with self.making:
             if key in self.described and name is None:
                 try:
@@ -129,7 +154,7 @@ class Service:
                 except RegistryError:  # removed since: make it again
                     del self.described[key]
             chosen = use.describe_adapter(reg, self.hypernets, description, self.settings.hypernet,
-                                          base=self.settings.base)
+                                          base=self.settings.base, examples=examples)
             if name is not None:
                 chosen = use.save_chosen(reg, chosen, name)
             self.described[key] = chosen.adapter_id
