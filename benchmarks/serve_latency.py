@@ -4,13 +4,13 @@ its budget, temperature 0), for t2l's batching engine, the same
 engine with --max-batch 1 (one answer at a time, as t2l served before batching), and vLLM's CPU build when a vLLM
 environment is given; plus a lone request in-process (as `t2l run` makes it) and a `t2l:<description>` request.
 
-    .venv/bin/python benchmarks/serve_latency.py [--max-tokens 64] [--vllm VENV_PYTHON] [--threads N]
+    .venv/bin/python benchmarks/serve_latency.py [--max-tokens 64] [--vllm .venv-vllm] [--threads N]
 
 Each engine is measured in the same run on the same machine. t2l's servers run as `t2l serve` processes on free
 localhost ports and are called over HTTP with streaming (server-sent events) from threads of this one, as clients
 would;
-vLLM runs as its own process (`python -m vllm.entrypoints.openai.api_server`) with the same base folder and the
-same adapters exported as PEFT folders, loaded through its runtime LoRA route. Answers are greedy, so every engine
+vLLM runs as `t2l serve --engine vllm` from the vLLM environment, on the same base folder, with t2l's LoRA
+resolver handing it the same registered adapters (by id) as PEFT folders. Answers are greedy, so every engine
 generates the same tokens per request (checked for t2l's two; vLLM's are compared and counted).
 """
 
@@ -74,29 +74,23 @@ def concurrent(url: str, models: list[str], users: int, max_tokens: int) -> dict
             "first_worst": max(firsts), "texts": [r[3] for r in results]}
 
 
-def start_vllm(python: str, base_dir: Path, adapters: dict[str, Path], port: int) -> subprocess.Popen:
+def start_vllm(env_dir: Path, port: int) -> subprocess.Popen:
+    """`t2l serve --engine vllm` from the vLLM environment: vLLM on the same base folder, t2l's resolver giving it
+    the same registered adapters by id, as a user runs it."""
     import httpx
 
-    env = os.environ | {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", "VLLM_CPU_KVCACHE_SPACE": "2"}
-    proc = subprocess.Popen([python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(base_dir),
-                             "--served-model-name", "base", "--enable-lora", "--max-lora-rank", "8", "--max-loras",
-                             "4", "--port", str(port), "--dtype", "float32"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([str(env_dir / "bin" / "t2l"), "serve", "--engine", "vllm", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
+                return proc
         except httpx.HTTPError:
             time.sleep(2)
-    else:
-        proc.kill()
-        raise RuntimeError("vLLM did not start within 15 minutes")
-    for name, folder in adapters.items():
-        httpx.post(f"{url}/v1/load_lora_adapter", json={"lora_name": name, "lora_path": str(folder)},
-                   timeout=300).raise_for_status()
-    return proc
+    proc.kill()
+    raise RuntimeError("vLLM did not start within 15 minutes")
 
 
 def start_t2l(max_batch: int, port: int, threads: int | None) -> subprocess.Popen:
@@ -123,14 +117,15 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--users", default="1,4,8")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for t2l (default: torch's own)")
-    ap.add_argument("--vllm", default=None, help="the python of a virtual environment with vllm-cpu installed")
+    ap.add_argument("--vllm", default=None, type=Path,
+                    help="a vLLM environment with t2l in it (bash setup.sh --vllm makes .venv-vllm)")
     args = ap.parse_args()
     os.environ.setdefault("T2L_HOME", tempfile.mkdtemp(prefix="t2l-bench-serve-"))
 
     import httpx
 
     from t2l.chat import Engine, Sampling
-    from t2l_cli.actions import adapters, use
+    from t2l_cli.actions import use
     from t2l_cli.actions.common import open_registry
     from t2l_cli.server.background import free_port
 
@@ -178,21 +173,19 @@ def main() -> None:
     same = all(texts[("t2l, batching (--max-batch 8)", n)] == texts[("t2l, --max-batch 1", n)] for n in users)
     vllm_note = "vLLM not measured (no --vllm environment given)"
     if args.vllm:
-        from t2l.base import DEFAULT_BASE
-
-        tmp = Path(tempfile.mkdtemp(prefix="t2l-bench-vllm-"))
-        folders = {f"a{i}": tmp / f"a{i}" for i in range(len(ids))}
-        for adapter_id, folder in zip(ids, folders.values()):
-            adapters.export(adapter_id, folder, force=False)
         port = free_port()
-        proc = start_vllm(args.vllm, base_folder(DEFAULT_BASE)[0], folders, port)
+        proc = start_vllm(args.vllm, port)
         try:
-            vurl, vmodels, agree = f"http://127.0.0.1:{port}", ["base", *folders], 0
-            stream(vurl, "base", PROMPTS[0], 4)
+            vurl, agree = f"http://127.0.0.1:{port}", 0
+            served = httpx.get(f"{vurl}/v1/models").json()["data"][0]["id"]
+            vmodels = [served, *ids]
+            for model in vmodels:  # warm-up: the resolver exports each adapter once, vLLM loads it
+                stream(vurl, model, PROMPTS[0], 4)
             for n in users:
                 r = concurrent(vurl, vmodels, n, k)
                 agree += sum(a == b for a, b in zip(r["texts"], texts[("t2l, batching (--max-batch 8)", n)]))
-                rows.append(("vLLM CPU", n, r["tokens_per_s"], r["first_median"], r["first_worst"]))
+                rows.append(("vLLM CPU (t2l serve --engine vllm)", n, r["tokens_per_s"], r["first_median"],
+                             r["first_worst"]))
             vllm_note = f"vLLM's answers equal t2l's on {agree} of {sum(users)} requests"
         finally:
             proc.terminate()

@@ -1,5 +1,6 @@
 """The serve verb: the OpenAI-compatible API and the web page over one loaded base model."""
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
@@ -9,6 +10,11 @@ from t2l_cli.console import err, errors_to_exit
 from t2l_cli.server.service import ServeSettings
 
 app = typer.Typer()
+
+
+class Engine(str, Enum):
+    t2l = "t2l"
+    vllm = "vllm"
 
 
 @app.command()
@@ -41,6 +47,10 @@ def serve(
     allow_no_key_on_network: Annotated[bool, typer.Option("--allow-no-key-on-network", help="Serve on a --host "
                                                           "other than loopback without --api-key: anyone who "
                                                           "reaches the port may use it.")] = False,
+    engine: Annotated[Engine, typer.Option(help="t2l: t2l's own server and page; vllm: vLLM's OpenAI server (its "
+                                           "batching, eviction, parallelism) with t2l's resolver making and "
+                                           "finding adapters, when vLLM is installed beside t2l (bash setup.sh "
+                                           "--vllm).")] = Engine.t2l,
 ):
     """Serve adapters over an OpenAI-compatible API (and a web page at /): the base loaded once, answers generated
     together in one batch, each row with its own adapter."""
@@ -52,6 +62,8 @@ def serve(
     from t2l_cli.server.service import Service
 
     check_access(host, api_key, allow_no_key_on_network)
+    if engine is Engine.vllm:
+        raise typer.Exit(_serve_vllm(host, port, api_key, base, hypernet, max_batch))
     settings = ServeSettings(base=base, hypernet=hypernet, device=device, max_batch=max_batch, threads=threads)
     with err.status("loading the base model"):
         service = Service(settings, on_status=err.log)
@@ -67,6 +79,17 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=DRAIN_S + 2)
     _draining_server()(config, service.engine.scheduler).run()
     err.print("stopped")
+
+
+def _serve_vllm(host: str, port: int, api_key: str | None, base: str | None, hypernet: str, max_batch: int) -> int:
+    """vLLM as a child process on the base's folder; its exit status."""
+    from t2l_cli.actions.serve import vllm_settings
+    from t2l_cli.server import vllm_launch
+
+    vllm_launch.check_installed()
+    settings = vllm_settings(host, port, base, hypernet, max_batch, on_status=err.log)
+    err.print(f"starting vLLM on {settings.served_name} (a minute or two on a CPU)")
+    return vllm_launch.run(settings, api_key, on_status=err.print)
 
 
 DRAIN_S = 10  # seconds running answers get to finish once a stop is asked for
