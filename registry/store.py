@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel import func as sqlfunc
 
@@ -469,10 +469,21 @@ class Registry:
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
-        """A session whose block is one transaction, committed at its end."""
+        """A session whose block is one transaction, committed at its end. A write SQLite cannot make for want of
+        room (a full disk, a quota, a file size limit) rolls back and is a RegistryError saying so: the database is
+        as it was, not damaged."""
         self.require_writable()
-        with self._session() as s, s.begin():
-            yield s
+        try:
+            with self._session() as s, s.begin():
+                yield s
+        except DBAPIError as e:
+            code = getattr(e.orig, "sqlite_errorname", "")
+            if code == "SQLITE_FULL" or code.startswith("SQLITE_IOERR_WRITE"):
+                raise RegistryError(f"no room to write the registry {self.home / 'registry.db'} ({e.orig}: a full "
+                                    "disk, a quota or a file size limit stops it); nothing was changed, the registry "
+                                    "is as it was. Free some space, or set T2L_HOME to a folder on a disk with room, "
+                                    "then run the command again") from None
+            raise
 
     def require_writable(self) -> None:
         if self.read_only:

@@ -470,6 +470,12 @@ def test_case_18_no_room_while_copying_a_hypernet_or_storing_an_adapter_is_one_l
     assert [r["name"] for r in json.loads(t2l("ls", "--json").output)] == ["low"]
     assert_consistent(Registry(t2l_home))
     assert not [p for p in t2l_home.rglob("*") if p.name.endswith(".tmp")]
+    with file_size_limit(20_000):  # the adapter fits, the registry's write-ahead log (over 100 kB) does not
+        line = one_line("make", "answer in upper case", "--hypernet", hn, "--name", "up")
+    assert line.startswith("error: no room to write the registry ") and "nothing was changed" in line, line
+    assert "T2L_HOME" in line and "backup" not in line and "move it aside" not in line  # not called damaged
+    assert [r["name"] for r in json.loads(t2l("ls", "--json").output)] == ["low"]
+    assert assert_consistent(Registry(t2l_home))["orphans"] == []  # the adapter's file went with its row
     t2l("make", "answer in upper case", "--hypernet", hn, "--name", "up")  # with room it goes on as ever
     assert sorted(r["name"] for r in json.loads(t2l("ls", "--json").output)) == ["low", "up"]
 
