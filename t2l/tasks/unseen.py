@@ -160,11 +160,12 @@ def build_unseen(max_examples: int = 500, seed: int = 0, training: list[Task] | 
     return tasks, manifest
 
 
-def training_tasks(on_status: Callable[[str], None] | None = None) -> list[Task]:
-    """Every task of every built-in training collection (each built under $T2L_HOME/tasks if missing): what the
-    suite is decontaminated against."""
+def training_tasks(on_status: Callable[[str], None] | None = None,
+                   on_progress: Callable[[int, int], None] | None = None) -> list[Task]:
+    """Every task of every built-in training collection (each built under $T2L_HOME/tasks if missing, its steps
+    said and counted): what the suite is decontaminated against."""
     from t2l.tasks.builtin import BUILTIN
     from t2l.tasks.collection import read_tasks
     from t2l.tasks.resolve import resolve_collection
 
-    return [t for name in BUILTIN for t in read_tasks(resolve_collection(name, on_status))]
+    return [t for name in BUILTIN for t in read_tasks(resolve_collection(name, on_status, on_progress))]

@@ -28,7 +28,7 @@ def build_tasks(source_kind: str, out_dir: Path, source: Path | None, max_exampl
     elif source_kind == "unseen":
         from t2l.tasks.unseen import build_unseen, training_tasks
 
-        tasks, manifest = build_unseen(max_examples, training=training_tasks(on_status),
+        tasks, manifest = build_unseen(max_examples, training=training_tasks(on_status, on_progress),
                                        on_progress=on_progress)
     else:
         from t2l.tasks.builtin import build_builtin
