@@ -7,7 +7,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,7 +77,7 @@ class Registry:
 
     # -- adapters ---------------------------------------------------------------------------------
 
-    def add_adapter(self, data: bytes, *, name: str | None, tags: list[str] = (), force: bool = False,
+    def add_adapter(self, data: bytes, *, name: str | None, tags: Sequence[str] = (), force: bool = False,
                     output: Path | None = None, **fields) -> Adapter:
         """Store an adapter file's bytes and its row in one go; `fields` are Adapter columns. `output`: where the
         caller will write the adapter next (`make -o`), recorded in the same commit as not yet written (see
@@ -218,6 +218,7 @@ class Registry:
             if taken:
                 raise RegistryError(f"an adapter named {name!r} exists already ({taken.id[:8]}); choose another name")
             fresh = s.get(Adapter, row.id)
+            assert fresh is not None  # row was read above
             fresh.name = name
             s.add(fresh)
         return self.get_adapter(row.id)
@@ -339,6 +340,7 @@ class Registry:
             if protocol is not None:
                 q = q.where(EvalRun.protocol == protocol)
             for row in s.exec(q):
+                assert row.adapter_id is not None  # the query asked for these ids
                 out[row.adapter_id].setdefault(row.bench, row)
         return out
 

@@ -9,6 +9,7 @@ README model card, so `PeftModel.from_pretrained(base, folder)` loads it as is. 
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from t2l.errors import T2LError
 from t2l.locate import ModelRef
@@ -149,7 +150,8 @@ def load_adapter(model, path: Path, adapter_name: str = "default"):
     config = LoraConfig(**{k: v for k, v in peft_config.items() if k in known})
     check_shapes(model, tensors)
     peft_model = PeftModel(model, config, adapter_name=adapter_name)
-    result = set_peft_model_state_dict(peft_model, tensors, adapter_name=adapter_name)
+    # peft annotates it `-> namedtuple` (the function, not a type), so it is typed here by hand
+    result: Any = set_peft_model_state_dict(peft_model, tensors, adapter_name=adapter_name)
     if result.unexpected_keys:
         raise T2LError(f"{path} has weights this model cannot take ({result.unexpected_keys[0]}, ...); "
                        "was it made for another base model?")

@@ -157,6 +157,7 @@ def convert_state(state: dict, config: HypernetConfig, targets: TargetSet) -> di
     want = model.state_dict()
     out, used = {}, set()
     modules = config.target_modules
+    assert config.hypermod is not None  # HyperMod(config, ...) above needs it too
     for theirs, ours in _RENAMES.items():
         for m in modules if "{m}" in theirs else [None]:
             for p in ("weight", "bias"):

@@ -73,8 +73,9 @@ def _dequantize(gguf: Path, dest: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are plain fp32 now; drop the GGUF marker so save_pretrained writes ordinary safetensors.
     del model.config.quantization_config
-    model.hf_quantizer = None
-    model.is_quantized = False
+    # transformers sets these on the model at load; PreTrainedModel does not declare them
+    model.hf_quantizer = None  # type: ignore[assignment]
+    model.is_quantized = False  # type: ignore[assignment]
     try:
         with folder_atomic(dest) as tmp:
             model.save_pretrained(tmp)

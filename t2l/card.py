@@ -2,7 +2,7 @@
 made, how to load it, and its scores with their protocols."""
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from t2l.locate import looks_like_hub_id
 
@@ -49,7 +49,7 @@ def made_from(info: "AdapterInfo") -> str:
 def card(info: "AdapterInfo", name: str, scores: list[Score], repo_id: str | None) -> str:
     """README.md with YAML front matter the Hub reads (base model, library, pipeline, tags, eval results)."""
     base = hub_base(info)
-    front = {"library_name": "peft", "pipeline_tag": "text-generation",
+    front: dict[str, Any] = {"library_name": "peft", "pipeline_tag": "text-generation",
              "tags": ["text-to-lora", "lora", "peft", "t2l"]}
     if base:
         front = {"base_model": base} | front

@@ -9,9 +9,13 @@ library; any other HF encoder runs through transformers.
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from t2l.errors import T2LError
 from t2l.locate import ModelRef, model_folder, quiet_transformers, read_json
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_ENCODER = "all-minilm-l6-v2"
 EMBEDDED_ENCODERS = {
@@ -35,7 +39,7 @@ def add_full_stop(text: str) -> str:
 
 @dataclass
 class Encoded:
-    embeddings: "object"  # torch.Tensor [N, dim]
+    embeddings: "torch.Tensor"  # [N, dim]
     truncated: list[bool]
 
 

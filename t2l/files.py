@@ -24,7 +24,8 @@ def no_room(path: Path, e: OSError) -> T2LError:
     """The one-line error for a write that found no room (`e.errno` in NO_ROOM): what, why, and what to do."""
     from t2l.home import t2l_home
 
-    why = {errno.EFBIG: "a file size limit (see `ulimit -f`) stops it"}.get(e.errno, e.strerror or "no space left")
+    why = ("a file size limit (see `ulimit -f`) stops it" if e.errno == errno.EFBIG
+           else e.strerror or "no space left")
     try:
         home = Path(path).resolve().is_relative_to(t2l_home().resolve())
     except OSError:

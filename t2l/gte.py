@@ -67,6 +67,8 @@ def _rotate(z: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
 
 
 class Gte(nn.Module):
+    inv_freq: torch.Tensor  # a buffer
+
     def __init__(self, cfg: dict):
         super().__init__()
         h = cfg["hidden_size"]

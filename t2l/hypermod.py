@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from t2l.config import HypernetConfig, TargetSet
+from t2l.config import HypernetConfig, HyperModConfig, TargetSet
 
 
 class MLP(nn.Module):
@@ -51,6 +51,7 @@ class HyperMod(nn.Module):
     def __init__(self, config: HypernetConfig, targets: TargetSet):
         super().__init__()
         self.config, self.targets, hm = config, targets, config.hypermod
+        assert hm is not None, "a HyperMod is built from a config with hypermod set (t2l.authors)"
         d, r = hm.latent_size, config.rank
         self.modules_ = targets.modules
         self.task_encoder = nn.Sequential(nn.Linear(config.embed_dim, d // 2), nn.LayerNorm(d // 2))
@@ -77,9 +78,14 @@ class HyperMod(nn.Module):
         for m in self.modules_:
             self.register_buffer(f"layers_{m}", torch.tensor([t.layer for t in targets.of(m)]), persistent=False)
 
+    @property
+    def hm(self) -> HyperModConfig:
+        assert self.config.hypermod is not None  # checked in __init__
+        return self.config.hypermod
+
     def _rows(self, h: torch.Tensor) -> torch.Tensor:
         """h [B, d] -> the head's input, [B, r, d] one row per rank (rank_at_a_time) or [B, d]."""
-        hm, r = self.config.hypermod, self.config.rank
+        hm, r = self.hm, self.config.rank
         if not hm.rank_at_a_time:
             return self.block2(h)
         shared = hm.shared_ab_head  # with the shared head, h has been through block 2 already (their order)
@@ -91,7 +97,7 @@ class HyperMod(nn.Module):
 
     def _raw(self, m: str, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The head's A [B, r, in] and B [B, r, out] (B not yet transposed) for module type m."""
-        hm, r = self.config.hypermod, self.config.rank
+        hm, r = self.hm, self.config.rank
         t = self.targets.of(m)[0]
         d_in, d_out = t.in_features, t.out_features
         def head(x):
@@ -127,7 +133,7 @@ class HyperMod(nn.Module):
         return out
 
     def _to_lora(self, m: str, which: str, x: torch.Tensor) -> torch.Tensor:
-        hm = self.config.hypermod
+        hm = self.hm
         if hm.z_score:
             x = x * (getattr(self, f"std_{which}_{m}") + 1e-10) + getattr(self, f"mean_{which}_{m}")
         return x * hm.output_scale + getattr(self, f"offset_{which}_{m}")

@@ -47,11 +47,11 @@ class HyperLoRA(nn.Module):
             t = targets.of(m)[0]
             d_in, d_out = t.in_features, t.out_features
             out = {"L": r * (d_in + d_out), "M": r * max(d_in, d_out), "S": max(d_in, d_out)}[c.variant]
-            self.heads[m] = nn.Linear(c.hidden_dim, out)
+            self.heads[m] = head = nn.Linear(c.hidden_dim, out)
             # "Hyper-init": an untrained hypernet emits plain LoRA init, A ~ kaiming-uniform and B = 0, so every
             # adapter starts as the identity and training moves B (then A) away from it per description.
-            nn.init.zeros_(self.heads[m].weight)
-            nn.init.zeros_(self.heads[m].bias)
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
             a0 = torch.empty(r, d_in)
             nn.init.kaiming_uniform_(a0, a=math.sqrt(5))
             self.a_init[m] = nn.Parameter(a0)

@@ -1,6 +1,6 @@
 """Descriptions in, adapters out: the encoder and the hypernetwork, never the base model."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,7 @@ class Generator:
         return self.info.config.examples
 
     def make(self, descriptions: list[str], on_warning: Callable[[str], None] | None = None,
-             examples: list[Shot] = ()) -> list[GeneratedAdapter]:
+             examples: Sequence[Shot] = ()) -> list[GeneratedAdapter]:
         """One adapter per description, all from one encoder pass and one hypernetwork forward; with `examples`,
         every adapter is made from them too, and with examples and no description, one adapter from the examples
         alone."""
@@ -64,7 +64,7 @@ class Generator:
             embeddings, truncated = encoded.embeddings, encoded.truncated
         else:  # examples alone: a zero description embedding, as in training
             embeddings, truncated, cleaned = torch.zeros(1, self.encoder.dim), [False], [""]
-        inputs = (embeddings,)
+        inputs: tuple[torch.Tensor, ...] = (embeddings,)
         if self.max_examples:
             inputs += (mean_embedding(self.encoder, [list(examples)]).expand(len(cleaned), -1),)
         with torch.no_grad():

@@ -92,7 +92,7 @@ def _api():
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
-def _transport_error() -> type:
+def _transport_error() -> type[Exception]:
     """The network error of the HTTP client huggingface_hub speaks (httpx in 1.x, httpx2 in 2.x)."""
     from huggingface_hub.utils import _http
 

@@ -14,7 +14,9 @@ a queue (`t2l.chat`).
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,9 @@ import torch.nn.functional as F
 from t2l.config import TargetSet
 from t2l.lora_batched import BatchedLoRA, LoRAWeights
 from t2l.targets import find_targets
+
+if TYPE_CHECKING:
+    from t2l.chat import Generation
 
 END = object()  # the last item a generation's queue receives
 
@@ -40,7 +45,7 @@ class Stats:
 
 @dataclass
 class _Row:
-    gen: object  # t2l.chat.Generation
+    gen: "Generation"
     draw: torch.Generator
     length: int  # tokens of this row in the KV cache (its next position)
     pending: int = -1  # the last sampled token, fed at the next step
@@ -52,10 +57,10 @@ class Scheduler:
         self.model, self.tokenizer, self.end_ids, self.device = model, tokenizer, end_ids, device
         self.max_batch = max_batch
         self.cv = threading.Condition()
-        self.waiting: deque = deque()
+        self.waiting: deque["Generation"] = deque()
         self.rows: list[_Row] = []
         self.pads: list[int] = []  # left padding of each row in the batch cache
-        self.cache = None
+        self.cache: Any = None  # the batch's transformers Cache, None while no row runs
         self.closing = False
         self.thread: threading.Thread | None = None
         self.stats = Stats()
@@ -69,7 +74,7 @@ class Scheduler:
 
     # -- the callers' side ---------------------------------------------------------------------------------------
 
-    def submit(self, gen) -> None:
+    def submit(self, gen: "Generation") -> None:
         from t2l.errors import T2LError
 
         with self.cv:
@@ -283,6 +288,7 @@ class Scheduler:
         if running:
             self.stacked = stacked
         weights, scale = stacked
+        assert self.lora is not None  # _hook made it
         return self.lora.use(weights, scale=scale)
 
     def _hook(self, adapters: list[LoRAWeights]) -> None:
@@ -330,7 +336,7 @@ def _left_pad(t: torch.Tensor, n: int) -> torch.Tensor:
     return F.pad(t, (0, 0, n, 0)) if n else t
 
 
-def pick(logits: torch.Tensor, s, draw: torch.Generator, history: list[int] = (),
+def pick(logits: torch.Tensor, s, draw: torch.Generator, history: Sequence[int] = (),
          logprobs: list | None = None) -> int:
     """The next token from one row's logits under its sampling settings: penalties for what the row generated
     already and the logit bias first (OpenAI's formulas), then greedy or temperature and top-p. With `logprobs`

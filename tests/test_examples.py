@@ -6,6 +6,7 @@ import json
 import httpx
 import pytest
 import torch
+from conftest import examples_checkpoint, t2l
 
 from t2l.errors import T2LError
 from t2l.examples import Shot, examples_sha256, read_examples
@@ -33,25 +34,8 @@ def test_the_sampler_conditions_each_draw_on_other_examples_of_its_task_only():
 
 @pytest.fixture
 def examples_hypernet(trained_hypernet, tmp_path):
-    """The tiny trained hypernetwork warm-started into one that reads up to 3 examples, its examples' map then set
-    as if trained, saved as a checkpoint."""
-    from t2l.checkpoint import load_hypernet, save_hypernet
-    from t2l.hypernet import HyperLoRA
-    from t2l.train.run import warm_start
-
-    source, info = load_hypernet(trained_hypernet[0])
-    info.config.examples = 3
-    hn = HyperLoRA(info.config, info.targets)
-    warm_start(hn, str(trained_hypernet[0]))
-    emb = torch.randn(2, info.config.embed_dim)
-    for got, want in zip(hn(emb, torch.randn(2, info.config.embed_dim)).values(), source(emb).values()):
-        torch.testing.assert_close(got, want)  # a zero map: the same adapters whatever the examples
-    # its own generator: the same map (and answers) whichever tests ran first
-    torch.nn.init.normal_(hn.example_encoder.weight, std=0.5, generator=torch.Generator().manual_seed(0))
-    folder = tmp_path / "examples-hypernet"
-    save_hypernet(hn, folder, base=info.base, base_spec=info.base_spec, encoder=info.encoder,
-                  encoder_spec=info.encoder_spec, pooling=info.pooling, training=info.training)
-    return folder
+    """The tiny trained hypernetwork made to read up to 3 examples (conftest.examples_checkpoint)."""
+    return examples_checkpoint(trained_hypernet[0], tmp_path / "examples-hypernet")
 
 
 def test_adapters_follow_their_examples_and_record_them(examples_hypernet, trained_hypernet):
@@ -91,7 +75,6 @@ def test_an_examples_file_is_checked_line_by_line(tmp_path):
 
 
 def test_make_with_examples_registers_and_shows_them(examples_hypernet, tmp_path):
-    from conftest import t2l
 
     from t2l.adapter import read_info
     from t2l.card import card
@@ -122,7 +105,6 @@ def shots_file(folder, shots=SHOTS, name="shots.jsonl"):
 def test_run_with_examples_reuses_only_an_adapter_of_the_same_examples(examples_hypernet, trained_hypernet, tmp_path):
     """`t2l run --describe D --examples F` makes (once) the adapter of D and F: never the one of D alone, nor of D
     and other examples, and the one of D alone is never taken for it either."""
-    from conftest import t2l
 
     shots, one = shots_file(tmp_path), shots_file(tmp_path, SHOTS[:1], "one.jsonl")
     sampling = ["--hypernet", examples_hypernet, "--max-new-tokens", 6, "--seed", 1, "--temperature", 1]
@@ -151,7 +133,6 @@ def test_run_with_examples_reuses_only_an_adapter_of_the_same_examples(examples_
 
 
 def test_chat_takes_examples_and_the_examples_command(examples_hypernet, tiny_base_dir, tmp_path):
-    from conftest import t2l
 
     shots = shots_file(tmp_path)
 
@@ -202,7 +183,6 @@ def test_serve_makes_described_models_from_examples_in_the_request(examples_url,
     made once; POST /v1/adapters takes examples too."""
     import openai
 
-    from conftest import t2l
 
     client = openai.OpenAI(base_url=f"{examples_url}/v1", api_key="unused", max_retries=0)
     shots = shots_file(tmp_path)
@@ -260,7 +240,6 @@ def test_bad_examples_are_a_400_naming_the_field(examples_url, examples, says):
 
 
 def test_examples_need_a_described_model_and_a_hypernetwork_that_reads_them(examples_url, serve_url):
-    from conftest import t2l
 
     got = error_of(httpx.post(f"{examples_url}/v1/completions", json={"model": "base", "prompt": "hi",
                                                                        "t2l_examples": ROWS}))

@@ -59,7 +59,8 @@ def main() -> None:
     base, tok, _ = load_base(info.base_spec)
     made = gen.make([t.descriptions[0] for t in tasks])
     lora = BatchedLoRA(base, info.targets, info.config.alpha / info.config.rank)
-    rows, totals = [], {"base": [], "own": [], "other": []}
+    rows: list[tuple] = []
+    totals: dict[str, list[float]] = {"base": [], "own": [], "other": []}
     for i, task in enumerate(tasks):
         examples = [Example(0, inp, out) for inp, out in task.examples[: args.examples]]
         batcher = ExampleBatcher(tok, examples, 256)

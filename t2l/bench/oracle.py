@@ -43,10 +43,16 @@ def question_text(q) -> str:
     return " ".join([q.text, *q.choices])
 
 
+def _to_question(bench: str):
+    convert = BENCHES[bench].to_question
+    assert convert is not None, f"{bench} is not a multiple-choice bench"
+    return convert
+
+
 def build_collection(folder: Path, benches, limit: int, max_examples: int, seed: int) -> None:
     """One task per bench from its items past `limit`, none sharing a 13-gram with any evaluated item."""
     rng = random.Random(seed)
-    questions = {b: [BENCHES[b].to_question(d) for d in load_docs(BENCHES[b])[0]] for b in benches}
+    questions = {b: [_to_question(b)(d) for d in load_docs(BENCHES[b])[0]] for b in benches}
     evaluated = set().union(*(ngrams(question_text(q)) for b in benches for q in questions[b][:limit]))
     tasks = []
     for b in benches:
@@ -143,9 +149,9 @@ def report(rows: list[dict], benches, protocols) -> str:
         for label, (x, y) in pairs.items():
             if x is None or y is None:
                 continue
-            cells = paired_cells(x, y, benches)
-            avg = average_cells(cells)
-            lines.append(f"| {label} | " + " | ".join(f"{100 * v:+.1f} ± {100 * e:.1f}" for v, e in cells)
+            diffs = paired_cells(x, y, benches)
+            avg = average_cells(diffs)
+            lines.append(f"| {label} | " + " | ".join(f"{100 * v:+.1f} ± {100 * e:.1f}" for v, e in diffs)
                          + f" | {100 * avg[0]:+.1f} ± {100 * avg[1]:.1f} |")
     return "\n".join(lines)
 

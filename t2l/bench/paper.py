@@ -23,10 +23,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from t2l.errors import T2LError
 from t2l.files import write_text_atomic
 from t2l.stats import average_cells, item_means, paired_cells
+
+if TYPE_CHECKING:
+    from t2l.eval.run import Subject
 
 PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L, unrelated description")
@@ -205,7 +209,7 @@ def unrelated_descriptions(settings: PaperSettings, collection: Path) -> dict[tu
             for b, bench in enumerate(BENCHES) if bench in settings.benches for i in range(settings.descriptions)}
 
 
-def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple[object, Entry, str]]:
+def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple["Subject", Entry, str]]:
     """(eval Subject, what it stands for, bench or '*') for every method; adapters are generated here."""
     from t2l.eval.benches import BENCHES
     from t2l.eval.run import Subject

@@ -62,7 +62,7 @@ def provenance(settings: PaperSettings) -> dict:
     for name, run in runs.items():  # what the run trained with, overrides included
         train = load_recipe(str(out / name / "recipe.yaml")).train
         run.update(batch_size=train.batch_size, lr=train.lr, description_noise=train.description_noise)
-    data = {}
+    data: dict[str, dict] = {}
     for r in read_results(out / "results.jsonl"):
         data.setdefault(r["bench"], {"sha256": r["data_sha256"], "n": r["n"]})
     return {"t2l": t2l.__version__, "torch": torch.__version__, "transformers": transformers.__version__,

@@ -37,10 +37,14 @@ import string
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from t2l.base import DEFAULT_BASE
 from t2l.errors import T2LError
 from t2l.files import write_text_atomic
+
+if TYPE_CHECKING:
+    from t2l.make import GeneratedAdapter
 
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L + description", "T2L, other task's description",
            "T2L, random words", "T2L, random characters", "T2L, repeated letter", "T2L, paraphrase",
@@ -181,7 +185,7 @@ def makers(settings: UnseenSettings) -> dict[str, str | None]:
     from t2l.hashing import sha256_file
 
     return {"T2L": read_hypernet_info(Path(settings.hypernet)).sha256,
-            "mt-lora": sha256_file(weights_file(settings.mt_lora)) if settings.mt_lora else None}
+            "mt-lora": sha256_file(weights_file(Path(settings.mt_lora))) if settings.mt_lora else None}
 
 
 def made_by(method: str, made: dict[str, str | None]) -> str | None:
@@ -206,7 +210,7 @@ def scoring(settings: UnseenSettings, suite: Path) -> dict:
 
 def check_folder(out: Path, now: dict) -> None:
     saved = out / "settings.json"
-    before = json.loads(saved.read_text()).get("scoring") if saved.is_file() else None
+    before = json.loads(saved.read_text()).get("scoring") if saved.is_file() else {}
     changed = [k for k in now if before and before.get(k) != now[k]]
     if changed:
         was = ", ".join(f"{k} {before.get(k)}" for k in changed)
@@ -234,7 +238,7 @@ def resolve_suite(spec: str, on_status: Callable[[str], None] | None = None) -> 
 
 
 def _cells(settings: UnseenSettings, tasks, texts: dict, shots: dict, made: dict,
-           emit: Event) -> list[tuple[str, str, object]]:
+           emit: Event) -> list[tuple[str, str, "GeneratedAdapter | None"]]:
     """(method, task, generated adapter or None) for every cell not run yet; the description-only adapters made in
     one pass, the example ones task by task (a make call's examples are shared by all its adapters)."""
     from t2l.make import Generator
@@ -295,22 +299,28 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
     by_name = {t.name: t for t in tasks}
     model, tokenizer, _ = load_base(settings.base, dtype=settings.dtype)
     model.to(resolve_device(settings.device))
-    mt = read_adapter(settings.mt_lora) if settings.mt_lora and any(m == "mt-lora" for m, _, _ in todo) else None
+    mt = read_adapter(Path(settings.mt_lora)) if settings.mt_lora and any(m == "mt-lora" for m, _, _ in todo) else None
     with open(out / "results.jsonl", "a") as log:
         for k, (method, name, adapter) in enumerate(todo, 1):
             task = by_name[name]
             emit("cell", (k, len(todo), method, name))
-            tensors, config = ((adapter.tensors, {"r": adapter.info.rank, "lora_alpha": adapter.info.alpha})
-                               if adapter is not None else (mt[0], mt[2]) if method == "mt-lora" else (None, None))
+            applying = None
+            if adapter is not None:
+                config = {"r": adapter.info.rank, "lora_alpha": adapter.info.alpha}
+                applying = lora_weights(model, adapter.tensors, config)
+            elif method == "mt-lora":
+                assert mt is not None  # read above, as a cell needs it
+                applying = lora_weights(model, mt[0], mt[2])
             in_prompt = shots[name] if method in ICL_METHODS else None
             prompt = shots_prompt(texts[name].get(method) if method in PROMPTED else None, in_prompt)
-            applying = lora_weights(model, tensors, config) if tensors is not None else None
             with applied(model, applying), torch.no_grad():
                 scores = score_task(model, tokenizer, task.examples, prompt, settings.batch_size)
             row = {"method": method, "task": name, "made_by": made_by(method, made), "n": len(task.examples),
                    "description": texts[name].get(method), **scores}
             if method in EXAMPLE_METHODS:
-                row["examples_sha256"] = examples_sha256(shots[name])
+                task_examples = shots[name]
+                assert task_examples is not None  # _cells leaves a task without shots out of the example methods
+                row["examples_sha256"] = examples_sha256(task_examples)
             log.write(json.dumps(row) + "\n")
             log.flush()
             emit("result", row)

@@ -86,7 +86,9 @@ def by_type(rows: list[dict], answer_types: dict[str, str], a: str = "T2L", b: s
     out = {}
     for kind in [k for k in ANSWER_TYPES if k in kinds] + sorted(kinds - set(ANSWER_TYPES)):
         tasks = sorted(t for t in shared if answer_types.get(t) == kind)
-        out[kind] = {"tasks": len(tasks), "difference": difference(cells, a, b, tasks)["loss"],
+        diff = difference(cells, a, b, tasks)
+        assert diff is not None  # the tasks are ones both methods have
+        out[kind] = {"tasks": len(tasks), "difference": diff["loss"],
                      **{m: average_cells([mean_stderr(cells[m][t]["loss"]) for t in tasks]) for m in (a, b)}}
     return out
 

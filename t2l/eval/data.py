@@ -101,7 +101,7 @@ def read_rows(bench: Bench, path: Path, data: bytes) -> list[dict]:
         where = f"{path} line {number}"
         try:
             doc = json.loads(line)
-        except ValueError as e:
+        except json.JSONDecodeError as e:
             raise T2LError(f"{where} is not JSON ({e.msg}); write one JSON object per line") from None
         if not isinstance(doc, dict):
             raise T2LError(f"{where} is a JSON {type(doc).__name__}, not an object; write each {bench.name} document "

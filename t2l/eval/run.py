@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from t2l.errors import T2LError
 from t2l.eval.benches import PROTOCOLS, Bench, Item, protocol_name
@@ -153,7 +154,7 @@ class Subject:
     """What gets evaluated: the bare base (`path` None) or an adapter file/folder."""
 
     label: str
-    path: object = None  # Path to an adapter, or None for the base model
+    path: Path | None = None  # Path to an adapter, or None for the base model
     benches: list[str] | None = None  # only these benches (None: all asked for)
     instruction: str | None = None  # text put before every prompt (the description-in-the-prompt baseline)
 
@@ -174,24 +175,24 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
     check_settings(limit, protocol, prompt.shots if prompt else 0, batch_size, dtype)
     where = resolve_device(device)
     base_ref = identify_base(base_spec)
-    loaded = []
+    loaded: list[tuple[Subject, tuple[dict, dict] | None]] = []  # (tensors, PEFT config), None for the base
     for s in subjects:
         if s.path is None:
-            loaded.append((s, None, None))
+            loaded.append((s, None))
             continue
         tensors, info, peft_config = read_adapter(s.path)
         if info is not None and not info.base.same_weights(base_ref):
             raise T2LError(f"{s.label} was made for base model {info.base.name} (sha256 {info.base.sha256[:12]}), "
                            f"not {base_ref.name} (sha256 {base_ref.sha256[:12]}); evaluate it with --base "
                            f"{info.base_spec}")
-        loaded.append((s, tensors, peft_config))
+        loaded.append((s, (tensors, peft_config)))
     data = {b.name: load_docs(b, data_dir, from_hub) for b in benches}
     pools = {b.name: load_fewshot_pool(b, data_dir, from_hub) for b in benches} if prompt and prompt.shots else {}
     model, tokenizer, _ = load_base(base_spec, dtype=dtype)
     model.to(where)
     results = []
-    for subject, tensors, peft_config in loaded:
-        adapter = lora_weights(model, tensors, peft_config) if tensors is not None else None
+    for subject, weights in loaded:
+        adapter = lora_weights(model, *weights) if weights is not None else None
         with applied(model, adapter):
             for bench in benches:
                 if subject.benches is not None and bench.name not in subject.benches:

@@ -8,6 +8,7 @@ every position). Groups are sorted longest first so padding stays small.
 
 import inspect
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +69,8 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
         inputs = [encoded[i][1][:-1] for _, i in rows]
         hidden = ctx_hidden.new_zeros(len(rows), 0, ctx_hidden.shape[-1])  # stays empty without a second pass
         if any(inputs):
-            cache.reorder_cache(torch.tensor([g for g, _ in rows], device=device))
+            # an int64 tensor is a LongTensor; torch's stubs do not say so
+            cache.reorder_cache(torch.tensor([g for g, _ in rows], device=device))  # type: ignore[arg-type]
             cont_ids, cont_mask = _padded(inputs, pad)
             lengths = torch.tensor([len(ctx_rows[g]) for g, _ in rows])
             positions = lengths[:, None] + torch.arange(cont_ids.shape[1])[None]
@@ -89,4 +91,4 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
             offset += n
         if on_progress:
             on_progress(len(rows))
-    return results
+    return cast("list[tuple[float, bool]]", results)  # every pair's slot is filled by now

@@ -92,5 +92,5 @@ def text_overlap(texts, table: dict[int, str]) -> tuple[str, int] | None:
             hits[b] = hits.get(b, 0) + 1
     if not hits:
         return None
-    bench = max(hits, key=hits.get)
+    bench = max(hits, key=hits.__getitem__)
     return bench, hits[bench]

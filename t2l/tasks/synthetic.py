@@ -161,7 +161,7 @@ def _is_prime(n: int) -> bool:
 
 
 def _pig_latin(w: str) -> str:
-    lead = re.match(r"[^aeiou]*", w).group()
+    lead = re.match(r"[^aeiou]*", w).group()  # type: ignore[union-attr]  # `*` matches every string
     return w + "way" if not lead else w[len(lead):] + lead + "ay"
 
 
@@ -392,8 +392,8 @@ FAMILIES: list[Family] = [
     _family("title-case", _sentence, lambda s, a: string.capwords(s)),
     _family("uppercase-sentence", _sentence, lambda s, a: s.upper()),
     _family("sentence-word-count", _sentence, lambda s, a: str(len(s.split()))),
-    _family("sentence-first-word", _sentence, lambda s, a: (_words_of(s) or [None])[0]),
-    _family("sentence-last-word", _sentence, lambda s, a: (_words_of(s) or [None])[-1]),
+    _family("sentence-first-word", _sentence, lambda s, a: _words_of(s)[0] if _words_of(s) else None),
+    _family("sentence-last-word", _sentence, lambda s, a: _words_of(s)[-1] if _words_of(s) else None),
     _family("sentence-reverse-words", _sentence, lambda s, a: " ".join(s.split()[::-1])),
     _family("case-style", _sentence, lambda s, a: _case(_words_of(s), a) if _words_of(s) else None,
             ("snake", "kebab", "camel")),

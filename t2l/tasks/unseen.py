@@ -104,7 +104,7 @@ FAMILY_TYPES = {"acronym": "rewrite", "pig-latin": "rewrite", "swap-ends": "rewr
 def held_items(held: Held) -> list[tuple[str, str]]:
     from t2l.eval.data import request_docs
 
-    pairs = {}
+    pairs: dict[str, str] = {}
     for doc in request_docs(held.folder)[0]:
         try:
             pair = held.convert(doc)

@@ -101,7 +101,7 @@ class Sampler:
             return rows.tolist(), descs, [[] for _ in range(k)]
         shots = []
         for i, (task, row) in enumerate(zip(t.tolist(), rows.tolist())):
-            pool = self.rows_by_task[self.offsets[task] : self.offsets[task] + min(self.pool, self.counts[task])]
+            pool = self.rows_by_task[self.offsets[task] : self.offsets[task] + min(self.pool, int(self.counts[task]))]
             others = [r for r in pool[torch.randperm(len(pool), generator=gen)].tolist() if r != row]
             n = int(torch.randint(self.shots + 1, (1,), generator=gen))
             shots.append(others[:n])
@@ -184,7 +184,8 @@ class Trainer:
     def step(self) -> StepMetrics:
         t0 = time.perf_counter()
         rows, descs, shots = self.sampler.draw(self.gen, self.s.batch_size)
-        rows, descs, shots = (x[self.rank :: self.world] for x in (rows, descs, shots))
+        mine = slice(self.rank, None, self.world)
+        rows, descs, shots = rows[mine], descs[mine], shots[mine]
         lr = lr_at(self.step_done + 1, self.s)
         for g in self.opt.param_groups:
             g["lr"] = lr * g.get("lr_scale", 1.0)

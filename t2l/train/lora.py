@@ -9,8 +9,9 @@ def build_lora(base_model, rank: int, alpha: float, dropout: float, target_modul
 
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
-                        task_type="CAUSAL_LM")
+    # peft annotates lora_alpha as int, but it is only ever divided by r: a float alpha is what it was given
+    config = LoraConfig(r=rank, lora_alpha=alpha,  # type: ignore[arg-type]
+                        lora_dropout=dropout, target_modules=list(target_modules), task_type="CAUSAL_LM")
     with warnings.catch_warnings():  # peft reads transformers' deprecated alias; the warning is theirs, not the user's
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
         return get_peft_model(base_model, config)

@@ -3,6 +3,7 @@
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,9 +135,9 @@ class Recipe:
             raise T2LError(f"recipe key lora.dropout = {lo.dropout} must be at least 0 and below 1")
         if not lo.target_modules:
             raise T2LError("recipe key lora.target_modules is empty: name the modules to adapt, e.g. [q_proj, v_proj]")
-        for key, value in (("run.dtype", run.dtype), ("run.save_dtype", run.save_dtype)):
-            if value not in DTYPES:
-                raise T2LError(f"recipe key {key} = {value!r}: use {' or '.join(DTYPES)}")
+        for key, dtype in (("run.dtype", run.dtype), ("run.save_dtype", run.save_dtype)):
+            if dtype not in DTYPES:
+                raise T2LError(f"recipe key {key} = {dtype!r}: use {' or '.join(DTYPES)}")
 
     def hypernet_config(self, embed_dim: int):
         from t2l.config import HypernetConfig
@@ -200,7 +201,7 @@ def recipe_path(name_or_path: str) -> Path:
     raise T2LError(f"unknown recipe {name_or_path!r}: use one of {', '.join(available_recipes())} or a YAML file")
 
 
-def load_recipe(name_or_path: str, overrides: list[str] = ()) -> Recipe:
+def load_recipe(name_or_path: str, overrides: Sequence[str] = ()) -> Recipe:
     import yaml
 
     path = recipe_path(name_or_path)

@@ -15,9 +15,12 @@ def load_library(sources: list, targets: TargetSet, modules: list[str]) -> tuple
 
     A source is a path to a t2l adapter (its description is inside) or {"path": ..., "description": ...} for
     any PEFT adapter."""
-    descriptions, per_module = [], {m: ([], []) for m in modules}
+    descriptions: list[str] = []
+    per_module: dict[str, tuple[list, list]] = {m: ([], []) for m in modules}
     for src in sources:
         path, description = (src.get("path"), src.get("description")) if isinstance(src, dict) else (src, None)
+        if path is None:
+            raise T2LError(f"library source {src!r} names no path; list it as {{path: ..., description: ...}}")
         tensors, info, _ = read_adapter(Path(path))
         description = description or (info.description if info else None)
         if not description:

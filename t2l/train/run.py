@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from t2l.device import resolve_device
 from t2l.errors import T2LError
@@ -22,6 +23,14 @@ from t2l.files import folder_atomic, write_bytes_atomic
 from t2l.home import t2l_home
 from t2l.tasks.resolve import holdout_names, resolve_collection
 from t2l.train.recipe import Recipe, dump_recipe, load_recipe
+
+if TYPE_CHECKING:
+    from t2l.encoder import DescriptionEncoder
+    from t2l.locate import ModelRef
+    from t2l.train.lora import LoraObjective
+    from t2l.train.loop import Sampler
+    from t2l.train.recon import ReconObjective
+    from t2l.train.sft import HypernetObjective
 
 Event = Callable[[str, object], None]
 
@@ -141,7 +150,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
 
     def on_step(m) -> bool:
         last["loss"] = m.loss
-        if rank0:
+        if log is not None:  # rank 0
             log.write(json.dumps(asdict(m)) + "\n")
             log.flush()
         emit("step", m)
@@ -213,11 +222,11 @@ def _agreed(flag: bool) -> bool:
 class _Prepared:
     """What a recipe trains on, and what its result records."""
 
-    objective: object
-    sampler: object
+    objective: "HypernetObjective | LoraObjective | ReconObjective"
+    sampler: "Sampler"
     eval_rows: tuple[list[int], list[int], list[list[int]]]
-    base_ref: object
-    encoder: object
+    base_ref: "ModelRef"
+    encoder: "DescriptionEncoder | None"  # None for a LoRA result
     data: dict  # name and sha256 of the training data
     held: list[str]
     description: str  # of a LoRA result
@@ -235,13 +244,14 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
     collection = resolve_collection(recipe.data.tasks, status, progress)
     status(f"reading the task collection {collection}")
     manifest = read_manifest(collection)
-    tasks = read_tasks(collection, [recipe.data.task] if recipe.recipe == "lora" else None)
+    tasks = read_tasks(collection, [recipe.data.task] if recipe.recipe == "lora" and recipe.data.task else None)
     held = set(holdout_names([t.name for t in tasks], recipe.data.holdout)) if recipe.recipe != "lora" else set()
     examples = [Example(i, inp, outp) for i, t in enumerate(tasks) for inp, outp in t.examples]
     status(f"loading base model {recipe.base}")
     base, tokenizer, base_ref = load_base(recipe.base, dtype=recipe.run.dtype, on_status=status)
     base.to(device)
     encoder = None
+    objective: "HypernetObjective | LoraObjective"
     torch.manual_seed(recipe.train.seed)
     if recipe.recipe == "sft":
         from t2l.encoder import load_encoder

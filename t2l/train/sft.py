@@ -43,7 +43,7 @@ class HypernetObjective:
         emb = torch.stack([self.description_embedding(r, d) for r, d in zip(rows, descs)])
         if self.noise and self.module.training:  # drawn on the CPU from torch's seeded generator: resumable
             emb = emb + torch.randn(emb.shape) * (self.noise / emb.shape[-1] ** 0.5)
-        inputs = (emb.to(device),)
+        inputs: tuple[torch.Tensor, ...] = (emb.to(device),)
         if self.shot_embeddings is not None:
             inputs += (torch.stack([self.shot_embeddings(s).mean(0) if s else torch.zeros(emb.shape[-1])
                                     for s in shots or [[]] * len(rows)]).to(device),)
