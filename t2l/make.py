@@ -1,9 +1,10 @@
 """Descriptions in, adapters out: the encoder and the hypernetwork, never the base model."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2l.callbacks import Warn
 from t2l.adapter import AdapterInfo, adapter_bytes
 from t2l.base import identify_base
 from t2l.checkpoint import HypernetInfo, load_hypernet
@@ -48,7 +49,7 @@ class Generator:
         """Most examples an adapter can be made from (0: this hypernetwork reads descriptions only)."""
         return self.info.config.examples
 
-    def make(self, descriptions: list[str], on_warning: Callable[[str], None] | None = None,
+    def make(self, descriptions: list[str], on_warning: Warn | None = None,
              examples: Sequence[Shot] = ()) -> list[GeneratedAdapter]:
         """One adapter per description, all from one encoder pass and one hypernetwork forward; with `examples`,
         every adapter is made from them too, and with examples and no description, one adapter from the examples

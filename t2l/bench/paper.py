@@ -20,11 +20,11 @@ Training budgets are equal in steps x batch (so in tokens and, at the measured 0
 import json
 import random
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from t2l.callbacks import Event
 from t2l.errors import T2LError
 from t2l.files import write_text_atomic
 from t2l.stats import average_cells, item_means, paired_cells
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 PAPER_BENCHES = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "winogrande", "openbookqa")
 METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L, unrelated description")
 PER_BENCH = 3  # descriptions each bench ships
-
-Event = Callable[[str, object], None]
 
 
 @dataclass

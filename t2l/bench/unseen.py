@@ -34,12 +34,12 @@ paired differences against every other method are taken item by item and average
 import json
 import random
 import string
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from t2l.base import DEFAULT_BASE
+from t2l.callbacks import Event, Status
 from t2l.errors import T2LError
 from t2l.files import write_text_atomic
 
@@ -58,7 +58,6 @@ PROMPTED = ("base + description", "T2L + description", "base + description + 4 e
 MAX_LENGTH = 2048  # tokens of prompt and answer scored: 4 examples of a passage task exceed training's 1024
 METRICS = ("loss", "rouge_l", "exact_match")  # loss: lower is better
 MAX_NEW_TOKENS = 48
-Event = Callable[[str, object], None]
 
 
 @dataclass
@@ -217,7 +216,7 @@ def check_folder(out: Path, now: dict) -> None:
         raise T2LError(f"{out} holds rows scored with {was}; rerun with those settings or choose another --out")
 
 
-def resolve_suite(spec: str, on_status: Callable[[str], None] | None = None) -> Path:
+def resolve_suite(spec: str, on_status: Status | None = None) -> Path:
     """A suite folder; 'unseen' is built under $T2L_HOME/tasks the first time, decontaminated against every
     built-in training collection (built too if missing: a few minutes once)."""
     p = Path(spec).expanduser()

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from t2l.callbacks import Progress
 from t2l.errors import T2LError
 from t2l.eval.benches import PROTOCOLS, Bench, Item, protocol_name
 from t2l.eval.prompts import (PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved,
@@ -60,7 +61,7 @@ def check_settings(limit: int | None, protocol: str, shots: int, batch_size: int
 
 
 def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
-             batch_size: int = 16, on_progress: Callable[[int, int], None] | None = None,
+             batch_size: int = 16, on_progress: Progress | None = None,
              protocol: str = "lm-eval", prompt: PromptSettings | None = None,
              pool: list[dict] | None = None) -> BenchResult:
     """Score `docs` (the first `limit` of them) on `bench`. Few-shot examples come from `pool` (a train split) or,

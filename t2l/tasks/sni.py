@@ -10,9 +10,9 @@ file) holds a `descriptions:` list, 128 per task in their release.
 
 import json
 import random
-from collections.abc import Callable
 from pathlib import Path
 
+from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, safe_name
 from t2l.tasks.decontam import benchmark_ngrams, name_overlap, text_overlap
@@ -41,9 +41,9 @@ def paper_descriptions(folder: Path | None, task: str) -> list[str]:
 
 
 def build_sni(folder: Path, max_examples: int = 500, seed: int = 0,
-              on_progress: Callable[[int, int], None] | None = None,
+              on_progress: Progress | None = None,
               table: dict[int, str] | None = None, descriptions: Path | None = None,
-              on_status: Callable[[str], None] | None = None) -> tuple[list[Task], Manifest]:
+              on_status: Status | None = None) -> tuple[list[Task], Manifest]:
     """The tasks of a folder of SNI task files, decontaminated against the benchmarks (`table`, read when not
     given: the longest step), each step said through `on_status` and counted through `on_progress`."""
     files = sorted(Path(folder).glob("*.json"))

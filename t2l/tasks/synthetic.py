@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from t2l.callbacks import Progress
+
 VOWELS = set("aeiou")
 ORDINAL = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
 LANGUAGES = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
@@ -534,7 +536,7 @@ def pools(unseen: bool) -> Pools:
 
 
 def build_synthetic(max_examples: int = 500, seed: int = 0, unseen: bool = False,
-                    on_progress: Callable[[int, int], None] | None = None) -> list:
+                    on_progress: Progress | None = None) -> list:
     """The training families' tasks (or, with `unseen`, the held-out families'), with their descriptions."""
     from t2l.tasks.collection import Task
     from t2l.tasks.descriptions import family_descriptions, unseen_descriptions
@@ -558,7 +560,7 @@ def build_synthetic(max_examples: int = 500, seed: int = 0, unseen: bool = False
 
 
 def build_synthetic_collection(max_examples: int = 500, seed: int = 0,
-                               on_progress: Callable[[int, int], None] | None = None):
+                               on_progress: Progress | None = None):
     """The `synthetic` collection: every training family's tasks under one manifest."""
     from t2l.tasks.collection import Manifest
 

@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from t2l.callbacks import Progress, Status
 from t2l.tasks.collection import Manifest, Task
 
 PASSAGE_CHARS = 600  # long passages are cut at a sentence end before this, keeping only items answered inside
@@ -127,7 +128,7 @@ def answer_type(task_name: str) -> str:
 
 
 def build_unseen(max_examples: int = 500, seed: int = 0, training: list[Task] | None = None,
-                 on_progress: Callable[[int, int], None] | None = None) -> tuple[list[Task], Manifest]:
+                 on_progress: Progress | None = None) -> tuple[list[Task], Manifest]:
     """The suite; items sharing a 13-gram with any example of `training` (the collections it must not touch) are
     dropped and counted."""
     from t2l.tasks.decontam import ngrams
@@ -160,8 +161,8 @@ def build_unseen(max_examples: int = 500, seed: int = 0, training: list[Task] | 
     return tasks, manifest
 
 
-def training_tasks(on_status: Callable[[str], None] | None = None,
-                   on_progress: Callable[[int, int], None] | None = None) -> list[Task]:
+def training_tasks(on_status: Status | None = None,
+                   on_progress: Progress | None = None) -> list[Task]:
     """Every task of every built-in training collection (each built under $T2L_HOME/tasks if missing, its steps
     said and counted): what the suite is decontaminated against."""
     from t2l.tasks.builtin import BUILTIN

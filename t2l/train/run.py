@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from t2l.callbacks import Event
 from t2l.device import resolve_device
 from t2l.errors import T2LError
 from t2l.files import folder_atomic, write_bytes_atomic
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from t2l.train.loop import Sampler
     from t2l.train.recon import ReconObjective
     from t2l.train.sft import HypernetObjective
-
-Event = Callable[[str, object], None]
 
 
 @dataclass

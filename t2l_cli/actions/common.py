@@ -6,11 +6,11 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from registry import Adapter, Registry, RegistryError
+from t2l.callbacks import Warn
 from t2l.errors import T2LError
 from t2l.home import t2l_home
 
 Busy = Callable[[str], AbstractContextManager]  # shows that a long step is under way, e.g. a spinner
-Warn = Callable[[str], None]
 
 
 def idle(message: str) -> AbstractContextManager:

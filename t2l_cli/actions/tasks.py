@@ -1,14 +1,14 @@
 """The action of `t2l tasks build`."""
 
-from collections.abc import Callable
 from pathlib import Path
 
+from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
 from t2l.home import t2l_home
 
 
 def build_tasks(source_kind: str, out_dir: Path, source: Path | None, max_examples: int, force: bool,
-                on_status: Callable[[str], None], on_progress: Callable[[int, int], None],
+                on_status: Status, on_progress: Progress,
                 descriptions: Path | None = None):
     """Build a task collection from `source_kind` (sni from a folder, with the paper's descriptions from
     `descriptions`; the built-in training sources, several joined with '+'; or the unseen suite, decontaminated
