@@ -130,13 +130,16 @@ def load_hypernet(folder: Path):
     """(the hypernetwork in eval mode, HypernetInfo), after checking the weights against their recorded sha256."""
     from safetensors.torch import load_file
 
-    from t2l.hypernet import build_hypernet
+    from t2l.hypermod import HyperMod
+    from t2l.hypernet import HyperLoRA
 
     info = read_hypernet_info(folder)
     weights = Path(folder) / WEIGHTS
     if sha256_file(weights) != info.sha256:
         raise T2LError(f"{weights} is corrupted (sha256 differs from {CONFIG}); restore or re-download the checkpoint")
-    model = build_hypernet(info.config, info.targets)
+    # t2l's HyperLoRA, or the authors' architecture when the config says hypermod (an imported checkpoint)
+    model: HyperLoRA | HyperMod = (HyperLoRA(info.config, info.targets) if info.config.hypermod is None
+                                   else HyperMod(info.config, info.targets))
     state = {k: v.float() for k, v in load_file(weights).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -103,12 +103,3 @@ class HyperLoRA(nn.Module):
                 b = y[:, :, 1, :, :d_out].transpose(-1, -2)
             out[m] = (a + self.a_init[m], b)
         return out
-
-
-def build_hypernet(config: HypernetConfig, targets: TargetSet) -> nn.Module:
-    """t2l's HyperLoRA, or the authors' architecture when `config.hypermod` is set (an imported checkpoint)."""
-    if config.hypermod is None:
-        return HyperLoRA(config, targets)
-    from t2l.hypermod import HyperMod
-
-    return HyperMod(config, targets)
