@@ -7,12 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2l.config import HypernetConfig
 from t2l.errors import T2LError
 from t2l.train.loop import TrainSettings
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 KINDS = ("sft", "lora", "mt-lora", "recon")
 DTYPES = ("float32", "bfloat16")
+_HN = HypernetConfig()  # the lora and hypernet sections take their defaults from the hypernetwork's, declared once
 
 
 def _example(key: str):
@@ -25,22 +27,22 @@ def _example(key: str):
 class LoraSettings:
     """The adapters a recipe produces (directly, or through a hypernetwork)."""
 
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    rank: int = _HN.rank
+    alpha: float = _HN.alpha
+    dropout: float = _HN.dropout
+    target_modules: list[str] = field(default_factory=lambda: list(_HN.target_modules))
 
 
 @dataclass
 class HypernetSizes:
     """Sizes of the hypernetwork (sft and recon); see `t2l.HypernetConfig`."""
 
-    variant: str = "M"
-    task_dim: int = 64
-    pos_dim: int = 32
-    hidden_dim: int = 512
-    depth: int = 2
-    examples: int = 0
+    variant: str = _HN.variant
+    task_dim: int = _HN.task_dim
+    pos_dim: int = _HN.pos_dim
+    hidden_dim: int = _HN.hidden_dim
+    depth: int = _HN.depth
+    examples: int = _HN.examples
     """Most examples an adapter is made from besides its description (0: descriptions only); training draws 0 to
     this many other examples of each task per draw."""
 
@@ -139,9 +141,7 @@ class Recipe:
             if dtype not in DTYPES:
                 raise T2LError(f"recipe key {key} = {dtype!r}: use {' or '.join(DTYPES)}")
 
-    def hypernet_config(self, embed_dim: int):
-        from t2l.config import HypernetConfig
-
+    def hypernet_config(self, embed_dim: int) -> HypernetConfig:
         return HypernetConfig(**dataclasses.asdict(self.lora), **dataclasses.asdict(self.hypernet), embed_dim=embed_dim)
 
     def to_dict(self) -> dict:
