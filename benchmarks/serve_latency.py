@@ -55,6 +55,17 @@ def stream(url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, f
     return first if first is not None else float("nan"), time.perf_counter() - start, tokens, text
 
 
+def repeated(url: str, models: list[str], users: int, max_tokens: int, repeats: int) -> dict:
+    """`concurrent` `repeats` times: the median of each number, and the range of the aggregate tokens/s (on a shared
+    machine one run can be far off the next)."""
+    runs = [concurrent(url, models, users, max_tokens) for _ in range(repeats)]
+    rates = [r["tokens_per_s"] for r in runs]
+    return {"tokens_per_s": statistics.median(rates), "range": (min(rates), max(rates)),
+            "first_median": statistics.median(r["first_median"] for r in runs),
+            "first_worst": statistics.median(r["first_worst"] for r in runs), "texts": runs[0]["texts"],
+            "same": all(r["texts"] == runs[0]["texts"] for r in runs)}
+
+
 def concurrent(url: str, models: list[str], users: int, max_tokens: int) -> dict:
     """`users` requests at once, user i asking models[i % 4] PROMPTS[i]."""
     results: list = [None] * users
@@ -112,10 +123,32 @@ def start_t2l(max_batch: int, port: int, threads: int | None) -> subprocess.Pope
     raise RuntimeError("t2l serve did not start within 5 minutes")
 
 
+def prefill_seconds(engine, users: int) -> tuple[float, float]:
+    """Seconds of one forward over 1 and over `users` of the prompts (left-padded into one batch), best of three."""
+    import torch
+
+    def once(n: int) -> float:
+        ids = [engine.chat_ids([{"role": "user", "content": p}]) for p in (PROMPTS * users)[:n]]
+        width = max(map(len, ids))
+        pad = engine.tokenizer.pad_token_id
+        batch = torch.tensor([[pad] * (width - len(i)) + i for i in ids])
+        mask = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            with torch.no_grad():
+                engine.model(input_ids=batch, attention_mask=mask)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    return once(1), once(users)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--users", default="1,4,8")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each row; the table gives medians")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for t2l (default: torch's own)")
     ap.add_argument("--vllm", default=None, type=Path,
                     help="a vLLM environment with t2l in it (bash setup.sh --vllm makes .venv-vllm)")
@@ -148,14 +181,14 @@ def main() -> None:
             models = ["base", *ids]
             stream(url, models[1], PROMPTS[0], 4)  # warm-up
             for n in users:
-                r = concurrent(url, models, n, k)
+                r = repeated(url, models, n, k, args.repeats)
                 texts[(label, n)] = r["texts"]
-                rows.append((label, n, r["tokens_per_s"], r["first_median"], r["first_worst"]))
+                rows.append((label, n, r["tokens_per_s"], r["range"], r["first_median"], r["first_worst"]))
             if max_batch == 8:
                 made = time.perf_counter()
                 first, _, tokens, _ = stream(url, f"t2l:{DESCRIPTIONS[0]}, once more", PROMPTS[0], k)
-                rows.append(("t2l, one t2l:<description> request (make + answer)", 1,
-                             tokens / (time.perf_counter() - made), first, first))
+                rate = tokens / (time.perf_counter() - made)
+                rows.append(("t2l, one t2l:<description> request (make + answer)", 1, rate, None, first, first))
         finally:
             proc.terminate()
             proc.wait(60)
@@ -169,7 +202,9 @@ def main() -> None:
     start = time.perf_counter()
     lone.run()
     rows.insert(0, ("t2l, one request in-process (as `t2l run`)", 1,
-                    lone.completion_tokens / (time.perf_counter() - start), lone.first_token_s, lone.first_token_s))
+                    lone.completion_tokens / (time.perf_counter() - start), None, lone.first_token_s,
+                    lone.first_token_s))
+    floor = prefill_seconds(engine, max(users))
     same = all(texts[("t2l, batching (--max-batch 8)", n)] == texts[("t2l, --max-batch 1", n)] for n in users)
     vllm_note = "vLLM not measured (no --vllm environment given)"
     if args.vllm:
@@ -182,10 +217,10 @@ def main() -> None:
             for model in vmodels:  # warm-up: the resolver exports each adapter once, vLLM loads it
                 stream(vurl, model, PROMPTS[0], 4)
             for n in users:
-                r = concurrent(vurl, vmodels, n, k)
+                r = repeated(vurl, vmodels, n, k, args.repeats)
                 agree += sum(a == b for a, b in zip(r["texts"], texts[("t2l, batching (--max-batch 8)", n)]))
-                rows.append(("vLLM CPU (t2l serve --engine vllm)", n, r["tokens_per_s"], r["first_median"],
-                             r["first_worst"]))
+                rows.append(("vLLM CPU (t2l serve --engine vllm)", n, r["tokens_per_s"], r["range"],
+                             r["first_median"], r["first_worst"]))
             vllm_note = f"vLLM's answers equal t2l's on {agree} of {sum(users)} requests"
         finally:
             proc.terminate()
@@ -195,11 +230,16 @@ def main() -> None:
 
     print(f"base {engine.ref.name}, {k} new tokens (greedy), user i asks adapter i % 4 (3 described adapters and "
           f"the base); torch threads {args.threads or torch.get_num_threads()}\n")
+    print(f"medians of {args.repeats} runs (the range of the aggregate tokens/s beside it)\n")
     print("| engine | concurrent requests | aggregate tokens/s | first token, median s | first token, worst s |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    for label, n, rate, med, worst in rows:
-        print(f"| {label} | {n} | {rate:.1f} | {med:.2f} | {worst:.2f} |")
+    for label, n, rate, spread, med, worst in rows:
+        shown = f"{rate:.1f}" + (f" ({spread[0]:.1f}-{spread[1]:.1f})" if spread else "")
+        print(f"| {label} | {n} | {shown} | {med:.2f} | {worst:.2f} |")
     print(f"\nbatched answers equal one-at-a-time answers: {same}; {vllm_note}")
+    print(f"one forward over the prompts alone (prefill, no adapter, in-process): 1 prompt {floor[0]:.2f} s, "
+          f"{max(users)} prompts together {floor[1]:.2f} s, the least any engine's worst first token can be when "
+          f"{max(users)} arrive at once on this machine")
 
 
 if __name__ == "__main__":
