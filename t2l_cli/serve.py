@@ -63,6 +63,11 @@ def serve(
 
     check_access(host, api_key, allow_no_key_on_network)
     if engine is Engine.vllm:
+        given = {"--device": device != ServeSettings.device, "--threads": threads is not None,
+                 "--cors-origin": cors_origin is not None, "--max-body-mb": max_body_mb != 8.0}
+        if own := [flag for flag, set_ in given.items() if set_]:
+            raise T2LError(f"{own[0]} is a setting of t2l's own server, not of vLLM's; leave it out with --engine "
+                           "vllm, or run vLLM with its own options (docs/serving.md, At scale)")
         raise typer.Exit(_serve_vllm(host, port, api_key, base, hypernet, max_batch))
     settings = ServeSettings(base=base, hypernet=hypernet, device=device, max_batch=max_batch, threads=threads)
     with err.status("loading the base model"):

@@ -95,6 +95,11 @@ def test_engine_vllm_without_vllm_says_how_to_set_it_up():
     assert "vLLM is not installed" in result.output and "bash setup.sh --vllm" in result.output
 
 
+def test_engine_vllm_refuses_the_settings_of_t2ls_own_server():
+    result = t2l("serve", "--engine", "vllm", "--threads", 2, code=1)
+    assert "--threads is a setting of t2l's own server" in result.output
+
+
 def test_vllm_gets_a_rank_it_accepts_and_the_key_stays_off_its_command_line(tmp_path):
     from t2l_cli.server.vllm_launch import VLLMSettings, command, environment, max_lora_rank
 
