@@ -88,31 +88,25 @@ def concurrent(url: str, models: list[str], users: int, max_tokens: int) -> dict
 def start_vllm(env_dir: Path, port: int) -> subprocess.Popen:
     """`t2l serve --engine vllm` from the vLLM environment: vLLM on the same base folder, t2l's resolver giving it
     the same registered adapters by id, as a user runs it."""
-    import httpx
-
     proc = subprocess.Popen([str(env_dir / "bin" / "t2l"), "serve", "--engine", "vllm", "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(2)
-    proc.kill()
-    raise RuntimeError("vLLM did not start within 15 minutes")
+    return answering(proc, port, 900, "vLLM")
 
 
 def start_t2l(max_batch: int, port: int, threads: int | None) -> subprocess.Popen:
     """`t2l serve` as its own process, as a user runs it (client threads here never share its interpreter)."""
     import sys
 
-    import httpx
-
     cmd = [sys.executable, "-m", "t2l_cli", "serve", "--port", str(port), "--max-batch", str(max_batch)]
     proc = subprocess.Popen(cmd + (["--threads", str(threads)] if threads else []), stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
+    return answering(proc, port, 300, "t2l serve")
+
+
+def answering(proc: subprocess.Popen, port: int, timeout_s: float, what: str) -> subprocess.Popen:
+    """`proc` once its /health answers on `port`; killed, and an error, if it does not within `timeout_s`."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
@@ -120,7 +114,7 @@ def start_t2l(max_batch: int, port: int, threads: int | None) -> subprocess.Pope
         except httpx.HTTPError:
             time.sleep(0.5)
     proc.kill()
-    raise RuntimeError("t2l serve did not start within 5 minutes")
+    raise RuntimeError(f"{what} did not start within {timeout_s / 60:.0f} minutes")
 
 
 def prefill_seconds(engine, users: int) -> tuple[float, float]:
