@@ -10,6 +10,7 @@ from t2l_cli.console import err, errors_to_exit
 from t2l_cli.server.service import ServeSettings
 
 app = typer.Typer()
+MAX_BODY_MB = 8.0  # the server's default limit on a request body (t2l_cli.server.api.MAX_BODY_BYTES, in MB)
 
 
 class Engine(str, Enum):
@@ -43,7 +44,7 @@ def serve(
     cors_origin: Annotated[Optional[str], typer.Option(help="Let browser pages from this origin (e.g. "
                                                        "https://app.example) call the API; off by default.")] = None,
     max_body_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body accepted, in MB; a larger "
-                                               "one is answered 413 before it is read.")] = 8.0,
+                                               "one is answered 413 before it is read.")] = MAX_BODY_MB,
     allow_no_key_on_network: Annotated[bool, typer.Option("--allow-no-key-on-network", help="Serve on a --host "
                                                           "other than loopback without --api-key: anyone who "
                                                           "reaches the port may use it.")] = False,
@@ -64,7 +65,7 @@ def serve(
     check_access(host, api_key, allow_no_key_on_network)
     if engine is Engine.vllm:
         given = {"--device": device != ServeSettings.device, "--threads": threads is not None,
-                 "--cors-origin": cors_origin is not None, "--max-body-mb": max_body_mb != 8.0}
+                 "--cors-origin": cors_origin is not None, "--max-body-mb": max_body_mb != MAX_BODY_MB}
         if own := [flag for flag, set_ in given.items() if set_]:
             raise T2LError(f"{own[0]} is a setting of t2l's own server, not of vLLM's; leave it out with --engine "
                            "vllm, or run vLLM with its own options (docs/serving.md, At scale)")

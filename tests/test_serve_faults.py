@@ -313,3 +313,10 @@ def test_case_8_an_abandoned_non_streamed_request_stops_generating(tmp_path, hn_
                            timeout=60)
         assert short.status_code == 200 and time.monotonic() - start < 5
         assert gauges(url)["t2l_generated_tokens_total"] <= seen["t2l_generated_tokens_total"] + 3
+
+
+def test_the_cli_default_body_limit_is_the_servers():
+    from t2l_cli.serve import MAX_BODY_MB
+    from t2l_cli.server.api import MAX_BODY_BYTES
+
+    assert MAX_BODY_MB * 2 ** 20 == MAX_BODY_BYTES

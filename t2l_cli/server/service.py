@@ -14,6 +14,12 @@ DESCRIBED = "t2l:"  # a model named t2l:<description> is made from the descripti
 MAX_DESCRIPTION = 2_000  # characters; the description encoder reads only its first few hundred tokens anyway
 
 
+def check_length(description: str) -> None:
+    """A request's description is refused above MAX_DESCRIPTION characters (t2l's server and its vLLM resolver)."""
+    if len(description) > MAX_DESCRIPTION:
+        raise T2LError(f"the description is longer than {MAX_DESCRIPTION} characters; describe the task briefly")
+
+
 class UnknownModel(T2LError):
     """The model a request names is not the base, a registered adapter, or t2l:<description>."""
 
@@ -134,8 +140,7 @@ class Service:
         server's hypernetwork, made on first use."""
         from t2l.examples import examples_sha256
 
-        if len(description) > MAX_DESCRIPTION:
-            raise T2LError(f"the description is longer than {MAX_DESCRIPTION} characters; describe the task briefly")
+        check_length(description)
         examples = list(examples)
         reg = open_registry()
         most = use.hypernet_examples(reg, self.settings.hypernet) if examples else 0

@@ -21,7 +21,7 @@ from t2l.errors import T2LError
 from t2l.home import t2l_home
 from t2l_cli.actions import use
 from t2l_cli.actions.common import open_registry
-from t2l_cli.server.service import DESCRIBED, MAX_DESCRIPTION
+from t2l_cli.server.service import DESCRIBED, check_length
 from t2l_cli.server.vllm_launch import BASE_ENV, HYPERNET_ENV
 
 
@@ -67,9 +67,7 @@ class T2LResolver(LoRAResolver):
     def _row(self, reg, lora_name: str):
         if lora_name.startswith(DESCRIBED):
             description = lora_name[len(DESCRIBED):]
-            if len(description) > MAX_DESCRIPTION:
-                raise T2LError(f"the description is longer than {MAX_DESCRIPTION} characters; describe the task "
-                               "briefly")
+            check_length(description)
             chosen = use.describe_adapter(reg, self.hypernets, description, os.environ.get(HYPERNET_ENV, "default"))
             return reg.get_adapter(chosen.adapter_id)
         try:
