@@ -3,6 +3,7 @@
 from dataclasses import asdict, dataclass, field, fields
 
 VARIANTS = ("L", "M", "S")
+EXAMPLES_AS = ("mean", "text")
 RANK_POSITIONS = ("rope", "learned")
 
 
@@ -77,7 +78,11 @@ class HypernetConfig:
     only. Each example is embedded alone by the description encoder as `t2l.examples.example_text` writes it, the
     embeddings are averaged, and the average enters the task encoder through a linear map of its own, added to the
     description's before the layer norm (zero-initialised, so a description-only hypernetwork warm-starts exactly
-    as it was)."""
+    as it was). See `examples_as` for the other way."""
+    examples_as: str = "mean"
+    """How a hypernetwork with `examples` reads them: "mean" (each example embedded alone, the mean through its own
+    map, as above) or "text" (the description and the examples as one text, `t2l.examples.conditioning_text`, one
+    embedding through the task encoder: no new weights, and an adapter without examples is the description's)."""
     hypermod: HyperModConfig | None = None
     """The authors' architecture instead of ours (an imported checkpoint); task_dim, pos_dim, hidden_dim and depth
     are then unused. None (the default) is t2l's own HyperLoRA."""
@@ -94,6 +99,8 @@ class HypernetConfig:
             raise ValueError("target_modules must name at least one module")
         if self.examples < 0:
             raise ValueError(f"examples must be 0 or more, not {self.examples}")
+        if self.examples_as not in EXAMPLES_AS:
+            raise ValueError(f"examples_as must be one of {', '.join(EXAMPLES_AS)}, not {self.examples_as!r}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -101,7 +108,7 @@ class HypernetConfig:
         if self.hypermod is None:
             del d["hypermod"]  # t2l's own checkpoints keep the config.json they always had
         if not self.examples:
-            del d["examples"]  # likewise for a description-only one
+            del d["examples"], d["examples_as"]  # likewise for a description-only one
         return d
 
     @classmethod

@@ -1,8 +1,9 @@
 """Input/output examples an adapter is made from, besides or instead of its description.
 
-A hypernetwork trained with examples (`HypernetConfig.examples` > 0) reads each example as one short text through the
-description encoder, and the average of those embeddings beside the description's: the examples carry what words
-leave out (the answer's exact format, the label set, the language) without spending the prompt on them at every call.
+A hypernetwork trained with examples (`HypernetConfig.examples` > 0) reads them through the description encoder, either
+each example as one short text with the average of those embeddings beside the description's ("mean"), or the
+description and the examples as one text ("text"): the examples carry what words leave out (the answer's exact
+format, the label set, the language) without spending the prompt on them at every call.
 """
 
 import hashlib
@@ -26,6 +27,12 @@ class Shot:
 def example_text(shot: Shot) -> str:
     """How an example reaches the encoder, in training and at inference alike."""
     return f"Input: {shot.input}\nOutput: {shot.output}"
+
+
+def conditioning_text(description: str, shots: list[Shot]) -> str:
+    """A "text" hypernetwork's one input: the description (if any) and then each example, a blank line apart; the
+    encoder reads it from the start, so a window too short for every example keeps the description."""
+    return "\n\n".join([description] * bool(description) + [example_text(s) for s in shots])
 
 
 def examples_sha256(shots: list[Shot]) -> str:

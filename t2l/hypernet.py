@@ -23,7 +23,7 @@ class HyperLoRA(nn.Module):
         c, r = config, config.rank
         self.modules_ = targets.modules
         self.task_encoder = nn.Sequential(nn.Linear(c.embed_dim, c.task_dim), nn.LayerNorm(c.task_dim))
-        if c.examples:  # the examples' mean embedding joins the description's before the layer norm
+        if c.examples and c.examples_as == "mean":  # their mean embedding joins the description's before the norm
             self.example_encoder = nn.Linear(c.embed_dim, c.task_dim, bias=False)
             nn.init.zeros_(self.example_encoder.weight)  # so no examples, or an untrained map, changes nothing
         self.layer_emb = nn.Embedding(targets.num_layers, c.pos_dim)

