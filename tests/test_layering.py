@@ -62,3 +62,92 @@ def test_the_reader_sees_imports_inside_functions_and_relative_ones(tmp_path, mo
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     names = [name for _, name in imported(pkg / "x.py")]
     assert "t2l.train" in names and "t2l.train.run" in names and "rich.console" in names
+
+
+# The library's layers, bottom first: a module may import modules of its own layer and of those below, never one
+# above. An entry names one module (`t2l.errors`) or a package and everything under it (`t2l.tasks.*`); the most
+# specific entry wins, so `t2l.eval.data` sits in "benchmark data" and the rest of `t2l.eval` in "evaluation".
+# Every module under t2l/ must be named: a new or renamed module fails `test_every_module_has_a_layer` until it is.
+LAYERS = [
+    ("foundations", ("t2l", "t2l.errors", "t2l.callbacks", "t2l.home", "t2l.files", "t2l.hashing", "t2l.text",
+                     "t2l.stats", "t2l.questions", "t2l.locate", "t2l.device")),
+    ("benchmark data", ("t2l.eval.benches", "t2l.eval.data")),  # which documents a bench has; no model
+    ("tasks", ("t2l.tasks.*",)),  # task collections are data: built from public sources, decontaminated, no model
+    ("models", ("t2l.config", "t2l.targets", "t2l.adapter", "t2l.hypernet", "t2l.hypermod", "t2l.lora_batched",
+                "t2l.lm", "t2l.bert", "t2l.gte", "t2l.encoder", "t2l.base")),
+    ("adapters", ("t2l.checkpoint", "t2l.authors", "t2l.examples", "t2l.make", "t2l.search", "t2l.card",
+                  "t2l.export", "t2l.gguf_lora", "t2l.diff", "t2l.publish", "t2l.chat", "t2l.scheduler")),
+    ("evaluation", ("t2l.eval.*",)),
+    ("training", ("t2l.train.*",)),
+    ("experiments", ("t2l.bench.*",)),  # nothing else in the library imports them
+]
+
+
+def library_modules() -> list[str]:
+    return sorted(module_name(path) for path in (ROOT / "t2l").rglob("*.py"))
+
+
+def names(entry: str, module: str) -> bool:
+    package = entry.removesuffix(".*")
+    return module == package or (entry.endswith(".*") and module.startswith(package + "."))
+
+
+def layer_of(module: str) -> int | None:
+    """Index in LAYERS of the most specific entry naming `module`; None where none does."""
+    found = [(len(entry), index) for index, (_, entries) in enumerate(LAYERS) for entry in entries
+             if names(entry, module)]
+    return max(found)[1] if found else None
+
+
+def target(name: str, modules: set[str]) -> str | None:
+    """The library module an imported name lands in (`t2l.make.AdapterMaker` -> `t2l.make`); None outside t2l."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        if ".".join(parts[:end]) in modules:
+            return ".".join(parts[:end])
+    return None
+
+
+def upward_imports() -> list[str]:
+    modules = set(library_modules())
+    broken = []
+    for path in sorted((ROOT / "t2l").rglob("*.py")):
+        here = module_name(path)
+        mine = layer_of(here)
+        lands = {(line, there) for line, name in imported(path) if (there := target(name, modules)) is not None}
+        for line, there in sorted(lands):  # `from t2l.make import a, b` lands in t2l.make once
+            theirs = layer_of(there)
+            if mine is not None and theirs is not None and theirs > mine:
+                broken.append(f"{path.relative_to(ROOT)}:{line}: {there} ({LAYERS[mine][0]} imports "
+                              f"{LAYERS[theirs][0]})")
+    return broken
+
+
+def test_every_module_has_a_layer():
+    missing = [module for module in library_modules() if layer_of(module) is None]
+    assert not missing, "modules with no layer in tests/test_layering.py LAYERS (add them where they belong):\n" + \
+        "\n".join(missing)
+
+
+def test_every_layer_entry_names_a_module():
+    modules = library_modules()
+    stale = [entry for _, entries in LAYERS for entry in entries if not any(names(entry, m) for m in modules)]
+    assert not stale, "LAYERS names modules that do not exist (renamed or removed?):\n" + "\n".join(stale)
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    broken = upward_imports()
+    order = " < ".join(name for name, _ in LAYERS)
+    assert not broken, f"the library's layers are {order}; these imports point upwards:\n" + "\n".join(broken)
+
+
+def test_an_upward_import_fails_and_the_most_specific_entry_wins(tmp_path, monkeypatch):
+    for name, text in [("__init__.py", ""), ("errors.py", "def f():\n    from t2l.train.run import x\n"),
+                       ("eval/__init__.py", ""), ("eval/data.py", "from t2l.errors import T2LError\n"),
+                       ("eval/run.py", "from t2l.eval import data\n"), ("train/__init__.py", ""),
+                       ("train/run.py", "from t2l.eval.run import y\nfrom t2l import errors\n")]:
+        (tmp_path / "t2l" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "t2l" / name).write_text(text)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert layer_of("t2l.eval.data") < layer_of("t2l.eval.run") < layer_of("t2l.train.run")
+    assert upward_imports() == ["t2l/errors.py:2: t2l.train.run (foundations imports training)"]
