@@ -25,7 +25,7 @@ from t2l.base import load_base
 from t2l.checkpoint import save_hypernet
 from t2l.config import HypernetConfig
 from t2l.encoder import load_encoder
-from t2l.make import Generator
+from t2l.make import AdapterMaker
 from t2l.train.sft import build_hypernet
 
 DESCRIPTIONS = ["classify sentiment of movie reviews", "translate English sentences to French",
@@ -57,12 +57,12 @@ def main() -> None:
     hn_dir = work / "hypernet"
     save_hypernet(build_hypernet(base, HypernetConfig()), hn_dir, base=base_ref, base_spec="smollm2-135m",
                   encoder=enc.ref, encoder_spec=enc.ref.name, pooling=enc.pooling)
-    gen = Generator(hn_dir)
+    maker = AdapterMaker(hn_dir)
 
     rows = []
     for n in (1, 8):
         descs = DESCRIPTIONS[:n]
-        ms = median_ms(lambda: gen.make(descs), args.repeats)
+        ms = median_ms(lambda: maker.make(descs), args.repeats)
         ids = tok(descs, return_tensors="pt", padding=True)
         with torch.no_grad():
             peer = median_ms(lambda: base(**ids), args.repeats)

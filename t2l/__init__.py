@@ -12,7 +12,7 @@ _EXPORTS = {
     "t2l_home": "t2l.home",
     "HypernetConfig": "t2l.config",
     "HyperLoRA": "t2l.hypernet",
-    "Generator": "t2l.make",
+    "AdapterMaker": "t2l.make",
     "GeneratedAdapter": "t2l.make",
     "save_hypernet": "t2l.checkpoint",
     "load_hypernet": "t2l.checkpoint",

@@ -23,7 +23,7 @@ class GeneratedAdapter:
         return adapter_bytes(self.tensors, self.info)
 
 
-class Generator:
+class AdapterMaker:
     """A loaded hypernetwork and its description encoder.
 
     `base` (optional) is checked against the base the hypernetwork was trained for; `encoder` overrides where the

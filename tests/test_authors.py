@@ -172,7 +172,7 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_imported_adapters_are_their_tensors(tmp_path, tiny_base_dir, tiny_gte_dir, variant):
     from t2l.authors import import_checkpoint
-    from t2l.make import Generator
+    from t2l.make import AdapterMaker
 
     extra = dict(VARIANTS[variant])
     offset = extra.pop("_offset", False)
@@ -184,7 +184,7 @@ def test_imported_adapters_are_their_tensors(tmp_path, tiny_base_dir, tiny_gte_d
     assert info.config.alpha == pytest.approx(2 * RANK * math.sqrt(RANK))  # rsLoRA's alpha / sqrt(r) as plain LoRA
 
     text = "Classify the sentiment of movie reviews"
-    made = Generator(tmp_path / "converted").make([text])[0]
+    made = AdapterMaker(tmp_path / "converted").make([text])[0]
     ref = reference_lora(state, args, reference_embedding(tiny_gte_dir, text))
     assert set(made.tensors) == set(ref)
     for key in ref:

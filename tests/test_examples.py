@@ -1,5 +1,5 @@
 """Adapters from a description and a few examples: the sampler's draws, the warm start from a description-only
-hypernetwork, and Generator.make with examples, on tiny models."""
+hypernetwork, and AdapterMaker.make with examples, on tiny models."""
 
 import json
 
@@ -39,13 +39,13 @@ def examples_hypernet(trained_hypernet, tmp_path):
 
 
 def test_adapters_follow_their_examples_and_record_them(examples_hypernet, trained_hypernet):
-    from t2l.make import Generator
+    from t2l.make import AdapterMaker
 
-    gen = Generator(examples_hypernet)
-    words, = gen.make(["answer in upper case"])
-    both, = gen.make(["answer in upper case"], examples=SHOTS)
-    alone, = gen.make([], examples=SHOTS)
-    old, = Generator(trained_hypernet[0]).make(["answer in upper case"])
+    maker = AdapterMaker(examples_hypernet)
+    words, = maker.make(["answer in upper case"])
+    both, = maker.make(["answer in upper case"], examples=SHOTS)
+    alone, = maker.make([], examples=SHOTS)
+    old, = AdapterMaker(trained_hypernet[0]).make(["answer in upper case"])
     assert all(torch.equal(words.tensors[k], old.tensors[k]) for k in old.tensors)  # no examples: as before
     key = next(k for k in both.tensors if "lora_B" in k)
     assert not torch.equal(both.tensors[key], words.tensors[key])
@@ -53,9 +53,9 @@ def test_adapters_follow_their_examples_and_record_them(examples_hypernet, train
     assert both.info.examples == {"count": 2, "sha256": examples_sha256(SHOTS)} and alone.info.description == ""
     assert "examples" not in words.info.to_json()  # words alone: the adapter's bytes are what they always were
     with pytest.raises(T2LError, match="trained with at most 3: give 3 or fewer"):
-        gen.make(["x"], examples=SHOTS * 2)
+        maker.make(["x"], examples=SHOTS * 2)
     with pytest.raises(T2LError, match="reads descriptions only"):
-        Generator(trained_hypernet[0]).make(["x"], examples=SHOTS)
+        AdapterMaker(trained_hypernet[0]).make(["x"], examples=SHOTS)
 
 
 def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trained_hypernet, tmp_path):
@@ -64,7 +64,7 @@ def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trai
     from t2l.checkpoint import load_hypernet, save_hypernet
     from t2l.examples import conditioning_text
     from t2l.hypernet import HyperLoRA
-    from t2l.make import Generator
+    from t2l.make import AdapterMaker
     from t2l.train.run import warm_start
 
     source, info = load_hypernet(trained_hypernet[0])
@@ -75,11 +75,11 @@ def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trai
     save_hypernet(hn, tmp_path / "text", base=info.base, base_spec=info.base_spec, encoder=info.encoder,
                   encoder_spec=info.encoder_spec, pooling=info.pooling, training=info.training)
     assert json.loads((tmp_path / "text" / "config.json").read_text())["hypernet"]["examples_as"] == "text"
-    gen, plain = Generator(tmp_path / "text"), Generator(trained_hypernet[0])
-    assert gen.max_examples == 3
-    words, = gen.make(["answer in upper case"])
-    both, = gen.make(["answer in upper case"], examples=SHOTS)
-    alone, = gen.make([], examples=SHOTS)
+    maker, plain = AdapterMaker(tmp_path / "text"), AdapterMaker(trained_hypernet[0])
+    assert maker.max_examples == 3
+    words, = maker.make(["answer in upper case"])
+    both, = maker.make(["answer in upper case"], examples=SHOTS)
+    alone, = maker.make([], examples=SHOTS)
     old, = plain.make(["answer in upper case"])
     as_text, = plain.make([conditioning_text("answer in upper case", SHOTS)])
     shots_text, = plain.make([conditioning_text("", SHOTS)])
@@ -89,7 +89,7 @@ def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trai
         assert all(torch.equal(got.tensors[k], want.tensors[k]) for k in want.tensors)
     assert both.info.examples == {"count": 2, "sha256": examples_sha256(SHOTS)} and alone.info.description == ""
     warned = []
-    gen.make(["answer in upper case"], examples=[Shot("word " * 300, "x")], on_warning=warned.append)
+    maker.make(["answer in upper case"], examples=[Shot("word " * 300, "x")], on_warning=warned.append)
     assert warned and warned[0].startswith("description 1 and the examples are longer than the encoder's")
 
 

@@ -12,7 +12,7 @@ from t2l.adapter import load_adapter, read_adapter
 from t2l.export import write_adapter
 from t2l.checkpoint import read_hypernet_info
 from t2l.errors import T2LError
-from t2l.make import Generator, output_plan
+from t2l.make import AdapterMaker, output_plan
 from t2l.train.data import Example, collate, encode_example
 
 
@@ -38,8 +38,8 @@ def test_training_lowers_the_loss(trained_hypernet):
 
 def test_adapters_follow_their_description(trained_hypernet, tiny_base_dir, tmp_path):
     folder, _ = trained_hypernet
-    gen = Generator(folder)
-    shout, whisper = gen.make(["please answer in upper case", "please answer in small letters"])
+    maker = AdapterMaker(folder)
+    shout, whisper = maker.make(["please answer in upper case", "please answer in small letters"])
     assert any(not torch.equal(shout.tensors[k], whisper.tensors[k]) for k in shout.tensors)
     losses = {}
     for name, made in (("shout", shout), ("whisper", whisper)):
@@ -57,7 +57,7 @@ def test_folder_form_loads_in_peft_without_warnings(trained_hypernet, tiny_base_
     from peft import PeftModel
 
     folder, _ = trained_hypernet
-    made = Generator(folder).make(["answer in upper case"])[0]
+    made = AdapterMaker(folder).make(["answer in upper case"])[0]
     single = write_adapter(made.tensors, made.info, tmp_path / "a.safetensors")
     peft_dir = write_adapter(made.tensors, made.info, tmp_path / "a-peft")
     assert sorted(p.name for p in peft_dir.iterdir()) == ["README.md", "adapter_config.json",
@@ -84,7 +84,7 @@ def test_adapter_for_another_base_is_refused(trained_hypernet, tmp_path):
     from conftest import tiny_model
 
     folder, _ = trained_hypernet
-    made = Generator(folder).make(["answer in upper case"])[0]
+    made = AdapterMaker(folder).make(["answer in upper case"])[0]
     path = write_adapter(made.tensors, made.info, tmp_path / "a.safetensors")
     with pytest.raises(T2LError, match="another base"):
         load_adapter(tiny_model("llama", layers=1), path)
@@ -92,7 +92,7 @@ def test_adapter_for_another_base_is_refused(trained_hypernet, tmp_path):
 
 def test_existing_output_is_refused_and_nothing_half_written(trained_hypernet, tmp_path):
     folder, _ = trained_hypernet
-    made = Generator(folder).make(["answer in upper case"])[0]
+    made = AdapterMaker(folder).make(["answer in upper case"])[0]
     (tmp_path / "out").mkdir()
     path = tmp_path / "out" / "a.safetensors"
     path.write_text("keep me")
@@ -107,14 +107,14 @@ def test_existing_output_is_refused_and_nothing_half_written(trained_hypernet, t
 def test_truncated_description_warns_and_is_recorded(trained_hypernet):
     folder, _ = trained_hypernet
     seen = []
-    made = Generator(folder).make(["word " * 400], on_warning=seen.append)[0]
+    made = AdapterMaker(folder).make(["word " * 400], on_warning=seen.append)[0]
     assert made.info.truncated and "window" in seen[0]
 
 
 @pytest.mark.parametrize("text", ["", "   \n"])
 def test_empty_description_is_refused(trained_hypernet, text):
     with pytest.raises(T2LError, match="empty description"):
-        Generator(trained_hypernet[0]).make([text])
+        AdapterMaker(trained_hypernet[0]).make([text])
 
 
 def test_corrupted_checkpoint_is_refused(trained_hypernet, tmp_path):
@@ -126,7 +126,7 @@ def test_corrupted_checkpoint_is_refused(trained_hypernet, tmp_path):
     data[-1] ^= 0xFF
     (folder / "hypernet.safetensors").write_bytes(bytes(data))
     with pytest.raises(T2LError, match="corrupted"):
-        Generator(folder)
+        AdapterMaker(folder)
 
 
 def test_base_mismatch_is_refused(trained_hypernet, tmp_path):
@@ -136,7 +136,7 @@ def test_base_mismatch_is_refused(trained_hypernet, tmp_path):
     tiny_model(seed=5).save_pretrained(other)
     char_tokenizer().save_pretrained(other)
     with pytest.raises(T2LError, match="trained for base model"):
-        Generator(trained_hypernet[0], base=str(other))
+        AdapterMaker(trained_hypernet[0], base=str(other))
 
 
 def test_encoder_mismatch_is_refused(trained_hypernet, tmp_path):
@@ -144,7 +144,7 @@ def test_encoder_mismatch_is_refused(trained_hypernet, tmp_path):
 
     other = tiny_encoder(tmp_path / "other-encoder", seed=3)
     with pytest.raises(T2LError, match="not the one the hypernetwork was trained with"):
-        Generator(trained_hypernet[0], encoder=str(other))
+        AdapterMaker(trained_hypernet[0], encoder=str(other))
 
 
 def test_checkpoint_config_is_json_with_identities(trained_hypernet):

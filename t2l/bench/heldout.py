@@ -18,7 +18,7 @@ from t2l.base import load_base
 from t2l.checkpoint import read_hypernet_info
 from t2l.home import t2l_home
 from t2l.lora_batched import BatchedLoRA
-from t2l.make import Generator
+from t2l.make import AdapterMaker
 from t2l.tasks.collection import read_tasks
 from t2l.train.data import Example, ExampleBatcher, encode_example
 from t2l.train.loop import causal_lm_loss_sum
@@ -55,9 +55,9 @@ def main() -> None:
     info = read_hypernet_info(Path(args.hypernet))
     names = info.training["heldout_tasks"]
     tasks = read_tasks(Path(args.collection), names)
-    gen = Generator(Path(args.hypernet))
+    maker = AdapterMaker(Path(args.hypernet))
     base, tok, _ = load_base(info.base_spec)
-    made = gen.make([t.descriptions[0] for t in tasks])
+    made = maker.make([t.descriptions[0] for t in tasks])
     lora = BatchedLoRA(base, info.targets, info.config.alpha / info.config.rank)
     rows: list[tuple] = []
     totals: dict[str, list[float]] = {"base": [], "own": [], "other": []}
@@ -68,7 +68,7 @@ def main() -> None:
         with torch.no_grad():
             result["base"] = per_example_loss(base, batcher, len(examples))
             for kind, j in (("own", i), ("other", (i + 1) % len(tasks))):
-                with lora.use(gen.hypernet(gen.encoder.encode([tasks[j].descriptions[0]]).embeddings)):
+                with lora.use(maker.hypernet(maker.encoder.encode([tasks[j].descriptions[0]]).embeddings)):
                     result[kind] = per_example_loss(base, batcher, len(examples))
                     if kind == "own":
                         em_own = exact_match(base, tok, examples)

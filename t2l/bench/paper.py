@@ -212,7 +212,7 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
     from t2l.eval.benches import BENCHES
     from t2l.eval.run import Subject
     from t2l.export import write_adapter
-    from t2l.make import Generator
+    from t2l.make import AdapterMaker
     from t2l.tasks.resolve import resolve_collection
 
     out = Path(settings.out)
@@ -225,19 +225,19 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
     if "t2l" in trained:
         hypernets["T2L"] = Path(trained["t2l"]["artifact"])
     emit("phase", "generating adapters")
-    generators = {m: Generator(folder) for m, folder in hypernets.items()}
+    makers = {m: AdapterMaker(folder) for m, folder in hypernets.items()}
     for bench in settings.benches:
         for i, desc in enumerate(BENCHES[bench].descriptions[: settings.descriptions]):
             if "base + description" in methods:
                 subjects.append((Subject(f"base+desc:{bench}#{i}", None, [bench], instruction=desc),
                                  Entry("base + description", desc, i), bench))
-            wanted = [(m, desc) for m in generators if m != "T2L" or "T2L" in methods]
+            wanted = [(m, desc) for m in makers if m != "T2L" or "T2L" in methods]
             wanted += [("T2L, unrelated description", unrelated[bench, i])] * ("T2L, unrelated description" in methods)
             for method, text in wanted:
-                generator = generators["T2L" if method.startswith("T2L, unrelated") else method]
+                maker = makers["T2L" if method.startswith("T2L, unrelated") else method]
                 path = out / "adapters" / f"{_slug(method)}-{bench}-{i}.safetensors"
                 if not path.exists():  # write_adapter renames a finished file into place
-                    made = generator.make([text])[0]
+                    made = maker.make([text])[0]
                     write_adapter(made.tensors, made.info, path, force=True)
                 subjects.append((Subject(f"{_slug(method)}:{bench}#{i}", path, [bench]), Entry(method, text, i),
                                  bench))

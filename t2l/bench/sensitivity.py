@@ -22,15 +22,15 @@ import torch.nn.functional as F
 
 from t2l.checkpoint import DEFAULT_HYPERNET_DIR
 from t2l.eval.benches import BENCHES
-from t2l.make import Generator
+from t2l.make import AdapterMaker
 from t2l.bench.paper import PAPER_BENCHES, PaperSettings, unrelated_descriptions
 from t2l.tasks.resolve import resolve_collection
 
 
-def updates(generator: Generator, texts: list[str]) -> torch.Tensor:
+def updates(maker: AdapterMaker, texts: list[str]) -> torch.Tensor:
     """[len(texts), all update entries]: B @ A of every adapted module, flattened."""
     with torch.no_grad():
-        weights = generator.hypernet(generator.encoder.encode(texts).embeddings)
+        weights = maker.hypernet(maker.encoder.encode(texts).embeddings)
     return torch.cat([(b @ a).flatten(1) for a, b in weights.values()], 1)
 
 
@@ -54,8 +54,8 @@ def main() -> None:
     print("| hypernet | spread (bench descriptions) | spread (unrelated) | same bench | other bench |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for spec in args.hypernets:
-        generator = Generator(DEFAULT_HYPERNET_DIR if spec == "default" else Path(spec))
-        bench, unrel = updates(generator, texts), updates(generator, unrelated)
+        maker = AdapterMaker(DEFAULT_HYPERNET_DIR if spec == "default" else Path(spec))
+        bench, unrel = updates(maker, texts), updates(maker, unrelated)
         mean = torch.cat([bench, unrel]).mean(0)
         spread = {k: ((v - mean).norm(dim=1) / mean.norm()).mean().item() for k, v in (("b", bench), ("u", unrel))}
         dev = bench - mean

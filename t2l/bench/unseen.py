@@ -240,7 +240,7 @@ def _cells(settings: UnseenSettings, tasks, texts: dict, shots: dict, made: dict
            emit: Event) -> list[tuple[str, str, "GeneratedAdapter | None"]]:
     """(method, task, generated adapter or None) for every cell not run yet; the description-only adapters made in
     one pass, the example ones task by task (a make call's examples are shared by all its adapters)."""
-    from t2l.make import Generator
+    from t2l.make import AdapterMaker
 
     done = {(r["method"], r["task"]) for r in current_rows(settings, made)}
     todo = [(m, t.name) for m in settings.methods for t in tasks if (m, t.name) not in done
@@ -250,14 +250,14 @@ def _cells(settings: UnseenSettings, tasks, texts: dict, shots: dict, made: dict
     adapters = {}
     if need:
         emit("phase", f"making {len(need)} adapters")
-        generator = Generator(Path(settings.hypernet), base=settings.base)
+        maker = AdapterMaker(Path(settings.hypernet), base=settings.base)
         plain = [(m, t) for m, t in need if m not in T2L_EXAMPLE_METHODS]
         if plain:
-            adapters = dict(zip(plain, generator.make([texts[t][m] for m, t in plain])))
+            adapters = dict(zip(plain, maker.make([texts[t][m] for m, t in plain])))
         for m, t in need:
             if m in T2L_EXAMPLE_METHODS:
                 words = [texts[t][m]] if m in texts[t] else []
-                adapters[(m, t)], = generator.make(words, examples=shots[t])
+                adapters[(m, t)], = maker.make(words, examples=shots[t])
     return [(m, t, adapters.get((m, t))) for m, t in todo]
 
 

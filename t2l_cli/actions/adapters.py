@@ -18,7 +18,7 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     is one; (row, its tags, output) per adapter. Outputs and names are checked before anything is loaded."""
     from t2l.examples import read_examples
     from t2l.export import check_output
-    from t2l.make import Generator, output_plan, read_descriptions, validate_description
+    from t2l.make import AdapterMaker, output_plan, read_descriptions, validate_description
 
     texts = [validate_description(d) for d in descriptions]
     texts += read_descriptions(from_file) if from_file else []
@@ -35,8 +35,8 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
             reg.check_name_free(adapter_name, text)
     with busy("loading hypernetwork and encoder"):
         hn_row = registered_hypernet(reg, hypernet)
-        generator = Generator(reg.hypernet_dir(hn_row), base=base)
-    stored = make_and_store(reg, generator, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots,
+        maker = AdapterMaker(reg.hypernet_dir(hn_row), base=base)
+    stored = make_and_store(reg, maker, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots,
                             outputs=[p for _, p in plan])
     for row, (_, path) in zip(stored, plan):
         if path is not None:

@@ -36,11 +36,11 @@ def registered_hypernet(reg: Registry, spec: str):
     return reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
 
 
-def make_and_store(reg: Registry, generator, hn_row, texts: list[str], names: list, tags: list[str], force: bool,
+def make_and_store(reg: Registry, maker, hn_row, texts: list[str], names: list, tags: list[str], force: bool,
                    on_warning: Warn = ignore, examples: list = (), outputs: list | None = None) -> list[Adapter]:
     """Generate adapters for `texts` (from `examples` too) and store each under its name, with the output it is
     written to next (`outputs`, None where none) recorded in the same commit; the rows, in order."""
-    adapters = generator.make(texts, on_warning=on_warning, examples=examples)
+    adapters = maker.make(texts, on_warning=on_warning, examples=examples)
     outputs = outputs or [None] * len(adapters)
     return [reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id, output=output,
                             **made.info.registry_fields()) for made, name, output in zip(adapters, names, outputs)]

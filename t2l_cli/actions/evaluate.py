@@ -90,13 +90,13 @@ def _subjects(reg: Registry, refs: list[str]) -> list[tuple[object, tuple[str | 
 def _described_subjects(reg: Registry, benches, hypernet: str, on_warning: Warn) -> list:
     """Zero-shot T2L: an adapter made and stored from each of a bench's own descriptions, evaluated on that bench."""
     from t2l.eval.run import Subject
-    from t2l.make import Generator
+    from t2l.make import AdapterMaker
 
     hn_row = registered_hypernet(reg, hypernet)
-    generator = Generator(reg.hypernet_dir(hn_row))
+    maker = AdapterMaker(reg.hypernet_dir(hn_row))
     subjects = []
     for b in benches:
-        made = make_and_store(reg, generator, hn_row, list(b.descriptions), [None] * len(b.descriptions),
+        made = make_and_store(reg, maker, hn_row, list(b.descriptions), [None] * len(b.descriptions),
                               ["describe", b.name], False, on_warning)
         subjects += [(Subject(f"t2l:{b.name}#{i}", reg.adapter_file(row), [b.name]), (row.id, row.id))
                      for i, row in enumerate(made, 1)]

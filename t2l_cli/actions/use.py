@@ -46,11 +46,11 @@ class Hypernets:
         self.loaded: dict[str, object] = {}
 
     def get(self, reg: Registry, row, base: str | None = None):
-        """The t2l.make.Generator of a registered hypernetwork (`base`: checked against the one it was trained for)."""
-        from t2l.make import Generator
+        """The AdapterMaker of a registered hypernetwork (`base`: checked against the one it was trained for)."""
+        from t2l.make import AdapterMaker
 
         if row.id not in self.loaded:
-            self.loaded[row.id] = Generator(reg.hypernet_dir(row), base=base)
+            self.loaded[row.id] = AdapterMaker(reg.hypernet_dir(row), base=base)
         return self.loaded[row.id]
 
 
@@ -75,12 +75,12 @@ def describe_adapter(reg: Registry, hypernets: Hypernets, description: str | Non
                  and r.examples_sha256 == sha), None)
     if save and same:
         return replace(chosen_row(reg, same), label=label)
-    generator = hypernets.get(reg, hn_row, base)
+    maker = hypernets.get(reg, hn_row, base)
     texts = [text] if text else []
     if save:
-        return replace(chosen_row(reg, make_and_store(reg, generator, hn_row, texts, [None], [], False,
+        return replace(chosen_row(reg, make_and_store(reg, maker, hn_row, texts, [None], [], False,
                                                       on_warning, examples)[0]), label=label)
-    return Chosen(label, made=generator.make(texts, on_warning=on_warning, examples=examples)[0],
+    return Chosen(label, made=maker.make(texts, on_warning=on_warning, examples=examples)[0],
                   hypernet_id=hn_row.id)
 
 
