@@ -9,6 +9,7 @@ from rich.table import Table
 
 from registry import RegistryError
 from t2l.errors import T2LError
+from t2l.sampling import Sampling  # light: no torch
 from t2l.text import decode_utf8, require_utf8
 from t2l_cli.actions import use as actions
 from t2l_cli.actions.common import open_registry
@@ -30,8 +31,8 @@ ExamplesOpt = Annotated[Optional[Path], typer.Option(help="Make the adapter from
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep a described adapter in memory only.")]
 BaseOpt = Annotated[Optional[str], typer.Option(help="Base model (default: the adapter's own).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")]
-MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Most tokens to generate (default: 256, or what the "
-                                                     "context leaves).")]
+MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Most tokens to generate (default: "
+                                                     f"{Sampling.max_new_tokens}, or what the context leaves).")]
 TemperatureOpt = Annotated[float, typer.Option(help="0 picks the likeliest token; higher is more varied (to 2).")]
 TopPOpt = Annotated[float, typer.Option(help="Draw only from the likeliest tokens holding this much probability.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Same seed, same answer.")]
@@ -75,11 +76,9 @@ class Session:
 
     def sampling(self, prompt_ids: list[int], max_new_tokens: int | None, temperature: float, top_p: float,
                  seed: int | None):
-        from t2l.chat import Sampling
-
         room = self.engine.context_length - len(prompt_ids)
-        return Sampling(max_new_tokens if max_new_tokens is not None else max(1, min(256, room)), temperature,
-                        top_p, seed)
+        return Sampling(max_new_tokens if max_new_tokens is not None else max(1, min(Sampling.max_new_tokens, room)),
+                        temperature, top_p, seed)
 
 
 SEEDS = (-(2 ** 63), 2 ** 64 - 1)  # what torch.Generator.manual_seed takes
@@ -88,11 +87,9 @@ SEEDS = (-(2 ** 63), 2 ** 64 - 1)  # what torch.Generator.manual_seed takes
 def check_settings(max_new_tokens: int | None, temperature: float, top_p: float, seed: int | None,
                    system: str | None) -> None:
     """Refuse what no generation can run with before the model loads (seconds), each naming its option."""
-    from t2l.chat import Sampling
-
     if max_new_tokens is not None and max_new_tokens < 1:
-        raise T2LError(f"--max-new-tokens must be 1 or more, not {max_new_tokens}; leave it out for 256 tokens or "
-                       "what the context leaves")
+        raise T2LError(f"--max-new-tokens must be 1 or more, not {max_new_tokens}; leave it out for "
+                       f"{Sampling.max_new_tokens} tokens or what the context leaves")
     if seed is not None and not SEEDS[0] <= seed <= SEEDS[1]:
         raise T2LError(f"--seed {seed} does not fit in 64 bits; use a number from 0 to {SEEDS[1]}")
     Sampling(max_new_tokens or 1, temperature, top_p, seed).check()
@@ -183,8 +180,8 @@ def run(
     no_save: NoSaveOpt = False,
     base: BaseOpt = None,
     max_new_tokens: MaxTokensOpt = None,
-    temperature: TemperatureOpt = 0.7,
-    top_p: TopPOpt = 1.0,
+    temperature: TemperatureOpt = Sampling.temperature,
+    top_p: TopPOpt = Sampling.top_p,
     seed: SeedOpt = None,
     system: SystemOpt = None,
     raw: Annotated[bool, typer.Option(help="Plain completion of the prompt, without the chat template.")] = False,
@@ -234,8 +231,8 @@ def chat(
     no_save: NoSaveOpt = False,
     base: BaseOpt = None,
     max_new_tokens: MaxTokensOpt = None,
-    temperature: TemperatureOpt = 0.7,
-    top_p: TopPOpt = 1.0,
+    temperature: TemperatureOpt = Sampling.temperature,
+    top_p: TopPOpt = Sampling.top_p,
     seed: SeedOpt = None,
     system: SystemOpt = None,
     device: DeviceOpt = "auto",
