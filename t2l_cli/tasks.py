@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from t2l.tasks.collection import MAX_EXAMPLES
 from t2l_cli.actions import tasks as actions
 from t2l_cli.console import JsonOpt, errors_to_exit, out, print_json, transient_bars
 
@@ -27,7 +28,7 @@ def tasks_build(
     descriptions: Annotated[Optional[Path], typer.Option(help="With --from sni: the tasks/ folder of the authors' "
                                                          "text-to-lora repository (their metadata.yaml "
                                                          "descriptions).")] = None,
-    max_examples: Annotated[int, typer.Option(help="Examples kept per task.")] = 500,
+    max_examples: Annotated[int, typer.Option(help="Examples kept per task.")] = MAX_EXAMPLES,
     force: Annotated[bool, typer.Option(help="Rebuild an existing collection.")] = False,
 ):
     """Build a task collection."""

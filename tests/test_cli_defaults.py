@@ -2,6 +2,7 @@
 (issue #27): an option named like a field of its settings defaults to that field's default."""
 
 import dataclasses
+import inspect
 
 import pytest
 import typer.main
@@ -9,6 +10,7 @@ import typer.main
 from t2l.bench.paper import PaperSettings
 from t2l.bench.unseen import UnseenSettings
 from t2l.sampling import Sampling
+from t2l.tasks.collection import MAX_EXAMPLES
 from t2l_cli.actions.evaluate import EvalSettings
 from t2l_cli.app import app
 from t2l_cli.server.service import ServeSettings
@@ -50,3 +52,13 @@ def test_run_and_chat_say_the_library_token_limit():
     for verb in ("run", "chat"):
         assert f"default: {Sampling.max_new_tokens}," in options(verb)["max_new_tokens"].help
 
+
+def test_tasks_build_keeps_as_many_examples_as_the_builders():
+    from t2l.tasks import builtin, olmo_eval, olmo_forms, openai_evals, sni, synthetic, unseen
+
+    assert options("tasks build")["max_examples"].default == MAX_EXAMPLES
+    builders = [builtin.build_builtin, olmo_eval.build_olmo_eval, olmo_forms.build_olmo_forms,
+                openai_evals.build_openai_evals, sni.build_sni, synthetic.build_synthetic,
+                synthetic.build_synthetic_collection, unseen.build_unseen]
+    assert {b.__name__: inspect.signature(b).parameters["max_examples"].default for b in builders} == \
+        {b.__name__: MAX_EXAMPLES for b in builders}

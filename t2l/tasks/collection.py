@@ -20,6 +20,7 @@ from t2l.errors import T2LError
 from t2l.files import folder_atomic
 
 FORMAT = "t2l-tasks/1"
+MAX_EXAMPLES = 500  # examples a built task keeps unless told (every builder, `t2l tasks build --max-examples`)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

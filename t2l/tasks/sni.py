@@ -14,7 +14,7 @@ from pathlib import Path
 
 from t2l.callbacks import Progress, Status
 from t2l.errors import T2LError
-from t2l.tasks.collection import Manifest, Task, safe_name
+from t2l.tasks.collection import MAX_EXAMPLES, Manifest, Task, safe_name
 from t2l.tasks.decontam import benchmark_ngrams, name_overlap, text_overlap
 from t2l.tasks.openai_evals import BIG_BENCH
 
@@ -40,7 +40,7 @@ def paper_descriptions(folder: Path | None, task: str) -> list[str]:
     return []
 
 
-def build_sni(folder: Path, max_examples: int = 500, seed: int = 0,
+def build_sni(folder: Path, max_examples: int = MAX_EXAMPLES, seed: int = 0,
               on_progress: Progress | None = None,
               table: dict[int, str] | None = None, descriptions: Path | None = None,
               on_status: Status | None = None) -> tuple[list[Task], Manifest]:

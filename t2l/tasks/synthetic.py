@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from t2l.callbacks import Progress
+from t2l.tasks.collection import MAX_EXAMPLES
 
 VOWELS = set("aeiou")
 ORDINAL = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
@@ -555,7 +556,7 @@ def pools(unseen: bool) -> Pools:
     return Pools(_vocabulary(sst), _sentences(sst))
 
 
-def build_synthetic(max_examples: int = 500, seed: int = 0, unseen: bool = False,
+def build_synthetic(max_examples: int = MAX_EXAMPLES, seed: int = 0, unseen: bool = False,
                     on_progress: Progress | None = None, collection: str = "synthetic") -> list:
     """The tasks of one collection's training families (or, with `unseen`, of the held-out families), with their
     descriptions."""
@@ -580,7 +581,7 @@ def build_synthetic(max_examples: int = 500, seed: int = 0, unseen: bool = False
     return tasks
 
 
-def build_synthetic_collection(max_examples: int = 500, seed: int = 0, on_progress: Progress | None = None,
+def build_synthetic_collection(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_progress: Progress | None = None,
                                collection: str = "synthetic"):
     """A programmatic collection (`synthetic`, `quantity-words`): its training families' tasks under one manifest."""
     from t2l.tasks.collection import Manifest

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from t2l.callbacks import Progress, Status
-from t2l.tasks.collection import Manifest, Task
+from t2l.tasks.collection import MAX_EXAMPLES, Manifest, Task
 
 PASSAGE_CHARS = 600  # long passages are cut at a sentence end before this, keeping only items answered inside
 
@@ -127,7 +127,7 @@ def answer_type(task_name: str) -> str:
     raise KeyError(task_name)
 
 
-def build_unseen(max_examples: int = 500, seed: int = 0, training: list[Task] | None = None,
+def build_unseen(max_examples: int = MAX_EXAMPLES, seed: int = 0, training: list[Task] | None = None,
                  on_progress: Progress | None = None) -> tuple[list[Task], Manifest]:
     """The suite; items sharing a 13-gram with any example of `training` (the collections it must not touch) are
     dropped and counted."""
