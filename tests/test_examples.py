@@ -61,19 +61,10 @@ def test_adapters_follow_their_examples_and_record_them(examples_hypernet, train
 def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trained_hypernet, tmp_path):
     """examples_as "text": no weights of its own (the description-only checkpoint's, as a warm start leaves them),
     so an adapter is the one the description-only hypernetwork makes from the joint text's embedding."""
-    from t2l.checkpoint import load_hypernet, save_hypernet
     from t2l.examples import conditioning_text
-    from t2l.hypernet import HyperLoRA
     from t2l.make import AdapterMaker
-    from t2l.train.run import warm_start
 
-    source, info = load_hypernet(trained_hypernet[0])
-    info.config.examples, info.config.examples_as = 3, "text"
-    hn = HyperLoRA(info.config, info.targets)
-    warm_start(hn, str(trained_hypernet[0]))
-    assert not hasattr(hn, "example_encoder")
-    save_hypernet(hn, tmp_path / "text", base=info.base, base_spec=info.base_spec, encoder=info.encoder,
-                  encoder_spec=info.encoder_spec, pooling=info.pooling, training=info.training)
+    examples_checkpoint(trained_hypernet[0], tmp_path / "text", examples_as="text")
     assert json.loads((tmp_path / "text" / "config.json").read_text())["hypernet"]["examples_as"] == "text"
     maker, plain = AdapterMaker(tmp_path / "text"), AdapterMaker(trained_hypernet[0])
     assert maker.max_examples == 3

