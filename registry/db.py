@@ -65,8 +65,27 @@ def open_engine(path: Path, read_only: bool = False):
     return engine
 
 
+# SQLite's codes for a write that found no room: the database or its write-ahead log growing (SQLITE_FULL,
+# SQLITE_IOERR_WRITE), or its shared-memory index taking its first 32 kB as the registry opens (SQLITE_IOERR_SHMSIZE)
+NO_ROOM_CODES = ("SQLITE_FULL", "SQLITE_IOERR_WRITE", "SQLITE_IOERR_SHMSIZE")
+
+
+def no_room(path: Path, e) -> RegistryError | None:
+    """The one line for a registry write that a full disk, a quota or a file size limit stopped; None for any other
+    failure."""
+    code = getattr(getattr(e, "orig", None), "sqlite_errorname", "")
+    if not code.startswith(NO_ROOM_CODES):
+        return None
+    return RegistryError(f"no room to write the registry {path} ({e.orig}: a full disk, a quota or a file size limit "
+                         "stops it); nothing was changed, the registry is as it was. Free some space, or set T2L_HOME "
+                         "to a folder on a disk with room, then run the command again")
+
+
 def damaged(path: Path, e: DatabaseError) -> RegistryError:
     """The one line for a database SQLite cannot use."""
+    room = no_room(path, e)
+    if room is not None:
+        return room
     reason = str(e.orig) if getattr(e, "orig", None) is not None else str(e)
     if "locked" in reason:
         return RegistryError(f"the registry database {path} stayed locked by another t2l process for over "

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel import func as sqlfunc
 
-from registry.db import open_engine, writable
+from registry.db import no_room, open_engine, writable
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterOutput, AdapterTag, EvalRun, Hypernet, Publication
 # plain os/uuid; t2l's package root imports nothing heavy
@@ -479,12 +479,9 @@ class Registry:
             with self._session() as s, s.begin():
                 yield s
         except DBAPIError as e:
-            code = getattr(e.orig, "sqlite_errorname", "")
-            if code == "SQLITE_FULL" or code.startswith("SQLITE_IOERR_WRITE"):
-                raise RegistryError(f"no room to write the registry {self.home / 'registry.db'} ({e.orig}: a full "
-                                    "disk, a quota or a file size limit stops it); nothing was changed, the registry "
-                                    "is as it was. Free some space, or set T2L_HOME to a folder on a disk with room, "
-                                    "then run the command again") from None
+            room = no_room(self.home / "registry.db", e)
+            if room is not None:
+                raise room from None
             raise
 
     def require_writable(self) -> None:

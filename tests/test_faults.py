@@ -453,6 +453,21 @@ def file_size_limit(limit: int):
         signal.signal(signal.SIGXFSZ, handler)
 
 
+def test_case_18_no_room_for_the_registry_to_open_is_not_called_damage(t2l_home):
+    """Opening a registry (no other process holding it) writes its 32 kB shared-memory index first: under a 3 kB
+    file size limit that fails, and the line says there is no room, not that the database is damaged."""
+    def ls(limit: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-c", f"ulimit -f {limit}; exec {sys.executable} -m t2l_cli ls"], env=env(),
+                              capture_output=True, text=True, timeout=120)
+
+    assert ls("unlimited").returncode == 0  # the registry made by a process that has ended
+    assert not (t2l_home / "registry.db-shm").exists()  # nothing holds it open: the next open makes the index
+    proc = ls("3")
+    line = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and line.startswith("error: no room to write the registry "), line
+    assert "restore it" not in line and "set T2L_HOME to a folder on a disk with room" in line
+
+
 def test_case_18_no_room_while_copying_a_hypernet_or_storing_an_adapter_is_one_line(trained_hypernet, t2l_home):
     hn = str(trained_hypernet[0])
     t2l("ls")  # the registry exists before the limit; its file stays under it
