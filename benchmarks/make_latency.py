@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from t2l.base import load_base
-from t2l.checkpoint import save_hypernet
+from t2l.hypernet_files import save_hypernet
 from t2l.config import HypernetConfig
 from t2l.encoder import load_encoder
 from t2l.make import AdapterMaker

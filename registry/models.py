@@ -24,7 +24,7 @@ class Hypernet(SQLModel, table=True):
     encoder_name: str
     encoder_sha256: str
     recipe: str | None = None
-    config: str  # the checkpoint's whole config.json
+    config: str  # the hypernetwork folder's whole config.json
     created: datetime = Field(default_factory=utcnow)
     collection_sha256: str | None = None  # of the task collection it was trained on
     steps: int | None = None

@@ -22,7 +22,7 @@ from registry.models import Adapter, AdapterOutput, AdapterTag, EvalRun, Hyperne
 from t2l.files import copy_tree, folder_atomic, write_bytes_atomic
 from t2l.hashing import cached_sha256, sha256_file
 
-HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.checkpoint.WEIGHTS: the registry never imports the model code
+HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.hypernet_files.WEIGHTS: the registry never imports the model code
 
 # path separators; C0 and C1 controls; bidirectional controls (U+061C, U+200E-F, U+202A-E, U+2066-9), which make
 # a name print as another (safe<U+202E>gnp.exe shows as safeexe.png)
@@ -367,7 +367,7 @@ class Registry:
     # -- hypernetworks ----------------------------------------------------------------------------
 
     def add_hypernet(self, folder: Path, *, sha256: str, name: str | None = None, **fields) -> Hypernet:
-        """Copy a hypernetwork checkpoint folder into the store (once per sha256 of its weights) and record it. The
+        """Copy a hypernetwork folder into the store (once per sha256 of its weights) and record it. The
         weights are hashed before anything is stored, and their copy before it is renamed into place: a damaged
         folder (weights that are not the ones its config names) is refused, never recorded."""
         if name is not None:
@@ -382,7 +382,7 @@ class Registry:
             try:
                 self._store_hypernet(Path(folder), sha256)
             except OSError:
-                if not dest.exists():  # else another process stored the same checkpoint first
+                if not dest.exists():  # else another process stored the same hypernetwork first
                     raise
         fields["targets"] = json.dumps(list(fields["targets"]))
         fields["config"] = json.dumps(fields["config"], sort_keys=True)
@@ -392,7 +392,7 @@ class Registry:
                 s.add(row)
             return row
         except IntegrityError:
-            # another process recorded the same checkpoint (or took the name) meanwhile
+            # another process recorded the same hypernetwork (or took the name) meanwhile
             existing = self._find_hypernet_sha(sha256)
             if existing:
                 return existing
@@ -408,7 +408,7 @@ class Registry:
         weights = folder / HYPERNET_WEIGHTS
         if not weights.is_file() or hasher(weights) != sha256:
             raise RegistryError(f"{what} ({weights}) are not the ones its config.json names (sha256 "
-                                f"{sha256[:12]}): the checkpoint is damaged; use an intact copy, e.g. the one it "
+                                f"{sha256[:12]}): the hypernetwork is damaged; use an intact copy, e.g. the one it "
                                 "came from, or the shipped default (--hypernet default)")
 
     def hypernet_damage(self) -> list[str]:

@@ -1,11 +1,11 @@
-"""Checkpoints of the Text-to-LoRA authors' code (github.com/SakanaAI/text-to-lora), converted once into t2l's.
+"""The Text-to-LoRA authors' release (github.com/SakanaAI/text-to-lora): their hypernetworks, converted once into t2l's.
 
-Their checkpoint is a run folder with `args.yaml` (the training arguments), `adapter_config.json` (the PEFT LoRA
-config the hypernetwork emits for) and `hypermod.pt` (a `torch.save`d state dict); later checkpoints sit in
+What they release is a run folder with `args.yaml` (the training arguments), `adapter_config.json` (the PEFT LoRA
+config the hypernetwork emits for) and `hypermod.pt` (a `torch.save`d state dict); the weights of later steps sit in
 subfolders (`checkpoints/it_N/hypermod.pt`, `checkpoint-*/`), whose configs are the run folder's, as their loader
 reads them. `hypermod.pt` is a pickle: it is read once with `torch.load(weights_only=True)` (tensors and plain
 containers only; anything that needs code is refused), its tensors are renamed to `t2l.hypermod.HyperMod`'s and
-written as safetensors. Nothing of theirs is imported or executed. What is supported: docs/authors-checkpoints.md.
+written as safetensors. Nothing of theirs is imported or executed. What is supported: docs/authors-release.md.
 """
 
 import math
@@ -34,15 +34,15 @@ _STORED = {"AB_offset": "offset", "mean_recon_target": "mean", "std_recon_target
 
 
 @dataclass
-class AuthorsCheckpoint:
+class AuthorsRelease:
     weights: Path  # hypermod.pt
     run: Path  # the folder with args.yaml and adapter_config.json
     args: dict
     peft: dict
 
 
-def find_checkpoint(path: Path) -> AuthorsCheckpoint:
-    """The checkpoint at `path`: hypermod.pt itself, its folder, or a checkpoint subfolder of a run."""
+def find_release(path: Path) -> AuthorsRelease:
+    """The release at `path`: hypermod.pt itself, its folder, or a step's subfolder (`checkpoints/it_N`) of a run."""
     import json
 
     import yaml
@@ -51,16 +51,16 @@ def find_checkpoint(path: Path) -> AuthorsCheckpoint:
     weights = path if path.is_file() else path / WEIGHTS
     if not weights.is_file():
         inside = sorted(str(p.parent.relative_to(path)) for p in path.glob("*/**/" + WEIGHTS)) if path.is_dir() else []
-        hint = f"; checkpoints inside it: {', '.join(inside[:5])}" if inside else ""
-        raise T2LError(f"{path} holds no {WEIGHTS}: give a Text-to-LoRA checkpoint folder{hint}")
-    # Their loader takes the configs from the run folder above a checkpoint subfolder (the path before
+        hint = f"; weights inside it: {', '.join(inside[:5])}" if inside else ""
+        raise T2LError(f"{path} holds no {WEIGHTS}: give a Text-to-LoRA run folder{hint}")
+    # Their loader takes the configs from the run folder above a step's subfolder (the path before
     # "checkpoint"); here: the nearest folder, from the weights' own upwards, that holds both.
     runs = [weights.parent, *list(weights.parent.parents)[:2]]
     run = next((r for r in runs if (r / ARGS).is_file() and (r / PEFT).is_file()), weights.parent)
     missing = [n for n in (ARGS, PEFT) if not (run / n).is_file()]
     if missing:
-        raise T2LError(f"{run} lacks {' and '.join(missing)}, which a Text-to-LoRA checkpoint keeps beside {WEIGHTS} "
-                       "(or in the run folder above a checkpoint subfolder)")
+        raise T2LError(f"{run} lacks {' and '.join(missing)}, which a Text-to-LoRA run keeps beside {WEIGHTS} "
+                       "(or in the run folder above a step's subfolder)")
     try:
         args = yaml.safe_load((run / ARGS).read_text())
         peft = json.loads((run / PEFT).read_text())
@@ -68,7 +68,7 @@ def find_checkpoint(path: Path) -> AuthorsCheckpoint:
         raise T2LError(f"cannot read the configs in {run} ({type(e).__name__}: {str(e).splitlines()[0]})") from None
     if not isinstance(args, dict) or not isinstance(peft, dict):
         raise T2LError(f"{run / ARGS} and {run / PEFT} must each hold a mapping")
-    return AuthorsCheckpoint(weights, run, args, peft)
+    return AuthorsRelease(weights, run, args, peft)
 
 
 def read_state(weights: Path) -> dict:
@@ -90,12 +90,12 @@ def read_state(weights: Path) -> dict:
     return state
 
 
-def _refuse(ck: AuthorsCheckpoint, why: str, what: str = "t2l cannot import it") -> T2LError:
+def _refuse(ck: AuthorsRelease, why: str, what: str = "t2l cannot import it") -> T2LError:
     return T2LError(f"{ck.run / ARGS}: {why}; {what}")
 
 
-def hypernet_config(ck: AuthorsCheckpoint, state: dict) -> HypernetConfig:
-    """Our config for their checkpoint, from args.yaml, adapter_config.json and the tensors' shapes; a clear error
+def hypernet_config(ck: AuthorsRelease, state: dict) -> HypernetConfig:
+    """Our config for their hypernetwork, from args.yaml, adapter_config.json and the tensors' shapes; a clear error
     for every option t2l does not reproduce, and for a config whose fields are missing or of the wrong type."""
     if "r" not in ck.peft:
         raise T2LError(f"{ck.run / PEFT} has no 'r' (the LoRA rank the hypernetwork emits); restore the run's "
@@ -107,7 +107,7 @@ def hypernet_config(ck: AuthorsCheckpoint, state: dict) -> HypernetConfig:
                        f"restore the run's {ARGS} and {PEFT}") from None
 
 
-def _config(ck: AuthorsCheckpoint, state: dict) -> HypernetConfig:
+def _config(ck: AuthorsRelease, state: dict) -> HypernetConfig:
     a, p = ck.args, ck.peft
     if a.get("exp_setup", "hyper_lora") != "hyper_lora" or p.get("peft_type", "LORA").upper() != "LORA":
         raise _refuse(ck, f"exp_setup {a.get('exp_setup')!r} / peft_type {p.get('peft_type')!r} is not hyper_lora "
@@ -176,39 +176,39 @@ def convert_state(state: dict, config: HypernetConfig, targets: TargetSet) -> di
                 if key in state and f"{ours}_{ab}_{m}" in want:
                     out[f"{ours}_{ab}_{m}"] = state[key][layers]
                 if key in state:
-                    used.add(key)  # mean/std of an SFT checkpoint are unused zeros in their code too
+                    used.add(key)  # mean/std of an SFT hypernetwork are unused zeros in their code too
     unknown = sorted(k for k in state if k not in used and not k.endswith("inv_freq"))
     missing = sorted(k for k in want if k not in out)
     if unknown or missing:
-        raise T2LError(f"the checkpoint does not match the architecture its args.yaml describes (unexpected "
+        raise T2LError(f"the hypernetwork does not match the architecture its args.yaml describes (unexpected "
                        f"{unknown[:3]}, missing {missing[:3]}); t2l cannot import it")
     for k, v in out.items():
         if v.shape != want[k].shape:
-            raise T2LError(f"{k}: the checkpoint's tensor has shape {tuple(v.shape)}, the base model needs "
+            raise T2LError(f"{k}: the hypernetwork's tensor has shape {tuple(v.shape)}, the base model needs "
                            f"{tuple(want[k].shape)}; is --base the model it was trained for?")
     return {k: v.float().contiguous() for k, v in out.items()}
 
 
-def import_checkpoint(path: Path, dest: Path, *, base: str | None = None, encoder: str | None = None,
+def import_release(path: Path, dest: Path, *, base: str | None = None, encoder: str | None = None,
                       on_status=None):
-    """Convert the authors' checkpoint at `path` into a t2l checkpoint folder `dest`; its HypernetInfo.
+    """Convert the authors' hypernetwork at `path` into a t2l hypernetwork folder `dest`; its HypernetInfo.
 
     `base` and `encoder` default to the models its args.yaml names (Hub ids are downloaded when online, else taken
     from the Hugging Face cache); the base is read for its layer shapes only."""
     from transformers import AutoConfig
 
     from t2l.base import base_folder
-    from t2l.checkpoint import save_hypernet
+    from t2l.hypernet_files import save_hypernet
     from t2l.encoder import encoder_folder
     from t2l.hypermod import HyperMod
     from t2l.locate import quiet_transformers
     from t2l.targets import targets_from_config
 
-    ck = find_checkpoint(path)
+    ck = find_release(path)
     emb_model = ck.args.get("emb_model") or ""
     if not emb_model:
         raise _refuse(ck, "emb_model is empty: it embeds descriptions with the base model itself (last-token pooling)",
-                      "t2l supports only the gte-large-en-v1.5 encoder the released checkpoints use")
+                      "t2l supports only the gte-large-en-v1.5 encoder the released hypernetworks use")
     if "gte" not in emb_model:
         raise _refuse(ck, f"emb_model {emb_model!r} is not a gte encoder (their code pools gte by CLS; others, "
                           "e.g. SFR, by last token with a prompt template)", "t2l supports the gte encoders only")
@@ -230,7 +230,7 @@ def import_checkpoint(path: Path, dest: Path, *, base: str | None = None, encode
     enc_dir, enc_ref = encoder_folder(enc_spec)
     dim = _hidden_size(enc_dir)
     if dim != config.embed_dim:
-        raise T2LError(f"the encoder {enc_ref.name} gives {dim}-dim embeddings, the checkpoint reads "
+        raise T2LError(f"the encoder {enc_ref.name} gives {dim}-dim embeddings, the hypernetwork reads "
                        f"{config.embed_dim}; pass the encoder it was trained with (--encoder)")
     model = HyperMod(config, targets)
     model.load_state_dict(ours)
@@ -245,7 +245,7 @@ def import_checkpoint(path: Path, dest: Path, *, base: str | None = None, encode
                          pooling="cls", training=training, encoder_style="authors")
 
 
-def _named_base(ck: AuthorsCheckpoint) -> str:
+def _named_base(ck: AuthorsRelease) -> str:
     """The base model the run names (model_dir, or adapter_config.json's base_model_name_or_path), one that is a
     local folder first."""
     names = [n for n in (ck.args.get("model_dir"), ck.peft.get("base_model_name_or_path")) if n]

@@ -10,7 +10,7 @@ RANK_POSITIONS = ("rope", "learned")
 @dataclass
 class HyperModConfig:
     """The Text-to-LoRA authors' hypernetwork ("HyperModulator", github.com/SakanaAI/text-to-lora), as their released
-    checkpoints use it; set on `HypernetConfig.hypermod` when a checkpoint was imported (`t2l.authors`). Defaults are
+    releases use it; set on `HypernetConfig.hypermod` when a hypernetwork was imported (`t2l.authors`). Defaults are
     the paper's (their `TrainingArguments` and `create_hypermod`).
 
     description embedding -> task encoder (linear + layer norm, latent_size // 2)
@@ -35,10 +35,10 @@ class HyperModConfig:
     """How the row index enters with rank_at_a_time: "rope" (LLaMA rotary embedding over the latent width, base
     10000) or "learned" (learnable_pos_emb: an embedding + layer norm)."""
     z_score: bool = False
-    """pred_z_score of a reconstruction-trained checkpoint: outputs are z-scores, mapped back with the stored
+    """pred_z_score of a reconstruction-trained hypernetwork: outputs are z-scores, mapped back with the stored
     per-element mean and std of the training LoRAs (x * (std + 1e-10) + mean)."""
     output_scale: float = 1.0
-    """Multiplies every emitted A and B: 1 / sqrt(delta_w_scaling) for reconstruction-trained checkpoints that were
+    """Multiplies every emitted A and B: 1 / sqrt(delta_w_scaling) for reconstruction-trained hypernetworks that were
     not factorized (trained against delta-W scaled by delta_w_scaling, default 10000)."""
 
     def __post_init__(self):
@@ -84,7 +84,7 @@ class HypernetConfig:
     map, as above) or "text" (the description and the examples as one text, `t2l.examples.conditioning_text`, one
     embedding through the task encoder: no new weights, and an adapter without examples is the description's)."""
     hypermod: HyperModConfig | None = None
-    """The authors' architecture instead of ours (an imported checkpoint); task_dim, pos_dim, hidden_dim and depth
+    """The authors' architecture instead of ours (an imported hypernetwork); task_dim, pos_dim, hidden_dim and depth
     are then unused. None (the default) is t2l's own HyperLoRA."""
 
     def __post_init__(self):
@@ -106,7 +106,7 @@ class HypernetConfig:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
         if self.hypermod is None:
-            del d["hypermod"]  # t2l's own checkpoints keep the config.json they always had
+            del d["hypermod"]  # t2l's own hypernetwork folders keep the config.json they always had
         if not self.examples:
             del d["examples"], d["examples_as"]  # likewise for a description-only one
         return d

@@ -27,7 +27,7 @@ Tokenize = Callable[[list[str], int], tuple]
 
 # How descriptions reach the encoder, and its embeddings the hypernetwork:
 #   plain:   as given; normalised when the sentence-transformers folder says so.
-#   authors: as the Text-to-LoRA authors' code does for imported checkpoints: a full stop after a description that
+#   authors: as the Text-to-LoRA authors' code does for their hypernetworks: a full stop after a description that
 #            ends in a letter, and the pooled embedding L2-normalised, then scaled by sqrt(dim).
 STYLES = ("plain", "authors")
 

@@ -1,4 +1,4 @@
-"""The Text-to-LoRA authors' hypernetwork architecture, for checkpoints imported from their code (`t2l.authors`).
+"""The Text-to-LoRA authors' hypernetwork architecture, for hypernetworks imported from their release (`t2l.authors`).
 
 Same interface as `t2l.hypernet.HyperLoRA`: description embeddings [N, embed_dim] in, {module: (A [N, layers, r, in],
 B [N, layers, out, r])} out. The shape of the network (see `HyperModConfig`):
@@ -11,7 +11,7 @@ B [N, layers, out, r])} out. The shape of the network (see `HyperModConfig`):
 
 then A and B are cut from the head's output, mapped back from z-scores and offset by a stored per-layer LoRA (the
 multi-task LoRA their SFT can start from; zeros otherwise). Inference only: their dropouts (p=0.05) are identities
-in eval mode, so they are left out, and a checkpoint of this kind cannot be trained further by t2l.
+in eval mode, so they are left out, and a hypernetwork of this kind cannot be trained further by t2l.
 """
 
 import torch

@@ -7,7 +7,7 @@ from pathlib import Path
 from t2l.callbacks import Warn
 from t2l.adapter import AdapterInfo, adapter_bytes
 from t2l.base import identify_base
-from t2l.checkpoint import HypernetInfo, load_hypernet
+from t2l.hypernet_files import HypernetInfo, load_hypernet
 from t2l.encoder import encoder_folder, DescriptionEncoder
 from t2l.errors import T2LError
 from t2l.text import require_utf8
@@ -101,7 +101,7 @@ def adapter_tensors(weights: dict, info: HypernetInfo, i: int) -> dict:
             if ta.shape != (info.config.rank, t.in_features) or tb.shape != (t.out_features, info.config.rank):
                 raise T2LError(f"hypernetwork output for {t.name} has shapes {tuple(ta.shape)}/{tuple(tb.shape)}, "
                                f"the base needs ({info.config.rank}, {t.in_features})/({t.out_features}, "
-                               f"{info.config.rank}); the checkpoint is inconsistent")
+                               f"{info.config.rank}); the hypernetwork folder is inconsistent")
             tensors[t.peft_key("A")], tensors[t.peft_key("B")] = ta, tb
     return tensors
 

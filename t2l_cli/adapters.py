@@ -20,7 +20,7 @@ def make(
     descriptions: Annotated[Optional[list[str]], typer.Argument(help="Task descriptions, one adapter each.")] = None,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the adapter here: "
                       "NAME.safetensors (one file), NAME.gguf (llama.cpp, ollama) or a folder (PEFT layout).")] = None,
-    hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a checkpoint folder, or a "
+    hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a hypernetwork folder, or a "
                                           "registered name or id.")] = "default",
     name: Annotated[Optional[str], typer.Option(help="Adapter name (default: the output's stem).")] = None,
     tag: Annotated[Optional[list[str]], typer.Option(help="Tag the adapter (repeatable).")] = None,

@@ -33,8 +33,8 @@ def reproduce_command(args: list[str]) -> str:
 
 
 def extra_hypernets(items: list[str]) -> dict[str, str]:
-    """--also LABEL=FOLDER items -> label -> checkpoint folder ('default': the shipped one)."""
-    from t2l.checkpoint import hypernet_path
+    """--also LABEL=FOLDER items -> label -> hypernetwork folder ('default': the shipped one)."""
+    from t2l.hypernet_files import hypernet_path
 
     extra = {}
     for item in items:
@@ -121,7 +121,7 @@ def bench_paper(
 def bench_unseen(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default $T2L_HOME/runs/unseen); a "
                                                     "rerun continues it.")] = None,
-    hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a checkpoint folder, or a registered name "
+    hypernet: Annotated[str, typer.Option(help="Hypernetwork: 'default', a hypernetwork folder, or a registered name "
                                           "or id.")] = UnseenSettings.hypernet,
     mt_lora: Annotated[Optional[str], typer.Option(help="Multi-task LoRA for the mt-lora row: adapter file, folder, "
                                                    "or registered name or id (e.g. from `t2l train --recipe "

@@ -38,18 +38,18 @@ def hypernets(ctx: typer.Context, json_: JsonOpt = False):
 @hypernets_app.command("import")
 @errors_to_exit
 def hypernets_import(
-    path: Annotated[Path, typer.Argument(help="The authors' checkpoint folder (hypermod.pt, args.yaml, "
-                                              "adapter_config.json) or a checkpoint subfolder of their run.")],
+    path: Annotated[Path, typer.Argument(help="The authors' run folder (hypermod.pt, args.yaml, "
+                                              "adapter_config.json) or a step's subfolder of it (checkpoints/it_N).")],
     name: Annotated[str | None, typer.Option(help="Registry name (default: the run folder's name).")] = None,
     base: Annotated[str | None, typer.Option(help="The base model (default: args.yaml's model_dir).")] = None,
     encoder: Annotated[str | None, typer.Option(help="The description encoder (default: args.yaml's "
                                                     "emb_model).")] = None,
 ):
-    """Convert a Text-to-LoRA authors' checkpoint once into a t2l hypernetwork and register it."""
+    """Convert a hypernetwork of the Text-to-LoRA authors' release once into a t2l hypernetwork and register it."""
     from t2l_cli.actions.registry import import_hypernet
 
     row, new = import_hypernet(path, name, base, encoder, busy=err.status)
-    done = "registered hypernetwork" if new else "this checkpoint (weights, config and base) is registered already as"
+    done = "registered hypernetwork" if new else "this hypernetwork (weights, config and base) is registered already as"
     out.print(f"{done} {row.name or ''} ({short(row.id)}): variant {row.variant}, rank {row.rank}, "
               f"base {row.base_name}, encoder {row.encoder_name}; use it with `t2l make --hypernet "
               f"{row.name or short(row.id)} \"DESCRIPTION\"`")
@@ -66,7 +66,7 @@ def hypernets_show(ref: Annotated[str, typer.Argument(help="Hypernetwork id (or 
         return
     table = Table(show_header=False, box=None)
     for key, value in data.items():
-        if key != "config":  # the whole checkpoint config: --json shows it
+        if key != "config":  # the hypernetwork's whole config: --json shows it
             table.add_row(key, visible(str(value)))
     out.print(table)
 
@@ -120,7 +120,7 @@ def registry_verify(
     fix: Annotated[bool, typer.Option(help="Remove rows whose file is missing (asks first), and orphan and "
                                            "temporary files older than ten minutes; restore damaged hypernetworks "
                                            "from an intact copy (the shipped default, or --hypernet-source).")] = False,
-    hypernet_source: Annotated[Optional[list[Path]], typer.Option(help="An intact hypernetwork checkpoint folder "
+    hypernet_source: Annotated[Optional[list[Path]], typer.Option(help="An intact hypernetwork folder "
                                "to restore a damaged stored copy from (repeatable).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     json_: JsonOpt = False,

@@ -30,7 +30,7 @@ def serve(
     base: Annotated[Optional[str], typer.Option(help="Base model (default: the hypernetwork's own).")]
     = ServeSettings.base,
     hypernet: Annotated[str, typer.Option(help="Hypernetwork for t2l:<description> models and POST /v1/adapters: "
-                                          "'default', a checkpoint folder, or a registered name or id.")]
+                                          "'default', a hypernetwork folder, or a registered name or id.")]
     = ServeSettings.hypernet,
     device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")]
     = ServeSettings.device,

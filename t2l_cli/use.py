@@ -22,7 +22,7 @@ RefArg = Annotated[Optional[str], typer.Argument(help="'base', an adapter id, na
                                                  "a file here is refused: write ./PATH or the id.")]
 DescribeOpt = Annotated[Optional[str], typer.Option("--describe", help="Make an adapter from this description "
                                                     "first (reuses one the hypernetwork made from the same words).")]
-HypernetOpt = Annotated[str, typer.Option(help="Hypernetwork for --describe: 'default', a checkpoint folder, or a "
+HypernetOpt = Annotated[str, typer.Option(help="Hypernetwork for --describe: 'default', a hypernetwork folder, or a "
                                           "registered name or id.")]
 ExamplesOpt = Annotated[Optional[Path], typer.Option(help="Make the adapter from input/output examples too: a "
                                                    "JSONL file, one {\"input\": ..., \"output\": ...} per line "

@@ -108,7 +108,7 @@ def trained_hypernet(tmp_path_factory, tiny_base_dir, tiny_encoder_dir):
     import torch
 
     from t2l.base import load_base
-    from t2l.checkpoint import save_hypernet
+    from t2l.hypernet_files import save_hypernet
     from t2l.config import HypernetConfig
     from t2l.encoder import load_encoder
     from t2l.train.data import Example
@@ -165,7 +165,7 @@ GTE_CONFIG = dict(model_type="new", vocab_size=len(CHARS) + 4, hidden_size=32, n
 
 
 def gte_state(cfg: dict, seed: int = 0) -> dict:
-    """Random weights of a GTE v1.5 ("new" architecture) model under the names its published checkpoints use."""
+    """Random weights of a GTE v1.5 ("new" architecture) model under the names its published weights use."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -204,13 +204,13 @@ def tiny_gte_dir(tmp_path_factory):
     return folder
 
 
-def examples_checkpoint(source_folder, folder, most: int = 3, examples_as: str = "mean"):
-    """The tiny trained hypernetwork warm-started into one that reads up to `most` examples, saved as a checkpoint in
-    `folder`; reading them as their mean, its examples' map is then set as if trained ("text" has no weights of its
-    own: the warm start is the whole of it)."""
+def make_examples_hypernet(source_folder, folder, most: int = 3, examples_as: str = "mean"):
+    """The tiny trained hypernetwork warm-started into one that reads up to `most` examples, saved as a hypernetwork
+    folder in `folder`; reading them as their mean, its examples' map is then set as if trained ("text" has no
+    weights of its own: the warm start is the whole of it)."""
     import torch
 
-    from t2l.checkpoint import load_hypernet, save_hypernet
+    from t2l.hypernet_files import load_hypernet, save_hypernet
     from t2l.hypernet import HyperLoRA
     from t2l.train.run import warm_start
 

@@ -1,4 +1,4 @@
-"""Importing the Text-to-LoRA authors' checkpoints: small checkpoints in their exact layout (hypermod.pt state dict
+"""Importing the Text-to-LoRA authors' release: small hypernetworks in their exact layout (hypermod.pt state dict
 names and shapes, args.yaml fields, adapter_config.json) with random weights, and a reference of their
 HyperModulator's forward (hyper_modulator.py: _hypernet_forward, get_delta_weights, gen_lora, convert_to_raw_scale)
 written here, functionally, from the state dict."""
@@ -64,7 +64,7 @@ def their_state(args, seed=0, offset=False):
     return state
 
 
-def write_checkpoint(folder, args, state, peft=None):
+def write_release(folder, args, state, peft=None):
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(state, folder / "hypermod.pt")
     (folder / "args.yaml").write_text(yaml.safe_dump(args))
@@ -171,15 +171,15 @@ VARIANTS = {
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_imported_adapters_are_their_tensors(tmp_path, tiny_base_dir, tiny_gte_dir, variant):
-    from t2l.authors import import_checkpoint
+    from t2l.authors import import_release
     from t2l.make import AdapterMaker
 
     extra = dict(VARIANTS[variant])
     offset = extra.pop("_offset", False)
     args = RELEASED | extra
     state = their_state(args, offset=offset)
-    run = write_checkpoint(tmp_path / "t2l_run", args, state)
-    info = import_checkpoint(run, tmp_path / "converted", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
+    run = write_release(tmp_path / "t2l_run", args, state)
+    info = import_release(run, tmp_path / "converted", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
     assert info.training["source"]["sha256"] and info.encoder_style == "authors" and info.pooling == "cls"
     assert info.config.alpha == pytest.approx(2 * RANK * math.sqrt(RANK))  # rsLoRA's alpha / sqrt(r) as plain LoRA
 
@@ -192,17 +192,17 @@ def test_imported_adapters_are_their_tensors(tmp_path, tiny_base_dir, tiny_gte_d
     assert made.info.alpha / made.info.rank == pytest.approx(2 * RANK / math.sqrt(RANK))
 
 
-def test_a_checkpoint_subfolder_reads_the_run_configs(tmp_path, tiny_base_dir, tiny_gte_dir):
-    from t2l.authors import find_checkpoint, import_checkpoint
+def test_a_step_subfolder_reads_the_run_configs(tmp_path, tiny_base_dir, tiny_gte_dir):
+    from t2l.authors import find_release, import_release
 
-    run = write_checkpoint(tmp_path / "run", RELEASED, their_state(RELEASED))
+    run = write_release(tmp_path / "run", RELEASED, their_state(RELEASED))
     sub = tmp_path / "run" / "checkpoints" / "it_500"
     sub.mkdir(parents=True)
     (run / "hypermod.pt").rename(sub / "hypermod.pt")
-    assert find_checkpoint(sub).run == run
+    assert find_release(sub).run == run
     with pytest.raises(T2LError, match="checkpoints/it_500"):
-        find_checkpoint(run)  # the run folder itself holds no weights: say where they are
-    import_checkpoint(sub, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
+        find_release(run)  # the run folder itself holds no weights: say where they are
+    import_release(sub, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
     assert (tmp_path / "out" / "hypernet.safetensors").is_file()
 
 
@@ -217,12 +217,12 @@ class RunsCode:
 
 
 def test_a_pickle_that_runs_code_is_refused(tmp_path, tiny_base_dir, tiny_gte_dir):
-    from t2l.authors import import_checkpoint
+    from t2l.authors import import_release
 
     marker = tmp_path / "ran"
-    run = write_checkpoint(tmp_path / "run", RELEASED, {"x": RunsCode(marker)})
+    run = write_release(tmp_path / "run", RELEASED, {"x": RunsCode(marker)})
     with pytest.raises(T2LError, match="weights_only") as e:
-        import_checkpoint(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
+        import_release(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
     assert "\n" not in str(e.value)
     assert not marker.exists() and not (tmp_path / "out").exists()
 
@@ -236,29 +236,29 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path, tiny_base_dir, tiny_gte_di
     ({"training_task": "recon", "factorized": False, "pred_z_score": True}, "their own code refuses"),
 ])
 def test_unsupported_options_are_refused(tmp_path, tiny_base_dir, tiny_gte_dir, change, message):
-    from t2l.authors import import_checkpoint
+    from t2l.authors import import_release
 
-    run = write_checkpoint(tmp_path / "run", RELEASED | change, their_state(RELEASED))
+    run = write_release(tmp_path / "run", RELEASED | change, their_state(RELEASED))
     with pytest.raises(T2LError, match=message):
-        import_checkpoint(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
+        import_release(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
 
 
 def test_an_unreachable_named_base_asks_for_base(tmp_path, tiny_gte_dir):
-    from t2l.authors import import_checkpoint
+    from t2l.authors import import_release
 
-    run = write_checkpoint(tmp_path / "run", RELEASED, their_state(RELEASED))  # names a Hub id; the Hub is offline
+    run = write_release(tmp_path / "run", RELEASED, their_state(RELEASED))  # names a Hub id; the Hub is offline
     with pytest.raises(T2LError, match="Mistral-7B-Instruct-v0.2.*pass --base"):
-        import_checkpoint(run, tmp_path / "out", encoder=str(tiny_gte_dir))
+        import_release(run, tmp_path / "out", encoder=str(tiny_gte_dir))
 
 
 def test_shapes_must_match_the_base(tmp_path, tiny_base_dir, tiny_gte_dir):
-    from t2l.authors import import_checkpoint
+    from t2l.authors import import_release
 
     state = their_state(RELEASED)
     state["AB_offset.A.q_proj"] = torch.zeros(LAYERS, RANK, 40)
-    run = write_checkpoint(tmp_path / "run", RELEASED, state)
+    run = write_release(tmp_path / "run", RELEASED, state)
     with pytest.raises(T2LError, match="AB_offset|offset_A_q_proj"):
-        import_checkpoint(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
+        import_release(run, tmp_path / "out", base=str(tiny_base_dir), encoder=str(tiny_gte_dir))
 
 
 def test_cli_import_then_make(tmp_path, tiny_base_dir, tiny_gte_dir):
@@ -266,7 +266,7 @@ def test_cli_import_then_make(tmp_path, tiny_base_dir, tiny_gte_dir):
 
     from t2l_cli.app import app
 
-    run = write_checkpoint(tmp_path / "mistral_7b_t2l", RELEASED, their_state(RELEASED))
+    run = write_release(tmp_path / "mistral_7b_t2l", RELEASED, their_state(RELEASED))
     runner = CliRunner()
     res = runner.invoke(app, ["hypernets", "import", str(run), "--name", "sakana", "--base", str(tiny_base_dir),
                               "--encoder", str(tiny_gte_dir)])
@@ -289,7 +289,7 @@ def test_cli_import_then_make(tmp_path, tiny_base_dir, tiny_gte_dir):
 
 
 def test_default_config_is_unchanged():
-    from t2l.checkpoint import DEFAULT_HYPERNET_DIR, read_hypernet_info
+    from t2l.hypernet_files import DEFAULT_HYPERNET_DIR, read_hypernet_info
     from t2l.config import HypernetConfig
 
     assert "hypermod" not in HypernetConfig().to_dict()
@@ -315,9 +315,9 @@ def _import(*args):
     (lambda run: (run / "args.yaml").write_text(yaml.safe_dump(RELEASED | {"hypernet_latent_size": "wide"})),
      "do not describe a Text-to-LoRA run (ValueError"),
 ])
-def test_case_20_a_damaged_checkpoint_is_one_line(damage, message, tmp_path, tiny_base_dir, tiny_gte_dir):
+def test_case_20_a_damaged_release_is_one_line(damage, message, tmp_path, tiny_base_dir, tiny_gte_dir):
     # issue 26, case 20: random bytes for hypermod.pt, an adapter_config.json without r, a field of the wrong type
-    run = write_checkpoint(tmp_path / "run", RELEASED, their_state(RELEASED))
+    run = write_release(tmp_path / "run", RELEASED, their_state(RELEASED))
     damage(run)
     res = _import(run, "--base", tiny_base_dir, "--encoder", tiny_gte_dir)
     assert res.exit_code == 1 and res.output.startswith("error: ") and res.output.count("\n") == 1, res.output
@@ -331,9 +331,9 @@ def test_case_21_equal_weights_with_another_config_are_another_hypernetwork(tmp_
     from t2l_cli.app import app
 
     state = their_state(RELEASED)
-    first = write_checkpoint(tmp_path / "first", RELEASED, state)
+    first = write_release(tmp_path / "first", RELEASED, state)
     peft = json.loads((first / "adapter_config.json").read_text()) | {"target_modules": MODULES[::-1]}
-    second = write_checkpoint(tmp_path / "second", RELEASED, state, peft)
+    second = write_release(tmp_path / "second", RELEASED, state, peft)
     models = ["--base", tiny_base_dir, "--encoder", tiny_gte_dir]
     assert "registered hypernetwork first " in _import(first, "--name", "first", *models).output
     res = _import(second, "--name", "second", *models)

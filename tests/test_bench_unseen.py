@@ -71,7 +71,7 @@ def test_bench_unseen_runs_every_method_resumes_and_reports(trained_hypernet, ti
 
 
 def test_a_folder_keeps_each_hypernets_rows_and_refuses_other_scoring(trained_hypernet, tiny_base_dir, tmp_path):
-    from t2l.checkpoint import load_hypernet, save_hypernet
+    from t2l.hypernet_files import load_hypernet, save_hypernet
     from t2l.errors import T2LError
 
     folder, _ = trained_hypernet
@@ -108,11 +108,11 @@ def long_suite(folder):
 
 def test_the_example_methods_share_unscored_seeded_examples_and_report_by_type(trained_hypernet, tiny_base_dir,
                                                                               tmp_path):
-    from conftest import examples_checkpoint
+    from conftest import make_examples_hypernet
 
     from t2l.examples import examples_sha256
 
-    hypernet = examples_checkpoint(trained_hypernet[0], tmp_path / "examples-hypernet", most=4)
+    hypernet = make_examples_hypernet(trained_hypernet[0], tmp_path / "examples-hypernet", most=4)
     folder, items = long_suite(tmp_path / "suite")
     settings = UnseenSettings(out=tmp_path / "run", hypernet=str(hypernet), suite=str(folder),
                               base=str(tiny_base_dir), limit=2, batch_size=4,

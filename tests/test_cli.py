@@ -75,7 +75,7 @@ def test_taken_name_and_existing_output(hn, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["make", "   "], "empty description"),
     (["make", "x", "--hypernet", "nope"], "no hypernetwork named or with id 'nope'"),
-    (["make", "x", "--hypernet", "./missing-dir"], "is not a hypernetwork checkpoint"),
+    (["make", "x", "--hypernet", "./missing-dir"], "is not a hypernetwork folder"),
     (["show", "nothing"], "no adapter named or with id 'nothing'"),
     (["rm", "abc"], "no adapter named or with id 'abc'"),
     (["make", "x", "--name", "a/b", "--hypernet", "HN"], "invalid name"),
@@ -161,9 +161,9 @@ def test_make_uses_the_shipped_default_hypernet(tmp_path):
 
 
 def test_a_missing_default_is_a_clear_error(monkeypatch, tmp_path):
-    from t2l import checkpoint
+    from t2l import hypernet_files
 
-    monkeypatch.setattr(checkpoint, "DEFAULT_HYPERNET_DIR", tmp_path / "not-installed")
+    monkeypatch.setattr(hypernet_files, "DEFAULT_HYPERNET_DIR", tmp_path / "not-installed")
     r = t2l("make", "x", code=1)
     assert "no default hypernetwork is installed" in r.output
 

@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 import torch
-from conftest import examples_checkpoint, t2l
+from conftest import make_examples_hypernet, t2l
 
 from t2l.errors import T2LError
 from t2l.examples import Shot, examples_sha256, read_examples
@@ -34,8 +34,8 @@ def test_the_sampler_conditions_each_draw_on_other_examples_of_its_task_only():
 
 @pytest.fixture
 def examples_hypernet(trained_hypernet, tmp_path):
-    """The tiny trained hypernetwork made to read up to 3 examples (conftest.examples_checkpoint)."""
-    return examples_checkpoint(trained_hypernet[0], tmp_path / "examples-hypernet")
+    """The tiny trained hypernetwork made to read up to 3 examples (conftest.make_examples_hypernet)."""
+    return make_examples_hypernet(trained_hypernet[0], tmp_path / "examples-hypernet")
 
 
 def test_adapters_follow_their_examples_and_record_them(examples_hypernet, trained_hypernet):
@@ -59,12 +59,12 @@ def test_adapters_follow_their_examples_and_record_them(examples_hypernet, train
 
 
 def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trained_hypernet, tmp_path):
-    """examples_as "text": no weights of its own (the description-only checkpoint's, as a warm start leaves them),
+    """examples_as "text": no weights of its own (the description-only hypernetwork's, as a warm start leaves them),
     so an adapter is the one the description-only hypernetwork makes from the joint text's embedding."""
     from t2l.examples import conditioning_text
     from t2l.make import AdapterMaker
 
-    examples_checkpoint(trained_hypernet[0], tmp_path / "text", examples_as="text")
+    make_examples_hypernet(trained_hypernet[0], tmp_path / "text", examples_as="text")
     assert json.loads((tmp_path / "text" / "config.json").read_text())["hypernet"]["examples_as"] == "text"
     maker, plain = AdapterMaker(tmp_path / "text"), AdapterMaker(trained_hypernet[0])
     assert maker.max_examples == 3

@@ -25,7 +25,7 @@ def real_hypernet(shared_home, tmp_path_factory):
     import os
 
     from t2l.base import load_base
-    from t2l.checkpoint import save_hypernet
+    from t2l.hypernet_files import save_hypernet
     from t2l.config import HypernetConfig
     from t2l.encoder import load_encoder
     from t2l.train.data import Example

@@ -75,7 +75,7 @@ LAYERS = [
     ("tasks", ("t2l.tasks.*",)),  # task collections are data: built from public sources, decontaminated, no model
     ("models", ("t2l.config", "t2l.targets", "t2l.adapter", "t2l.hypernet", "t2l.hypermod", "t2l.lora_batched",
                 "t2l.lm", "t2l.bert", "t2l.gte", "t2l.encoder", "t2l.base")),
-    ("adapters", ("t2l.checkpoint", "t2l.authors", "t2l.examples", "t2l.make", "t2l.search", "t2l.card",
+    ("adapters", ("t2l.hypernet_files", "t2l.authors", "t2l.examples", "t2l.make", "t2l.search", "t2l.card",
                   "t2l.export", "t2l.gguf_lora", "t2l.diff", "t2l.publish", "t2l.chat", "t2l.sampling",
                   "t2l.scheduler")),
     ("evaluation", ("t2l.eval.*",)),

@@ -10,7 +10,7 @@ from conftest import TASKS, char_tokenizer
 
 from t2l.adapter import load_adapter, read_adapter
 from t2l.export import write_adapter
-from t2l.checkpoint import read_hypernet_info
+from t2l.hypernet_files import read_hypernet_info
 from t2l.errors import T2LError
 from t2l.make import AdapterMaker, output_plan
 from t2l.train.data import Example, collate, encode_example
@@ -117,7 +117,7 @@ def test_empty_description_is_refused(trained_hypernet, text):
         AdapterMaker(trained_hypernet[0]).make([text])
 
 
-def test_corrupted_checkpoint_is_refused(trained_hypernet, tmp_path):
+def test_corrupted_hypernet_is_refused(trained_hypernet, tmp_path):
     import shutil
 
     folder = tmp_path / "hn"
@@ -147,7 +147,7 @@ def test_encoder_mismatch_is_refused(trained_hypernet, tmp_path):
         AdapterMaker(trained_hypernet[0], encoder=str(other))
 
 
-def test_checkpoint_config_is_json_with_identities(trained_hypernet):
+def test_hypernet_config_is_json_with_identities(trained_hypernet):
     folder, _ = trained_hypernet
     config = json.loads((folder / "config.json").read_text())
     info = read_hypernet_info(folder)
@@ -182,7 +182,7 @@ def test_the_shipped_default_carries_no_machine_paths():
     """Its recipe and config name the run folder by a placeholder, not the folder of the machine it was trained on."""
     import re
 
-    from t2l.checkpoint import DEFAULT_HYPERNET_DIR
+    from t2l.hypernet_files import DEFAULT_HYPERNET_DIR
 
     for path in DEFAULT_HYPERNET_DIR.iterdir():
         if path.suffix in (".json", ".jsonl", ".yaml"):

@@ -110,7 +110,7 @@ def test_a_folder_refuses_another_hypernetwork_under_a_label_it_scored(trained_h
     shutil.copytree(folder, moved)
     shutil.copytree(folder, other)
     weights = load_file(other / "hypernet.safetensors")
-    save_file({k: v + 1 for k, v in weights.items()}, other / "hypernet.safetensors")  # another checkpoint:
+    save_file({k: v + 1 for k, v in weights.items()}, other / "hypernet.safetensors")  # another hypernetwork:
     config = json.loads((other / "config.json").read_text())  # its config records its own weights' sha256
     config["weights_sha256"] = sha256_file(other / "hypernet.safetensors")
     (other / "config.json").write_text(json.dumps(config))

@@ -131,7 +131,7 @@ def test_parallel_writers_lose_nothing(tmp_path):
         reg.adapter_file(r)  # present, sha256 right
 
 
-def test_hypernets_are_stored_once_per_checkpoint(tmp_path):
+def test_hypernets_are_stored_once_per_weights(tmp_path):
     src = tmp_path / "ckpt"
     src.mkdir()
     (src / "config.json").write_text("{}")
@@ -140,7 +140,7 @@ def test_hypernets_are_stored_once_per_checkpoint(tmp_path):
     fields = dict(variant="M", rank=8, alpha=16.0, targets=["q_proj"], base_name="b", base_sha256="1" * 64,
                   encoder_name="e", encoder_sha256="2" * 64, recipe="sft", config={"a": 1})
     sha = hashlib.sha256(b"w").hexdigest()  # stored under the hash of its weights, checked
-    with pytest.raises(RegistryError, match="the checkpoint is damaged"):
+    with pytest.raises(RegistryError, match="the hypernetwork is damaged"):
         reg.add_hypernet(src, sha256="f" * 64, **fields)
     assert reg.list_hypernets() == [] and list(reg.hypernets_dir.iterdir()) == []
     h1 = reg.add_hypernet(src, sha256=sha, **fields)

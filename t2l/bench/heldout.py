@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from t2l.base import load_base
-from t2l.checkpoint import read_hypernet_info
+from t2l.hypernet_files import read_hypernet_info
 from t2l.home import t2l_home
 from t2l.lora_batched import BatchedLoRA
 from t2l.make import AdapterMaker

@@ -129,7 +129,7 @@ def record_settings(settings: PaperSettings) -> None:
     """Write OUT/settings.json with the sha256 of each --also row's hypernetwork. A label this folder already scored
     with another hypernetwork is refused: its adapters and results would be reused as the new one's. The same
     weights at another path (a moved checkout's shipped default) are the same row."""
-    from t2l.checkpoint import read_hypernet_info
+    from t2l.hypernet_files import read_hypernet_info
 
     before = also_hashes(settings.out)
     made = {label: read_hypernet_info(Path(folder)).sha256 for label, folder in settings.also.items()}

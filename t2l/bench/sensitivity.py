@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from t2l.checkpoint import DEFAULT_HYPERNET_DIR
+from t2l.hypernet_files import DEFAULT_HYPERNET_DIR
 from t2l.eval.benches import BENCHES
 from t2l.make import AdapterMaker
 from t2l.bench.paper import PAPER_BENCHES, PaperSettings, unrelated_descriptions
@@ -40,7 +40,7 @@ def mean_cosine(rows: torch.Tensor, pairs) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("hypernets", nargs="+", help="checkpoint folders, or 'default'")
+    ap.add_argument("hypernets", nargs="+", help="hypernetwork folders, or 'default'")
     args = ap.parse_args()
 
     texts = [d for b in PAPER_BENCHES for d in BENCHES[b].descriptions]

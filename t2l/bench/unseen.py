@@ -66,7 +66,7 @@ class UnseenSettings:
 
     out: Path
     hypernet: str = "default"
-    """A hypernetwork checkpoint folder ('default': the shipped one)."""
+    """A hypernetwork folder ('default': the shipped one)."""
     mt_lora: str | None = None
     """A multi-task LoRA adapter (file or PEFT folder) for the mt-lora row; without one the row is left out."""
     suite: str = "unseen"
@@ -153,7 +153,7 @@ def example_support(settings: UnseenSettings, emit: Event) -> UnseenSettings:
     error when they were asked for by name."""
     from dataclasses import replace
 
-    from t2l.checkpoint import read_hypernet_info
+    from t2l.hypernet_files import read_hypernet_info
 
     asked = [m for m in settings.methods if m in T2L_EXAMPLE_METHODS]
     if not asked:
@@ -180,7 +180,7 @@ def makers(settings: UnseenSettings) -> dict[str, str | None]:
     mt-lora adapter's file. A row records its maker, so one folder keeps the rows of several hypernetworks and a
     rerun with another one scores its rows again while base and base + description are reused."""
     from t2l.adapter import weights_file
-    from t2l.checkpoint import read_hypernet_info
+    from t2l.hypernet_files import read_hypernet_info
     from t2l.hashing import sha256_file
 
     return {"T2L": read_hypernet_info(Path(settings.hypernet)).sha256,

@@ -169,7 +169,7 @@ def provenance(settings: UnseenSettings, suite: Path) -> dict:
     import transformers
 
     import t2l
-    from t2l.checkpoint import read_hypernet_info
+    from t2l.hypernet_files import read_hypernet_info
     from t2l.tasks.collection import read_manifest
 
     hn = read_hypernet_info(Path(settings.hypernet))

@@ -45,7 +45,7 @@ class TrainSettings:
     """sft with hypernet.examples: the examples' map learns at this multiple of `lr` (warm-started from a
     description-only hypernetwork it starts at zero, while everything else is already trained)."""
     init_from: str | None = None
-    """sft: start from this hypernetwork's weights (a checkpoint folder or `default`) instead of a fresh init; parts
+    """sft: start from this hypernetwork's weights (a hypernetwork folder or `default`) instead of a fresh init; parts
     it lacks (the examples' map of a description-only one) keep their init."""
 
     def __post_init__(self):

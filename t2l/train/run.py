@@ -3,7 +3,7 @@
     RUN/recipe.yaml         the resolved recipe
     RUN/metrics.jsonl       one line per step (and per validation)
     RUN/checkpoint/         weights + optimizer + RNG + step, replaced atomically; --resume starts here
-    RUN/result/             the hypernetwork checkpoint (sft) or adapter (lora, mt-lora)
+    RUN/result/             the hypernetwork folder (sft) or adapter (lora, mt-lora)
 """
 
 import contextlib
@@ -401,12 +401,12 @@ class JointEmbeddings:
 
 def warm_start(hypernet, spec: str) -> None:
     """Load a trained hypernetwork's weights into `hypernet` (same sizes and targets); what it lacks keeps its
-    init (the examples' map, zero: the start then makes exactly the adapters the checkpoint made)."""
-    from t2l.checkpoint import hypernet_path, load_hypernet
+    init (the examples' map, zero: the start then makes exactly the adapters the hypernetwork made)."""
+    from t2l.hypernet_files import hypernet_path, load_hypernet
 
     folder = hypernet_path(spec)
     if folder is None:
-        raise T2LError(f"train.init_from={spec!r}: give a hypernetwork checkpoint folder or 'default'")
+        raise T2LError(f"train.init_from={spec!r}: give a hypernetwork folder or 'default'")
     source, info = load_hypernet(folder)
     mine, theirs = hypernet.state_dict(), source.state_dict()
     wrong = [k for k, v in theirs.items() if k not in mine or mine[k].shape != v.shape]
@@ -427,7 +427,7 @@ def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed:
                 "final_loss": final_loss, "collection": prep.data["name"], "collection_sha256": prep.data["sha256"],
                 "heldout_tasks": prep.held, "settings": recipe.to_dict()}
     if prep.encoder is not None:  # sft and recon make a hypernetwork
-        from t2l.checkpoint import save_hypernet
+        from t2l.hypernet_files import save_hypernet
 
         save_hypernet(prep.objective.module, result, base=prep.base_ref, base_spec=recipe.base,
                       encoder=prep.encoder.ref, encoder_spec=recipe.encoder, pooling=prep.encoder.pooling,

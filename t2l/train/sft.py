@@ -89,7 +89,7 @@ class HypernetObjective:
 def train_sft(hypernet: HyperLoRA, base_model, tokenizer, examples: list[Example],
               task_embeddings: list[torch.Tensor], settings: TrainSettings,
               on_step: Callable[[StepMetrics], None] | None = None) -> list[StepMetrics]:
-    """Train `hypernet` in place, in memory (no checkpoints). `task_embeddings[t]` holds [k, dim] embeddings of
+    """Train `hypernet` in place, in memory (no training checkpoints). `task_embeddings[t]` holds [k, dim] embeddings of
     task t's descriptions; each example draws one of them, so the hypernet learns from every phrasing."""
     objective = HypernetObjective(hypernet, base_model, tokenizer, examples, task_embeddings, settings.max_length,
                                   settings.description_noise, settings.packing)

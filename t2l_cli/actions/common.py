@@ -26,9 +26,9 @@ def open_registry() -> Registry:
 
 
 def registered_hypernet(reg: Registry, spec: str):
-    """The registry row of a hypernetwork named by `spec`: 'default', a checkpoint folder (registered on first
+    """The registry row of a hypernetwork named by `spec`: 'default', a hypernetwork folder (registered on first
     use), or a registered name or id."""
-    from t2l.checkpoint import hypernet_path, read_hypernet_info
+    from t2l.hypernet_files import hypernet_path, read_hypernet_info
 
     folder = hypernet_path(spec)
     if folder is None:

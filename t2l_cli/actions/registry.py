@@ -24,7 +24,7 @@ def hypernet_details(ref: str) -> dict:
 def restore_hypernets(reg: Registry, ids: list[str], sources: list[Path]) -> tuple[dict[str, Path], list[str]]:
     """Damaged stored hypernetworks restored from the first intact copy among `sources` and the shipped default:
     ({id: source} restored, ids with no intact copy)."""
-    from t2l.checkpoint import DEFAULT_HYPERNET_DIR
+    from t2l.hypernet_files import DEFAULT_HYPERNET_DIR
 
     restored, left = {}, []
     for hn_id in ids:
@@ -38,20 +38,20 @@ def restore_hypernets(reg: Registry, ids: list[str], sources: list[Path]) -> tup
 
 def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str | None,
                     busy: Busy = idle) -> tuple[object, bool]:
-    """Convert the Text-to-LoRA authors' checkpoint at `path` once into a t2l checkpoint and register it (named
+    """Convert the Text-to-LoRA authors' hypernetwork at `path` once into a hypernetwork folder and register it (named
     `name`, else after its folder); (the registry row, whether it is new: False when this very conversion, config
     and base included, was registered before, under the row's name). The converted folder is built in a temporary
     folder under the t2l home and copied into the store, so an interrupted import leaves nothing registered."""
     import tempfile
 
-    from t2l.authors import find_checkpoint, import_checkpoint
+    from t2l.authors import find_release, import_release
 
     reg = open_registry()
-    run = find_checkpoint(path).run
+    run = find_release(path).run
     name = name or run.name
     with tempfile.TemporaryDirectory(dir=t2l_home(), prefix=".import-") as tmp:
         with busy(f"converting {path}"):
-            info = import_checkpoint(path, Path(tmp) / "hypernet", base=base, encoder=encoder)
+            info = import_release(path, Path(tmp) / "hypernet", base=base, encoder=encoder)
         known = {row.id for row in reg.list_hypernets()}
         row = reg.add_hypernet(Path(tmp) / "hypernet", name=name, **info.registry_fields())
         return row, row.id not in known

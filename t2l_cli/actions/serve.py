@@ -53,7 +53,7 @@ def vllm_settings(host: str, port: int, base: str | None, hypernet: str, max_bat
     """vLLM's settings: the base's folder (dequantized once from a GGUF), a LoRA rank that holds the hypernetwork's
     adapters and every registered one of that base, a batch of `max_batch` adapters."""
     from t2l.base import base_folder
-    from t2l.checkpoint import read_hypernet_info
+    from t2l.hypernet_files import read_hypernet_info
     from t2l_cli.server.vllm_launch import VLLMSettings
 
     reg = open_registry()

@@ -31,7 +31,7 @@ def _recon_sources(reg: Registry, sources: list) -> list:
 
 def _register_result(reg: Registry, result, settings):
     if result.kind == "hypernet":
-        from t2l.checkpoint import read_hypernet_info
+        from t2l.hypernet_files import read_hypernet_info
 
         return reg.add_hypernet(result.artifact, name=settings.run.name,
                                 **read_hypernet_info(result.artifact).registry_fields())

@@ -102,15 +102,15 @@ def base_for(chosen: list[Chosen], base: str | None) -> str:
 
 
 def hypernet_base(reg: Registry, hypernet: str) -> str:
-    """The base model spec a hypernetwork was trained for, read from its checkpoint without loading it."""
-    from t2l.checkpoint import read_hypernet_info
+    """The base model spec a hypernetwork was trained for, read from its folder without loading it."""
+    from t2l.hypernet_files import read_hypernet_info
 
     return read_hypernet_info(reg.hypernet_dir(registered_hypernet(reg, hypernet))).base_spec
 
 
 def hypernet_examples(reg: Registry, hypernet: str) -> int:
     """Most examples a hypernetwork makes an adapter from (0: descriptions only), read without loading it."""
-    from t2l.checkpoint import read_hypernet_info
+    from t2l.hypernet_files import read_hypernet_info
 
     return read_hypernet_info(reg.hypernet_dir(registered_hypernet(reg, hypernet))).config.examples
 

@@ -1,4 +1,4 @@
-"""Hypernetwork checkpoints: a folder with `hypernet.safetensors` and `config.json`. Never pickle."""
+"""Hypernetwork folders: a folder with `hypernet.safetensors` and `config.json`. Never pickle."""
 
 import hashlib
 import json
@@ -18,7 +18,7 @@ DEFAULT_HYPERNET_DIR = Path(__file__).parent / "assets" / "default-hypernet"
 
 @dataclass
 class HypernetInfo:
-    """Everything a checkpoint says about itself, readable without torch."""
+    """Everything a hypernetwork folder says about itself, readable without torch."""
 
     config: HypernetConfig
     targets: TargetSet
@@ -31,7 +31,7 @@ class HypernetInfo:
     training: dict = field(default_factory=dict)
     encoder_style: str = "plain"
     """How descriptions reach the encoder and its embedding the hypernetwork: "plain" (t2l's), or "authors" for
-    an imported checkpoint (see `t2l.encoder.STYLES`)."""
+    an imported hypernetwork (see `t2l.encoder.STYLES`)."""
 
     def to_json(self) -> dict:
         return {
@@ -86,7 +86,7 @@ def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encode
                   encoder_style: str = "plain") -> HypernetInfo:
     """Write weights + config to a temp folder, then rename it into place. The weights file carries
     `adapters_sha256` in its metadata, so its sha256 (the registry's identity of a hypernetwork) differs between
-    checkpoints whose tensors are equal but whose adapters are not (another base, module order or output scale)."""
+    hypernetworks whose tensors are equal but whose adapters are not (another base, module order or output scale)."""
     import torch
     from safetensors.torch import save
 
@@ -94,12 +94,12 @@ def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encode
 
     folder = Path(folder)
     if folder.exists():
-        raise T2LError(f"{folder} exists already; choose a new folder for the checkpoint")
+        raise T2LError(f"{folder} exists already; choose a new folder for the hypernetwork")
     with folder_atomic(folder) as tmp:
         state = {k: v.detach().to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
         info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling, "",
                             dict(training or {}), encoder_style)
-        # canonical: metadata in sorted order, so the same checkpoint always has the same bytes and sha256
+        # canonical: metadata in sorted order, so the same hypernetwork always has the same bytes and sha256
         (tmp / WEIGHTS).write_bytes(canonical(save(state, metadata={"format": "pt",
                                                                     "adapters_sha256": info.adapters_sha256()})))
         info = replace(info, sha256=sha256_file(tmp / WEIGHTS))
@@ -111,14 +111,14 @@ def read_hypernet_info(folder: Path) -> HypernetInfo:
     folder = Path(folder)
     if folder == DEFAULT_HYPERNET_DIR and not folder.exists():
         raise T2LError("no default hypernetwork is installed in this t2l (none has been trained and shipped yet); "
-                       "pass --hypernet with a checkpoint folder or a registered hypernetwork (see `t2l hypernets`)")
+                       "pass --hypernet with a hypernetwork folder or a registered hypernetwork (see `t2l hypernets`)")
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
-        raise T2LError(f"{folder} is not a hypernetwork checkpoint (needs {CONFIG} and {WEIGHTS})")
+        raise T2LError(f"{folder} is not a hypernetwork folder (needs {CONFIG} and {WEIGHTS})")
     try:
         d = json.loads((folder / CONFIG).read_text())
         if not isinstance(d, dict):
             raise T2LError(f"{folder / CONFIG} holds a JSON {type(d).__name__}, not a hypernetwork config (an object "
-                           f"with format {FORMAT!r}); restore the checkpoint's {CONFIG}")
+                           f"with format {FORMAT!r}); restore the hypernetwork's {CONFIG}")
         if d.get("format") != FORMAT:
             raise T2LError(f"{folder / CONFIG} has format {d.get('format')!r}, expected {FORMAT!r}")
         return HypernetInfo.from_json(d)
@@ -136,8 +136,8 @@ def load_hypernet(folder: Path):
     info = read_hypernet_info(folder)
     weights = Path(folder) / WEIGHTS
     if sha256_file(weights) != info.sha256:
-        raise T2LError(f"{weights} is corrupted (sha256 differs from {CONFIG}); restore or re-download the checkpoint")
-    # t2l's HyperLoRA, or the authors' architecture when the config says hypermod (an imported checkpoint)
+        raise T2LError(f"{weights} is corrupted (sha256 differs from {CONFIG}); restore or download it again")
+    # t2l's HyperLoRA, or the authors' architecture when the config says hypermod (an imported hypernetwork)
     model: HyperLoRA | HyperMod = (HyperLoRA(info.config, info.targets) if info.config.hypermod is None
                                    else HyperMod(info.config, info.targets))
     state = {k: v.float() for k, v in load_file(weights).items()}
@@ -148,7 +148,7 @@ def load_hypernet(folder: Path):
 
 
 def hypernet_path(spec: str) -> Path | None:
-    """The checkpoint folder that `spec` names directly ("default" or a path); None for a registry name or id."""
+    """The hypernetwork folder that `spec` names directly ("default" or a path); None for a registry name or id."""
     if spec == "default":
         return DEFAULT_HYPERNET_DIR
     p = Path(spec).expanduser()
