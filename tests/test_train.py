@@ -12,7 +12,7 @@ from conftest import TASKS, t2l, tiny_model
 
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
-from t2l.train.recipe import available_recipes, load_recipe
+from t2l.train.recipe import Recipe, available_recipes, dump_recipe, load_recipe, recipe_path
 from t2l.train.run import run_recipe
 
 
@@ -38,7 +38,32 @@ def test_every_shipped_recipe_loads(name):
     needs = {"lora": ["data.task=some_task"], "recon": ["recon.sources=[a.safetensors]"]}
     recipe = load_recipe(name, needs.get(name, []))
     recipe.check_runnable()
-    assert name.startswith(recipe.recipe)  # the file names its kind of training (sft-wide is an sft recipe)
+    assert name.startswith(recipe.kind)  # the file names its kind of training (sft-wide is an sft recipe)
+    assert recipe.name == name and load_recipe(str(recipe_path(name))).name == name
+
+
+def test_recipe_files_say_kind_and_old_ones_say_recipe(tmp_path):
+    """`recipe:` was the kind's key (users' own files, and the recipe.yaml of runs started before the rename)."""
+    old = tmp_path / "mine.yaml"
+    old.write_text("recipe: mt-lora\ntrain:\n  steps: 7\n")
+    recipe = load_recipe(str(old))
+    assert (recipe.kind, recipe.name, recipe.train.steps) == ("mt-lora", "mine", 7)
+    assert load_recipe(str(old), ["recipe=sft"]).kind == "sft"  # the old key as an override too
+    assert load_recipe(str(recipe_path("sft")), name_from_stem=False).name == "sft"  # unnamed: its kind
+    old.write_text("kind: sft\nrecipe: sft\n")
+    assert load_recipe(str(old)).kind == "sft"  # both, agreeing
+    old.write_text("kind: sft\nrecipe: lora\n")
+    with pytest.raises(T2LError) as refused:
+        load_recipe(str(old))
+    assert "kind: sft" in str(refused.value) and "recipe: lora" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(T2LError, match="run.name=NAME"):
+        load_recipe("sft", ["name=mine"])
+    dumped = tmp_path / "recipe.yaml"  # a run's recipe.yaml keeps the recipe's name
+    dumped.write_text(dump_recipe(load_recipe("sft-wide", ["train.steps=5"])))
+    again = load_recipe(str(dumped))
+    assert (again.name, again.kind, again.train.steps) == ("sft-wide", "sft", 5) and again.to_dict()["name"]
+    assert Recipe(kind="lora").name == "lora"  # built in code: named by its kind
 
 
 def test_lr_warms_up_to_its_peak_then_decays_to_a_tenth():
@@ -253,7 +278,7 @@ def test_cli_train_registers_the_hypernet(collection, tiny_base_dir, tiny_encode
     assert r.exit_code == 0, r.output
     assert runner.invoke(app, ["recipes", "ls"]).output.count("\n") == len(available_recipes())
     r = runner.invoke(app, ["recipes", "cp", "sft", str(tmp_path / "my.yaml")])
-    assert r.exit_code == 0 and load_recipe(str(tmp_path / "my.yaml")).recipe == "sft"
+    assert r.exit_code == 0 and load_recipe(str(tmp_path / "my.yaml")).kind == "sft"
 
 
 @pytest.mark.slow
@@ -374,3 +399,25 @@ def test_the_loops_own_refusals_are_t2l_errors_with_a_fix(collection, tiny_base_
     for key in ("train.description_noise=-1", "train.no_description=1"):
         with pytest.raises(T2LError, match=f"set .*{key.split('=')[0]}="):
             load_recipe("sft", [key])
+
+
+def test_a_run_records_its_recipes_name_and_kind_and_a_resume_keeps_them(collection, tiny_base_dir,
+                                                                        tiny_encoder_dir, tmp_path, t2l_home):
+    """sft-wide is an sft recipe: its result's training says both, its run folder is named after it, and so does a
+    resumed run's; a run started before runs recorded the name (recipe.yaml with `recipe: sft`) resumes as its kind."""
+    over = [o for o in tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, None, steps=2)
+            if not o.startswith("run.out=")]
+    result = run_recipe(load_recipe("sft-wide", over))
+    assert result.out.parent == t2l_home / "runs" and result.out.name.startswith("sft-wide-")
+
+    def training():
+        return json.loads((result.artifact / "config.json").read_text())["training"]
+
+    assert (training()["recipe"], training()["kind"], training()["settings"]["name"]) == ("sft-wide", "sft", "sft-wide")
+    assert run_recipe(load_recipe("sft", ["train.steps=3"]), resume=result.out).steps == 3
+    assert (training()["recipe"], training()["kind"], training()["steps"]) == ("sft-wide", "sft", 3)
+    saved = result.out / "recipe.yaml"
+    saved.write_text("".join(line.replace("kind: sft", "recipe: sft") for line in saved.read_text().splitlines(True)
+                             if not line.startswith("name:")))
+    assert run_recipe(load_recipe("sft", ["train.steps=4"]), resume=result.out).steps == 4
+    assert (training()["recipe"], training()["kind"], training()["steps"]) == ("sft", "sft", 4)

@@ -72,7 +72,7 @@ class ReconSettings:
 @dataclass
 class RunSettings:
     out: str | None = None
-    """Run folder (default: $T2L_HOME/runs/RECIPE-TIMESTAMP)."""
+    """Run folder (default: $T2L_HOME/runs/NAME-TIMESTAMP, NAME the recipe's name)."""
     name: str | None = None
     """Registry name of the result."""
     checkpoint_every: int = 100
@@ -88,7 +88,11 @@ class RunSettings:
 
 @dataclass
 class Recipe:
-    recipe: str = "sft"
+    kind: str = "sft"
+    """The kind of training, one of KINDS (YAML key `kind:`; files written before it was named so say `recipe:`)."""
+    name: str = ""
+    """The recipe's own name: a shipped recipe's ("sft-wide"), a file's stem, or the name a run's recipe.yaml records;
+    not a key to set (run.name names the result). Empty: the kind, as for a recipe built in code."""
     base: str = "smollm2-135m"
     encoder: str = "all-minilm-l6-v2"
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -102,20 +106,21 @@ class Recipe:
     given: typing.ClassVar[frozenset[str] | None] = None
 
     def __post_init__(self):
-        if self.recipe not in KINDS:
-            raise T2LError(f"unknown recipe kind {self.recipe!r}: use one of {', '.join(KINDS)}")
+        if self.kind not in KINDS:
+            raise T2LError(f"unknown recipe kind {self.kind!r}: use one of {', '.join(KINDS)}")
+        self.name = self.name or self.kind
 
     def check_runnable(self) -> None:
         """What a recipe file may leave open but a run needs, and values no run can use: checked before anything
         is built or loaded."""
         self.check_values()
-        if self.recipe == "lora" and not self.data.task:
+        if self.kind == "lora" and not self.data.task:
             raise T2LError("the lora recipe trains one task: set data.task=NAME (see `t2l tasks ls`)")
-        if self.recipe == "recon" and not self.recon.sources:
+        if self.kind == "recon" and not self.recon.sources:
             raise T2LError("the recon recipe needs LoRAs to reproduce: set recon.sources=[path, ...]")
         if self.hypernet.examples_as not in EXAMPLES_AS:
             raise T2LError(f"hypernet.examples_as={self.hypernet.examples_as!r}: use one of {', '.join(EXAMPLES_AS)}")
-        if self.train.packing and self.recipe == "recon":
+        if self.train.packing and self.kind == "recon":
             raise T2LError("train.packing=true is for recipes that train on examples; recon reproduces LoRAs: "
                            "set train.packing=false")
 
@@ -206,7 +211,11 @@ def recipe_path(name_or_path: str) -> Path:
     raise T2LError(f"unknown recipe {name_or_path!r}: use one of {', '.join(available_recipes())} or a YAML file")
 
 
-def load_recipe(name_or_path: str, overrides: Sequence[str] = ()) -> Recipe:
+def load_recipe(name_or_path: str, overrides: Sequence[str] = (), name_from_stem: bool = True) -> Recipe:
+    """A shipped recipe by name or a YAML file, with key=value overrides. Its name is the one the file records
+    (`name:`, as dump_recipe writes into a run's recipe.yaml), else the shipped recipe's or the file's stem; with
+    name_from_stem=False its kind (a run's recipe.yaml from before runs recorded the name: the kind is what the run
+    recorded as its recipe)."""
     import yaml
 
     path = recipe_path(name_or_path)
@@ -214,10 +223,17 @@ def load_recipe(name_or_path: str, overrides: Sequence[str] = ()) -> Recipe:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise T2LError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if isinstance(data, dict):
+        data = _old_kind_key(data, path)
+        data.setdefault("name", path.stem if name_from_stem else "")
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise T2LError(f"override {item!r} should look like key=value, e.g. train.steps=100")
+        if key == "name":
+            raise T2LError("override name= is not a recipe key: the recipe's name is its file's; name the result "
+                           "with run.name=NAME")
+        key = "kind" if key == "recipe" else key  # the old name of kind
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -230,7 +246,19 @@ def load_recipe(name_or_path: str, overrides: Sequence[str] = ()) -> Recipe:
     return recipe
 
 
+def _old_kind_key(data: dict, path: Path) -> dict:
+    """`recipe:`, the kind's key in files written before it was `kind:` (users' own, runs' recipe.yaml), read as
+    `kind:`."""
+    if "recipe" not in data:
+        return data
+    if "kind" in data and data["kind"] != data["recipe"]:
+        raise T2LError(f"{path} says kind: {data['kind']} and recipe: {data['recipe']}; recipe: is the old name of "
+                       f"kind:, keep one")
+    return {"kind": data["recipe"], **{k: v for k, v in data.items() if k != "recipe"}}
+
+
 def dump_recipe(recipe: Recipe) -> str:
+    """The recipe as YAML that load_recipe reads back as it is, name included (a run's recipe.yaml)."""
     import yaml
 
     return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

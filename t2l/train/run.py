@@ -88,7 +88,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
         resume = Path(resume)
         if not (resume / "recipe.yaml").is_file():
             raise T2LError(f"{resume} is not a run folder (no recipe.yaml); give the folder a run printed")
-        saved = load_recipe(str(resume / "recipe.yaml"))
+        saved = load_recipe(str(resume / "recipe.yaml"), name_from_stem=False)  # its recorded name
         given = lambda key: recipe.given is None or key in recipe.given  # noqa: E731 - else the run's own value
         if given("train.steps"):
             saved.train.steps = recipe.train.steps
@@ -99,7 +99,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
         recipe, out = saved, resume
     else:
         stamp = distributed.same_on_all_ranks(datetime.now().strftime("%Y%m%d-%H%M%S"))
-        out = Path(recipe.run.out).expanduser() if recipe.run.out else t2l_home() / "runs" / f"{recipe.recipe}-{stamp}"
+        out = Path(recipe.run.out).expanduser() if recipe.run.out else t2l_home() / "runs" / f"{recipe.name}-{stamp}"
         if (out / "checkpoint").exists():
             raise T2LError(f"{out} holds a run already; continue it with --resume {out} or choose run.out=NEW")
     recipe.check_runnable()
@@ -111,7 +111,7 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
 
     device = resolve_device(recipe.run.device)
     progress = lambda done, total: emit("progress", (done, total))  # noqa: E731
-    prep = (_prepare_recon if recipe.recipe == "recon" else _prepare_tasks)(recipe, device, out, status, progress)
+    prep = (_prepare_recon if recipe.kind == "recon" else _prepare_tasks)(recipe, device, out, status, progress)
     objective = prep.objective
     trainer = Trainer(objective, prep.sampler, recipe.train)
     if resume is not None and (out / "checkpoint").exists():
@@ -243,8 +243,8 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
     collection = resolve_collection(recipe.data.tasks, status, progress)
     status(f"reading the task collection {collection}")
     manifest = read_manifest(collection)
-    tasks = read_tasks(collection, [recipe.data.task] if recipe.recipe == "lora" and recipe.data.task else None)
-    held = set(holdout_names([t.name for t in tasks], recipe.data.holdout)) if recipe.recipe != "lora" else set()
+    tasks = read_tasks(collection, [recipe.data.task] if recipe.kind == "lora" and recipe.data.task else None)
+    held = set(holdout_names([t.name for t in tasks], recipe.data.holdout)) if recipe.kind != "lora" else set()
     examples = [Example(i, inp, outp) for i, t in enumerate(tasks) for inp, outp in t.examples]
     status(f"loading base model {recipe.base}")
     base, tokenizer, base_ref = load_base(recipe.base, dtype=recipe.run.dtype, on_status=status)
@@ -252,7 +252,7 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
     encoder = None
     objective: "HypernetObjective | LoraObjective"
     torch.manual_seed(recipe.train.seed)
-    if recipe.recipe == "sft":
+    if recipe.kind == "sft":
         from t2l.encoder import load_encoder
         from t2l.train.sft import HypernetObjective, build_hypernet
 
@@ -279,7 +279,7 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
                                   examples, recipe.train.max_length, recipe.train.packing)
     sampler = Sampler([-1 if tasks[e.task].name in held else e.task for e in examples],
                       [len(t.descriptions) for t in tasks], recipe.hypernet.examples, recipe.train.no_description)
-    description = tasks[0].descriptions[0] if recipe.recipe == "lora" else \
+    description = tasks[0].descriptions[0] if recipe.kind == "lora" else \
         f"multi-task LoRA on {len(tasks) - len(held)} tasks of {manifest.name}"
     eval_rows = _eval_rows(examples, tasks, held, recipe.data.eval_examples, min(4, recipe.hypernet.examples))
     return _Prepared(objective, sampler, eval_rows, base_ref,
@@ -423,7 +423,7 @@ def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed:
     result = out / "result"
     if result.exists():
         shutil.rmtree(result)
-    training = {"recipe": recipe.recipe, "steps": trainer.step_done, "completed": completed,
+    training = {"recipe": recipe.name, "kind": recipe.kind, "steps": trainer.step_done, "completed": completed,
                 "final_loss": final_loss, "collection": prep.data["name"], "collection_sha256": prep.data["sha256"],
                 "heldout_tasks": prep.held, "settings": recipe.to_dict()}
     if prep.encoder is not None:  # sft and recon make a hypernetwork
@@ -436,7 +436,8 @@ def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed:
     lr = recipe.lora
     info = AdapterInfo(description=prep.description, rank=lr.rank, alpha=lr.alpha,
                        target_modules=list(lr.target_modules), base=prep.base_ref, base_spec=recipe.base,
-                       dropout=lr.dropout, hypernet={"recipe": recipe.recipe, "steps": trainer.step_done})
+                       dropout=lr.dropout, hypernet={"recipe": recipe.name, "kind": recipe.kind,
+                                                          "steps": trainer.step_done})
     weights = {k: v.detach().float().cpu() for k, v in prep.objective.weights().items()}
     result.mkdir(parents=True)
     return write_adapter(weights, info, result / TRAINED), "adapter"

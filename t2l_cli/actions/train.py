@@ -14,7 +14,7 @@ def train(recipe: str, overrides: list[str], resume: Path | None, on_event):
 
     settings = load_recipe(recipe, overrides)
     reg = None  # opened where it is needed: every rank reads recon's sources, rank 0 alone registers
-    if settings.recipe == "recon":
+    if settings.kind == "recon":
         reg = open_registry()
         settings.recon.sources = _recon_sources(reg, settings.recon.sources)
     result = run_recipe(settings, resume=resume, on_event=on_event)
@@ -37,5 +37,5 @@ def _register_result(reg: Registry, result, settings):
                                 **read_hypernet_info(result.artifact).registry_fields())
     from t2l.adapter import read_info
 
-    return reg.add_adapter(result.artifact.read_bytes(), name=settings.run.name, tags=[settings.recipe],
+    return reg.add_adapter(result.artifact.read_bytes(), name=settings.run.name, tags=[settings.kind],
                            **read_info(result.artifact).registry_fields())
