@@ -20,7 +20,7 @@ from registry.errors import RegistryError
 from registry.models import Adapter, AdapterOutput, AdapterTag, EvalRun, Hypernet, Publication
 # plain os/uuid; t2l's package root imports nothing heavy
 from t2l.files import copy_tree, folder_atomic, write_bytes_atomic
-from t2l.hashing import cached_sha256, sha256_file
+from t2l.hashing import cached_sha256, sha256_file, wrote_sha256
 
 HYPERNET_WEIGHTS = "hypernet.safetensors"  # t2l.hypernet_files.WEIGHTS: the registry never imports the model code
 
@@ -95,6 +95,7 @@ class Registry:
         path = self.stored_path(sha)
         if not path.exists():
             write_bytes_atomic(path, data, sync=True)
+            wrote_sha256(path, sha)
         fields["targets"] = json.dumps(list(fields["targets"]))
         row = Adapter(id=uuid.uuid4().hex, name=name, sha256=sha, size=len(data), **fields)
         try:

@@ -57,12 +57,14 @@ def _check_replaceable(folder: Path) -> None:
                        "folder, so nothing was deleted: choose a new folder or empty this one")
 
 
-def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False) -> Path:
-    """Any form, chosen by `path`'s suffix, from the tensors."""
+def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False, name: str | None = None,
+                  data: bytes | None = None) -> Path:
+    """Any form, chosen by `path`'s suffix, from the tensors (`data`: their file's bytes, when encoded already). A
+    folder's model card (a GGUF's general.name) is `name`, else the folder's."""
     check_output(path, force)
     if Path(path).suffix == ".gguf":
-        return _write_gguf(tensors, info, Path(path))
-    return _write(adapter_bytes(tensors, info), info, Path(path))
+        return _write_gguf(tensors, info, Path(path), name)
+    return _write(data if data is not None else adapter_bytes(tensors, info), info, Path(path), name)
 
 
 def export_adapter(src: Path, dest: Path, force: bool = False, name: str | None = None) -> Path:

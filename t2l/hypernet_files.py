@@ -8,7 +8,7 @@ from pathlib import Path
 from t2l.config import HypernetConfig, TargetSet
 from t2l.errors import T2LError
 from t2l.files import folder_atomic
-from t2l.hashing import sha256_file
+from t2l.hashing import sha256_file, wrote_sha256
 from t2l.locate import ModelRef
 
 FORMAT = "t2l-hypernet/1"
@@ -100,10 +100,11 @@ def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encode
         info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling, "",
                             dict(training or {}), encoder_style)
         # canonical: metadata in sorted order, so the same hypernetwork always has the same bytes and sha256
-        (tmp / WEIGHTS).write_bytes(canonical(save(state, metadata={"format": "pt",
-                                                                    "adapters_sha256": info.adapters_sha256()})))
-        info = replace(info, sha256=sha256_file(tmp / WEIGHTS))
+        data = canonical(save(state, metadata={"format": "pt", "adapters_sha256": info.adapters_sha256()}))
+        (tmp / WEIGHTS).write_bytes(data)
+        info = replace(info, sha256=hashlib.sha256(data).hexdigest())
         (tmp / CONFIG).write_text(json.dumps(info.to_json(), indent=2))
+    wrote_sha256(folder / WEIGHTS, info.sha256)
     return info
 
 

@@ -1,7 +1,7 @@
 """Descriptions in, adapters out: the encoder and the hypernetwork, never the base model."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2l.callbacks import Warn
@@ -18,9 +18,13 @@ from t2l.examples import Shot, check_count, conditioning_text, examples_sha256, 
 class GeneratedAdapter:
     tensors: dict  # PEFT key -> tensor
     info: AdapterInfo
+    _bytes: bytes | None = field(default=None, repr=False, compare=False)
 
     def to_bytes(self) -> bytes:
-        return adapter_bytes(self.tensors, self.info)
+        """The adapter file's bytes, encoded once: the registry stores them and `make -o` writes them."""
+        if self._bytes is None:
+            self._bytes = adapter_bytes(self.tensors, self.info)
+        return self._bytes
 
 
 class AdapterMaker:

@@ -30,6 +30,32 @@ def test_make_names_after_output_and_registers(hn, tmp_path):
     assert json.loads(t2l("hypernets", "--json").output)[0]["variant"] == "M"
 
 
+def test_make_reads_and_hashes_each_file_once_and_writes_the_stored_bytes(hn, tmp_path, t2l_home, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from t2l import hashing
+
+    source = tmp_path / "hn"
+    shutil.copytree(hn, source)  # files this process has not hashed yet
+    reads = []
+
+    def counting_open(path, *args, **kwargs):
+        reads.append(Path(path))
+        return open(path, *args, **kwargs)
+
+    monkeypatch.setattr(hashing, "open", counting_open, raising=False)  # what sha256_file reads
+    t2l("make", "answer in upper case", "-o", tmp_path / "up.safetensors", "--hypernet", source)
+    # the folder given, then its copy in the registry (checked before it is renamed into place); the adapter's
+    # bytes are hashed in memory, stored and written to -o without being read back
+    assert [p.name for p in reads] == ["hypernet.safetensors"] * 2 and reads[0].parent == source
+    stored = json.loads(t2l("show", "up", "--json").output)["file"]
+    assert (tmp_path / "up.safetensors").read_bytes() == Path(stored).read_bytes()
+    t2l("make", "answer in small letters", "-o", tmp_path / "low", "--hypernet", source)
+    assert len(reads) == 2  # a second make in the same process: nothing hashed again
+    assert (tmp_path / "low" / "README.md").read_text().count("low") >= 1
+
+
 def test_make_several_into_a_folder_and_from_file(hn, tmp_path):
     lines = tmp_path / "tasks.txt"
     lines.write_text("answer in upper case\n\nanswer in small letters\n")

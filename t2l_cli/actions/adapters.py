@@ -17,7 +17,7 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     examples and no description, one adapter from the examples alone), each written to its output too when there
     is one; (row, its tags, output) per adapter. Outputs and names are checked before anything is loaded."""
     from t2l.examples import read_examples
-    from t2l.export import check_output
+    from t2l.export import check_output, write_adapter
     from t2l.make import AdapterMaker, output_plan, read_descriptions, validate_description
 
     texts = [validate_description(d) for d in descriptions]
@@ -38,12 +38,12 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
         maker = AdapterMaker(reg.hypernet_dir(hn_row), base=base)
     stored = make_and_store(reg, maker, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots,
                             outputs=[p for _, p in plan])
-    for row, (_, path) in zip(stored, plan):
-        if path is not None:
-            export_row(reg, row, path, force)
+    for (row, made), (_, path) in zip(stored, plan):
+        if path is not None:  # from memory: the bytes just stored, not read back and hashed again
+            write_adapter(made.tensors, made.info, path, force, name=card_name(row), data=made.to_bytes())
             reg.output_written(row.id, path)
-    tags_of = reg.tags([row.id for row in stored])
-    return [(row, tags_of[row.id], path) for row, (_, path) in zip(stored, plan)]
+    tags_of = reg.tags([row.id for row, _ in stored])
+    return [(row, tags_of[row.id], path) for (row, _), (_, path) in zip(stored, plan)]
 
 
 @dataclass

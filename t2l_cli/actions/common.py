@@ -4,11 +4,15 @@ the callbacks' types."""
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from registry import Adapter, Registry, RegistryError
+from registry import Adapter, Hypernet, Registry, RegistryError
 from t2l.callbacks import Warn
 from t2l.errors import T2LError
 from t2l.home import t2l_home
+
+if TYPE_CHECKING:  # torch's side, imported where used so `t2l ls` starts fast
+    from t2l.make import AdapterMaker, GeneratedAdapter
 
 Busy = Callable[[str], AbstractContextManager]  # shows that a long step is under way, e.g. a spinner
 
@@ -36,14 +40,17 @@ def registered_hypernet(reg: Registry, spec: str):
     return reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
 
 
-def make_and_store(reg: Registry, maker, hn_row, texts: list[str], names: list, tags: list[str], force: bool,
-                   on_warning: Warn = ignore, examples: list = (), outputs: list | None = None) -> list[Adapter]:
+def make_and_store(reg: Registry, maker: "AdapterMaker", hn_row: Hypernet, texts: list[str], names: list,
+                   tags: list[str], force: bool, on_warning: Warn = ignore, examples: list = (),
+                   outputs: list | None = None) -> list[tuple[Adapter, "GeneratedAdapter"]]:
     """Generate adapters for `texts` (from `examples` too) and store each under its name, with the output it is
-    written to next (`outputs`, None where none) recorded in the same commit; the rows, in order."""
+    written to next (`outputs`, None where none) recorded in the same commit; (its row, the adapter in memory) per
+    adapter, in order: what the caller does next needs no file read back."""
     adapters = maker.make(texts, on_warning=on_warning, examples=examples)
     outputs = outputs or [None] * len(adapters)
-    return [reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id, output=output,
-                            **made.info.registry_fields()) for made, name, output in zip(adapters, names, outputs)]
+    return [(reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id,
+                             output=output, **made.info.registry_fields()), made)
+            for made, name, output in zip(adapters, names, outputs)]
 
 
 def adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:

@@ -98,8 +98,8 @@ def _described_subjects(reg: Registry, benches, hypernet: str, on_warning: Warn)
     for b in benches:
         made = make_and_store(reg, maker, hn_row, list(b.descriptions), [None] * len(b.descriptions),
                               ["describe", b.name], False, on_warning)
-        subjects += [(Subject(f"t2l:{b.name}#{i}", reg.adapter_file(row), [b.name]), (row.id, row.id))
-                     for i, row in enumerate(made, 1)]
+        subjects += [(Subject(f"t2l:{b.name}#{i}", reg.stored_path(row.sha256), [b.name]), (row.id, row.id))
+                     for i, (row, _) in enumerate(made, 1)]  # stored just now from these very bytes
     return subjects
 
 

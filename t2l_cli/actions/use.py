@@ -12,12 +12,12 @@ from t2l_cli.actions.common import Warn, adapter_path, base_of, ignore, make_and
 @dataclass
 class Chosen:
     """What a conversation talks to: the bare base (no path, nothing made), an adapter file (stored or not), or one
-    made just now and kept in memory only (--no-save)."""
+    made just now, held in memory (`made`; stored too unless --no-save)."""
 
     label: str
     adapter_id: str | None = None
     path: Path | None = None
-    made: object = None  # t2l.make.GeneratedAdapter, not stored
+    made: object = None  # t2l.make.GeneratedAdapter, loaded from memory rather than from `path`
     hypernet_id: str | None = None  # of the hypernetwork that made it, when known
 
     @property
@@ -78,8 +78,8 @@ def describe_adapter(reg: Registry, hypernets: Hypernets, description: str | Non
     maker = hypernets.get(reg, hn_row, base)
     texts = [text] if text else []
     if save:
-        return replace(chosen_row(reg, make_and_store(reg, maker, hn_row, texts, [None], [], False,
-                                                      on_warning, examples)[0]), label=label)
+        row, made = make_and_store(reg, maker, hn_row, texts, [None], [], False, on_warning, examples)[0]
+        return Chosen(label, row.id, reg.stored_path(row.sha256), made, hn_row.id)  # loaded from memory
     return Chosen(label, made=maker.make(texts, on_warning=on_warning, examples=examples)[0],
                   hypernet_id=hn_row.id)
 
