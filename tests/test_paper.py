@@ -182,6 +182,8 @@ def test_a_folder_of_base_and_also_rows_reports_what_made_them(trained_hypernet,
     text = write_report(tables, settings, tmp_path / "results.md", "t2l bench paper ...", None).read_text()
     sha = json.loads((settings.out / "settings.json").read_text())["also_sha256"]["tiny"]
     assert "nothing trained in this folder" in text and "steps for each of" not in text
+    assert text.splitlines()[0] == f"# Results: the paper's zero-shot table at our scale ({tiny_collection.name}, " \
+        f"{settings.steps} steps)"  # another run's report has another title; no machine path in it
     assert f"- T2L (tiny): hypernetwork sha256 `{sha[:16]}`" in text
 
 

@@ -76,7 +76,9 @@ def write_report(tables: dict, settings: PaperSettings, path: Path, command: str
                  findings: str = "") -> Path:
     meta = provenance(settings)
     diffs = paired(read_results(Path(settings.out) / "results.jsonl"), settings)
-    lines = ["# Results: the paper's zero-shot table at our scale", "",
+    # the collection (a folder by its name alone) and budget in the title: reports of different runs never share one
+    collection = Path(settings.tasks).name if "/" in settings.tasks else settings.tasks
+    lines = [f"# Results: the paper's zero-shot table at our scale ({collection}, {settings.steps} steps)", "",
              f"Reproduce: `{command}`", "",
              f"Paper, for scale: {PAPER_TABLE}. Here: "
              + ("SmolLM2-135M-Instruct (embedded Q4_1 GGUF, dequantized)" if settings.base == DEFAULT_BASE
