@@ -389,6 +389,19 @@ def test_resume_without_train_steps_keeps_the_runs_own_budget(collection, tiny_b
     assert more["steps"] == 4 and load_recipe(str(run / "recipe.yaml")).train.steps == 4
 
 
+def test_a_resumed_run_registers_under_its_own_recipe(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
+    """`t2l train --resume RUN` took the tag of what it registered from the --recipe default (sft), so a resumed
+    mt-lora run's adapter was tagged sft; it is tagged with the kind that ran."""
+    run = tmp_path / "run"
+    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, run, steps=3) + ["run.name=mine"]
+    first = json.loads(t2l("train", "--recipe", "mt-lora", *over, "--json").stdout)
+    again = json.loads(t2l("train", "--resume", run, "train.steps=4", "--json").stdout)
+    assert (first["kind"], again["kind"], again["steps"]) == ("adapter", "adapter", 4)
+    rows = {r["id"]: r for r in json.loads(t2l("ls", "--json").stdout)}
+    assert rows[again["id"]]["tags"] == ["mt-lora"] and rows[again["id"]]["name"] is None
+    assert rows[first["id"]]["name"] == "mine"  # the first sitting's adapter keeps the name it registered under
+
+
 def test_the_loops_own_refusals_are_t2l_errors_with_a_fix(collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     """Holding every task out was ValueError, which the CLI reports as a bug in t2l; it is one line with the fix."""
     over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r")

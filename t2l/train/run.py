@@ -26,7 +26,9 @@ from t2l.tasks.resolve import holdout_names, resolve_collection
 from t2l.train.recipe import Recipe, dump_recipe, load_recipe
 
 if TYPE_CHECKING:
+    from t2l.adapter import AdapterInfo
     from t2l.encoder import DescriptionEncoder
+    from t2l.hypernet_files import HypernetInfo
     from t2l.locate import ModelRef
     from t2l.train.lora import LoraObjective
     from t2l.train.loop import Sampler
@@ -44,6 +46,10 @@ class RunResult:
     final_loss: float | None
     collection_sha256: str
     rank: int = 0
+    recipe: Recipe | None = None
+    """The recipe that ran: a resumed run's own, with the keys given to --resume applied."""
+    info: "HypernetInfo | AdapterInfo | None" = None
+    """What the result says about itself, as written (None on a rank other than 0, which writes nothing)."""
 
 
 def save_checkpoint(folder: Path, tensors: dict, meta: dict) -> None:
@@ -168,14 +174,14 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
         if trainer.step_done % recipe.run.checkpoint_every:
             checkpoint()
         validate()
-        artifact, kind = _save_result(recipe, prep, out, trainer, completed, last["loss"]) if rank0 \
-            else (out / "result", "")
+        artifact, kind, info = _save_result(recipe, prep, out, trainer, completed, last["loss"]) if rank0 \
+            else (out / "result", "", None)
     finally:
         objective.close()
         if log:
             log.close()
     return RunResult(out, artifact, kind, trainer.step_done, completed, last["loss"], prep.data["sha256"],
-                     distributed.rank())
+                     distributed.rank(), recipe, info)
 
 
 @contextlib.contextmanager
@@ -429,10 +435,10 @@ def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed:
     if prep.encoder is not None:  # sft and recon make a hypernetwork
         from t2l.hypernet_files import save_hypernet
 
-        save_hypernet(prep.objective.module, result, base=prep.base_ref, base_spec=recipe.base,
-                      encoder=prep.encoder.ref, encoder_spec=recipe.encoder, pooling=prep.encoder.pooling,
-                      training=training, dtype=recipe.run.save_dtype)
-        return result, "hypernet"
+        saved = save_hypernet(prep.objective.module, result, base=prep.base_ref, base_spec=recipe.base,
+                              encoder=prep.encoder.ref, encoder_spec=recipe.encoder, pooling=prep.encoder.pooling,
+                              training=training, dtype=recipe.run.save_dtype)
+        return result, "hypernet", saved
     lr = recipe.lora
     info = AdapterInfo(description=prep.description, rank=lr.rank, alpha=lr.alpha,
                        target_modules=list(lr.target_modules), base=prep.base_ref, base_spec=recipe.base,
@@ -440,4 +446,4 @@ def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed:
                                                           "steps": trainer.step_done})
     weights = {k: v.detach().float().cpu() for k, v in prep.objective.weights().items()}
     result.mkdir(parents=True)
-    return write_adapter(weights, info, result / TRAINED), "adapter"
+    return write_adapter(weights, info, result / TRAINED), "adapter", info

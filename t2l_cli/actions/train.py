@@ -20,7 +20,7 @@ def train(recipe: str, overrides: list[str], resume: Path | None, on_event):
     result = run_recipe(settings, resume=resume, on_event=on_event)
     if result.rank != 0:
         return result, None
-    return result, _register_result(reg or open_registry(), result, settings)
+    return result, _register_result(reg or open_registry(), result, settings.run.name)
 
 
 def _recon_sources(reg: Registry, sources: list) -> list:
@@ -29,13 +29,11 @@ def _recon_sources(reg: Registry, sources: list) -> list:
             for s in sources]
 
 
-def _register_result(reg: Registry, result, settings):
+def _register_result(reg: Registry, result, name: str | None):
+    """Register what the run wrote, from what it says it wrote (no config read back), under `name` (a resumed run:
+    only when run.name= is given again, as its first sitting registered under it already) and tagged with the kind
+    of the recipe that ran (a resumed run's own, not the --recipe default)."""
     if result.kind == "hypernet":
-        from t2l.hypernet_files import read_hypernet_info
-
-        return reg.add_hypernet(result.artifact, name=settings.run.name,
-                                **read_hypernet_info(result.artifact).registry_fields())
-    from t2l.adapter import read_info
-
-    return reg.add_adapter(result.artifact.read_bytes(), name=settings.run.name, tags=[settings.kind],
-                           **read_info(result.artifact).registry_fields())
+        return reg.add_hypernet(result.artifact, name=name, **result.info.registry_fields())
+    return reg.add_adapter(result.artifact.read_bytes(), name=name, tags=[result.recipe.kind],
+                           **result.info.registry_fields())
