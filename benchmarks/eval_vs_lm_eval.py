@@ -49,8 +49,10 @@ def run_t2l(docs: dict, adapter: str | None, batch_size: int, dtype: str) -> tup
 def explain_differences(results: dict, preds: dict, margins: dict) -> None:
     """Why a bf16 prediction differs from lm-eval's float32 one: how close the two choices were in float32. A flip
     of a choice that float32 put far behind would be a bug; one within bf16's rounding error is expected."""
-    print("\n| bench | item | lm-eval picked | bf16 picked | float32 log-likelihood margin, nats | "
-          "share of items with a smaller top-two margin |\n| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "\n| bench | item | lm-eval picked | bf16 picked | float32 log-likelihood margin, nats | "
+        "share of items with a smaller top-two margin |\n| --- | ---: | ---: | ---: | ---: | ---: |"
+    )
     for name, result in results.items():
         top_two = [min(m for j, m in enumerate(item) if j != pick) for item, pick in zip(margins[name], preds[name])]
         for i, (ours, theirs) in enumerate(zip(result.predictions, preds[name])):
@@ -103,17 +105,21 @@ def main() -> None:
         ours = t2l_results[name]
         theirs = out["results"][f"t2l_{name}"]
         samples = sorted(out["samples"][f"t2l_{name}"], key=lambda s: s["doc_id"])
-        their_preds = preds[name] = [max(range(len(s["filtered_resps"])), key=lambda i: s["filtered_resps"][i][0])
-                                     for s in samples]
-        margins[name] = [[s["filtered_resps"][p][0] - r[0] for r in s["filtered_resps"]]
-                         for s, p in zip(samples, their_preds)]
+        their_preds = preds[name] = [
+            max(range(len(s["filtered_resps"])), key=lambda i: s["filtered_resps"][i][0]) for s in samples
+        ]
+        margins[name] = [
+            [s["filtered_resps"][p][0] - r[0] for r in s["filtered_resps"]] for s, p in zip(samples, their_preds)
+        ]
         differ = [i for i, (a, b) in enumerate(zip(ours.predictions, their_preds)) if a != b]
         norm = lambda d, k: f"{100 * d[k]:.2f}" if k in d else "-"  # noqa: E731
-        print(f"| {name} | {ours.n} | {100 * ours.metrics['acc'][0]:.2f} | {norm(theirs, 'acc,none')} | "
-              f"{100 * ours.metrics['acc_norm'][0]:.2f} | {norm(theirs, 'acc_norm,none')} | {len(differ)} |"
-              if "acc_norm" in ours.metrics else
-              f"| {name} | {ours.n} | {100 * ours.metrics['acc'][0]:.2f} | {norm(theirs, 'acc,none')} | - | - | "
-              f"{len(differ)} |")
+        print(
+            f"| {name} | {ours.n} | {100 * ours.metrics['acc'][0]:.2f} | {norm(theirs, 'acc,none')} | "
+            f"{100 * ours.metrics['acc_norm'][0]:.2f} | {norm(theirs, 'acc_norm,none')} | {len(differ)} |"
+            if "acc_norm" in ours.metrics
+            else f"| {name} | {ours.n} | {100 * ours.metrics['acc'][0]:.2f} | {norm(theirs, 'acc,none')} | - | - | "
+            f"{len(differ)} |"
+        )
         for i in differ[:10]:
             print(f"  item {i}: t2l picked {ours.predictions[i]}, lm-eval picked {their_preds[i]}")
     print("\n| bench | t2l s | lm-eval s | speed-up |\n| --- | ---: | ---: | ---: |")
@@ -127,13 +133,17 @@ def main() -> None:
         for name in LIMITS:
             ours = bf16_results[name]
             differ = sum(a != b for a, b in zip(ours.predictions, preds[name]))
-            print(f"| {name} | {bf16_s[name]:.1f} | {lm_s[name]:.1f} | {lm_s[name] / bf16_s[name]:.2f}x | "
-                  f"{100 * ours.metrics['acc'][0]:.2f} | {differ} |")
+            print(
+                f"| {name} | {bf16_s[name]:.1f} | {lm_s[name]:.1f} | {lm_s[name] / bf16_s[name]:.2f}x | "
+                f"{100 * ours.metrics['acc'][0]:.2f} | {differ} |"
+            )
         total_bf16 = sum(bf16_s.values())
         print(f"| both | {total_bf16:.1f} | {total_lm:.1f} | {total_lm / total_bf16:.2f}x | | |")
         explain_differences(bf16_results, preds, margins)
-    print(f"\nbatch size {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          "model loading excluded on both sides")
+    print(
+        f"\nbatch size {args.batch_size}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        "model loading excluded on both sides"
+    )
 
 
 if __name__ == "__main__":

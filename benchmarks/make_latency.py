@@ -28,10 +28,16 @@ from t2l.encoder import load_encoder
 from t2l.make import AdapterMaker
 from t2l.train.sft import build_hypernet
 
-DESCRIPTIONS = ["classify sentiment of movie reviews", "translate English sentences to French",
-                "solve grade school math word problems", "answer science questions with the letter of the choice",
-                "summarise news articles in one sentence", "detect whether two sentences are paraphrases",
-                "extract the names of people from a text", "write a python function from a docstring"]
+DESCRIPTIONS = [
+    "classify sentiment of movie reviews",
+    "translate English sentences to French",
+    "solve grade school math word problems",
+    "answer science questions with the letter of the choice",
+    "summarise news articles in one sentence",
+    "detect whether two sentences are paraphrases",
+    "extract the names of people from a text",
+    "write a python function from a docstring",
+]
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -55,8 +61,15 @@ def main() -> None:
     base, tok, base_ref = load_base()
     enc = load_encoder()
     hn_dir = work / "hypernet"
-    save_hypernet(build_hypernet(base, HypernetConfig()), hn_dir, base=base_ref, base_spec="smollm2-135m",
-                  encoder=enc.ref, encoder_spec=enc.ref.name, pooling=enc.pooling)
+    save_hypernet(
+        build_hypernet(base, HypernetConfig()),
+        hn_dir,
+        base=base_ref,
+        base_spec="smollm2-135m",
+        encoder=enc.ref,
+        encoder_spec=enc.ref.name,
+        pooling=enc.pooling,
+    )
     maker = AdapterMaker(hn_dir)
 
     rows = []

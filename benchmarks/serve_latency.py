@@ -24,11 +24,21 @@ import threading
 import time
 from pathlib import Path
 
-PROMPTS = ["Write one sentence about the weather today.", "Describe a cat in a few words.",
-           "What should I cook tonight?", "Tell me about the sea.", "Give me a tip for learning to draw.",
-           "Why is the sky blue?", "Name three rivers and say where they are.", "Write a short greeting."]
-DESCRIPTIONS = ["answer in upper case letters only", "translate the user's sentence into French",
-                "answer in exactly one short sentence"]
+PROMPTS = [
+    "Write one sentence about the weather today.",
+    "Describe a cat in a few words.",
+    "What should I cook tonight?",
+    "Tell me about the sea.",
+    "Give me a tip for learning to draw.",
+    "Why is the sky blue?",
+    "Name three rivers and say where they are.",
+    "Write a short greeting.",
+]
+DESCRIPTIONS = [
+    "answer in upper case letters only",
+    "translate the user's sentence into French",
+    "answer in exactly one short sentence",
+]
 
 
 END_BIAS: dict[str, float] = {}  # the end token's id -> -100: every answer runs to max_tokens (set in main)
@@ -38,8 +48,15 @@ def stream(url: str, model: str, prompt: str, max_tokens: int) -> tuple[float, f
     """(seconds to the first token, seconds in all, tokens, text) of one streamed chat completion."""
     import httpx
 
-    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-            "temperature": 0, "stream": True, "stream_options": {"include_usage": True}, "logit_bias": END_BIAS}
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "logit_bias": END_BIAS,
+    }
     start, first, tokens, text = time.perf_counter(), None, 0, ""
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=900) as response:
         response.raise_for_status()
@@ -60,10 +77,14 @@ def repeated(url: str, models: list[str], users: int, max_tokens: int, repeats: 
     machine one run can be far off the next)."""
     runs = [concurrent(url, models, users, max_tokens) for _ in range(repeats)]
     rates = [r["tokens_per_s"] for r in runs]
-    return {"tokens_per_s": statistics.median(rates), "range": (min(rates), max(rates)),
-            "first_median": statistics.median(r["first_median"] for r in runs),
-            "first_worst": statistics.median(r["first_worst"] for r in runs), "texts": runs[0]["texts"],
-            "same": all(r["texts"] == runs[0]["texts"] for r in runs)}
+    return {
+        "tokens_per_s": statistics.median(rates),
+        "range": (min(rates), max(rates)),
+        "first_median": statistics.median(r["first_median"] for r in runs),
+        "first_worst": statistics.median(r["first_worst"] for r in runs),
+        "texts": runs[0]["texts"],
+        "same": all(r["texts"] == runs[0]["texts"] for r in runs),
+    }
 
 
 def concurrent(url: str, models: list[str], users: int, max_tokens: int) -> dict:
@@ -81,15 +102,23 @@ def concurrent(url: str, models: list[str], users: int, max_tokens: int) -> dict
         t.join()
     wall = time.perf_counter() - start
     firsts = [r[0] for r in results]
-    return {"tokens_per_s": sum(r[2] for r in results) / wall, "first_median": statistics.median(firsts),
-            "first_worst": max(firsts), "texts": [r[3] for r in results]}
+    return {
+        "tokens_per_s": sum(r[2] for r in results) / wall,
+        "first_median": statistics.median(firsts),
+        "first_worst": max(firsts),
+        "texts": [r[3] for r in results],
+    }
 
 
 def start_vllm(env_dir: Path, port: int) -> subprocess.Popen:
     """`t2l serve --engine vllm` from the vLLM environment: vLLM on the same base folder, t2l's resolver giving it
     the same registered adapters by id, as a user runs it."""
-    proc = subprocess.Popen([str(env_dir / "bin" / "t2l"), "serve", "--engine", "vllm", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(env_dir / "bin" / "t2l"), "serve", "--engine", "vllm", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     return answering(proc, port, 900, "vLLM")
 
 
@@ -144,8 +173,12 @@ def main() -> None:
     ap.add_argument("--users", default="1,4,8")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each row; the table gives medians")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for t2l (default: torch's own)")
-    ap.add_argument("--vllm", default=None, type=Path,
-                    help="a vLLM environment with t2l in it (bash setup.sh --vllm makes .venv-vllm)")
+    ap.add_argument(
+        "--vllm",
+        default=None,
+        type=Path,
+        help="a vLLM environment with t2l in it (bash setup.sh --vllm makes .venv-vllm)",
+    )
     args = ap.parse_args()
     os.environ.setdefault("T2L_HOME", tempfile.mkdtemp(prefix="t2l-bench-serve-"))
 
@@ -170,8 +203,10 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}"
         try:
             if not ids:  # the same three adapters for every engine
-                ids = [httpx.post(f"{url}/v1/adapters", json={"description": d}, timeout=600).json()["id"]
-                       for d in DESCRIPTIONS]
+                ids = [
+                    httpx.post(f"{url}/v1/adapters", json={"description": d}, timeout=600).json()["id"]
+                    for d in DESCRIPTIONS
+                ]
             models = ["base", *ids]
             stream(url, models[1], PROMPTS[0], 4)  # warm-up
             for n in users:
@@ -191,13 +226,22 @@ def main() -> None:
     reg = open_registry()
     adapter = use.load_chosen(engine, use.chosen_row(reg, reg.get_adapter(ids[0])))
     end = tuple((int(i), b) for i, b in END_BIAS.items())
-    lone = engine.generate(engine.chat_ids([{"role": "user", "content": PROMPTS[0]}]),
-                           Sampling(k, 0, logit_bias=end), adapter)
+    lone = engine.generate(
+        engine.chat_ids([{"role": "user", "content": PROMPTS[0]}]), Sampling(k, 0, logit_bias=end), adapter
+    )
     start = time.perf_counter()
     lone.run()
-    rows.insert(0, ("t2l, one request in-process (as `t2l run`)", 1,
-                    lone.completion_tokens / (time.perf_counter() - start), None, lone.first_token_s,
-                    lone.first_token_s))
+    rows.insert(
+        0,
+        (
+            "t2l, one request in-process (as `t2l run`)",
+            1,
+            lone.completion_tokens / (time.perf_counter() - start),
+            None,
+            lone.first_token_s,
+            lone.first_token_s,
+        ),
+    )
     floor = prefill_seconds(engine, max(users))
     same = all(texts[("t2l, batching (--max-batch 8)", n)] == texts[("t2l, --max-batch 1", n)] for n in users)
     vllm_note = "vLLM not measured (no --vllm environment given)"
@@ -213,8 +257,16 @@ def main() -> None:
             for n in users:
                 r = repeated(vurl, vmodels, n, k, args.repeats)
                 agree += sum(a == b for a, b in zip(r["texts"], texts[("t2l, batching (--max-batch 8)", n)]))
-                rows.append(("vLLM CPU (t2l serve --engine vllm)", n, r["tokens_per_s"], r["range"],
-                             r["first_median"], r["first_worst"]))
+                rows.append(
+                    (
+                        "vLLM CPU (t2l serve --engine vllm)",
+                        n,
+                        r["tokens_per_s"],
+                        r["range"],
+                        r["first_median"],
+                        r["first_worst"],
+                    )
+                )
             vllm_note = f"vLLM's answers equal t2l's on {agree} of {sum(users)} requests"
         finally:
             proc.terminate()
@@ -222,8 +274,10 @@ def main() -> None:
 
     import torch
 
-    print(f"base {engine.ref.name}, {k} new tokens (greedy), user i asks adapter i % 4 (3 described adapters and "
-          f"the base); torch threads {args.threads or torch.get_num_threads()}\n")
+    print(
+        f"base {engine.ref.name}, {k} new tokens (greedy), user i asks adapter i % 4 (3 described adapters and "
+        f"the base); torch threads {args.threads or torch.get_num_threads()}\n"
+    )
     print(f"medians of {args.repeats} runs (the range of the aggregate tokens/s beside it)\n")
     print("| engine | concurrent requests | aggregate tokens/s | first token, median s | first token, worst s |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -231,9 +285,11 @@ def main() -> None:
         shown = f"{rate:.1f}" + (f" ({spread[0]:.1f}-{spread[1]:.1f})" if spread else "")
         print(f"| {label} | {n} | {shown} | {med:.2f} | {worst:.2f} |")
     print(f"\nbatched answers equal one-at-a-time answers: {same}; {vllm_note}")
-    print(f"one forward over the prompts alone (prefill, no adapter, in-process): 1 prompt {floor[0]:.2f} s, "
-          f"{max(users)} prompts together {floor[1]:.2f} s, the least any engine's worst first token can be when "
-          f"{max(users)} arrive at once on this machine")
+    print(
+        f"one forward over the prompts alone (prefill, no adapter, in-process): 1 prompt {floor[0]:.2f} s, "
+        f"{max(users)} prompts together {floor[1]:.2f} s, the least any engine's worst first token can be when "
+        f"{max(users)} arrive at once on this machine"
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ def main() -> None:
     # peer: one plain LoRA with the same rank/targets, through PEFT
     from peft import LoraConfig, get_peft_model
 
-    peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha,
-                                                                 target_modules=list(cfg.target_modules)))
+    peft_model = get_peft_model(
+        copy.deepcopy(base), LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules=list(cfg.target_modules))
+    )
     opt_p = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-4)
 
     def peft_step():
@@ -89,8 +90,10 @@ def main() -> None:
 
     sft, peft = statistics.median(rates["t2l sft"]), statistics.median(rates["peft lora"])
     n_params = sum(p.numel() for p in hypernet.parameters())
-    print(f"batch {args.batch} x {args.length} tokens, rank {cfg.rank}, targets {','.join(cfg.target_modules)}, "
-          f"hypernet variant {cfg.variant} ({n_params / 1e6:.1f} M params), {args.rounds} rounds x {args.steps} steps")
+    print(
+        f"batch {args.batch} x {args.length} tokens, rank {cfg.rank}, targets {','.join(cfg.target_modules)}, "
+        f"hypernet variant {cfg.variant} ({n_params / 1e6:.1f} M params), {args.rounds} rounds x {args.steps} steps"
+    )
     print("| trainer | tokens/s (median) | ratio to peft | target |")
     print("| --- | ---: | ---: | --- |")
     print(f"| peft lora | {peft:.0f} | 1.00 | |")
@@ -153,10 +156,14 @@ def batching(args) -> None:
         diffs += [abs(a - b) / abs(a) for a, b in zip(losses["padded"], losses["packed"])]
     pad, pk = statistics.median(rates["padded"]), statistics.median(rates["packed"])
     m = read_manifest(args.collection)
-    print(f"collection {m.name} ({len(tasks)} tasks, sha256 {m.sha256[:12]}), batch {args.batch}, max_length "
-          f"{args.length}, {args.rounds} rounds x {args.steps} steps on the same draws")
-    print(f"padding: {100 * (1 - real / positions):.1f}% of a padded batch's positions over 500 draws "
-          f"({real / len(many):.0f} real tokens per batch); packed rows carry {100 * (1 - real / rows_packed):.1f}%")
+    print(
+        f"collection {m.name} ({len(tasks)} tasks, sha256 {m.sha256[:12]}), batch {args.batch}, max_length "
+        f"{args.length}, {args.rounds} rounds x {args.steps} steps on the same draws"
+    )
+    print(
+        f"padding: {100 * (1 - real / positions):.1f}% of a padded batch's positions over 500 draws "
+        f"({real / len(many):.0f} real tokens per batch); packed rows carry {100 * (1 - real / rows_packed):.1f}%"
+    )
     print("| batching | useful tokens/s (median) | ratio | target |")
     print("| --- | ---: | ---: | --- |")
     print(f"| padded (one example per row) | {pad:.0f} | 1.00 | |")

@@ -23,20 +23,26 @@ def writable(path: Path) -> bool:
 
 def open_engine(path: Path, read_only: bool = False):
     if path.is_dir():
-        raise RegistryError(f"{path} is a folder, not the registry database; move it aside (a new registry is "
-                            "created) or point T2L_HOME elsewhere")
+        raise RegistryError(
+            f"{path} is a folder, not the registry database; move it aside (a new registry is "
+            "created) or point T2L_HOME elsewhere"
+        )
     if read_only and not path.exists():
-        raise RegistryError(f"there is no registry at {path.parent} and it cannot be created there (read-only); "
-                            "point T2L_HOME at a writable folder")
+        raise RegistryError(
+            f"there is no registry at {path.parent} and it cannot be created there (read-only); "
+            "point T2L_HOME at a writable folder"
+        )
     if read_only:
         # SQLite reads a WAL database through its -shm file; a folder nobody may write to cannot get one, so there a
         # database without a pending WAL is read as a file nothing changes
         wal = path.with_name(path.name + "-wal")
         pending = wal.exists() and wal.stat().st_size > 0
-        uri = Path(path).resolve().as_uri() + \
-            ("?mode=ro" if pending or os.access(path.parent, os.W_OK) else "?immutable=1")
-        engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S,
-                                                                            check_same_thread=False))
+        uri = Path(path).resolve().as_uri() + (
+            "?mode=ro" if pending or os.access(path.parent, os.W_OK) else "?immutable=1"
+        )
+        engine = create_engine(
+            "sqlite://", creator=lambda: sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        )
     else:
         engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_S})
 
@@ -76,9 +82,11 @@ def no_room(path: Path, e) -> RegistryError | None:
     code = getattr(getattr(e, "orig", None), "sqlite_errorname", "")
     if not code.startswith(NO_ROOM_CODES):
         return None
-    return RegistryError(f"no room to write the registry {path} ({e.orig}: a full disk, a quota or a file size limit "
-                         "stops it); nothing was changed, the registry is as it was. Free some space, or set T2L_HOME "
-                         "to a folder on a disk with room, then run the command again")
+    return RegistryError(
+        f"no room to write the registry {path} ({e.orig}: a full disk, a quota or a file size limit "
+        "stops it); nothing was changed, the registry is as it was. Free some space, or set T2L_HOME "
+        "to a folder on a disk with room, then run the command again"
+    )
 
 
 def damaged(path: Path, e: DatabaseError) -> RegistryError:
@@ -88,11 +96,15 @@ def damaged(path: Path, e: DatabaseError) -> RegistryError:
         return room
     reason = str(e.orig) if getattr(e, "orig", None) is not None else str(e)
     if "locked" in reason:
-        return RegistryError(f"the registry database {path} stayed locked by another t2l process for over "
-                             f"{BUSY_TIMEOUT_S} s; try again when it is done")
-    return RegistryError(f"the registry database {path} cannot be used ({reason}); restore it from a "
-                         f"`t2l registry backup` file (cp BACKUP {path}), or move it aside to start an empty "
-                         "registry")
+        return RegistryError(
+            f"the registry database {path} stayed locked by another t2l process for over "
+            f"{BUSY_TIMEOUT_S} s; try again when it is done"
+        )
+    return RegistryError(
+        f"the registry database {path} cannot be used ({reason}); restore it from a "
+        f"`t2l registry backup` file (cp BACKUP {path}), or move it aside to start an empty "
+        "registry"
+    )
 
 
 def schema_version(conn) -> int:
@@ -113,8 +125,10 @@ def check_schema(engine, path: Path) -> None:
         current = schema_version(conn)
     _check_version(path, current)
     if current < len(MIGRATIONS):
-        raise RegistryError(f"the registry {path} is read-only and has an older schema (version "
-                            f"{current}, this t2l needs {len(MIGRATIONS)}); open it once where it can be written")
+        raise RegistryError(
+            f"the registry {path} is read-only and has an older schema (version "
+            f"{current}, this t2l needs {len(MIGRATIONS)}); open it once where it can be written"
+        )
 
 
 def migrate(engine, path: Path) -> None:

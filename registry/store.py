@@ -18,6 +18,7 @@ from sqlmodel import func as sqlfunc
 from registry.db import no_room, open_engine, writable
 from registry.errors import RegistryError
 from registry.models import Adapter, AdapterOutput, AdapterTag, EvalRun, Hypernet, Publication
+
 # plain os/uuid; t2l's package root imports nothing heavy
 from t2l.files import copy_tree, folder_atomic, write_bytes_atomic
 from t2l.hashing import cached_sha256, sha256_file, wrote_sha256
@@ -34,9 +35,11 @@ def validate_name(value: str) -> str:
     """An adapter name: a label that no id prefix can be mistaken for (`show`/`rm` take both)."""
     validate_label(value, "name")
     if _LOOKS_LIKE_ID.fullmatch(value):
-        raise RegistryError(f"invalid name {value!r}: it looks like an id (only 0-9 and a-f), so `show` and "
-                            f"`rm` could mistake it for another one's id; add another character, e.g. "
-                            f"{value + '-1'!r}")
+        raise RegistryError(
+            f"invalid name {value!r}: it looks like an id (only 0-9 and a-f), so `show` and "
+            f"`rm` could mistake it for another one's id; add another character, e.g. "
+            f"{value + '-1'!r}"
+        )
     return value
 
 
@@ -63,8 +66,10 @@ class Registry:
                 for folder in (self.adapters_dir, self.hypernets_dir):
                     folder.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise RegistryError(f"cannot create the registry in {self.home} ({e.strerror}); point T2L_HOME at "
-                                    "a folder you can write") from None
+                raise RegistryError(
+                    f"cannot create the registry in {self.home} ({e.strerror}); point T2L_HOME at "
+                    "a folder you can write"
+                ) from None
         self.engine = open_engine(db, read_only=self.read_only)
 
     @property
@@ -77,8 +82,16 @@ class Registry:
 
     # -- adapters ---------------------------------------------------------------------------------
 
-    def add_adapter(self, data: bytes, *, name: str | None, tags: Sequence[str] = (), force: bool = False,
-                    output: Path | None = None, **fields) -> Adapter:
+    def add_adapter(
+        self,
+        data: bytes,
+        *,
+        name: str | None,
+        tags: Sequence[str] = (),
+        force: bool = False,
+        output: Path | None = None,
+        **fields,
+    ) -> Adapter:
         """Store an adapter file's bytes and its row in one go; `fields` are Adapter columns. `output`: where the
         caller will write the adapter next (`make -o`), recorded in the same commit as not yet written (see
         `output_written`), so an interrupted make is seen.
@@ -180,11 +193,15 @@ class Registry:
         """The stored file, checked against the sha256 recorded when it was added."""
         path = self.stored_path(adapter.sha256)
         if not path.exists():
-            raise RegistryError(f"the file of adapter {adapter.id[:8]} is missing ({path}); remove it with "
-                                f"`t2l rm {adapter.id[:8]}` and make it again")
+            raise RegistryError(
+                f"the file of adapter {adapter.id[:8]} is missing ({path}); remove it with "
+                f"`t2l rm {adapter.id[:8]}` and make it again"
+            )
         if sha256_file(path) != adapter.sha256:
-            raise RegistryError(f"the file of adapter {adapter.id[:8]} is corrupted (sha256 mismatch: {path}); "
-                                f"remove it with `t2l rm {adapter.id[:8]}` and make it again")
+            raise RegistryError(
+                f"the file of adapter {adapter.id[:8]} is corrupted (sha256 mismatch: {path}); "
+                f"remove it with `t2l rm {adapter.id[:8]}` and make it again"
+            )
         return path
 
     def remove_adapters(self, refs: list[str]) -> list[Adapter]:
@@ -206,8 +223,7 @@ class Registry:
     def untag(self, ref: str, tags: list[str]) -> Adapter:
         row = self.get_adapter(ref)
         with self._writing() as s:
-            for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id,
-                                                    col(AdapterTag.tag).in_(tags))):
+            for t in s.exec(select(AdapterTag).where(AdapterTag.adapter_id == row.id, col(AdapterTag.tag).in_(tags))):
                 s.delete(t)
         return row
 
@@ -231,8 +247,12 @@ class Registry:
             count = lambda table: s.exec(select(sqlfunc.count()).select_from(table)).one()  # noqa: E731
             counts = {"adapters": count(Adapter), "hypernetworks": count(Hypernet), "eval_rows": count(EvalRun)}
         files = list(self.adapters_dir.glob("*.safetensors"))
-        return counts | {"adapter_files": len(files), "adapter_bytes": sum(f.stat().st_size for f in files),
-                         "database_bytes": (self.home / "registry.db").stat().st_size, "path": str(self.home)}
+        return counts | {
+            "adapter_files": len(files),
+            "adapter_bytes": sum(f.stat().st_size for f in files),
+            "database_bytes": (self.home / "registry.db").stat().st_size,
+            "path": str(self.home),
+        }
 
     def vacuum(self) -> None:
         self.require_writable()
@@ -247,11 +267,14 @@ class Registry:
             raise RegistryError(f"{dest} exists already; choose a new file for the backup")
         folder = dest.parent
         if not folder.is_dir():
-            raise RegistryError(f"cannot write the backup {dest}: the folder {folder} does not exist; create it "
-                                f"(mkdir -p {folder}) or choose another path")
+            raise RegistryError(
+                f"cannot write the backup {dest}: the folder {folder} does not exist; create it "
+                f"(mkdir -p {folder}) or choose another path"
+            )
         if not os.access(folder, os.W_OK):
-            raise RegistryError(f"cannot write the backup {dest}: the folder {folder} is not writable; choose "
-                                "another path")
+            raise RegistryError(
+                f"cannot write the backup {dest}: the folder {folder} is not writable; choose another path"
+            )
         with self.engine.connect() as conn:
             conn.exec_driver_sql("COMMIT")
             conn.exec_driver_sql("VACUUM INTO ?", (str(dest),))
@@ -279,8 +302,15 @@ class Registry:
             problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
         database = [] if problems == ["ok"] else problems
         unwritten = [{"id": i, "path": p} for i, paths in self.unwritten_outputs().items() for p in paths]
-        return {"database": database, "missing": missing, "corrupted": corrupted, "hypernets": self.hypernet_damage(),
-                "orphans": orphans, "leftovers": leftovers, "unwritten": unwritten}
+        return {
+            "database": database,
+            "missing": missing,
+            "corrupted": corrupted,
+            "hypernets": self.hypernet_damage(),
+            "orphans": orphans,
+            "leftovers": leftovers,
+            "unwritten": unwritten,
+        }
 
     def collect_garbage(self, report: dict | None = None, min_age_s: float = 600) -> list[str]:
         """Delete orphan and leftover files of a `verify` report (a fresh one if none is given; verifying hashes every
@@ -304,8 +334,10 @@ class Registry:
 
     def add_eval(self, metrics: dict[str, tuple[float, float | None]], **fields) -> list[EvalRun]:
         """All metrics of one finished benchmark run, in one transaction (an unfinished run leaves nothing)."""
-        rows = [EvalRun(id=uuid.uuid4().hex, metric=m, value=v,
-                        stderr=None if e is None or e != e else e, **fields) for m, (v, e) in metrics.items()]
+        rows = [
+            EvalRun(id=uuid.uuid4().hex, metric=m, value=v, stderr=None if e is None or e != e else e, **fields)
+            for m, (v, e) in metrics.items()
+        ]
         with self._writing() as s:
             s.add_all(rows)
         return rows
@@ -330,14 +362,18 @@ class Registry:
         with self._session() as s:
             return set(s.exec(select(EvalRun.protocol).distinct()))
 
-    def latest_scores(self, adapter_ids: list[str], metric: str = "acc",
-                      protocol: str | None = None) -> dict[str, dict[str, EvalRun]]:
+    def latest_scores(
+        self, adapter_ids: list[str], metric: str = "acc", protocol: str | None = None
+    ) -> dict[str, dict[str, EvalRun]]:
         """adapter id -> bench -> its newest `metric` row (under `protocol` only, when given: scores of different
         protocols are not comparable)."""
         out: dict[str, dict[str, EvalRun]] = {i: {} for i in adapter_ids}
         with self._session() as s:
-            q = (select(EvalRun).where(col(EvalRun.adapter_id).in_(adapter_ids), EvalRun.metric == metric)
-                 .order_by(col(EvalRun.created).desc()))
+            q = (
+                select(EvalRun)
+                .where(col(EvalRun.adapter_id).in_(adapter_ids), EvalRun.metric == metric)
+                .order_by(col(EvalRun.created).desc())
+            )
             if protocol is not None:
                 q = q.where(EvalRun.protocol == protocol)
             for row in s.exec(q):
@@ -347,10 +383,12 @@ class Registry:
 
     # -- publications -------------------------------------------------------------------------------
 
-    def add_publication(self, adapter_id: str, *, repo_id: str, commit_sha: str, url: str,
-                        private: bool) -> Publication:
-        row = Publication(id=uuid.uuid4().hex, adapter_id=adapter_id, repo_id=repo_id, commit_sha=commit_sha, url=url,
-                          private=private)
+    def add_publication(
+        self, adapter_id: str, *, repo_id: str, commit_sha: str, url: str, private: bool
+    ) -> Publication:
+        row = Publication(
+            id=uuid.uuid4().hex, adapter_id=adapter_id, repo_id=repo_id, commit_sha=commit_sha, url=url, private=private
+        )
         with self._writing() as s:
             s.add(row)
         return row
@@ -359,8 +397,11 @@ class Registry:
         """adapter id -> its uploads, newest first."""
         out: dict[str, list[Publication]] = {i: [] for i in adapter_ids}
         with self._session() as s:
-            q = (select(Publication).where(col(Publication.adapter_id).in_(adapter_ids))
-                 .order_by(col(Publication.created).desc()))
+            q = (
+                select(Publication)
+                .where(col(Publication.adapter_id).in_(adapter_ids))
+                .order_by(col(Publication.created).desc())
+            )
             for row in s.exec(q):
                 out[row.adapter_id].append(row)
         return out
@@ -408,9 +449,11 @@ class Registry:
     def _check_weights(folder: Path, sha256: str, what: str, hasher=sha256_file) -> None:
         weights = folder / HYPERNET_WEIGHTS
         if not weights.is_file() or hasher(weights) != sha256:
-            raise RegistryError(f"{what} ({weights}) are not the ones its config.json names (sha256 "
-                                f"{sha256[:12]}): the hypernetwork is damaged; use an intact copy, e.g. the one it "
-                                "came from, or the shipped default (--hypernet default)")
+            raise RegistryError(
+                f"{what} ({weights}) are not the ones its config.json names (sha256 "
+                f"{sha256[:12]}): the hypernetwork is damaged; use an intact copy, e.g. the one it "
+                "came from, or the shipped default (--hypernet default)"
+            )
 
     def hypernet_damage(self) -> list[str]:
         """Ids of hypernetworks whose stored weights are missing or not the ones recorded."""
@@ -460,9 +503,11 @@ class Registry:
         weights = folder / HYPERNET_WEIGHTS
         if not weights.is_file() or cached_sha256(weights) != hypernet.sha256:
             short = hypernet.id[:8]
-            raise RegistryError(f"the stored copy of hypernetwork {hypernet.name or short} is damaged ({weights}); "
-                                "restore it with `t2l registry verify --fix` (from the shipped default, or add "
-                                f"--hypernet-source DIR), or remove it with `t2l hypernets rm {short}`")
+            raise RegistryError(
+                f"the stored copy of hypernetwork {hypernet.name or short} is damaged ({weights}); "
+                "restore it with `t2l registry verify --fix` (from the shipped default, or add "
+                f"--hypernet-source DIR), or remove it with `t2l hypernets rm {short}`"
+            )
         return folder
 
     # -- helpers ----------------------------------------------------------------------------------
@@ -487,15 +532,21 @@ class Registry:
 
     def require_writable(self) -> None:
         if self.read_only:
-            raise RegistryError(f"the registry in {self.home} is read-only; make it writable or point T2L_HOME at "
-                                "a copy to change it (reading verbs such as `t2l ls` work as it is)")
+            raise RegistryError(
+                f"the registry in {self.home} is read-only; make it writable or point T2L_HOME at "
+                "a copy to change it (reading verbs such as `t2l ls` work as it is)"
+            )
 
     @staticmethod
     def _delete_rows(s: Session, ids: list[str]) -> None:
         """Adapter rows with their tags and scores, inside the caller's transaction."""
-        for table, column in ((AdapterTag, AdapterTag.adapter_id), (EvalRun, EvalRun.adapter_id),
-                              (Publication, Publication.adapter_id), (AdapterOutput, AdapterOutput.adapter_id),
-                              (Adapter, Adapter.id)):
+        for table, column in (
+            (AdapterTag, AdapterTag.adapter_id),
+            (EvalRun, EvalRun.adapter_id),
+            (Publication, Publication.adapter_id),
+            (AdapterOutput, AdapterOutput.adapter_id),
+            (Adapter, Adapter.id),
+        ):
             for row in s.exec(select(table).where(col(column).in_(ids))):
                 s.delete(row)
 
@@ -529,8 +580,10 @@ class Registry:
 
     @staticmethod
     def _name_taken(name: str, other_id: str) -> RegistryError:
-        return RegistryError(f"an adapter named {name!r} exists already ({other_id[:8]}); "
-                             "choose another name or pass --force to move the name to the new adapter")
+        return RegistryError(
+            f"an adapter named {name!r} exists already ({other_id[:8]}); "
+            "choose another name or pass --force to move the name to the new adapter"
+        )
 
     def _drop_file_if_unused(self, sha: str) -> None:
         with self._session() as s:

@@ -66,9 +66,15 @@ class AdapterInfo:
     def registry_fields(self) -> dict:
         """The columns of the registry's adapter table (besides name, file and tags)."""
         return dict(
-            description=self.description, truncated=self.truncated, base_name=self.base.name,
-            base_sha256=self.base.sha256, rank=self.rank, alpha=self.alpha, targets=list(self.target_modules),
-            examples_count=self.examples.get("count", 0), examples_sha256=self.examples.get("sha256"),
+            description=self.description,
+            truncated=self.truncated,
+            base_name=self.base.name,
+            base_sha256=self.base.sha256,
+            rank=self.rank,
+            alpha=self.alpha,
+            targets=list(self.target_modules),
+            examples_count=self.examples.get("count", 0),
+            examples_sha256=self.examples.get("sha256"),
         )
 
 
@@ -103,8 +109,10 @@ def weights_file(path: Path) -> Path:
     if path.is_dir() and not weights.is_file() and (path / TRAINED).is_file():
         weights = path / TRAINED
     if not weights.is_file():
-        raise T2LError(f"no adapter at {path} (expected a .safetensors file, or a folder with {PEFT_WEIGHTS} or a "
-                       f"training run's {TRAINED})")
+        raise T2LError(
+            f"no adapter at {path} (expected a .safetensors file, or a folder with {PEFT_WEIGHTS} or a "
+            f"training run's {TRAINED})"
+        )
     return weights
 
 
@@ -133,8 +141,9 @@ def _open(weights: Path, with_tensors: bool) -> tuple[dict, dict]:
         with safe_open(weights, framework="pt") as f:
             return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()} if with_tensors else {}
     except (SafetensorError, OSError) as e:
-        raise T2LError(f"{weights} is not a readable safetensors file ({e}); "
-                       "it may be truncated or corrupted") from None
+        raise T2LError(
+            f"{weights} is not a readable safetensors file ({e}); it may be truncated or corrupted"
+        ) from None
 
 
 def _info(meta: dict) -> AdapterInfo | None:
@@ -153,8 +162,10 @@ def load_adapter(model, path: Path, adapter_name: str = "default"):
     # peft annotates it `-> namedtuple` (the function, not a type), so it is typed here by hand
     result: Any = set_peft_model_state_dict(peft_model, tensors, adapter_name=adapter_name)
     if result.unexpected_keys:
-        raise T2LError(f"{path} has weights this model cannot take ({result.unexpected_keys[0]}, ...); "
-                       "was it made for another base model?")
+        raise T2LError(
+            f"{path} has weights this model cannot take ({result.unexpected_keys[0]}, ...); "
+            "was it made for another base model?"
+        )
     return peft_model.eval()
 
 
@@ -165,12 +176,15 @@ def check_shapes(model, tensors: dict) -> None:
         try:
             mod = model.get_submodule(module_name)
         except AttributeError:
-            raise T2LError(f"adapter key {key} names no module of this base model; "
-                           "it was made for another base") from None
+            raise T2LError(
+                f"adapter key {key} names no module of this base model; it was made for another base"
+            ) from None
         want = (t.shape[0], mod.in_features) if which == "A" else (mod.out_features, t.shape[1])
         if tuple(t.shape) != want:
-            raise T2LError(f"adapter weight {key} has shape {tuple(t.shape)}, the base model needs {want}; "
-                           "it was made for another base model")
+            raise T2LError(
+                f"adapter weight {key} has shape {tuple(t.shape)}, the base model needs {want}; "
+                "it was made for another base model"
+            )
 
 
 def _split_key(key: str) -> tuple[str, str]:

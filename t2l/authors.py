@@ -20,14 +20,27 @@ WEIGHTS, ARGS, PEFT = "hypermod.pt", "args.yaml", "adapter_config.json"
 
 # Their parameter names -> ours (t2l.hypermod), for the parts that are plain renames; "{m}" is a module type.
 _RENAMES = {
-    "task_encoder.mlp.0": "task_encoder.0", "task_encoder.mlp.1": "task_encoder.1",
-    "layer_depth_encoder.0": "layer_emb.0", "layer_depth_encoder.1": "layer_emb.1",
-    "layer_type_encoder.0": "module_emb.0", "layer_type_encoder.1": "module_emb.1",
-    "mixer.1": "mixer.0", "mixer.4": "mixer.2",
-    "mlp1.mlp.0": "block1.ln", "mlp1.mlp.1": "block1.up", "mlp1.mlp.4": "block1.down",
-    "mlp2.mlp.0": "block2.ln", "mlp2.mlp.1": "block2.up", "mlp2.mlp.4": "block2.down",
-    "mlp3.0": "out_mlp.ln", "mlp3.1": "out_mlp.up", "mlp3.4": "out_mlp.down",
-    "out_emb_norm": "ab_norm", "pos_emb.0": "rank_emb.0", "pos_emb.1": "rank_emb.1", "heads.{m}": "heads.{m}",
+    "task_encoder.mlp.0": "task_encoder.0",
+    "task_encoder.mlp.1": "task_encoder.1",
+    "layer_depth_encoder.0": "layer_emb.0",
+    "layer_depth_encoder.1": "layer_emb.1",
+    "layer_type_encoder.0": "module_emb.0",
+    "layer_type_encoder.1": "module_emb.1",
+    "mixer.1": "mixer.0",
+    "mixer.4": "mixer.2",
+    "mlp1.mlp.0": "block1.ln",
+    "mlp1.mlp.1": "block1.up",
+    "mlp1.mlp.4": "block1.down",
+    "mlp2.mlp.0": "block2.ln",
+    "mlp2.mlp.1": "block2.up",
+    "mlp2.mlp.4": "block2.down",
+    "mlp3.0": "out_mlp.ln",
+    "mlp3.1": "out_mlp.up",
+    "mlp3.4": "out_mlp.down",
+    "out_emb_norm": "ab_norm",
+    "pos_emb.0": "rank_emb.0",
+    "pos_emb.1": "rank_emb.1",
+    "heads.{m}": "heads.{m}",
 }
 # Their stored LoRA-shaped tensors [layers, ...] -> our buffer prefix.
 _STORED = {"AB_offset": "offset", "mean_recon_target": "mean", "std_recon_target": "std"}
@@ -59,8 +72,10 @@ def find_release(path: Path) -> AuthorsRelease:
     run = next((r for r in runs if (r / ARGS).is_file() and (r / PEFT).is_file()), weights.parent)
     missing = [n for n in (ARGS, PEFT) if not (run / n).is_file()]
     if missing:
-        raise T2LError(f"{run} lacks {' and '.join(missing)}, which a Text-to-LoRA run keeps beside {WEIGHTS} "
-                       "(or in the run folder above a step's subfolder)")
+        raise T2LError(
+            f"{run} lacks {' and '.join(missing)}, which a Text-to-LoRA run keeps beside {WEIGHTS} "
+            "(or in the run folder above a step's subfolder)"
+        )
     try:
         args = yaml.safe_load((run / ARGS).read_text())
         peft = json.loads((run / PEFT).read_text())
@@ -83,8 +98,10 @@ def read_state(weights: Path) -> dict:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if not isinstance(e, (pickle.UnpicklingError, RuntimeError, EOFError, OSError)):
             first = f"{type(e).__name__}: {first}; is it a torch.save file?"
-        raise T2LError(f"{weights} is not a plain state dict (weights_only load refused it: {first}); "
-                       "t2l reads only tensors from a pickle and never runs code from one") from None
+        raise T2LError(
+            f"{weights} is not a plain state dict (weights_only load refused it: {first}); "
+            "t2l reads only tensors from a pickle and never runs code from one"
+        ) from None
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
         raise T2LError(f"{weights} does not hold a state dict of named tensors")
     return state
@@ -98,20 +115,24 @@ def hypernet_config(ck: AuthorsRelease, state: dict) -> HypernetConfig:
     """Our config for their hypernetwork, from args.yaml, adapter_config.json and the tensors' shapes; a clear error
     for every option t2l does not reproduce, and for a config whose fields are missing or of the wrong type."""
     if "r" not in ck.peft:
-        raise T2LError(f"{ck.run / PEFT} has no 'r' (the LoRA rank the hypernetwork emits); restore the run's "
-                       f"{PEFT}")
+        raise T2LError(f"{ck.run / PEFT} has no 'r' (the LoRA rank the hypernetwork emits); restore the run's {PEFT}")
     try:
         return _config(ck, state)
     except (KeyError, TypeError, ValueError, AttributeError) as e:  # a field missing, or of the wrong type
-        raise T2LError(f"the configs in {ck.run} do not describe a Text-to-LoRA run ({type(e).__name__}: {e}); "
-                       f"restore the run's {ARGS} and {PEFT}") from None
+        raise T2LError(
+            f"the configs in {ck.run} do not describe a Text-to-LoRA run ({type(e).__name__}: {e}); "
+            f"restore the run's {ARGS} and {PEFT}"
+        ) from None
 
 
 def _config(ck: AuthorsRelease, state: dict) -> HypernetConfig:
     a, p = ck.args, ck.peft
     if a.get("exp_setup", "hyper_lora") != "hyper_lora" or p.get("peft_type", "LORA").upper() != "LORA":
-        raise _refuse(ck, f"exp_setup {a.get('exp_setup')!r} / peft_type {p.get('peft_type')!r} is not hyper_lora "
-                          "with a LoRA output (VeRA output is deprecated in their code too)")
+        raise _refuse(
+            ck,
+            f"exp_setup {a.get('exp_setup')!r} / peft_type {p.get('peft_type')!r} is not hyper_lora "
+            "with a LoRA output (VeRA output is deprecated in their code too)",
+        )
     if a.get("use_one_hot_task_emb"):
         raise _refuse(ck, "use_one_hot_task_emb: it reads task ids, not descriptions")
     if a.get("encoder_type", "linear") != "linear":
@@ -120,8 +141,9 @@ def _config(ck: AuthorsRelease, state: dict) -> HypernetConfig:
         raise _refuse(ck, f"training_task {a['training_task']!r} is neither sft nor recon")
     targets = p.get("target_modules")
     if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-        raise _refuse(ck, "adapter_config.json's target_modules is not a list of module names "
-                          "(a regex is not supported)")
+        raise _refuse(
+            ck, "adapter_config.json's target_modules is not a list of module names (a regex is not supported)"
+        )
     if "task_encoder.mlp.0.weight" not in state:
         raise _refuse(ck, f"{WEIGHTS} has no task encoder (task_encoder.mlp.0.weight)")
     recon = a.get("training_task", "sft") == "recon"
@@ -134,17 +156,25 @@ def _config(ck: AuthorsRelease, state: dict) -> HypernetConfig:
         alpha *= math.sqrt(rank)  # rsLoRA scales by alpha / sqrt(r); the same delta-W as plain alpha * sqrt(r) / r
     latent = int(a.get("hypernet_latent_size", 128))
     hm = HyperModConfig(
-        latent_size=latent, head_in_size=int(a.get("head_in_size", 512)),
-        head_bias=f"heads.{targets[0]}.bias" in state, shared_ab_head=bool(a.get("shared_AB_head", False)),
+        latent_size=latent,
+        head_in_size=int(a.get("head_in_size", 512)),
+        head_bias=f"heads.{targets[0]}.bias" in state,
+        shared_ab_head=bool(a.get("shared_AB_head", False)),
         rank_at_a_time=bool(a.get("autoreg_gen", False)),
         rank_position="learned" if a.get("learnable_pos_emb", False) else "rope",
         z_score=recon and factorized and z_score,
         output_scale=1.0 if not recon or factorized else 1.0 / math.sqrt(float(a.get("delta_w_scaling", 10000))),
     )
     variant = ("S" if hm.rank_at_a_time else "M") if hm.shared_ab_head else "L"
-    return HypernetConfig(variant=variant, rank=rank, alpha=alpha, dropout=float(p.get("lora_dropout", 0.0)),
-                          target_modules=tuple(targets), embed_dim=state["task_encoder.mlp.0.weight"].shape[1],
-                          hypermod=hm)
+    return HypernetConfig(
+        variant=variant,
+        rank=rank,
+        alpha=alpha,
+        dropout=float(p.get("lora_dropout", 0.0)),
+        target_modules=tuple(targets),
+        embed_dim=state["task_encoder.mlp.0.weight"].shape[1],
+        hypermod=hm,
+    )
 
 
 def convert_state(state: dict, config: HypernetConfig, targets: TargetSet) -> dict:
@@ -180,17 +210,20 @@ def convert_state(state: dict, config: HypernetConfig, targets: TargetSet) -> di
     unknown = sorted(k for k in state if k not in used and not k.endswith("inv_freq"))
     missing = sorted(k for k in want if k not in out)
     if unknown or missing:
-        raise T2LError(f"the hypernetwork does not match the architecture its args.yaml describes (unexpected "
-                       f"{unknown[:3]}, missing {missing[:3]}); t2l cannot import it")
+        raise T2LError(
+            f"the hypernetwork does not match the architecture its args.yaml describes (unexpected "
+            f"{unknown[:3]}, missing {missing[:3]}); t2l cannot import it"
+        )
     for k, v in out.items():
         if v.shape != want[k].shape:
-            raise T2LError(f"{k}: the hypernetwork's tensor has shape {tuple(v.shape)}, the base model needs "
-                           f"{tuple(want[k].shape)}; is --base the model it was trained for?")
+            raise T2LError(
+                f"{k}: the hypernetwork's tensor has shape {tuple(v.shape)}, the base model needs "
+                f"{tuple(want[k].shape)}; is --base the model it was trained for?"
+            )
     return {k: v.float().contiguous() for k, v in out.items()}
 
 
-def import_release(path: Path, dest: Path, *, base: str | None = None, encoder: str | None = None,
-                      on_status=None):
+def import_release(path: Path, dest: Path, *, base: str | None = None, encoder: str | None = None, on_status=None):
     """Convert the authors' hypernetwork at `path` into a t2l hypernetwork folder `dest`; its HypernetInfo.
 
     `base` and `encoder` default to the models its args.yaml names (Hub ids are downloaded when online, else taken
@@ -207,11 +240,18 @@ def import_release(path: Path, dest: Path, *, base: str | None = None, encoder: 
     ck = find_release(path)
     emb_model = ck.args.get("emb_model") or ""
     if not emb_model:
-        raise _refuse(ck, "emb_model is empty: it embeds descriptions with the base model itself (last-token pooling)",
-                      "t2l supports only the gte-large-en-v1.5 encoder the released hypernetworks use")
+        raise _refuse(
+            ck,
+            "emb_model is empty: it embeds descriptions with the base model itself (last-token pooling)",
+            "t2l supports only the gte-large-en-v1.5 encoder the released hypernetworks use",
+        )
     if "gte" not in emb_model:
-        raise _refuse(ck, f"emb_model {emb_model!r} is not a gte encoder (their code pools gte by CLS; others, "
-                          "e.g. SFR, by last token with a prompt template)", "t2l supports the gte encoders only")
+        raise _refuse(
+            ck,
+            f"emb_model {emb_model!r} is not a gte encoder (their code pools gte by CLS; others, "
+            "e.g. SFR, by last token with a prompt template)",
+            "t2l supports the gte encoders only",
+        )
     state = read_state(ck.weights)
     config = hypernet_config(ck, state)
     base_spec = base or _named_base(ck)
@@ -230,19 +270,35 @@ def import_release(path: Path, dest: Path, *, base: str | None = None, encoder: 
     enc_dir, enc_ref = encoder_folder(enc_spec)
     dim = _hidden_size(enc_dir)
     if dim != config.embed_dim:
-        raise T2LError(f"the encoder {enc_ref.name} gives {dim}-dim embeddings, the hypernetwork reads "
-                       f"{config.embed_dim}; pass the encoder it was trained with (--encoder)")
+        raise T2LError(
+            f"the encoder {enc_ref.name} gives {dim}-dim embeddings, the hypernetwork reads "
+            f"{config.embed_dim}; pass the encoder it was trained with (--encoder)"
+        )
     model = HyperMod(config, targets)
     model.load_state_dict(ours)
     training = {
         "recipe": f"authors-{ck.args.get('training_task', 'sft')}",
-        "source": {"format": "text-to-lora hypermod.pt", "path": str(ck.weights.resolve()),
-                   "sha256": sha256_file(ck.weights), "model_dir": ck.args.get("model_dir"), "emb_model": emb_model,
-                   "adapter_config": ck.peft,
-                   "args": {k: ck.args.get(k) for k in _ARGS_KEPT if k in ck.args}},
+        "source": {
+            "format": "text-to-lora hypermod.pt",
+            "path": str(ck.weights.resolve()),
+            "sha256": sha256_file(ck.weights),
+            "model_dir": ck.args.get("model_dir"),
+            "emb_model": emb_model,
+            "adapter_config": ck.peft,
+            "args": {k: ck.args.get(k) for k in _ARGS_KEPT if k in ck.args},
+        },
     }
-    return save_hypernet(model, dest, base=base_ref, base_spec=base_spec, encoder=enc_ref, encoder_spec=enc_spec,
-                         pooling="cls", training=training, encoder_style="authors")
+    return save_hypernet(
+        model,
+        dest,
+        base=base_ref,
+        base_spec=base_spec,
+        encoder=enc_ref,
+        encoder_spec=enc_spec,
+        pooling="cls",
+        training=training,
+        encoder_style="authors",
+    )
 
 
 def _named_base(ck: AuthorsRelease) -> str:
@@ -255,9 +311,25 @@ def _named_base(ck: AuthorsRelease) -> str:
 
 
 # args.yaml fields that decide the architecture or describe the run, kept in the converted config.json
-_ARGS_KEPT = ("training_task", "exp_setup", "encoder_type", "hypernet_latent_size", "head_in_size", "shared_AB_head",
-              "autoreg_gen", "learnable_pos_emb", "pred_z_score", "factorized", "delta_w_scaling", "mt_lora_path",
-              "target_modules", "n_train_ds", "epochs", "lr", "seed")
+_ARGS_KEPT = (
+    "training_task",
+    "exp_setup",
+    "encoder_type",
+    "hypernet_latent_size",
+    "head_in_size",
+    "shared_AB_head",
+    "autoreg_gen",
+    "learnable_pos_emb",
+    "pred_z_score",
+    "factorized",
+    "delta_w_scaling",
+    "mt_lora_path",
+    "target_modules",
+    "n_train_ds",
+    "epochs",
+    "lr",
+    "seed",
+)
 
 
 def _hidden_size(folder: Path) -> int:

@@ -38,8 +38,10 @@ class Bert(nn.Module):
         self.position = nn.Embedding(cfg["max_position_embeddings"], h)
         self.token_type = nn.Embedding(cfg.get("type_vocab_size", 2), h)
         self.ln = nn.LayerNorm(h, eps=eps)
-        self.layers = nn.ModuleList(BertLayer(h, cfg["num_attention_heads"], cfg["intermediate_size"], eps)
-                                    for _ in range(cfg["num_hidden_layers"]))
+        self.layers = nn.ModuleList(
+            BertLayer(h, cfg["num_attention_heads"], cfg["intermediate_size"], eps)
+            for _ in range(cfg["num_hidden_layers"])
+        )
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """[B, T] token ids and attention mask -> [B, T, hidden] last hidden states."""
@@ -53,13 +55,17 @@ class Bert(nn.Module):
 
 # transformers' parameter names -> ours ("{i}" is the layer index)
 _NAMES = {
-    "embeddings.word_embeddings": "word", "embeddings.position_embeddings": "position",
-    "embeddings.token_type_embeddings": "token_type", "embeddings.LayerNorm": "ln",
-    "encoder.layer.{i}.attention.self.query": "layers.{i}.q", "encoder.layer.{i}.attention.self.key": "layers.{i}.k",
+    "embeddings.word_embeddings": "word",
+    "embeddings.position_embeddings": "position",
+    "embeddings.token_type_embeddings": "token_type",
+    "embeddings.LayerNorm": "ln",
+    "encoder.layer.{i}.attention.self.query": "layers.{i}.q",
+    "encoder.layer.{i}.attention.self.key": "layers.{i}.k",
     "encoder.layer.{i}.attention.self.value": "layers.{i}.v",
     "encoder.layer.{i}.attention.output.dense": "layers.{i}.o",
     "encoder.layer.{i}.attention.output.LayerNorm": "layers.{i}.ln_attn",
-    "encoder.layer.{i}.intermediate.dense": "layers.{i}.up", "encoder.layer.{i}.output.dense": "layers.{i}.down",
+    "encoder.layer.{i}.intermediate.dense": "layers.{i}.up",
+    "encoder.layer.{i}.output.dense": "layers.{i}.down",
     "encoder.layer.{i}.output.LayerNorm": "layers.{i}.ln_mlp",
 }
 
@@ -70,9 +76,13 @@ def supports(folder: Path) -> bool:
         cfg = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return (cfg.get("model_type") == "bert" and cfg.get("hidden_act", "gelu") == "gelu"
-            and cfg.get("position_embedding_type", "absolute") == "absolute"
-            and (folder / "tokenizer.json").is_file() and (folder / "model.safetensors").is_file())
+    return (
+        cfg.get("model_type") == "bert"
+        and cfg.get("hidden_act", "gelu") == "gelu"
+        and cfg.get("position_embedding_type", "absolute") == "absolute"
+        and (folder / "tokenizer.json").is_file()
+        and (folder / "model.safetensors").is_file()
+    )
 
 
 def load_bert(folder: Path) -> Bert:

@@ -38,8 +38,14 @@ class Engine:
         self.scheduler = Scheduler(model, tokenizer, self.end_ids, device, max_batch)
 
     @classmethod
-    def load(cls, base_spec: str, dtype: str = "float32", device: str = "auto",
-             on_status: Status | None = None, max_batch: int = 8) -> "Engine":
+    def load(
+        cls,
+        base_spec: str,
+        dtype: str = "float32",
+        device: str = "auto",
+        on_status: Status | None = None,
+        max_batch: int = 8,
+    ) -> "Engine":
         from t2l.base import load_base
         from t2l.device import resolve_device
 
@@ -55,9 +61,11 @@ class Engine:
     def adapter(self, tensors: dict, peft_config: dict, info, label: str) -> LoRAWeights:
         """An adapter's tensors ready to apply; refused when made for another base."""
         if info is not None and not info.base.same_weights(self.ref):
-            raise T2LError(f"{label} was made for base model {info.base.name} (sha256 {info.base.sha256[:12]}), "
-                           f"not {self.ref.name} (sha256 {self.ref.sha256[:12]}); use it with --base "
-                           f"{info.base_spec}")
+            raise T2LError(
+                f"{label} was made for base model {info.base.name} (sha256 {info.base.sha256[:12]}), "
+                f"not {self.ref.name} (sha256 {self.ref.sha256[:12]}); use it with --base "
+                f"{info.base_spec}"
+            )
         return lora_weights(self.model, tensors, peft_config, label).to(self.device)
 
     def adapter_file(self, path: Path, label: str) -> LoRAWeights:
@@ -80,11 +88,12 @@ class Engine:
 
     def check_room(self, prompt_tokens: int, max_new_tokens: int) -> None:
         if prompt_tokens + max_new_tokens > self.context_length:
-            raise T2LError(f"the prompt's {prompt_tokens} tokens and {max_new_tokens} new ones exceed the model's "
-                           f"context of {self.context_length} tokens; shorten the prompt or ask for fewer tokens")
+            raise T2LError(
+                f"the prompt's {prompt_tokens} tokens and {max_new_tokens} new ones exceed the model's "
+                f"context of {self.context_length} tokens; shorten the prompt or ask for fewer tokens"
+            )
 
-    def generate(self, prompt_ids: list[int], sampling: Sampling,
-                 adapter: LoRAWeights | None = None) -> "Generation":
+    def generate(self, prompt_ids: list[int], sampling: Sampling, adapter: LoRAWeights | None = None) -> "Generation":
         """The answer to `prompt_ids`, as an iterator of text pieces; checked before anything runs."""
         if not prompt_ids:
             raise T2LError("the prompt is empty; give some text to answer")

@@ -53,25 +53,33 @@ def compare(path_a: Path, path_b: Path) -> AdapterDiff:
     desc_a, desc_b = (info.description if info else "" for info in (info_a, info_b))
     words = [(d[0], d[2:]) for d in difflib.ndiff(desc_a.split(), desc_b.split()) if d[0] in " +-"]
     settings = {
-        "base": (info_a.base.name if info_a else cfg_a.get("base_model_name_or_path"),
-                 info_b.base.name if info_b else cfg_b.get("base_model_name_or_path")),
-        "hypernet": ((info_a.hypernet.get("sha256") or "")[:12] if info_a else "",
-                     (info_b.hypernet.get("sha256") or "")[:12] if info_b else ""),
+        "base": (
+            info_a.base.name if info_a else cfg_a.get("base_model_name_or_path"),
+            info_b.base.name if info_b else cfg_b.get("base_model_name_or_path"),
+        ),
+        "hypernet": (
+            (info_a.hypernet.get("sha256") or "")[:12] if info_a else "",
+            (info_b.hypernet.get("sha256") or "")[:12] if info_b else "",
+        ),
         "rank": (cfg_a["r"], cfg_b["r"]),
         "alpha": (cfg_a["lora_alpha"], cfg_b["lora_alpha"]),
         "targets": (",".join(sorted(cfg_a["target_modules"])), ",".join(sorted(cfg_b["target_modules"]))),
     }
     if info_a and info_b and not info_a.base.same_weights(info_b.base):
-        raise T2LError(f"{path_a} was made for base model {info_a.base.name}, {path_b} for {info_b.base.name}: "
-                       "weight updates of different bases cannot be compared; diff adapters of one base")
+        raise T2LError(
+            f"{path_a} was made for base model {info_a.base.name}, {path_b} for {info_b.base.name}: "
+            "weight updates of different bases cannot be compared; diff adapters of one base"
+        )
     out = AdapterDiff(words, settings)
     shared = sorted(k for k in ta if k.endswith(".lora_A.weight") and k in tb)
     for key in shared:
         bkey = key.replace(".lora_A.", ".lora_B.")
         if ta[key].shape[1] != tb[key].shape[1] or ta[bkey].shape[0] != tb[bkey].shape[0]:
-            raise T2LError(f"{key} has different shapes in the two adapters ({tuple(ta[bkey].shape[:1])}x"
-                           f"{tuple(ta[key].shape[1:])} vs {tuple(tb[bkey].shape[:1])}x{tuple(tb[key].shape[1:])}): "
-                           "they were made for different base models; diff adapters of one base")
+            raise T2LError(
+                f"{key} has different shapes in the two adapters ({tuple(ta[bkey].shape[:1])}x"
+                f"{tuple(ta[key].shape[1:])} vs {tuple(tb[bkey].shape[:1])}x{tuple(tb[key].shape[1:])}): "
+                "they were made for different base models; diff adapters of one base"
+            )
     if not shared:
         raise T2LError("the two adapters share no LoRA module; nothing to compare layer by layer")
     sa, sb = cfg_a["lora_alpha"] / cfg_a["r"], cfg_b["lora_alpha"] / cfg_b["r"]
@@ -107,8 +115,12 @@ def heatmap_png(diff: AdapterDiff, path: Path, cell: int = 14) -> Path:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + \
-        chunk(b"IDAT", zlib.compress(b"".join(rows))) + chunk(b"IEND", b"")
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
     return write_bytes_atomic(path, png)  # its folder made as for `eval --output`; never half a PNG
 
 

@@ -44,8 +44,9 @@ class Encoded:
 
 
 class DescriptionEncoder:
-    def __init__(self, folder: Path, ref: ModelRef, pooling: str | None = None, backend: str = "auto",
-                 style: str = "plain"):
+    def __init__(
+        self, folder: Path, ref: ModelRef, pooling: str | None = None, backend: str = "auto", style: str = "plain"
+    ):
         from t2l import bert, gte
 
         if style not in STYLES:
@@ -69,8 +70,9 @@ class DescriptionEncoder:
             self.forward, self.tokenize = _plain_backend(folder, gte.load_gte)
             return
         use_plain = backend == "plain" or (backend == "auto" and bert.supports(folder))
-        self.forward, self.tokenize = (_plain_backend(folder, bert.load_bert) if use_plain
-                                       else _transformers_backend(folder))
+        self.forward, self.tokenize = (
+            _plain_backend(folder, bert.load_bert) if use_plain else _transformers_backend(folder)
+        )
 
     def encode(self, texts: list[str], chunk: int = 64, on_progress=None) -> Encoded:
         """Embeddings of `texts`, `chunk` at a time (a collection can have thousands of long descriptions);

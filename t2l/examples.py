@@ -46,12 +46,15 @@ def parse_shots(rows: list, where: str) -> list[Shot]:
     shots = []
     for i, row in enumerate(rows, 1):
         if not isinstance(row, dict):
-            raise T2LError(f"{where}: example {i} is a JSON {type(row).__name__}, not an object; write "
-                           '{"input": "...", "output": "..."}')
+            raise T2LError(
+                f"{where}: example {i} is a JSON {type(row).__name__}, not an object; write "
+                '{"input": "...", "output": "..."}'
+            )
         missing = [k for k in ("input", "output") if not isinstance(row.get(k), str)]
         if missing:
-            raise T2LError(f"{where}: example {i} has no string {missing[0]!r}; write "
-                           '{"input": "...", "output": "..."}')
+            raise T2LError(
+                f'{where}: example {i} has no string {missing[0]!r}; write {{"input": "...", "output": "..."}}'
+            )
         inp, out = row["input"].strip(), row["output"].strip()
         if not inp or not out:
             raise T2LError(f"{where}: example {i} has an empty {'input' if not inp else 'output'}; give both")
@@ -76,21 +79,26 @@ def read_examples(path: Path) -> list[Shot]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as e:
-                raise T2LError(f"{path} line {n} is not JSON ({e.msg}); write one "
-                               '{"input": "...", "output": "..."} per line') from None
+                raise T2LError(
+                    f'{path} line {n} is not JSON ({e.msg}); write one {{"input": "...", "output": "..."}} per line'
+                ) from None
     if not rows:
-        raise T2LError(f"{path} holds no examples; write one {{\"input\": \"...\", \"output\": \"...\"}} per line")
+        raise T2LError(f'{path} holds no examples; write one {{"input": "...", "output": "..."}} per line')
     return parse_shots(rows, str(path))
 
 
 def check_count(shots: list[Shot], most: int, hypernet: str) -> None:
     """Refuse examples a hypernetwork cannot read, or more than it was trained with."""
     if shots and not most:
-        raise T2LError(f"hypernetwork {hypernet} reads descriptions only; make adapters from examples with one "
-                       "trained on them (`t2l train --recipe sft-examples`)")
+        raise T2LError(
+            f"hypernetwork {hypernet} reads descriptions only; make adapters from examples with one "
+            "trained on them (`t2l train --recipe sft-examples`)"
+        )
     if len(shots) > most:
-        raise T2LError(f"{len(shots)} examples given; hypernetwork {hypernet} was trained with at most {most}: "
-                       f"give {most} or fewer")
+        raise T2LError(
+            f"{len(shots)} examples given; hypernetwork {hypernet} was trained with at most {most}: "
+            f"give {most} or fewer"
+        )
 
 
 def mean_embedding(encoder, groups: list[list[Shot]]):

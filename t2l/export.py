@@ -6,8 +6,16 @@ import json
 import os
 from pathlib import Path
 
-from t2l.adapter import (PEFT_CONFIG, PEFT_WEIGHTS, AdapterInfo, adapter_bytes, is_folder_form, read_adapter, read_info,
-                         weights_file)
+from t2l.adapter import (
+    PEFT_CONFIG,
+    PEFT_WEIGHTS,
+    AdapterInfo,
+    adapter_bytes,
+    is_folder_form,
+    read_adapter,
+    read_info,
+    weights_file,
+)
 from t2l.card import card, outside_peft_config
 from t2l.errors import T2LError
 from t2l.files import folder_atomic, write_bytes_atomic
@@ -26,14 +34,19 @@ def check_output(path: Path, force: bool) -> None:
     writable."""
     path = Path(path)
     if path.name in ("", ".", ".."):  # '.', '..', '/': folders that hold others, never an adapter's own
-        raise T2LError(f"cannot write the adapter to {str(path)!r}: it names the folder you are in (or one above "
-                       f"it), not a new one; give it a name of its own, e.g. {path / 'my-adapter'}")
+        raise T2LError(
+            f"cannot write the adapter to {str(path)!r}: it names the folder you are in (or one above "
+            f"it), not a new one; give it a name of its own, e.g. {path / 'my-adapter'}"
+        )
     if path.is_dir() and not _folder(path):
-        raise T2LError(f"{path} is a folder, but a {path.suffix} name writes one file; remove the folder or choose "
-                       "another path")
+        raise T2LError(
+            f"{path} is a folder, but a {path.suffix} name writes one file; remove the folder or choose another path"
+        )
     if path.exists() and not path.is_dir() and _folder(path):
-        raise T2LError(f"{path} is a file, but a name without .safetensors or .gguf writes a PEFT folder; remove the "
-                       "file or name the output NAME.safetensors (or NAME.gguf for llama.cpp)")
+        raise T2LError(
+            f"{path} is a file, but a name without .safetensors or .gguf writes a PEFT folder; remove the "
+            "file or name the output NAME.safetensors (or NAME.gguf for llama.cpp)"
+        )
     if path.exists() and not force:
         raise T2LError(f"{path} exists already; pass --force to overwrite it or choose another path")
     if path.is_dir():
@@ -53,12 +66,20 @@ def _check_replaceable(folder: Path) -> None:
     others = [n for n in names if n not in FOLDER_FILES]
     if others or (names and PEFT_CONFIG not in names and PEFT_WEIGHTS not in names):
         shown = (others or names)[0]
-        raise T2LError(f"{folder} is not an adapter folder (it holds {shown!r}); --force replaces only an adapter "
-                       "folder, so nothing was deleted: choose a new folder or empty this one")
+        raise T2LError(
+            f"{folder} is not an adapter folder (it holds {shown!r}); --force replaces only an adapter "
+            "folder, so nothing was deleted: choose a new folder or empty this one"
+        )
 
 
-def write_adapter(tensors: dict, info: AdapterInfo, path: Path, force: bool = False, name: str | None = None,
-                  data: bytes | None = None) -> Path:
+def write_adapter(
+    tensors: dict,
+    info: AdapterInfo,
+    path: Path,
+    force: bool = False,
+    name: str | None = None,
+    data: bytes | None = None,
+) -> Path:
     """Any form, chosen by `path`'s suffix, from the tensors (`data`: their file's bytes, when encoded already). A
     folder's model card (a GGUF's general.name) is `name`, else the folder's."""
     check_output(path, force)
@@ -94,8 +115,9 @@ def _write(data: bytes, info: AdapterInfo, path: Path, name: str | None = None) 
     try:
         if not is_folder_form(path):
             return write_bytes_atomic(path, data)
-        return write_peft_folder(path, data, outside_peft_config(info), card(info, name or path.name, [], None),
-                                 replace=True)
+        return write_peft_folder(
+            path, data, outside_peft_config(info), card(info, name or path.name, [], None), replace=True
+        )
     except OSError as e:  # what check_output cannot foresee: /proc, a full disk, a read-only mount
         raise T2LError(f"cannot write {path} ({e.strerror}); choose another output path") from None
 

@@ -24,16 +24,20 @@ def no_room(path: Path, e: OSError) -> T2LError:
     """The one-line error for a write that found no room (`e.errno` in NO_ROOM): what, why, and what to do."""
     from t2l.home import t2l_home
 
-    why = ("a file size limit (see `ulimit -f`) stops it" if e.errno == errno.EFBIG
-           else e.strerror or "no space left")
+    why = "a file size limit (see `ulimit -f`) stops it" if e.errno == errno.EFBIG else e.strerror or "no space left"
     try:
         home = Path(path).resolve().is_relative_to(t2l_home().resolve())
     except OSError:
         home = False
-    where = (", or set T2L_HOME to a folder on a disk with room (t2l keeps its registry, adapters and "
-             "hypernetworks there)") if home else ", or choose a path on a disk with room"
-    return T2LError(f"no room to write {path}: {why}; nothing half-written was kept. Free some space{where}, then "
-                    "run the command again")
+    where = (
+        (", or set T2L_HOME to a folder on a disk with room (t2l keeps its registry, adapters and hypernetworks there)")
+        if home
+        else ", or choose a path on a disk with room"
+    )
+    return T2LError(
+        f"no room to write {path}: {why}; nothing half-written was kept. Free some space{where}, then "
+        "run the command again"
+    )
 
 
 def write_bytes_atomic(path: Path, data: bytes, sync: bool = False) -> Path:
@@ -115,5 +119,6 @@ def check_writable(path: Path, what: str) -> None:
         probe.open("xb").close()
         probe.unlink()
     except OSError as e:
-        raise T2LError(f"cannot write {what} {path}: {folder} is not a writable folder ({e.strerror}); choose "
-                       "another path") from None
+        raise T2LError(
+            f"cannot write {what} {path}: {folder} is not a writable folder ({e.strerror}); choose another path"
+        ) from None

@@ -59,19 +59,23 @@ def layout_from_gguf(path: Path) -> BaseLayout:
         raise T2LError(f"{path} has no general.architecture; it is not a llama.cpp model GGUF")
     heads = int(value(f"{arch}.attention.head_count", 0))
     shapes = {t.name: (int(t.shape[1]), int(t.shape[0])) for t in reader.tensors if len(t.shape) == 2}
-    return BaseLayout(arch, int(value(f"{arch}.block_count", 0)), heads,
-                      int(value(f"{arch}.attention.head_count_kv", heads)), shapes)
+    return BaseLayout(
+        arch, int(value(f"{arch}.block_count", 0)), heads, int(value(f"{arch}.attention.head_count_kv", heads)), shapes
+    )
 
 
 def layout_from_config(config: dict) -> BaseLayout:
     """The layout of an HF base from its config.json."""
     names = config.get("architectures") or [config.get("model_type", "?")]
     if names[0] not in HF_ARCHS:
-        raise T2LError(f"cannot write a llama.cpp adapter for a {names[0]} base: t2l knows the llama.cpp layout of "
-                       f"{', '.join(sorted(HF_ARCHS))} only; export it as NAME.safetensors or a PEFT folder instead")
+        raise T2LError(
+            f"cannot write a llama.cpp adapter for a {names[0]} base: t2l knows the llama.cpp layout of "
+            f"{', '.join(sorted(HF_ARCHS))} only; export it as NAME.safetensors or a PEFT folder instead"
+        )
     heads = int(config["num_attention_heads"])
-    return BaseLayout(HF_ARCHS[names[0]][0], int(config["num_hidden_layers"]), heads,
-                      int(config.get("num_key_value_heads") or heads))
+    return BaseLayout(
+        HF_ARCHS[names[0]][0], int(config["num_hidden_layers"]), heads, int(config.get("num_key_value_heads") or heads)
+    )
 
 
 def base_layout(spec: str) -> BaseLayout:
@@ -98,15 +102,17 @@ def gguf_tensors(tensors: dict, layout: BaseLayout) -> dict:
 
     known = {name: arch for arch, name in gguf.MODEL_ARCH_NAMES.items()}
     if layout.arch not in known or layout.arch not in {a for a, _ in HF_ARCHS.values()}:
-        raise T2LError(f"cannot write a llama.cpp adapter for a base of llama.cpp architecture {layout.arch!r}: "
-                       f"t2l knows {', '.join(sorted({a for a, _ in HF_ARCHS.values()}))} only; export it as "
-                       "NAME.safetensors or a PEFT folder instead")
+        raise T2LError(
+            f"cannot write a llama.cpp adapter for a base of llama.cpp architecture {layout.arch!r}: "
+            f"t2l knows {', '.join(sorted({a for a, _ in HF_ARCHS.values()}))} only; export it as "
+            "NAME.safetensors or a PEFT folder instead"
+        )
     names = gguf.get_tensor_name_map(known[layout.arch], layout.layers)
     pairs: dict[str, dict] = {}
     for key, t in tensors.items():
         if not key.startswith(PREFIX) or not key.endswith((A_SUFFIX, B_SUFFIX)):
             raise T2LError(f"unexpected adapter key {key!r}: not a PEFT LoRA weight")
-        module = key[len(PREFIX):-len(A_SUFFIX)]
+        module = key[len(PREFIX) : -len(A_SUFFIX)]
         pairs.setdefault(module, {})[key[-8]] = t.detach().float().cpu().numpy()
     out = {}
     for module, ab in sorted(pairs.items()):
@@ -116,9 +122,11 @@ def gguf_tensors(tensors: dict, layout: BaseLayout) -> dict:
         base = names.get_name(module)
         if base is None or not base.startswith("blk."):
             short = module.rsplit(".", 1)[-1]
-            raise T2LError(f"llama.cpp's {layout.arch} architecture has no tensor for the adapted module {short} "
-                           f"({module}); make the adapter with other target modules (e.g. q_proj, v_proj) or "
-                           "export it as NAME.safetensors")
+            raise T2LError(
+                f"llama.cpp's {layout.arch} architecture has no tensor for the adapted module {short} "
+                f"({module}); make the adapter with other target modules (e.g. q_proj, v_proj) or "
+                "export it as NAME.safetensors"
+            )
         a, b = ab["A"], ab["B"]
         if layout.arch in PERMUTED and base.endswith((".attn_q", ".attn_k")):
             b = _permute_rows(b, layout.heads if base.endswith(".attn_q") else layout.kv_heads)
@@ -126,8 +134,10 @@ def gguf_tensors(tensors: dict, layout: BaseLayout) -> dict:
         want = layout.shapes.get(name) if layout.shapes is not None else None
         if layout.shapes is not None and want != (b.shape[0], a.shape[1]):
             found = "no such tensor" if want is None else f"shape {want}"
-            raise T2LError(f"the adapter's {module} is ({b.shape[0]}, {a.shape[1]}) but the base GGUF has {found} "
-                           f"for {name}; the adapter was made for another base")
+            raise T2LError(
+                f"the adapter's {module} is ({b.shape[0]}, {a.shape[1]}) but the base GGUF has {found} "
+                f"for {name}; the adapter was made for another base"
+            )
         out[f"{name}.lora_a"], out[f"{name}.lora_b"] = a, b
     if not out:
         raise T2LError("the adapter holds no LoRA weights; nothing to write")

@@ -32,12 +32,12 @@ def rope_frequencies(cfg: dict) -> torch.Tensor:
     steps = torch.arange(0, dim, 2, dtype=torch.float32) / dim
     scaling = cfg.get("rope_scaling")
     if not scaling:
-        return 1.0 / base ** steps
+        return 1.0 / base**steps
     factor, mixed_b = float(scaling["factor"]), scaling.get("mixed_b")
     if mixed_b is None:
         return 1.0 / (base * factor) ** steps / factor ** (2 / dim)
     a = math.log(factor) / (dim / 2) ** mixed_b
-    return 1.0 / base ** steps / torch.exp(a * torch.arange(1, dim // 2 + 1, dtype=torch.float32) ** mixed_b)
+    return 1.0 / base**steps / torch.exp(a * torch.arange(1, dim // 2 + 1, dtype=torch.float32) ** mixed_b)
 
 
 class GteLayer(nn.Module):
@@ -95,11 +95,15 @@ class Gte(nn.Module):
 
 # their parameter names -> ours ("{i}" is the layer index)
 _NAMES = {
-    "embeddings.word_embeddings": "word", "embeddings.token_type_embeddings": "token_type",
+    "embeddings.word_embeddings": "word",
+    "embeddings.token_type_embeddings": "token_type",
     "embeddings.LayerNorm": "ln",
-    "encoder.layer.{i}.attention.qkv_proj": "layers.{i}.qkv", "encoder.layer.{i}.attention.o_proj": "layers.{i}.o",
-    "encoder.layer.{i}.mlp.up_gate_proj": "layers.{i}.up_gate", "encoder.layer.{i}.mlp.down_proj": "layers.{i}.down",
-    "encoder.layer.{i}.attn_ln": "layers.{i}.ln_attn", "encoder.layer.{i}.mlp_ln": "layers.{i}.ln_mlp",
+    "encoder.layer.{i}.attention.qkv_proj": "layers.{i}.qkv",
+    "encoder.layer.{i}.attention.o_proj": "layers.{i}.o",
+    "encoder.layer.{i}.mlp.up_gate_proj": "layers.{i}.up_gate",
+    "encoder.layer.{i}.mlp.down_proj": "layers.{i}.down",
+    "encoder.layer.{i}.attn_ln": "layers.{i}.ln_attn",
+    "encoder.layer.{i}.mlp_ln": "layers.{i}.ln_mlp",
 }
 
 
@@ -109,8 +113,11 @@ def supports(folder: Path) -> bool:
         cfg = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return (cfg.get("model_type") == "new" and (folder / "tokenizer.json").is_file()
-            and (folder / "model.safetensors").is_file())
+    return (
+        cfg.get("model_type") == "new"
+        and (folder / "tokenizer.json").is_file()
+        and (folder / "model.safetensors").is_file()
+    )
 
 
 def check_config(cfg: dict) -> None:

@@ -43,7 +43,7 @@ def rotate_rows(h: torch.Tensor) -> torch.Tensor:
     inv_freq = 1.0 / (10000 ** (torch.arange(0, d, 2, dtype=torch.float32, device=h.device) / d))
     angles = torch.arange(r, dtype=torch.float32, device=h.device)[:, None] * inv_freq[None]
     angles = torch.cat([angles, angles], -1)
-    half = torch.cat([-h[..., d // 2:], h[..., : d // 2]], -1)
+    half = torch.cat([-h[..., d // 2 :], h[..., : d // 2]], -1)
     return h * angles.cos().to(h.dtype) + half * angles.sin().to(h.dtype)
 
 
@@ -100,6 +100,7 @@ class HyperMod(nn.Module):
         hm, r = self.hm, self.config.rank
         t = self.targets.of(m)[0]
         d_in, d_out = t.in_features, t.out_features
+
         def head(x):
             return self.heads[m](self.out_mlp(x))
 
@@ -108,7 +109,7 @@ class HyperMod(nn.Module):
             y = head(self._rows(h))
             if hm.rank_at_a_time:  # [B, r, in + out]
                 return y[..., :d_in], y[..., d_in:]
-            return y[:, : r * d_in].reshape(b_size, r, d_in), y[:, r * d_in:].reshape(b_size, r, d_out)
+            return y[:, : r * d_in].reshape(b_size, r, d_in), y[:, r * d_in :].reshape(b_size, r, d_out)
         out = []
         for which, width in ((0, d_in), (1, d_out)):
             x = self.block2(h + self.ab_norm(self.ab_emb[m][which]))

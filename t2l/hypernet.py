@@ -69,8 +69,9 @@ class HyperLoRA(nn.Module):
             self.register_buffer(name, q[:, i].contiguous(), persistent=False)
         self.query_counts = [sum(1 for row in rows if row[0] == mi) for mi in range(len(self.modules_))]
 
-    def forward(self, description_emb: torch.Tensor,
-                examples_emb: torch.Tensor | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(
+        self, description_emb: torch.Tensor, examples_emb: torch.Tensor | None = None
+    ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """[N, embed_dim] (and the mean embedding of each adapter's examples [N, embed_dim], zeros for none) ->
         {module: (A [N, layers, r, in], B [N, layers, out, r])}. A zero description embedding means "examples
         only"."""

@@ -39,8 +39,12 @@ class HypernetInfo:
             "hypernet": self.config.to_dict(),
             "targets": self.targets.to_list(),
             "base": {**self.base.to_dict(), "spec": self.base_spec},
-            "encoder": {**self.encoder.to_dict(), "spec": self.encoder_spec, "pooling": self.pooling,
-                        **({"style": self.encoder_style} if self.encoder_style != "plain" else {})},
+            "encoder": {
+                **self.encoder.to_dict(),
+                "spec": self.encoder_spec,
+                "pooling": self.pooling,
+                **({"style": self.encoder_style} if self.encoder_style != "plain" else {}),
+            },
             "weights_sha256": self.sha256,
             "training": self.training,
         }
@@ -72,18 +76,36 @@ class HypernetInfo:
     def registry_fields(self) -> dict:
         """The columns of the registry's hypernet table."""
         return dict(
-            sha256=self.sha256, variant=self.config.variant, rank=self.config.rank, alpha=self.config.alpha,
-            targets=list(self.config.target_modules), base_name=self.base.name, base_sha256=self.base.sha256,
-            encoder_name=self.encoder.name, encoder_sha256=self.encoder.sha256,
-            recipe=self.training.get("recipe"), config=self.to_json(),
-            collection_sha256=self.training.get("collection_sha256"), steps=self.training.get("steps"),
+            sha256=self.sha256,
+            variant=self.config.variant,
+            rank=self.config.rank,
+            alpha=self.config.alpha,
+            targets=list(self.config.target_modules),
+            base_name=self.base.name,
+            base_sha256=self.base.sha256,
+            encoder_name=self.encoder.name,
+            encoder_sha256=self.encoder.sha256,
+            recipe=self.training.get("recipe"),
+            config=self.to_json(),
+            collection_sha256=self.training.get("collection_sha256"),
+            steps=self.training.get("steps"),
             final_loss=self.training.get("final_loss"),
         )
 
 
-def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encoder: ModelRef, encoder_spec: str,
-                  pooling: str, training: dict | None = None, dtype: str = "float32",
-                  encoder_style: str = "plain") -> HypernetInfo:
+def save_hypernet(
+    model,
+    folder: Path,
+    *,
+    base: ModelRef,
+    base_spec: str,
+    encoder: ModelRef,
+    encoder_spec: str,
+    pooling: str,
+    training: dict | None = None,
+    dtype: str = "float32",
+    encoder_style: str = "plain",
+) -> HypernetInfo:
     """Write weights + config to a temp folder, then rename it into place. The weights file carries
     `adapters_sha256` in its metadata, so its sha256 (the registry's identity of a hypernetwork) differs between
     hypernetworks whose tensors are equal but whose adapters are not (another base, module order or output scale)."""
@@ -97,8 +119,18 @@ def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encode
         raise T2LError(f"{folder} exists already; choose a new folder for the hypernetwork")
     with folder_atomic(folder) as tmp:
         state = {k: v.detach().to(getattr(torch, dtype)).contiguous() for k, v in model.state_dict().items()}
-        info = HypernetInfo(model.config, model.targets, base, base_spec, encoder, encoder_spec, pooling, "",
-                            dict(training or {}), encoder_style)
+        info = HypernetInfo(
+            model.config,
+            model.targets,
+            base,
+            base_spec,
+            encoder,
+            encoder_spec,
+            pooling,
+            "",
+            dict(training or {}),
+            encoder_style,
+        )
         # canonical: metadata in sorted order, so the same hypernetwork always has the same bytes and sha256
         data = canonical(save(state, metadata={"format": "pt", "adapters_sha256": info.adapters_sha256()}))
         (tmp / WEIGHTS).write_bytes(data)
@@ -111,15 +143,19 @@ def save_hypernet(model, folder: Path, *, base: ModelRef, base_spec: str, encode
 def read_hypernet_info(folder: Path) -> HypernetInfo:
     folder = Path(folder)
     if folder == DEFAULT_HYPERNET_DIR and not folder.exists():
-        raise T2LError("no default hypernetwork is installed in this t2l (none has been trained and shipped yet); "
-                       "pass --hypernet with a hypernetwork folder or a registered hypernetwork (see `t2l hypernets`)")
+        raise T2LError(
+            "no default hypernetwork is installed in this t2l (none has been trained and shipped yet); "
+            "pass --hypernet with a hypernetwork folder or a registered hypernetwork (see `t2l hypernets`)"
+        )
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
         raise T2LError(f"{folder} is not a hypernetwork folder (needs {CONFIG} and {WEIGHTS})")
     try:
         d = json.loads((folder / CONFIG).read_text())
         if not isinstance(d, dict):
-            raise T2LError(f"{folder / CONFIG} holds a JSON {type(d).__name__}, not a hypernetwork config (an object "
-                           f"with format {FORMAT!r}); restore the hypernetwork's {CONFIG}")
+            raise T2LError(
+                f"{folder / CONFIG} holds a JSON {type(d).__name__}, not a hypernetwork config (an object "
+                f"with format {FORMAT!r}); restore the hypernetwork's {CONFIG}"
+            )
         if d.get("format") != FORMAT:
             raise T2LError(f"{folder / CONFIG} has format {d.get('format')!r}, expected {FORMAT!r}")
         return HypernetInfo.from_json(d)
@@ -139,8 +175,9 @@ def load_hypernet(folder: Path):
     if sha256_file(weights) != info.sha256:
         raise T2LError(f"{weights} is corrupted (sha256 differs from {CONFIG}); restore or download it again")
     # t2l's HyperLoRA, or the authors' architecture when the config says hypermod (an imported hypernetwork)
-    model: HyperLoRA | HyperMod = (HyperLoRA(info.config, info.targets) if info.config.hypermod is None
-                                   else HyperMod(info.config, info.targets))
+    model: HyperLoRA | HyperMod = (
+        HyperLoRA(info.config, info.targets) if info.config.hypermod is None else HyperMod(info.config, info.targets)
+    )
     state = {k: v.float() for k, v in load_file(weights).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

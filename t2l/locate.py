@@ -53,8 +53,9 @@ def hub_snapshot(repo_id: str, what: str) -> Path:
     try:
         return Path(snapshot_download(repo_id, allow_patterns=patterns))
     except RepositoryNotFoundError:
-        raise T2LError(f"no {what} {repo_id!r} on the Hugging Face Hub; "
-                       "check the id (or log in for private repos)") from None
+        raise T2LError(
+            f"no {what} {repo_id!r} on the Hugging Face Hub; check the id (or log in for private repos)"
+        ) from None
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as e:
         raise T2LError(
             f"the {what} {repo_id!r} is not in the Hugging Face cache "
@@ -76,15 +77,19 @@ def model_folder(spec: str, what: str, embedded: dict, other_forms: str = "") ->
     if looks_like_hub_id(spec):
         snap = hub_snapshot(spec, what)
         return snap, folder_ref(snap, name=spec, revision=snap.name)
-    raise T2LError(f"unknown {what} {spec!r}: give an embedded name ({', '.join(embedded)}), a local folder"
-                   f"{other_forms} or a Hub id")
+    raise T2LError(
+        f"unknown {what} {spec!r}: give an embedded name ({', '.join(embedded)}), a local folder"
+        f"{other_forms} or a Hub id"
+    )
 
 
 def weight_files(folder: Path, what: str) -> list[Path]:
     files = sorted(folder.glob("*.safetensors"))
     if not files:
-        raise T2LError(f"{folder} holds no .safetensors weights for the {what}; t2l never loads pickled weights "
-                       "(convert them with `save_pretrained(..., safe_serialization=True)`)")
+        raise T2LError(
+            f"{folder} holds no .safetensors weights for the {what}; t2l never loads pickled weights "
+            "(convert them with `save_pretrained(..., safe_serialization=True)`)"
+        )
     return files
 
 

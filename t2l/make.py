@@ -39,13 +39,17 @@ class AdapterMaker:
         if base is not None:
             ref = identify_base(base)
             if not ref.same_weights(self.info.base):
-                raise T2LError(f"the hypernetwork was trained for base model {self.info.base.name} "
-                               f"(sha256 {self.info.base.sha256[:12]}), not {ref.name} (sha256 {ref.sha256[:12]}); "
-                               "use a hypernetwork trained for this base")
+                raise T2LError(
+                    f"the hypernetwork was trained for base model {self.info.base.name} "
+                    f"(sha256 {self.info.base.sha256[:12]}), not {ref.name} (sha256 {ref.sha256[:12]}); "
+                    "use a hypernetwork trained for this base"
+                )
         folder, ref = encoder_folder(encoder or self.info.encoder_spec)
         if not ref.same_weights(self.info.encoder):
-            raise T2LError(f"the description encoder {ref.name} is not the one the hypernetwork was trained with "
-                           f"({self.info.encoder.name}, sha256 {self.info.encoder.sha256[:12]})")
+            raise T2LError(
+                f"the description encoder {ref.name} is not the one the hypernetwork was trained with "
+                f"({self.info.encoder.name}, sha256 {self.info.encoder.sha256[:12]})"
+            )
         self.encoder = DescriptionEncoder(folder, ref, pooling=self.info.pooling, style=self.info.encoder_style)
 
     @property
@@ -53,8 +57,9 @@ class AdapterMaker:
         """Most examples an adapter can be made from (0: this hypernetwork reads descriptions only)."""
         return self.info.config.examples
 
-    def make(self, descriptions: list[str], on_warning: Warn | None = None,
-             examples: Sequence[Shot] = ()) -> list[GeneratedAdapter]:
+    def make(
+        self, descriptions: list[str], on_warning: Warn | None = None, examples: Sequence[Shot] = ()
+    ) -> list[GeneratedAdapter]:
         """One adapter per description, all from one encoder pass and one hypernetwork forward; with `examples`,
         every adapter is made from them too, and with examples and no description, one adapter from the examples
         alone."""
@@ -83,16 +88,19 @@ class AdapterMaker:
         for i, (text, cut) in enumerate(zip(cleaned, truncated)):
             if cut and on_warning:
                 what = f"description {i + 1} and the examples are" if text_mode else f"description {i + 1} is"
-                on_warning(f"{what} longer than the encoder's {self.encoder.max_length}-token window; only the "
-                           "start was used (recorded as truncated)")
-            out.append(GeneratedAdapter(adapter_tensors(weights, self.info, i),
-                                        adapter_info(self.info, text, cut, shown)))
+                on_warning(
+                    f"{what} longer than the encoder's {self.encoder.max_length}-token window; only the "
+                    "start was used (recorded as truncated)"
+                )
+            out.append(
+                GeneratedAdapter(adapter_tensors(weights, self.info, i), adapter_info(self.info, text, cut, shown))
+            )
         return out
 
 
 def validate_description(text: str) -> str:
     if not isinstance(text, str) or not text.strip():
-        raise T2LError("empty description: describe the task in words, e.g. \"classify sentiment of movie reviews\"")
+        raise T2LError('empty description: describe the task in words, e.g. "classify sentiment of movie reviews"')
     return require_utf8(text, "the description").strip()
 
 
@@ -103,20 +111,28 @@ def adapter_tensors(weights: dict, info: HypernetInfo, i: int) -> dict:
         for pos, t in enumerate(info.targets.of(module)):
             ta, tb = a[i, pos].contiguous().clone(), b[i, pos].contiguous().clone()
             if ta.shape != (info.config.rank, t.in_features) or tb.shape != (t.out_features, info.config.rank):
-                raise T2LError(f"hypernetwork output for {t.name} has shapes {tuple(ta.shape)}/{tuple(tb.shape)}, "
-                               f"the base needs ({info.config.rank}, {t.in_features})/({t.out_features}, "
-                               f"{info.config.rank}); the hypernetwork folder is inconsistent")
+                raise T2LError(
+                    f"hypernetwork output for {t.name} has shapes {tuple(ta.shape)}/{tuple(tb.shape)}, "
+                    f"the base needs ({info.config.rank}, {t.in_features})/({t.out_features}, "
+                    f"{info.config.rank}); the hypernetwork folder is inconsistent"
+                )
             tensors[t.peft_key("A")], tensors[t.peft_key("B")] = ta, tb
     return tensors
 
 
 def adapter_info(info: HypernetInfo, description: str, truncated: bool, examples: dict | None = None) -> AdapterInfo:
     return AdapterInfo(
-        description=description, rank=info.config.rank, alpha=info.config.alpha,
-        target_modules=list(info.config.target_modules), base=info.base, base_spec=info.base_spec,
-        dropout=info.config.dropout, truncated=truncated,
+        description=description,
+        rank=info.config.rank,
+        alpha=info.config.alpha,
+        target_modules=list(info.config.target_modules),
+        base=info.base,
+        base_spec=info.base_spec,
+        dropout=info.config.dropout,
+        truncated=truncated,
         hypernet={"sha256": info.sha256, "variant": info.config.variant, "recipe": info.training.get("recipe")},
-        encoder={**info.encoder.to_dict(), "pooling": info.pooling}, examples=dict(examples or {}),
+        encoder={**info.encoder.to_dict(), "pooling": info.pooling},
+        examples=dict(examples or {}),
     )
 
 
@@ -127,9 +143,11 @@ def read_descriptions(path: Path) -> list[str]:
     except OSError as e:
         raise T2LError(f"cannot read descriptions from {path}: {e.strerror}") from None
     except UnicodeDecodeError as e:
-        line = Path(path).read_bytes()[:e.start].count(b"\n") + 1
-        raise T2LError(f"{path} is not UTF-8 text (byte {e.object[e.start:e.start + 1]!r} on line {line}); save it "
-                       "as UTF-8, one description per line") from None
+        line = Path(path).read_bytes()[: e.start].count(b"\n") + 1
+        raise T2LError(
+            f"{path} is not UTF-8 text (byte {e.object[e.start : e.start + 1]!r} on line {line}); save it "
+            "as UTF-8, one description per line"
+        ) from None
     return [line.strip() for line in lines if line.strip()]
 
 

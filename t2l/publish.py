@@ -60,8 +60,10 @@ def hub_user() -> str:
     try:
         return _api().whoami()["name"]
     except LocalTokenNotFoundError:
-        raise T2LError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN, or pass "
-                       "--repo-id and --to-dir to write the folder only") from None
+        raise T2LError(
+            "not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN, or pass "
+            "--repo-id and --to-dir to write the folder only"
+        ) from None
     except HfHubHTTPError as e:
         raise T2LError(f"the Hub refused the token ({_status(e)}); log in again with `hf auth login`") from None
     except (ConnectionError, _transport_error()) as e:
@@ -75,11 +77,16 @@ def upload(folder: Path, repo_id: str, private: bool = False) -> Published:
     api = _api()
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model",
-                                   commit_message="Upload adapter made with t2l (Text-to-LoRA)")
+        commit = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            repo_type="model",
+            commit_message="Upload adapter made with t2l (Text-to-LoRA)",
+        )
     except HfHubHTTPError as e:
-        raise T2LError(f"upload to {repo_id} failed ({_status(e)}); check the repo id and that your token may "
-                       "write to it") from None
+        raise T2LError(
+            f"upload to {repo_id} failed ({_status(e)}); check the repo id and that your token may write to it"
+        ) from None
     except (ConnectionError, _transport_error()) as e:
         raise _unreachable(e) from None
     return Published(repo_id, commit.oid, f"{api.endpoint}/{repo_id}")
@@ -105,8 +112,10 @@ def _unreachable(e: Exception) -> T2LError:
 
     if isinstance(e, OfflineModeIsEnabled):
         return T2LError("HF_HUB_OFFLINE is set: unset it to publish, or write the folder with --to-dir")
-    return T2LError(f"cannot reach the Hub at {_api().endpoint} ({type(e).__name__}); check your connection or "
-                    "HF_ENDPOINT, or write the folder with --to-dir")
+    return T2LError(
+        f"cannot reach the Hub at {_api().endpoint} ({type(e).__name__}); check your connection or "
+        "HF_ENDPOINT, or write the folder with --to-dir"
+    )
 
 
 def _status(e) -> str:

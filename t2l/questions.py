@@ -16,6 +16,9 @@ class Question:
 
 
 def letter_prompt(question: Question) -> str:
-    lines = [question.text, *(f"{LETTERS[i]}. {c}" for i, c in enumerate(question.choices)),
-             "Answer with the letter of the correct choice."]
+    lines = [
+        question.text,
+        *(f"{LETTERS[i]}. {c}" for i, c in enumerate(question.choices)),
+        "Answer with the letter of the correct choice.",
+    ]
     return "\n".join(lines)

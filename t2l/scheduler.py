@@ -162,10 +162,12 @@ class Scheduler:
         ids = torch.tensor([[pad_id] * p + g.prompt_ids for p, g in zip(pads, live)], device=self.device)
         padded = {}
         if any(pads):
-            padded["attention_mask"] = torch.tensor([[0] * p + [1] * len(g.prompt_ids) for p, g in zip(pads, live)],
-                                                    device=self.device)
-            padded["position_ids"] = torch.tensor([[0] * p + list(range(len(g.prompt_ids)))
-                                                   for p, g in zip(pads, live)], device=self.device)
+            padded["attention_mask"] = torch.tensor(
+                [[0] * p + [1] * len(g.prompt_ids) for p, g in zip(pads, live)], device=self.device
+            )
+            padded["position_ids"] = torch.tensor(
+                [[0] * p + list(range(len(g.prompt_ids))) for p, g in zip(pads, live)], device=self.device
+            )
         cache = DynamicCache()
         t0 = time.perf_counter()
         with self._adapters([g.adapter for g in live], running=False):
@@ -192,8 +194,14 @@ class Scheduler:
                 mask[i, :pad] = 0
         t0 = time.perf_counter()
         with self._adapters([r.gen.adapter for r in self.rows], running=True):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                             logits_to_keep=1, **{self.cache_name: self.cache})
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                use_cache=True,
+                logits_to_keep=1,
+                **{self.cache_name: self.cache},
+            )
         self.stats.busy_s += time.perf_counter() - t0
         logits = out.logits[:, -1].float().cpu()
         for i, row in enumerate(self.rows):
@@ -204,15 +212,16 @@ class Scheduler:
     @staticmethod
     def _pick(row: _Row, logits: torch.Tensor) -> int:
         gen = row.gen
-        return pick(logits, gen.sampling, row.draw, gen.token_ids,
-                    gen.logprobs if gen.sampling.logprobs is not None else None)
+        return pick(
+            logits, gen.sampling, row.draw, gen.token_ids, gen.logprobs if gen.sampling.logprobs is not None else None
+        )
 
     def _take(self, row: _Row, token: int) -> bool:
         """Record a sampled token; hand out the text no stop string can still begin in. True when the row is done.
         Text that ends inside a multi-byte character waits for the rest of it."""
         gen, s = row.gen, row.gen.sampling
         if token in self.end_ids:
-            del gen.logprobs[len(gen.token_ids):]  # the end token is no part of the answer
+            del gen.logprobs[len(gen.token_ids) :]  # the end token is no part of the answer
             return self._finish(row, "stop")
         gen.token_ids.append(token)
         self.stats.tokens += 1
@@ -336,8 +345,9 @@ def _left_pad(t: torch.Tensor, n: int) -> torch.Tensor:
     return F.pad(t, (0, 0, n, 0)) if n else t
 
 
-def pick(logits: torch.Tensor, s, draw: torch.Generator, history: Sequence[int] = (),
-         logprobs: list | None = None) -> int:
+def pick(
+    logits: torch.Tensor, s, draw: torch.Generator, history: Sequence[int] = (), logprobs: list | None = None
+) -> int:
     """The next token from one row's logits under its sampling settings: penalties for what the row generated
     already and the logit bias first (OpenAI's formulas), then greedy or temperature and top-p. With `logprobs`
     (a list), the token's log-probability under the adjusted logits and the `s.logprobs` likeliest alternatives

@@ -25,15 +25,18 @@ def find_targets(model, target_modules) -> TargetSet:
         found.append(Target(name, short, int(m.group(1)), mod.in_features, mod.out_features))
     missing = [t for t in target_modules if not any(f.module == t for f in found)]
     if missing:
-        raise T2LError(f"the base model has no Linear modules named {', '.join(missing)}; "
-                       "pick target modules that exist (e.g. q_proj, v_proj)")
+        raise T2LError(
+            f"the base model has no Linear modules named {', '.join(missing)}; "
+            "pick target modules that exist (e.g. q_proj, v_proj)"
+        )
     order = {t: i for i, t in enumerate(target_modules)}
     found.sort(key=lambda t: (order[t.module], t.layer))
     for module in target_modules:
         shapes = {(t.in_features, t.out_features) for t in found if t.module == module}
         if len(shapes) > 1:
-            raise T2LError(f"{module} has different shapes across layers ({sorted(shapes)}); "
-                           "t2l needs one shape per module type")
+            raise T2LError(
+                f"{module} has different shapes across layers ({sorted(shapes)}); t2l needs one shape per module type"
+            )
     return TargetSet(found)
 
 

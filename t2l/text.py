@@ -11,8 +11,10 @@ def require_utf8(text: str, what: str) -> str:
     except UnicodeEncodeError as e:
         bad = text[e.start]
         byte = f"byte 0x{ord(bad) - 0xDC00:02x}" if 0xDC80 <= ord(bad) <= 0xDCFF else f"U+{ord(bad):04X}"
-        raise T2LError(f"{what} is not UTF-8 text ({byte} at character {e.start + 1}); write it in UTF-8, e.g. set "
-                       "your terminal or file to UTF-8") from None
+        raise T2LError(
+            f"{what} is not UTF-8 text ({byte} at character {e.start + 1}); write it in UTF-8, e.g. set "
+            "your terminal or file to UTF-8"
+        ) from None
     return text
 
 
@@ -21,5 +23,7 @@ def decode_utf8(data: bytes, what: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise T2LError(f"{what} is not UTF-8 text (byte 0x{data[e.start]:02x} at byte {e.start + 1}); write it in "
-                       "UTF-8, e.g. set your terminal or file to UTF-8") from None
+        raise T2LError(
+            f"{what} is not UTF-8 text (byte 0x{data[e.start]:02x} at byte {e.start + 1}); write it in "
+            "UTF-8, e.g. set your terminal or file to UTF-8"
+        ) from None

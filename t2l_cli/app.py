@@ -10,9 +10,18 @@ from t2l_cli import adapters, bench, evaluate, publish, registry, serve, tasks, 
 
 # `t2l VERB`: the module whose Typer app defines it, in the order `t2l --help` lists them
 VERBS = {
-    "make": adapters, "ls": adapters, "search": adapters, "show": adapters, "rm": adapters, "export": adapters,
-    "tag": adapters, "untag": adapters, "rename": adapters, "diff": adapters,
-    "run": use, "chat": use,
+    "make": adapters,
+    "ls": adapters,
+    "search": adapters,
+    "show": adapters,
+    "rm": adapters,
+    "export": adapters,
+    "tag": adapters,
+    "untag": adapters,
+    "rename": adapters,
+    "diff": adapters,
+    "run": use,
+    "chat": use,
     "serve": serve,
     "publish": publish,
     "eval": evaluate,
@@ -27,14 +36,19 @@ GROUPS = {
     "tasks": tasks.app,  # build, ls
 }
 
-app = typer.Typer(help="Text-to-LoRA: describe a task, get a LoRA adapter.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Text-to-LoRA: describe a task, get a LoRA adapter.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 
 
 def _command(verbs: typer.Typer, verb: str):
     """The registered command of `verbs` named `verb` (Typer names an unnamed one after its function)."""
-    return next(c for c in verbs.registered_commands
-                if (c.name or c.callback.__name__.lower().replace("_", "-")) == verb)
+    return next(
+        c for c in verbs.registered_commands if (c.name or c.callback.__name__.lower().replace("_", "-")) == verb
+    )
 
 
 for _verb, _module in VERBS.items():
@@ -50,8 +64,11 @@ def _print_version(asked: bool) -> None:
 
 
 @app.callback()
-def _root(version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                                help="Print t2l's version and exit.")] = False) -> None:
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print t2l's version and exit.")
+    ] = False,
+) -> None:
     pass
 
 

@@ -74,8 +74,11 @@ def bug(e: Exception):
     ours = [f for f in frames if any(Path(f.filename).is_relative_to(root) for root in _PACKAGES)]
     where = (ours or frames)[-1]
     text = (str(e).strip().splitlines() or [""])[0]
-    err.print(f"[red]error:[/red] a bug in t2l, not in your input: {type(e).__name__} at {Path(where.filename).name}:"
-              f"{where.lineno}: {escape(text)}; please report it to {REPORT_BUGS}", markup=True)
+    err.print(
+        f"[red]error:[/red] a bug in t2l, not in your input: {type(e).__name__} at {Path(where.filename).name}:"
+        f"{where.lineno}: {escape(text)}; please report it to {REPORT_BUGS}",
+        markup=True,
+    )
     raise typer.Exit(1) from None
 
 
@@ -110,8 +113,13 @@ def warn(message: str) -> None:
 def progress_bars():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}")]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
+    ]
     return Progress(*columns, console=err, transient=False)
 
 
@@ -149,14 +157,17 @@ def training_events(progress, label: str = "training"):
         elif kind == "progress":
             progress.update(bar, completed=payload[0], total=payload[1])
         elif kind == "start":
-            progress.update(bar, description=label, total=payload["steps"], completed=payload["start"],
-                            info=f"run {payload['out']}")
+            progress.update(
+                bar, description=label, total=payload["steps"], completed=payload["start"], info=f"run {payload['out']}"
+            )
         elif kind == "step":
-            progress.update(bar, completed=payload.step,
-                            info=f"loss {payload.loss:.3f}  {payload.tokens_per_s:.0f} tok/s")
+            progress.update(
+                bar, completed=payload.step, info=f"loss {payload.loss:.3f}  {payload.tokens_per_s:.0f} tok/s"
+            )
         elif kind == "eval":
-            with_examples = (f", with examples {payload['heldout_loss_examples']:.4f}"
-                             if "heldout_loss_examples" in payload else "")
+            with_examples = (
+                f", with examples {payload['heldout_loss_examples']:.4f}" if "heldout_loss_examples" in payload else ""
+            )
             err.print(f"{label} step {payload['step']}: held-out loss {payload['heldout_loss']:.4f}{with_examples}")
 
     return on_event
@@ -189,8 +200,10 @@ def paper_events(progress):
             eval_bars(f"eval {bench}", done, total)
         elif kind == "result":
             value = payload["metrics"].get("acc") or next(iter(payload["metrics"].values()))
-            err.print(f"{payload['protocol']:8} {payload['method']:28} {payload['bench']:14} "
-                      f"{100 * value[0]:5.1f} ± {100 * value[1]:.1f}")
+            err.print(
+                f"{payload['protocol']:8} {payload['method']:28} {payload['bench']:14} "
+                f"{100 * value[0]:5.1f} ± {100 * value[1]:.1f}"
+            )
             eval_bars.clear()
 
     return on_event
@@ -208,9 +221,11 @@ def unseen_events(progress):
             progress.update(bar, completed=done - 1, total=total, info=f"{method} / {task}")
         elif kind == "result":
             n = payload["n"]
-            err.print(f"{payload['method']:30} {payload['task']:28} loss {sum(payload['loss']) / n:6.3f}  "
-                      f"ROUGE-L {100 * sum(payload['rouge_l']) / n:5.1f}  "
-                      f"EM {100 * sum(payload['exact_match']) / n:5.1f}")
+            err.print(
+                f"{payload['method']:30} {payload['task']:28} loss {sum(payload['loss']) / n:6.3f}  "
+                f"ROUGE-L {100 * sum(payload['rouge_l']) / n:5.1f}  "
+                f"EM {100 * sum(payload['exact_match']) / n:5.1f}"
+            )
             progress.advance(bar)
 
     return on_event

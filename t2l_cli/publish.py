@@ -15,8 +15,9 @@ app = typer.Typer()
 @errors_to_exit
 def publish(
     ref: Annotated[Optional[str], typer.Argument(help="Adapter id or name (default: the newest adapter).")] = None,
-    repo_id: Annotated[Optional[str], typer.Option(help="USER/NAME on the Hub (default: your user / the "
-                                                   "adapter's name).")] = None,
+    repo_id: Annotated[
+        Optional[str], typer.Option(help="USER/NAME on the Hub (default: your user / the adapter's name).")
+    ] = None,
     private: Annotated[bool, typer.Option(help="Create the repo private.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Show what would be uploaded, upload nothing.")] = False,
     to_dir: Annotated[Optional[Path], typer.Option(help="Only write the Hub-ready folder here.")] = None,
@@ -29,10 +30,15 @@ def publish(
         out.print(f"wrote {folder}: " + ", ".join(sorted(p.name for p in folder.iterdir())))
         return
     with actions.staged_upload(ref, repo_id, dry_run=dry_run) as staged:
-        where = f"adapter {short(staged.adapter.id)} ({staged.name}) to {staged.repo_id}" + \
-            (" (private)" if private else "")
-        plan = {"adapter": staged.adapter.id, "repo_id": staged.repo_id, "private": private,
-                "files": dict(staged.files)}
+        where = f"adapter {short(staged.adapter.id)} ({staged.name}) to {staged.repo_id}" + (
+            " (private)" if private else ""
+        )
+        plan = {
+            "adapter": staged.adapter.id,
+            "repo_id": staged.repo_id,
+            "private": private,
+            "files": dict(staged.files),
+        }
         card = (staged.folder / "README.md").read_text()
         if dry_run:
             if json_:
@@ -43,8 +49,11 @@ def publish(
                     out.print(f"  {fname}  {size:,} bytes")
                 out.print(card)
             if staged.user_unknown:
-                err.print(f"{actions.HUB_USER_PLACEHOLDER} stands for your Hub user name, looked up when you "
-                          f"publish; now it cannot be: {staged.user_unknown}", markup=False)
+                err.print(
+                    f"{actions.HUB_USER_PLACEHOLDER} stands for your Hub user name, looked up when you "
+                    f"publish; now it cannot be: {staged.user_unknown}",
+                    markup=False,
+                )
             return
         err.print(f"uploading {where}: " + ", ".join(f for f, _ in staged.files))
         if not yes and not typer.confirm("go ahead?", err=True):

@@ -26,39 +26,58 @@ def hypernets(ctx: typer.Context, json_: JsonOpt = False):
     if json_:
         print_json([r.as_dict() for r in rows])
         return
-    table = Table("id", "name", "variant", "rank", "base", "encoder", "recipe", "steps", "final loss", "created",
-                  box=None)
+    table = Table(
+        "id", "name", "variant", "rank", "base", "encoder", "recipe", "steps", "final loss", "created", box=None
+    )
     for r in rows:
-        table.add_row(short(r.id), r.name or "", r.variant, str(r.rank), r.base_name, r.encoder_name,
-                      r.recipe or "", str(r.steps or ""), f"{r.final_loss:.3f}" if r.final_loss is not None else "",
-                      r.created.strftime("%Y-%m-%d %H:%M"))
+        table.add_row(
+            short(r.id),
+            r.name or "",
+            r.variant,
+            str(r.rank),
+            r.base_name,
+            r.encoder_name,
+            r.recipe or "",
+            str(r.steps or ""),
+            f"{r.final_loss:.3f}" if r.final_loss is not None else "",
+            r.created.strftime("%Y-%m-%d %H:%M"),
+        )
     out.print(table)
 
 
 @hypernets_app.command("import")
 @errors_to_exit
 def hypernets_import(
-    path: Annotated[Path, typer.Argument(help="The authors' run folder (hypermod.pt, args.yaml, "
-                                              "adapter_config.json) or a step's subfolder of it (checkpoints/it_N).")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="The authors' run folder (hypermod.pt, args.yaml, "
+            "adapter_config.json) or a step's subfolder of it (checkpoints/it_N)."
+        ),
+    ],
     name: Annotated[str | None, typer.Option(help="Registry name (default: the run folder's name).")] = None,
     base: Annotated[str | None, typer.Option(help="The base model (default: args.yaml's model_dir).")] = None,
-    encoder: Annotated[str | None, typer.Option(help="The description encoder (default: args.yaml's "
-                                                    "emb_model).")] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="The description encoder (default: args.yaml's emb_model).")
+    ] = None,
 ):
     """Convert a hypernetwork of the Text-to-LoRA authors' release once into a t2l hypernetwork and register it."""
     from t2l_cli.actions.registry import import_hypernet
 
     row, new = import_hypernet(path, name, base, encoder, busy=err.status)
     done = "registered hypernetwork" if new else "this hypernetwork (weights, config and base) is registered already as"
-    out.print(f"{done} {row.name or ''} ({short(row.id)}): variant {row.variant}, rank {row.rank}, "
-              f"base {row.base_name}, encoder {row.encoder_name}; use it with `t2l make --hypernet "
-              f"{row.name or short(row.id)} \"DESCRIPTION\"`")
+    out.print(
+        f"{done} {row.name or ''} ({short(row.id)}): variant {row.variant}, rank {row.rank}, "
+        f"base {row.base_name}, encoder {row.encoder_name}; use it with `t2l make --hypernet "
+        f'{row.name or short(row.id)} "DESCRIPTION"`'
+    )
 
 
 @hypernets_app.command("show")
 @errors_to_exit
-def hypernets_show(ref: Annotated[str, typer.Argument(help="Hypernetwork id (or unique prefix) or name.")],
-                   json_: JsonOpt = False):
+def hypernets_show(
+    ref: Annotated[str, typer.Argument(help="Hypernetwork id (or unique prefix) or name.")], json_: JsonOpt = False
+):
     """Everything known about one hypernetwork: its row, where it is stored, and the adapters it made."""
     data = hypernet_details(ref)
     if json_:
@@ -76,8 +95,10 @@ def hypernets_show(ref: Annotated[str, typer.Argument(help="Hypernetwork id (or 
 def hypernets_rm(ref: Annotated[str, typer.Argument(help="Hypernetwork id (or unique prefix) or name.")]):
     """Remove a hypernetwork and its stored copy; the adapters it made stay (their files record its sha256)."""
     row, made = open_registry().remove_hypernet(ref)
-    out.print(f"removed hypernetwork {short(row.id)} {row.name or ''}".rstrip()
-              + (f"; its {made} adapters stay, unlinked" if made else ""))
+    out.print(
+        f"removed hypernetwork {short(row.id)} {row.name or ''}".rstrip()
+        + (f"; its {made} adapters stay, unlinked" if made else "")
+    )
 
 
 @registry_app.command("path")
@@ -117,11 +138,18 @@ def registry_backup(dest: Path):
 @registry_app.command("verify")
 @errors_to_exit
 def registry_verify(
-    fix: Annotated[bool, typer.Option(help="Remove rows whose file is missing (asks first), and orphan and "
-                                           "temporary files older than ten minutes; restore damaged hypernetworks "
-                                           "from an intact copy (the shipped default, or --hypernet-source).")] = False,
-    hypernet_source: Annotated[Optional[list[Path]], typer.Option(help="An intact hypernetwork folder "
-                               "to restore a damaged stored copy from (repeatable).")] = None,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            help="Remove rows whose file is missing (asks first), and orphan and "
+            "temporary files older than ten minutes; restore damaged hypernetworks "
+            "from an intact copy (the shipped default, or --hypernet-source)."
+        ),
+    ] = False,
+    hypernet_source: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="An intact hypernetwork folder to restore a damaged stored copy from (repeatable)."),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
     json_: JsonOpt = False,
 ):
@@ -133,15 +161,27 @@ def registry_verify(
             return
         for kind, items in report.items():
             if kind == "unwritten":  # make -o outputs never written: the make was interrupted after its commit
-                items = [f"{short(i['id'])} {visible(i['path'])} (run the same make again, or `t2l export "
-                         f"{short(i['id'])} {visible(i['path'])}`)" for i in items]
+                items = [
+                    f"{short(i['id'])} {visible(i['path'])} (run the same make again, or `t2l export "
+                    f"{short(i['id'])} {visible(i['path'])}`)"
+                    for i in items
+                ]
             out.print(f"{kind}: {len(items)}" + "".join(f"\n  {i}" for i in items))
 
     def restored(hn_id: str, source: Path | None) -> None:
-        err.print(f"restored hypernetwork {short(hn_id)} from {source}" if source else
-                  f"no intact copy of hypernetwork {short(hn_id)}: pass --hypernet-source DIR, or remove it with "
-                  f"`t2l hypernets rm {short(hn_id)}`")
+        err.print(
+            f"restored hypernetwork {short(hn_id)} from {source}"
+            if source
+            else f"no intact copy of hypernetwork {short(hn_id)}: pass --hypernet-source DIR, or remove it with "
+            f"`t2l hypernets rm {short(hn_id)}`"
+        )
 
-    if verify_registry(fix, hypernet_source or [], on_report=show,
-                       confirm=lambda q: yes or typer.confirm(q, err=True), say=err.print, on_restore=restored):
+    if verify_registry(
+        fix,
+        hypernet_source or [],
+        on_report=show,
+        confirm=lambda q: yes or typer.confirm(q, err=True),
+        say=err.print,
+        on_restore=restored,
+    ):
         raise typer.Exit(1)

@@ -19,8 +19,9 @@ def train(
     overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. train.steps=100.")] = None,
     recipe: Annotated[str, typer.Option(help="A shipped recipe (see `t2l recipes ls`) or a YAML file.")] = "sft",
     resume: Annotated[Optional[Path], typer.Option(help="Continue the run in this folder from its checkpoint.")] = None,
-    max_minutes: Annotated[Optional[float], typer.Option(help="Stop cleanly after this much training time "
-                                                         "(same as run.max_minutes=M).")] = None,
+    max_minutes: Annotated[
+        Optional[float], typer.Option(help="Stop cleanly after this much training time (same as run.max_minutes=M).")
+    ] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (same as train.seed=N).")] = None,
     json_: JsonOpt = False,
 ):
@@ -30,8 +31,14 @@ def train(
         result, row = actions.train(recipe, [*(overrides or []), *flags], resume, training_events(progress))
     if row is None:
         return  # under torchrun, rank 0 alone registers and reports
-    summary = {"id": row.id, "kind": result.kind, "run": str(result.out), "steps": result.steps,
-               "completed": result.completed, "final_loss": result.final_loss}
+    summary = {
+        "id": row.id,
+        "kind": result.kind,
+        "run": str(result.out),
+        "steps": result.steps,
+        "completed": result.completed,
+        "final_loss": result.final_loss,
+    }
     if json_:
         print_json(summary)
         return

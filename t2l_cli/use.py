@@ -17,22 +17,40 @@ from t2l_cli.console import JsonOpt, err, errors_to_exit, out, print_json, warn
 
 app = typer.Typer()
 
-RefArg = Annotated[Optional[str], typer.Argument(help="'base', an adapter id, name, .safetensors file or PEFT "
-                                                 "folder (leave out with --describe). A word that is both a name and "
-                                                 "a file here is refused: write ./PATH or the id.")]
-DescribeOpt = Annotated[Optional[str], typer.Option("--describe", help="Make an adapter from this description "
-                                                    "first (reuses one the hypernetwork made from the same words).")]
-HypernetOpt = Annotated[str, typer.Option(help="Hypernetwork for --describe: 'default', a hypernetwork folder, or a "
-                                          "registered name or id.")]
-ExamplesOpt = Annotated[Optional[Path], typer.Option(help="Make the adapter from input/output examples too: a "
-                                                   "JSONL file, one {\"input\": ..., \"output\": ...} per line "
-                                                   "(with --describe, or alone). Needs a hypernetwork trained with "
-                                                   "examples.")]
+RefArg = Annotated[
+    Optional[str],
+    typer.Argument(
+        help="'base', an adapter id, name, .safetensors file or PEFT "
+        "folder (leave out with --describe). A word that is both a name and "
+        "a file here is refused: write ./PATH or the id."
+    ),
+]
+DescribeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--describe",
+        help="Make an adapter from this description first (reuses one the hypernetwork made from the same words).",
+    ),
+]
+HypernetOpt = Annotated[
+    str, typer.Option(help="Hypernetwork for --describe: 'default', a hypernetwork folder, or a registered name or id.")
+]
+ExamplesOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Make the adapter from input/output examples too: a "
+        'JSONL file, one {"input": ..., "output": ...} per line '
+        "(with --describe, or alone). Needs a hypernetwork trained with "
+        "examples."
+    ),
+]
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep a described adapter in memory only.")]
 BaseOpt = Annotated[Optional[str], typer.Option(help="Base model (default: the adapter's own).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda or cuda:N.")]
-MaxTokensOpt = Annotated[Optional[int], typer.Option(help="Most tokens to generate (default: "
-                                                     f"{Sampling.max_new_tokens}, or what the context leaves).")]
+MaxTokensOpt = Annotated[
+    Optional[int],
+    typer.Option(help=f"Most tokens to generate (default: {Sampling.max_new_tokens}, or what the context leaves)."),
+]
 TemperatureOpt = Annotated[float, typer.Option(help="0 picks the likeliest token; higher is more varied (to 2).")]
 TopPOpt = Annotated[float, typer.Option(help="Draw only from the likeliest tokens holding this much probability.")]
 SeedOpt = Annotated[Optional[int], typer.Option(help="Same seed, same answer.")]
@@ -42,22 +60,33 @@ SystemOpt = Annotated[Optional[str], typer.Option(help="A system message before 
 class Session:
     """The loaded base and the adapter being talked to, swapped without reloading the base."""
 
-    def __init__(self, ref: str | None, describe: str | None, hypernet: str, save: bool, base: str | None,
-                 device: str, examples: Path | None = None):
+    def __init__(
+        self,
+        ref: str | None,
+        describe: str | None,
+        hypernet: str,
+        save: bool,
+        base: str | None,
+        device: str,
+        examples: Path | None = None,
+    ):
         from t2l.chat import Engine
         from t2l.examples import read_examples
 
         described = describe is not None or examples is not None
         if (ref is None) == (not described):
-            raise typer.BadParameter("name an adapter (or 'base') or pass --describe TEXT (or --examples FILE), "
-                                     "not both")
+            raise typer.BadParameter(
+                "name an adapter (or 'base') or pass --describe TEXT (or --examples FILE), not both"
+            )
         self.examples = read_examples(examples) if examples is not None else []  # before the model loads
         self.reg, self.hypernets = open_registry(), actions.Hypernets()
         self.hypernet, self.save, self.description = hypernet, save, describe
         with err.status("loading"):
-            chosen = (actions.describe_adapter(self.reg, self.hypernets, describe, hypernet, save, base, warn,
-                                               self.examples)
-                      if described else actions.choose_adapter(self.reg, ref))
+            chosen = (
+                actions.describe_adapter(self.reg, self.hypernets, describe, hypernet, save, base, warn, self.examples)
+                if described
+                else actions.choose_adapter(self.reg, ref)
+            )
             self.engine = Engine.load(actions.base_for([chosen], base), device=device)
         self.switch(chosen)
 
@@ -70,26 +99,37 @@ class Session:
         them from now on; an empty list drops them)."""
         shots = self.examples if examples is None else examples
         with err.status("making the adapter"):
-            self.switch(actions.describe_adapter(self.reg, self.hypernets, text, self.hypernet, self.save,
-                                                 on_warning=warn, examples=shots))
+            self.switch(
+                actions.describe_adapter(
+                    self.reg, self.hypernets, text, self.hypernet, self.save, on_warning=warn, examples=shots
+                )
+            )
         self.description, self.examples = text, shots
 
-    def sampling(self, prompt_ids: list[int], max_new_tokens: int | None, temperature: float, top_p: float,
-                 seed: int | None):
+    def sampling(
+        self, prompt_ids: list[int], max_new_tokens: int | None, temperature: float, top_p: float, seed: int | None
+    ):
         room = self.engine.context_length - len(prompt_ids)
-        return Sampling(max_new_tokens if max_new_tokens is not None else max(1, min(Sampling.max_new_tokens, room)),
-                        temperature, top_p, seed)
+        return Sampling(
+            max_new_tokens if max_new_tokens is not None else max(1, min(Sampling.max_new_tokens, room)),
+            temperature,
+            top_p,
+            seed,
+        )
 
 
-SEEDS = (-(2 ** 63), 2 ** 64 - 1)  # what torch.Generator.manual_seed takes
+SEEDS = (-(2**63), 2**64 - 1)  # what torch.Generator.manual_seed takes
 
 
-def check_settings(max_new_tokens: int | None, temperature: float, top_p: float, seed: int | None,
-                   system: str | None) -> None:
+def check_settings(
+    max_new_tokens: int | None, temperature: float, top_p: float, seed: int | None, system: str | None
+) -> None:
     """Refuse what no generation can run with before the model loads (seconds), each naming its option."""
     if max_new_tokens is not None and max_new_tokens < 1:
-        raise T2LError(f"--max-new-tokens must be 1 or more, not {max_new_tokens}; leave it out for "
-                       f"{Sampling.max_new_tokens} tokens or what the context leaves")
+        raise T2LError(
+            f"--max-new-tokens must be 1 or more, not {max_new_tokens}; leave it out for "
+            f"{Sampling.max_new_tokens} tokens or what the context leaves"
+        )
     if seed is not None and not SEEDS[0] <= seed <= SEEDS[1]:
         raise T2LError(f"--seed {seed} does not fit in 64 bits; use a number from 0 to {SEEDS[1]}")
     Sampling(max_new_tokens or 1, temperature, top_p, seed).check()
@@ -111,9 +151,15 @@ def _messages(prompt: str, system: str | None) -> list[dict]:
 
 
 def _record(generation, chosen) -> dict:
-    return {"text": generation.text, "tokens": generation.completion_tokens, "prompt_tokens": generation.prompt_tokens,
-            "seconds": round(generation.seconds, 3), "finish_reason": generation.finish_reason,
-            "adapter": None if chosen.is_base else chosen.label, "adapter_id": chosen.adapter_id}
+    return {
+        "text": generation.text,
+        "tokens": generation.completion_tokens,
+        "prompt_tokens": generation.prompt_tokens,
+        "seconds": round(generation.seconds, 3),
+        "finish_reason": generation.finish_reason,
+        "adapter": None if chosen.is_base else chosen.label,
+        "adapter_id": chosen.adapter_id,
+    }
 
 
 def together(*generations) -> None:
@@ -214,11 +260,13 @@ def run(
         stream(answer)
 
 
-CHAT_HELP = ("/adapter NAME  talk to another adapter   /describe TEXT  make one and talk to it   /base  the bare "
-             "base\n/examples FILE  make the adapter again from the last description and these examples (JSONL; "
-             "/describe uses them too; /examples off drops them)\n/reset  forget the conversation   /save NAME  "
-             "keep this adapter under a name   /rename NAME  rename a saved one\nCtrl-C stops a reply (at the "
-             "prompt: clears the line), Ctrl-D leaves")
+CHAT_HELP = (
+    "/adapter NAME  talk to another adapter   /describe TEXT  make one and talk to it   /base  the bare "
+    "base\n/examples FILE  make the adapter again from the last description and these examples (JSONL; "
+    "/describe uses them too; /examples off drops them)\n/reset  forget the conversation   /save NAME  "
+    "keep this adapter under a name   /rename NAME  rename a saved one\nCtrl-C stops a reply (at the "
+    "prompt: clears the line), Ctrl-D leaves"
+)
 
 
 @app.command()
@@ -265,8 +313,9 @@ def chat(
             continue
         history.append({"role": "user", "content": line})
         ids = session.engine.chat_ids(history)
-        answer = session.engine.generate(ids, session.sampling(ids, max_new_tokens, temperature, top_p, seed),
-                                         session.adapter)
+        answer = session.engine.generate(
+            ids, session.sampling(ids, max_new_tokens, temperature, top_p, seed), session.adapter
+        )
         try:
             stream(answer)
         except KeyboardInterrupt:
@@ -300,8 +349,10 @@ def _command(session: Session, line: str) -> bool:
         elif verb == "/save" and arg:
             named = session.chosen.adapter_id and session.reg.get_adapter(session.chosen.adapter_id).name
             if named and named != arg:
-                warn(f"this adapter is saved already as {named}; renaming it would leave whoever uses {named} (a "
-                     f"server's clients, a script) without it: /rename {arg} does that on purpose")
+                warn(
+                    f"this adapter is saved already as {named}; renaming it would leave whoever uses {named} (a "
+                    f"server's clients, a script) without it: /rename {arg} does that on purpose"
+                )
                 return False
             session.chosen = actions.save_chosen(session.reg, session.chosen, arg)
             err.print(f"saved as {arg} ({session.chosen.adapter_id[:8]})")

@@ -12,17 +12,27 @@ def char_tokenizer():
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3} | {c: i + 4 for i, c in enumerate(CHARS)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
 
 
 def tiny_config(arch: str = "llama", layers: int = 2):
     from transformers import AutoConfig
 
-    common = dict(vocab_size=len(CHARS) + 4, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                  pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                  initializer_range=0.3)  # wide enough logits that a LoRA can make an answer likely
+    common = dict(
+        vocab_size=len(CHARS) + 4,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        initializer_range=0.3,
+    )  # wide enough logits that a LoRA can make an answer likely
     if arch == "gemma":
         common["head_dim"] = 8
     return AutoConfig.for_model(arch, **common)
@@ -43,8 +53,14 @@ def tiny_encoder(folder, seed: int = 0):
 
     torch.manual_seed(seed)
     tok = char_tokenizer()
-    cfg = BertConfig(vocab_size=len(tok), hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=96, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=96,
+        max_position_embeddings=128,
+    )
     BertModel(cfg).save_pretrained(folder)
     tok.model_max_length = 128
     tok.save_pretrained(folder)
@@ -121,18 +137,35 @@ def trained_hypernet(tmp_path_factory, tiny_base_dir, tiny_encoder_dir):
         model, tok, base_ref = load_base(str(tiny_base_dir))
         enc = load_encoder(str(tiny_encoder_dir))
         torch.manual_seed(0)
-        hn = build_hypernet(model, HypernetConfig(variant="M", rank=4, alpha=8, embed_dim=enc.dim, task_dim=16,
-                                                  pos_dim=8, hidden_dim=32,
-                                                  target_modules=("q_proj", "v_proj", "o_proj", "down_proj")))
+        hn = build_hypernet(
+            model,
+            HypernetConfig(
+                variant="M",
+                rank=4,
+                alpha=8,
+                embed_dim=enc.dim,
+                task_dim=16,
+                pos_dim=8,
+                hidden_dim=32,
+                target_modules=("q_proj", "v_proj", "o_proj", "down_proj"),
+            ),
+        )
         examples, embs = [], []
         for t, (descs, answer) in enumerate(TASKS.values()):
             embs.append(enc.encode(descs).embeddings)
             examples += [Example(t, f"q{i}", answer) for i in range(4)]
         history = train_sft(hn, model, tok, examples, embs, SFTSettings(steps=80, batch_size=4, lr=3e-3))
         folder = tmp_path_factory.mktemp("hn") / "tiny-hypernet"
-        save_hypernet(hn, folder, base=base_ref, base_spec=str(tiny_base_dir), encoder=enc.ref,
-                      encoder_spec=str(tiny_encoder_dir), pooling=enc.pooling,
-                      training={"recipe": "sft-test", "steps": 80, "final_loss": history[-1].loss})
+        save_hypernet(
+            hn,
+            folder,
+            base=base_ref,
+            base_spec=str(tiny_base_dir),
+            encoder=enc.ref,
+            encoder_spec=str(tiny_encoder_dir),
+            pooling=enc.pooling,
+            training={"recipe": "sft-test", "steps": 80, "final_loss": history[-1].loss},
+        )
         return folder, history
     finally:
         if old is None:
@@ -157,11 +190,24 @@ def arc_dir(tmp_path):
     return folder
 
 
-GTE_CONFIG = dict(model_type="new", vocab_size=len(CHARS) + 4, hidden_size=32, num_hidden_layers=2,
-                  num_attention_heads=4, intermediate_size=48, hidden_act="gelu", type_vocab_size=2,
-                  max_position_embeddings=64, layer_norm_eps=1e-12, rope_theta=160000.0,
-                  rope_scaling={"type": "ntk", "factor": 2.0}, pack_qkv=True, layer_norm_type="layer_norm",
-                  logn_attention_scale=False, position_embedding_type="rope")
+GTE_CONFIG = dict(
+    model_type="new",
+    vocab_size=len(CHARS) + 4,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=48,
+    hidden_act="gelu",
+    type_vocab_size=2,
+    max_position_embeddings=64,
+    layer_norm_eps=1e-12,
+    rope_theta=160000.0,
+    rope_scaling={"type": "ntk", "factor": 2.0},
+    pack_qkv=True,
+    layer_norm_type="layer_norm",
+    logn_attention_scale=False,
+    position_embedding_type="rope",
+)
 
 
 def gte_state(cfg: dict, seed: int = 0) -> dict:
@@ -170,16 +216,27 @@ def gte_state(cfg: dict, seed: int = 0) -> dict:
 
     g = torch.Generator().manual_seed(seed)
     h, i = cfg["hidden_size"], cfg["intermediate_size"]
-    shapes = {"embeddings.word_embeddings.weight": (cfg["vocab_size"], h),
-              "embeddings.token_type_embeddings.weight": (cfg["type_vocab_size"], h),
-              "embeddings.LayerNorm.weight": (h,), "embeddings.LayerNorm.bias": (h,)}
+    shapes = {
+        "embeddings.word_embeddings.weight": (cfg["vocab_size"], h),
+        "embeddings.token_type_embeddings.weight": (cfg["type_vocab_size"], h),
+        "embeddings.LayerNorm.weight": (h,),
+        "embeddings.LayerNorm.bias": (h,),
+    }
     for n in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{n}."
-        shapes |= {p + "attention.qkv_proj.weight": (3 * h, h), p + "attention.qkv_proj.bias": (3 * h,),
-                   p + "attention.o_proj.weight": (h, h), p + "attention.o_proj.bias": (h,),
-                   p + "mlp.up_gate_proj.weight": (2 * i, h), p + "mlp.down_proj.weight": (h, i),
-                   p + "mlp.down_proj.bias": (h,), p + "attn_ln.weight": (h,), p + "attn_ln.bias": (h,),
-                   p + "mlp_ln.weight": (h,), p + "mlp_ln.bias": (h,)}
+        shapes |= {
+            p + "attention.qkv_proj.weight": (3 * h, h),
+            p + "attention.qkv_proj.bias": (3 * h,),
+            p + "attention.o_proj.weight": (h, h),
+            p + "attention.o_proj.bias": (h,),
+            p + "mlp.up_gate_proj.weight": (2 * i, h),
+            p + "mlp.down_proj.weight": (h, i),
+            p + "mlp.down_proj.bias": (h,),
+            p + "attn_ln.weight": (h,),
+            p + "attn_ln.bias": (h,),
+            p + "mlp_ln.weight": (h,),
+            p + "mlp_ln.bias": (h,),
+        }
     state = {k: torch.randn(s, generator=g) * (0.3 if len(s) == 2 else 0.1) for k, s in shapes.items()}
     for k in state:
         if k.endswith(("LayerNorm.weight", "_ln.weight")):
@@ -226,8 +283,16 @@ def make_examples_hypernet(source_folder, folder, most: int = 3, examples_as: st
         torch.nn.init.normal_(hn.example_encoder.weight, std=0.5, generator=torch.Generator().manual_seed(0))
     else:
         assert not hasattr(hn, "example_encoder")
-    save_hypernet(hn, folder, base=info.base, base_spec=info.base_spec, encoder=info.encoder,
-                  encoder_spec=info.encoder_spec, pooling=info.pooling, training=info.training)
+    save_hypernet(
+        hn,
+        folder,
+        base=info.base,
+        base_spec=info.base_spec,
+        encoder=info.encoder,
+        encoder_spec=info.encoder_spec,
+        pooling=info.pooling,
+        training=info.training,
+    )
     return folder
 
 

@@ -78,14 +78,20 @@ class FakeHub:
                 path = self.path.split("?")[0]
                 if path == "/api/validate-yaml":
                     errors = card_errors(json.loads(body)["content"])
-                    return self._reply(400 if errors else 200, {"errors": [{"message": e} for e in errors],
-                                                                "warnings": []})
+                    return self._reply(
+                        400 if errors else 200, {"errors": [{"message": e} for e in errors], "warnings": []}
+                    )
                 if path == "/api/repos/create":
                     req = json.loads(body)
                     repo = f"{req.get('organization') or hub.user}/{req['name']}"
                     if repo in hub.repos:
-                        return self._reply(409, {"error": "You already created this model repo",
-                                                 "url": f"http://{self.headers['Host']}/{repo}"})
+                        return self._reply(
+                            409,
+                            {
+                                "error": "You already created this model repo",
+                                "url": f"http://{self.headers['Host']}/{repo}",
+                            },
+                        )
                     hub.repos[repo] = {"private": req.get("visibility") == "private", "files": {}, "commits": []}
                     return self._reply(200, {"url": f"http://{self.headers['Host']}/{repo}"})
                 parts = path.split("/")  # /api/models/USER/NAME/(preupload|commit)/REV
@@ -95,8 +101,14 @@ class FakeHub:
                         return self._reply(404, {"error": "Repository not found"})
                     if parts[5] == "preupload":
                         files = json.loads(body)["files"]
-                        return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular",
-                                                            "shouldIgnore": False} for f in files]})
+                        return self._reply(
+                            200,
+                            {
+                                "files": [
+                                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                                ]
+                            },
+                        )
                     if parts[5] == "commit":
                         if hub.before_commit is not None:
                             hub.before_commit()
@@ -107,8 +119,9 @@ class FakeHub:
                                 hub.repos[repo]["files"][v["path"]] = base64.b64decode(v["content"])
                         sha = hashlib.sha1(body).hexdigest()
                         hub.repos[repo]["commits"].append(sha)
-                        return self._reply(200, {"commitOid": sha,
-                                                 "commitUrl": f"http://{self.headers['Host']}/{repo}/commit/{sha}"})
+                        return self._reply(
+                            200, {"commitOid": sha, "commitUrl": f"http://{self.headers['Host']}/{repo}/commit/{sha}"}
+                        )
                 self._reply(404, {"error": "not found"})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

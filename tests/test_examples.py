@@ -20,8 +20,10 @@ def test_the_sampler_conditions_each_draw_on_other_examples_of_its_task_only():
     tasks = [0] * 5 + [1] * 3 + [-1] * 4 + [2]  # task 2 has one example: nothing to condition on
     sampler = Sampler(tasks, [2, 2, 1], shots=3, no_description=0.5, pool=4)
     rows, descs, shots = sampler.draw(torch.Generator().manual_seed(0), 400)
-    assert all(r not in s and all(tasks[x] == tasks[r] for x in s) and len(s) <= 3 and len(set(s)) == len(s)
-               for r, s in zip(rows, shots))
+    assert all(
+        r not in s and all(tasks[x] == tasks[r] for x in s) and len(s) <= 3 and len(set(s)) == len(s)
+        for r, s in zip(rows, shots)
+    )
     assert all(s == [] for r, s in zip(rows, shots) if tasks[r] == 2)
     assert {len(s) for r, s in zip(rows, shots) if tasks[r] == 0} == {0, 1, 2, 3}
     assert all(x < 4 for r, s in zip(rows, shots) if tasks[r] == 0 for x in s)  # task 0's first 4 are its pool
@@ -42,10 +44,10 @@ def test_adapters_follow_their_examples_and_record_them(examples_hypernet, train
     from t2l.make import AdapterMaker
 
     maker = AdapterMaker(examples_hypernet)
-    words, = maker.make(["answer in upper case"])
-    both, = maker.make(["answer in upper case"], examples=SHOTS)
-    alone, = maker.make([], examples=SHOTS)
-    old, = AdapterMaker(trained_hypernet[0]).make(["answer in upper case"])
+    (words,) = maker.make(["answer in upper case"])
+    (both,) = maker.make(["answer in upper case"], examples=SHOTS)
+    (alone,) = maker.make([], examples=SHOTS)
+    (old,) = AdapterMaker(trained_hypernet[0]).make(["answer in upper case"])
     assert all(torch.equal(words.tensors[k], old.tensors[k]) for k in old.tensors)  # no examples: as before
     key = next(k for k in both.tensors if "lora_B" in k)
     assert not torch.equal(both.tensors[key], words.tensors[key])
@@ -68,14 +70,15 @@ def test_a_text_hypernetwork_reads_the_description_and_examples_as_one_text(trai
     assert json.loads((tmp_path / "text" / "config.json").read_text())["hypernet"]["examples_as"] == "text"
     maker, plain = AdapterMaker(tmp_path / "text"), AdapterMaker(trained_hypernet[0])
     assert maker.max_examples == 3
-    words, = maker.make(["answer in upper case"])
-    both, = maker.make(["answer in upper case"], examples=SHOTS)
-    alone, = maker.make([], examples=SHOTS)
-    old, = plain.make(["answer in upper case"])
-    as_text, = plain.make([conditioning_text("answer in upper case", SHOTS)])
-    shots_text, = plain.make([conditioning_text("", SHOTS)])
-    assert conditioning_text("", SHOTS) == \
-        "Input: hello there\nOutput: HELLO THERE\n\nInput: good day\nOutput: GOOD DAY"
+    (words,) = maker.make(["answer in upper case"])
+    (both,) = maker.make(["answer in upper case"], examples=SHOTS)
+    (alone,) = maker.make([], examples=SHOTS)
+    (old,) = plain.make(["answer in upper case"])
+    (as_text,) = plain.make([conditioning_text("answer in upper case", SHOTS)])
+    (shots_text,) = plain.make([conditioning_text("", SHOTS)])
+    assert (
+        conditioning_text("", SHOTS) == "Input: hello there\nOutput: HELLO THERE\n\nInput: good day\nOutput: GOOD DAY"
+    )
     for got, want in ((words, old), (both, as_text), (alone, shots_text)):
         assert all(torch.equal(got.tensors[k], want.tensors[k]) for k in want.tensors)
     assert both.info.examples == {"count": 2, "sha256": examples_sha256(SHOTS)} and alone.info.description == ""
@@ -88,9 +91,13 @@ def test_an_examples_file_is_checked_line_by_line(tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text("".join(json.dumps({"input": s.input, "output": s.output}) + "\n\n" for s in SHOTS))
     assert read_examples(good) == SHOTS
-    cases = {'{"input": "a"}\n': "example 1 has no string 'output'", '["a", "b"]\n': "is a JSON list",
-             '{"input": "a", "output": "b"}\n{oops\n': "line 2 is not JSON", "\n\n": "holds no examples",
-             '{"input": " ", "output": "b"}\n': "empty input"}
+    cases = {
+        '{"input": "a"}\n': "example 1 has no string 'output'",
+        '["a", "b"]\n': "is a JSON list",
+        '{"input": "a", "output": "b"}\n{oops\n': "line 2 is not JSON",
+        "\n\n": "holds no examples",
+        '{"input": " ", "output": "b"}\n': "empty input",
+    }
     for text, message in cases.items():
         (bad := tmp_path / "bad.jsonl").write_text(text)
         with pytest.raises(T2LError, match=message):
@@ -107,13 +114,25 @@ def test_make_with_examples_registers_and_shows_them(examples_hypernet, tmp_path
 
     shots = tmp_path / "shots.jsonl"
     shots.write_text("".join(json.dumps({"input": s.input, "output": s.output}) + "\n" for s in SHOTS))
-    made = json.loads(t2l("make", "answer in upper case", "--examples", shots, "--hypernet", examples_hypernet,
-                          "-o", tmp_path / "up.safetensors", "--json").stdout)[0]
+    made = json.loads(
+        t2l(
+            "make",
+            "answer in upper case",
+            "--examples",
+            shots,
+            "--hypernet",
+            examples_hypernet,
+            "-o",
+            tmp_path / "up.safetensors",
+            "--json",
+        ).stdout
+    )[0]
     assert made["examples_count"] == 2 and made["examples_sha256"] == examples_sha256(SHOTS)
     shown = json.loads(t2l("show", "up", "--json").stdout)
     assert shown["examples_count"] == 2 and shown["examples_sha256"] == examples_sha256(SHOTS)
-    alone = json.loads(t2l("make", "--examples", shots, "--hypernet", examples_hypernet, "--name", "shots",
-                           "--json").stdout)[0]
+    alone = json.loads(
+        t2l("make", "--examples", shots, "--hypernet", examples_hypernet, "--name", "shots", "--json").stdout
+    )[0]
     assert alone["description"] == "" and alone["examples_count"] == 2
     info = read_info(tmp_path / "up.safetensors")
     assert "a task description and 2 input/output examples" in card(info, "up", [], None)
@@ -144,7 +163,9 @@ def test_run_with_examples_reuses_only_an_adapter_of_the_same_examples(examples_
     assert run("--describe", "answer in upper case", "--examples", shots)["adapter_id"] == both["adapter_id"]
     assert run("--describe", "answer in upper case")["adapter_id"] == words["adapter_id"]
     assert run("--describe", "answer in upper case", "--examples", one)["adapter_id"] not in (
-        words["adapter_id"], both["adapter_id"])
+        words["adapter_id"],
+        both["adapter_id"],
+    )
     shown = json.loads(t2l("show", both["adapter_id"], "--json").stdout)
     assert shown["examples_count"] == 2 and shown["examples_sha256"] == examples_sha256(SHOTS)
     alone = run("--examples", shots)  # the one argument is the prompt
@@ -163,30 +184,62 @@ def test_chat_takes_examples_and_the_examples_command(examples_hypernet, tiny_ba
     shots = shots_file(tmp_path)
 
     def run(*args, seed):
-        return json.loads(t2l("run", *args, "hello", "--hypernet", examples_hypernet, "--max-new-tokens", 6,
-                              "--seed", seed, "--temperature", 1, "--json").stdout)["text"]
+        return json.loads(
+            t2l(
+                "run",
+                *args,
+                "hello",
+                "--hypernet",
+                examples_hypernet,
+                "--max-new-tokens",
+                6,
+                "--seed",
+                seed,
+                "--temperature",
+                1,
+                "--json",
+            ).stdout
+        )["text"]
 
     for seed in range(2, 12):  # a seed at which the three adapters answer apart, else the comparisons prove nothing
-        words, both = (run("--describe", "answer in upper case", seed=seed),
-                       run("--describe", "answer in upper case", "--examples", shots, seed=seed))
+        words, both = (
+            run("--describe", "answer in upper case", seed=seed),
+            run("--describe", "answer in upper case", "--examples", shots, seed=seed),
+        )
         alone = run("--examples", shots, seed=seed)
         if len({words, both, alone}) == 3:
             break
     else:
         raise AssertionError("no seed from 2 to 11 told the three adapters' answers apart")
     sampling = ["--hypernet", examples_hypernet, "--max-new-tokens", 6, "--seed", seed, "--temperature", 1]
-    lines = ["/describe answer in upper case", "hello", f"/examples {shots}", "/reset", "hello", "/save withshots",
-             "/examples off", "/reset", "hello", f"/examples {tmp_path / 'nosuch.jsonl'}", "/reset", "hello", ""]
+    lines = [
+        "/describe answer in upper case",
+        "hello",
+        f"/examples {shots}",
+        "/reset",
+        "hello",
+        "/save withshots",
+        "/examples off",
+        "/reset",
+        "hello",
+        f"/examples {tmp_path / 'nosuch.jsonl'}",
+        "/reset",
+        "hello",
+        "",
+    ]
     result = t2l("chat", "base", "--base", tiny_base_dir, *sampling, input="\n".join(lines))
     assert result.stdout.splitlines() == [words, both, words, words]
     assert "t2l:answer in upper case + 2 examples" in result.stderr and "cannot read examples" in result.stderr
     assert json.loads(t2l("show", "withshots", "--json").stdout)["examples_count"] == 2
-    started = t2l("chat", "--examples", shots, *sampling,
-                  input="hello\n/describe answer in upper case\n/reset\nhello\n")
+    started = t2l(
+        "chat", "--examples", shots, *sampling, input="hello\n/describe answer in upper case\n/reset\nhello\n"
+    )
     assert started.stdout.splitlines() == [alone, both]  # /describe keeps the conversation's examples
     assert "talking to t2l:(2 examples)" in started.stderr
-    assert "/describe TEXT first" in t2l("chat", "base", "--base", tiny_base_dir, *sampling,
-                                         input="/examples off\n").stderr
+    assert (
+        "/describe TEXT first"
+        in t2l("chat", "base", "--base", tiny_base_dir, *sampling, input="/examples off\n").stderr
+    )
 
 
 ROWS = [{"input": s.input, "output": s.output} for s in SHOTS]
@@ -209,18 +262,32 @@ def test_serve_makes_described_models_from_examples_in_the_request(examples_url,
     made once; POST /v1/adapters takes examples too."""
     import openai
 
-
     client = openai.OpenAI(base_url=f"{examples_url}/v1", api_key="unused", max_retries=0)
     shots = shots_file(tmp_path)
 
     def ask(model, **extra):
-        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
-                                               max_tokens=8, temperature=1.0, seed=11, **extra)
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=8, temperature=1.0, seed=11, **extra
+        )
         return reply.choices[0].message.content
 
     def run(*args):
-        return json.loads(t2l("run", *args, "hi", "--hypernet", examples_hypernet, "--max-new-tokens", 8,
-                              "--temperature", 1, "--seed", 11, "--json").stdout)
+        return json.loads(
+            t2l(
+                "run",
+                *args,
+                "hi",
+                "--hypernet",
+                examples_hypernet,
+                "--max-new-tokens",
+                8,
+                "--temperature",
+                1,
+                "--seed",
+                11,
+                "--json",
+            ).stdout
+        )
 
     both = ask("t2l:answer in upper case", extra_body={"t2l_examples": ROWS})
     words = ask("t2l:answer in upper case")
@@ -228,7 +295,10 @@ def test_serve_makes_described_models_from_examples_in_the_request(examples_url,
     assert ask("t2l:answer in upper case", extra_body={"t2l_examples": ROWS}) == both
     rows = json.loads(t2l("ls", "--json").stdout)
     assert sorted((r["description"], r["examples_count"]) for r in rows) == [
-        ("", 2), ("answer in upper case", 0), ("answer in upper case", 2)]
+        ("", 2),
+        ("answer in upper case", 0),
+        ("answer in upper case", 2),
+    ]
     ran = run("--describe", "answer in upper case", "--examples", shots)
     assert ran["text"] == both and ran["adapter_id"] in [r["id"] for r in rows]  # the server's adapter, reused
     assert run("--describe", "answer in upper case")["text"] == words and run("--examples", shots)["text"] == alone
@@ -246,29 +316,35 @@ def error_of(response) -> dict:
 CHAT = {"model": "t2l:answer in upper case", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
 
 
-@pytest.mark.parametrize("examples, says", [
-    ("hello", "Input should be a valid list"),
-    ([{"input": "a"}], "example 1 has no string 'output'"),
-    ([{"input": "a", "output": 5}], "example 1 has no string 'output'"),
-    (["a"], "example 1 is a JSON str, not an object"),
-    ([{"input": "a", "output": " "}], "example 1 has an empty output"),
-    ([{"input": "a" * 2001, "output": "b"}], "longer than 2000 characters"),
-    (ROWS * 2, "4 examples given; this server's hypernetwork was trained with at most 3"),
-    (ROWS * 40, "at most 64 items"),
-])
+@pytest.mark.parametrize(
+    "examples, says",
+    [
+        ("hello", "Input should be a valid list"),
+        ([{"input": "a"}], "example 1 has no string 'output'"),
+        ([{"input": "a", "output": 5}], "example 1 has no string 'output'"),
+        (["a"], "example 1 is a JSON str, not an object"),
+        ([{"input": "a", "output": " "}], "example 1 has an empty output"),
+        ([{"input": "a" * 2001, "output": "b"}], "longer than 2000 characters"),
+        (ROWS * 2, "4 examples given; this server's hypernetwork was trained with at most 3"),
+        (ROWS * 40, "at most 64 items"),
+    ],
+)
 def test_bad_examples_are_a_400_naming_the_field(examples_url, examples, says):
-    got = error_of(httpx.post(f"{examples_url}/v1/chat/completions", json=CHAT | {"t2l_examples": examples},
-                              timeout=60))
+    got = error_of(
+        httpx.post(f"{examples_url}/v1/chat/completions", json=CHAT | {"t2l_examples": examples}, timeout=60)
+    )
     assert got["param"].startswith("t2l_examples") and says in got["message"]
-    made = error_of(httpx.post(f"{examples_url}/v1/adapters", json={"description": "x", "examples": examples},
-                               timeout=60))
+    made = error_of(
+        httpx.post(f"{examples_url}/v1/adapters", json={"description": "x", "examples": examples}, timeout=60)
+    )
     assert made["param"].startswith("examples") and says in made["message"]
 
 
 def test_examples_need_a_described_model_and_a_hypernetwork_that_reads_them(examples_url, serve_url):
 
-    got = error_of(httpx.post(f"{examples_url}/v1/completions", json={"model": "base", "prompt": "hi",
-                                                                       "t2l_examples": ROWS}))
+    got = error_of(
+        httpx.post(f"{examples_url}/v1/completions", json={"model": "base", "prompt": "hi", "t2l_examples": ROWS})
+    )
     assert got["param"] == "t2l_examples" and "t2l:<description> model" in got["message"]
     got = error_of(httpx.post(f"{serve_url}/v1/chat/completions", json=CHAT | {"t2l_examples": ROWS}, timeout=60))
     assert got["param"] == "t2l_examples" and "reads descriptions only" in got["message"]

@@ -19,15 +19,19 @@ HERE = Path(__file__).parent
 ROOT = HERE.parent
 
 
-
 def env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)])}
 
 
 def killed(target: str, n: int, *args) -> subprocess.CompletedProcess:
     """Run `t2l ARGS` in a subprocess that SIGKILLs itself on the n-th call of `target`."""
-    proc = subprocess.run([sys.executable, str(HERE / "killed.py"), target, str(n), *map(str, args)], env=env(),
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "killed.py"), target, str(n), *map(str, args)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return proc
 
@@ -49,9 +53,26 @@ def test_eight_processes_making_fifty_adapters_each(trained_hypernet, tmp_path):
     for p in range(8):
         descs = tmp_path / f"d{p}.txt"
         descs.write_text("".join(f"task {p}-{i}: answer in style {i % 7}\n" for i in range(50)))
-        procs.append(subprocess.Popen([sys.executable, "-m", "t2l_cli", "make", "--from-file", str(descs),
-                                       "--hypernet", str(hn), "--tag", f"p{p}"], env=env(), stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "t2l_cli",
+                    "make",
+                    "--from-file",
+                    str(descs),
+                    "--hypernet",
+                    str(hn),
+                    "--tag",
+                    f"p{p}",
+                ],
+                env=env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (_, stderr) in zip(procs, outputs):
         assert p.returncode == 0, stderr
@@ -88,8 +109,18 @@ def test_eval_killed_in_its_second_bench_keeps_the_first_and_nothing_of_the_seco
     reg = Registry(Path(os.environ["T2L_HOME"]))  # created and migrated: the only commits left are the scores'
     # each bench's scores are one transaction, whose commit passes SessionTransaction.commit twice: the third call
     # is the second bench's commit
-    killed("sqlalchemy.orm.session:SessionTransaction.commit", 3, "eval", "base", "--bench", "arc_easy,arc_challenge",
-           "--data-dir", arc_dir, "--base", tiny_base_dir)
+    killed(
+        "sqlalchemy.orm.session:SessionTransaction.commit",
+        3,
+        "eval",
+        "base",
+        "--bench",
+        "arc_easy,arc_challenge",
+        "--data-dir",
+        arc_dir,
+        "--base",
+        tiny_base_dir,
+    )
     runs = reg.evals("base")
     assert {(e.bench, e.metric) for e in runs} == {("arc_easy", "acc"), ("arc_easy", "acc_norm")}
     assert_consistent(reg)
@@ -100,10 +131,13 @@ def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_
     t2l("make", "answer in upper case", "--hypernet", trained_hypernet[0], "--name", "up")
     reg = Registry(Path(os.environ["T2L_HOME"]))
     with FakeHub("hf_tok_faults") as hub:
-        proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "publish", "up", "--yes"],
-                                env=env() | {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_tok_faults",
-                                             "HF_HUB_OFFLINE": "0"},
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "t2l_cli", "publish", "up", "--yes"],
+            env=env() | {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_tok_faults", "HF_HUB_OFFLINE": "0"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         hub.before_commit = lambda: os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=300)
         assert proc.returncode == -signal.SIGKILL
@@ -113,13 +147,15 @@ def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("target, n", [
-    ("os:fsync", 1),  # writing the stored file, before it is renamed into place
-    ("sqlalchemy.orm.session:SessionTransaction.commit", 1),  # the stored file in place, the row committing
-    ("t2l.export:export_adapter", 1),  # the row committed, the -o file not yet written
-])
-def test_make_with_output_killed_at_each_point_is_finished_by_running_it_again(target, n, trained_hypernet,
-                                                                               tmp_path):
+@pytest.mark.parametrize(
+    "target, n",
+    [
+        ("os:fsync", 1),  # writing the stored file, before it is renamed into place
+        ("sqlalchemy.orm.session:SessionTransaction.commit", 1),  # the stored file in place, the row committing
+        ("t2l.export:export_adapter", 1),  # the row committed, the -o file not yet written
+    ],
+)
+def test_make_with_output_killed_at_each_point_is_finished_by_running_it_again(target, n, trained_hypernet, tmp_path):
     hn = trained_hypernet[0]
     t2l("make", "warm up", "--hypernet", hn)  # registers the hypernet: the next commit is the adapter's row
     out = tmp_path / "sent.safetensors"
@@ -144,7 +180,6 @@ def test_make_into_a_folder_named_like_a_file_fails_before_any_work(trained_hype
         r = t2l("make", "x", "-o", folder, "--hypernet", hn, *force, code=1)
         assert r.output.startswith("error: ") and "is a folder" in r.output and r.output.count("\n") == 1
     assert json.loads(t2l("ls", "--json").output) == []
-
 
 
 def _stored_weights(reg: Registry) -> Path:
@@ -222,13 +257,16 @@ def one_line(*args, code=1, input=None) -> str:
 NOT_UTF8 = "caf\udce9"  # how Python hands over the argument `caf\xe9` (latin-1 bytes) from argv
 
 
-@pytest.mark.parametrize("args, what", [
-    (["make", NOT_UTF8], "the description"),
-    (["run", "base", NOT_UTF8], "the prompt"),
-    (["run", "base", "hi", "--system", NOT_UTF8], "--system"),
-    (["run", "--describe", NOT_UTF8, "hi"], "the description"),
-    (["chat", "base", "--system", NOT_UTF8], "--system"),
-])
+@pytest.mark.parametrize(
+    "args, what",
+    [
+        (["make", NOT_UTF8], "the description"),
+        (["run", "base", NOT_UTF8], "the prompt"),
+        (["run", "base", "hi", "--system", NOT_UTF8], "--system"),
+        (["run", "--describe", NOT_UTF8, "hi"], "the description"),
+        (["chat", "base", "--system", NOT_UTF8], "--system"),
+    ],
+)
 def test_case_1_bytes_that_are_not_utf8_in_argv_are_one_line(args, what, tmp_path):
     message = one_line(*args, "--base", tmp_path / "no-such-base") if args[0] != "make" else one_line(*args)
     assert message.startswith(f"error: {what} is not UTF-8 text (byte 0xe9 at character 4)")
@@ -240,7 +278,7 @@ def test_case_1_a_prompt_on_stdin_that_is_not_utf8_is_one_line(tmp_path):
     assert result.output.startswith("error: the prompt on stdin is not UTF-8 text (byte 0xe9 at byte 4)")
 
 
-@pytest.mark.parametrize("seed", [2 ** 64, -(2 ** 63) - 1, 10 ** 30])
+@pytest.mark.parametrize("seed", [2**64, -(2**63) - 1, 10**30])
 def test_case_3_a_seed_beyond_64_bits_names_the_option(seed, tmp_path):
     message = one_line("run", "base", "hi", "--seed", seed, "--base", tmp_path / "no-such-base")
     assert message.startswith(f"error: --seed {seed} does not fit in 64 bits")
@@ -272,24 +310,30 @@ def test_case_4_only_t2ls_own_errors_read_as_input_errors():
     assert runner.invoke(app, []).exit_code == 2  # a usage error stays Typer's
 
 
-@pytest.mark.parametrize("args, text", [
-    (["run", "base", "hi", "--temperature", -1], "temperature must be between 0 and 2"),
-    (["run", "base", "hi", "--top-p", 0], "top_p must be above 0"),
-    (["chat", "base", "--temperature", 3], "temperature must be between 0 and 2"),
-    (["eval", "base", "--dtype", "float16"], "use float32 or bfloat16"),
-])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["run", "base", "hi", "--temperature", -1], "temperature must be between 0 and 2"),
+        (["run", "base", "hi", "--top-p", 0], "top_p must be above 0"),
+        (["chat", "base", "--temperature", 3], "temperature must be between 0 and 2"),
+        (["eval", "base", "--dtype", "float16"], "use float32 or bfloat16"),
+    ],
+)
 def test_case_17_generation_settings_are_refused_before_the_model_loads(args, text, tmp_path):
     # a base that does not exist: were the model loaded first, the error would be about it
     assert text in one_line(*args, "--base", tmp_path / "no-such-base")
 
 
-@pytest.mark.parametrize("args, input, text", [
-    (["run", "base", "hi", "--max-new-tokens", 0], None, "--max-new-tokens must be 1 or more, not 0"),
-    (["run", "base", "hi", "--max-new-tokens", -5], None, "--max-new-tokens must be 1 or more, not -5"),
-    (["run", "base", ""], None, "empty prompt"),
-    (["run", "base", "  \n"], None, "empty prompt"),
-    (["run", "base", "-"], "", "empty prompt"),
-])
+@pytest.mark.parametrize(
+    "args, input, text",
+    [
+        (["run", "base", "hi", "--max-new-tokens", 0], None, "--max-new-tokens must be 1 or more, not 0"),
+        (["run", "base", "hi", "--max-new-tokens", -5], None, "--max-new-tokens must be 1 or more, not -5"),
+        (["run", "base", ""], None, "empty prompt"),
+        (["run", "base", "  \n"], None, "empty prompt"),
+        (["run", "base", "-"], "", "empty prompt"),
+    ],
+)
 def test_case_23_no_tokens_or_an_empty_prompt_is_refused(args, input, text, tmp_path):
     assert text in one_line(*args, "--base", tmp_path / "no-such-base", input=input)
 
@@ -330,7 +374,7 @@ def test_case_6_force_onto_a_folder_that_is_not_an_adapter_folder_deletes_nothin
     mine = tmp_path / "project"
     mine.mkdir()
     (mine / "notes.txt").write_text("mine")
-    command = (["make", "answer in lower case", "--hypernet", hn, "-o"] if verb == "make" else ["export", "up"])
+    command = ["make", "answer in lower case", "--hypernet", hn, "-o"] if verb == "make" else ["export", "up"]
     message = one_line(*command, mine, "--force")
     assert "is not an adapter folder (it holds 'notes.txt')" in message and "nothing was deleted" in message
     assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "mine"
@@ -340,13 +384,15 @@ def test_case_6_force_onto_a_folder_that_is_not_an_adapter_folder_deletes_nothin
     t2l(*command, tmp_path / "peft", "--force")
     (tmp_path / "empty").mkdir()
     t2l(*command, tmp_path / "empty", "--force")
-    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["README.md", "adapter_config.json",
-                                                                     "adapter_model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
 
 
 @pytest.mark.parametrize("where", [".", ".."])
-def test_case_7_output_dot_or_dotdot_fails_before_registering_the_name(where, trained_hypernet, tmp_path,
-                                                                       monkeypatch):
+def test_case_7_output_dot_or_dotdot_fails_before_registering_the_name(where, trained_hypernet, tmp_path, monkeypatch):
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
     message = one_line("make", "x", "--hypernet", trained_hypernet[0], "-o", where, "--force", "--name", "N")
@@ -356,13 +402,24 @@ def test_case_7_output_dot_or_dotdot_fails_before_registering_the_name(where, tr
 
 
 @pytest.mark.parametrize("where", ["/proc/t2l-out", "folder"])
-def test_case_16_unwritable_eval_output_and_diff_plot_are_refused_before_any_work(where, trained_hypernet, tmp_path,
-                                                                                  tiny_base_dir, arc_dir):
+def test_case_16_unwritable_eval_output_and_diff_plot_are_refused_before_any_work(
+    where, trained_hypernet, tmp_path, tiny_base_dir, arc_dir
+):
     t2l("make", "answer in upper case", "--hypernet", trained_hypernet[0], "--name", "up")
     target = tmp_path / "folder" if where == "folder" else Path(where)
     target.mkdir() if where == "folder" else None
-    message = one_line("eval", "up", "--bench", "arc_easy", "--data-dir", arc_dir, "--base", tiny_base_dir,
-                       "--output", target / "r.json" if where != "folder" else target)
+    message = one_line(
+        "eval",
+        "up",
+        "--bench",
+        "arc_easy",
+        "--data-dir",
+        arc_dir,
+        "--base",
+        tiny_base_dir,
+        "--output",
+        target / "r.json" if where != "folder" else target,
+    )
     assert "--output" in message
     assert json.loads(t2l("show", "up", "--json").output)["evals"] == []  # no score stored: the run never began
     message = one_line("diff", "up", "up", "--plot", target / "p.png" if where != "folder" else target)
@@ -400,8 +457,11 @@ def test_case_24_ls_refuses_an_unknown_protocol_naming_the_known_ones(tiny_base_
 def test_case_25_names_with_bidi_controls_are_refused(char, trained_hypernet):
     t2l("make", "x", "--hypernet", trained_hypernet[0], "--name", "ok")
     name = f"safe{char}gnp.exe"
-    for args in (["make", "y", "--hypernet", trained_hypernet[0], "--name", name], ["rename", "ok", name],
-                 ["tag", "ok", name]):
+    for args in (
+        ["make", "y", "--hypernet", trained_hypernet[0], "--name", name],
+        ["rename", "ok", name],
+        ["tag", "ok", name],
+    ):
         assert "bidirectional-text controls (such as U+202E)" in one_line(*args)
     [row] = json.loads(t2l("ls", "--json").output)
     assert (row["name"], row["tags"]) == ("ok", [])
@@ -413,15 +473,21 @@ def test_case_25_bidi_controls_in_a_description_are_shown_written_out(trained_hy
     assert "\u202e" not in shown and "safe\\u202egnp.exe" in shown
 
 
-@pytest.mark.parametrize("rows, text", [
-    (['{"question": "q", "choices": {"text": ["a"], "label": ["A"]}}'], "line 1 lacks the field 'answerKey'"),
-    (["ARC", "[1, 2]"], "line 2 is a JSON list, not an object"),
-    (["ARC", "", "{not json"], "line 3 is not JSON"),
-    (['{"question": "q", "choices": {"text": ["a"], "label": ["A"]}, "answerKey": "Z"}'],
-     "line 1 does not read as a arc_easy document (ValueError"),
-])
-def test_case_19_eval_data_dir_rows_of_the_wrong_shape_name_the_file_line_and_field(rows, text, tmp_path, arc_dir,
-                                                                                      tiny_base_dir):
+@pytest.mark.parametrize(
+    "rows, text",
+    [
+        (['{"question": "q", "choices": {"text": ["a"], "label": ["A"]}}'], "line 1 lacks the field 'answerKey'"),
+        (["ARC", "[1, 2]"], "line 2 is a JSON list, not an object"),
+        (["ARC", "", "{not json"], "line 3 is not JSON"),
+        (
+            ['{"question": "q", "choices": {"text": ["a"], "label": ["A"]}, "answerKey": "Z"}'],
+            "line 1 does not read as a arc_easy document (ValueError",
+        ),
+    ],
+)
+def test_case_19_eval_data_dir_rows_of_the_wrong_shape_name_the_file_line_and_field(
+    rows, text, tmp_path, arc_dir, tiny_base_dir
+):
     good = (arc_dir / "arc_easy.jsonl").read_text().splitlines()[0]
     data = tmp_path / "bad-data"
     data.mkdir()
@@ -431,8 +497,7 @@ def test_case_19_eval_data_dir_rows_of_the_wrong_shape_name_the_file_line_and_fi
     assert message.startswith(f"error: {path} {text}")
     (data / "arc_easy.jsonl").write_text(good + "\n")
     (data / "arc_easy.train.jsonl").write_text(good + "\n[3]\n")
-    message = one_line("eval", "base", "--bench", "arc_easy", "--data-dir", data, "--shots", 1, "--base",
-                       tiny_base_dir)
+    message = one_line("eval", "base", "--bench", "arc_easy", "--data-dir", data, "--shots", 1, "--base", tiny_base_dir)
     assert message.startswith(f"error: {data / 'arc_easy.train.jsonl'} line 2 is a JSON list")
 
 
@@ -456,9 +521,15 @@ def file_size_limit(limit: int):
 def test_case_18_no_room_for_the_registry_to_open_is_not_called_damage(t2l_home):
     """Opening a registry (no other process holding it) writes its 32 kB shared-memory index first: under a 3 kB
     file size limit that fails, and the line says there is no room, not that the database is damaged."""
+
     def ls(limit: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["bash", "-c", f"ulimit -f {limit}; exec {sys.executable} -m t2l_cli ls"], env=env(),
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            ["bash", "-c", f"ulimit -f {limit}; exec {sys.executable} -m t2l_cli ls"],
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert ls("unlimited").returncode == 0  # the registry made by a process that has ended
     assert not (t2l_home / "registry.db-shm").exists()  # nothing holds it open: the next open makes the index
@@ -506,9 +577,15 @@ def test_case_27_a_one_task_sni_build_says_each_step_and_how_far_and_takes_secon
     folder = tmp_path / "sni"
     folder.mkdir()
     rows = [{"input": f"the word number {i} is cat", "output": [f"CAT {i}"]} for i in range(300)]
-    (folder / "task999_shout_animal.json").write_text(json.dumps({
-        "Definition": ["Write the animal in the sentence in capital letters."], "Source": ["handmade"],
-        "Instances": rows}))
+    (folder / "task999_shout_animal.json").write_text(
+        json.dumps(
+            {
+                "Definition": ["Write the animal in the sentence in capital letters."],
+                "Source": ["handmade"],
+                "Instances": rows,
+            }
+        )
+    )
     events = []
     start = time.monotonic()
     tasks, _ = build_sni(folder, on_status=events.append, on_progress=lambda done, total: events.append((done, total)))
@@ -516,10 +593,10 @@ def test_case_27_a_one_task_sni_build_says_each_step_and_how_far_and_takes_secon
     assert [t.name for t in tasks] == ["task999_shout_animal"] and took < 120, took
     said = [e for e in events if isinstance(e, str)]
     assert said == ["reading benchmark items for decontamination", "reading 1 SNI task file"]
-    counted = events[1:events.index(said[1])]
+    counted = events[1 : events.index(said[1])]
     files = counted[-1][1]
     assert files >= 10 and counted == [(i, files) for i in range(files + 1)]
-    assert events[events.index(said[1]) + 1:] == [(1, 1)]
+    assert events[events.index(said[1]) + 1 :] == [(1, 1)]
 
 
 @pytest.mark.slow

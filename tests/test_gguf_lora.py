@@ -9,8 +9,15 @@ from t2l.adapter import AdapterInfo
 from t2l.errors import T2LError
 from t2l.locate import ModelRef
 
-MODULES = {"q_proj": "self_attn", "k_proj": "self_attn", "v_proj": "self_attn", "o_proj": "self_attn",
-           "gate_proj": "mlp", "up_proj": "mlp", "down_proj": "mlp"}
+MODULES = {
+    "q_proj": "self_attn",
+    "k_proj": "self_attn",
+    "v_proj": "self_attn",
+    "o_proj": "self_attn",
+    "gate_proj": "mlp",
+    "up_proj": "mlp",
+    "down_proj": "mlp",
+}
 
 
 def random_lora(model, rank: int = 8, b_scale: float = 0.02, seed: int = 0, modules=MODULES) -> dict:
@@ -21,7 +28,7 @@ def random_lora(model, rank: int = 8, b_scale: float = 0.02, seed: int = 0, modu
         short = name.rsplit(".", 1)[-1]
         if short in modules and ".layers." in name:
             key = f"base_model.model.{name}"
-            tensors[f"{key}.lora_A.weight"] = torch.randn(rank, mod.in_features, generator=g) / mod.in_features ** 0.5
+            tensors[f"{key}.lora_A.weight"] = torch.randn(rank, mod.in_features, generator=g) / mod.in_features**0.5
             tensors[f"{key}.lora_B.weight"] = torch.randn(mod.out_features, rank, generator=g) * b_scale
     return tensors
 
@@ -47,16 +54,21 @@ def test_an_adapter_for_an_hf_llama_is_written_as_llama_cpp_names_it(tiny_base_d
 
     model = AutoModelForCausalLM.from_pretrained(tiny_base_dir)
     tensors = random_lora(model, rank=4)
-    path = write_adapter(tensors, info_for(folder_ref(tiny_base_dir, "tiny"), str(tiny_base_dir), rank=4),
-                         tmp_path / "out" / "a.gguf")
+    path = write_adapter(
+        tensors, info_for(folder_ref(tiny_base_dir, "tiny"), str(tiny_base_dir), rank=4), tmp_path / "out" / "a.gguf"
+    )
     fields, found = read_gguf(path)
     assert fields["general.type"] == "adapter" and fields["adapter.type"] == "lora"
     assert fields["general.architecture"] == "llama" and fields["adapter.lora.alpha"] == 16.0
     assert fields["general.name"] == "a"
     assert len(found) == len(tensors) and [p.name for p in path.parent.iterdir()] == ["a.gguf"]  # no temp left
     prefix = "base_model.model.model.layers.1"
-    for ours, theirs in [("self_attn.v_proj", "attn_v"), ("self_attn.o_proj", "attn_output"),
-                         ("mlp.gate_proj", "ffn_gate"), ("mlp.down_proj", "ffn_down")]:
+    for ours, theirs in [
+        ("self_attn.v_proj", "attn_v"),
+        ("self_attn.o_proj", "attn_output"),
+        ("mlp.gate_proj", "ffn_gate"),
+        ("mlp.down_proj", "ffn_down"),
+    ]:
         a, b = tensors[f"{prefix}.{ours}.lora_A.weight"], tensors[f"{prefix}.{ours}.lora_B.weight"]
         ga, gb = found[f"blk.1.{theirs}.weight.lora_a"], found[f"blk.1.{theirs}.weight.lora_b"]
         # GGUF lists dimensions innermost first: lora_a is (in, rank), lora_b (rank, out), as llama.cpp checks
@@ -75,12 +87,20 @@ def test_an_adapter_for_an_hf_llama_is_written_as_llama_cpp_names_it(tiny_base_d
 def test_a_qwen2_base_keeps_q_and_k_rows_as_they_are():
     from t2l.gguf_lora import gguf_tensors, layout_from_config
 
-    config = {"architectures": ["Qwen2ForCausalLM"], "num_attention_heads": 4, "num_key_value_heads": 2,
-              "num_hidden_layers": 2}
+    config = {
+        "architectures": ["Qwen2ForCausalLM"],
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 2,
+    }
     a, b = torch.randn(2, 32), torch.randn(32, 2)
-    out = gguf_tensors({"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": a,
-                        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": b},
-                       layout_from_config(config))
+    out = gguf_tensors(
+        {
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": a,
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": b,
+        },
+        layout_from_config(config),
+    )
     assert set(out) == {"blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b"}
     assert (out["blk.0.attn_q.weight.lora_b"] == b.numpy()).all()
 
@@ -91,8 +111,9 @@ def test_an_unsupported_base_or_module_is_one_line_naming_the_fix(tmp_path):
     with pytest.raises(T2LError, match=r"GPT2LMHeadModel base.*\.safetensors") as err:
         layout_from_config({"architectures": ["GPT2LMHeadModel"]})
     assert "\n" not in str(err.value)
-    layout = layout_from_config({"architectures": ["LlamaForCausalLM"], "num_attention_heads": 4,
-                                 "num_hidden_layers": 2})
+    layout = layout_from_config(
+        {"architectures": ["LlamaForCausalLM"], "num_attention_heads": 4, "num_hidden_layers": 2}
+    )
     key = "base_model.model.model.layers.0.self_attn.rotary_proj"
     with pytest.raises(T2LError, match=r"no tensor for the adapted module rotary_proj.*target modules"):
         gguf_tensors({f"{key}.lora_A.weight": torch.zeros(2, 8), f"{key}.lora_B.weight": torch.zeros(8, 2)}, layout)
@@ -127,8 +148,12 @@ def test_make_and_export_write_gguf_from_the_command_line(hn_path, tmp_path):
 
 # -- llama.cpp itself ---------------------------------------------------------------------------------------------
 
-PROMPTS = ["What is the capital of France?", "Write a haiku about the sea.",
-           "List three uses of a paperclip.", "Explain photosynthesis in one sentence."]
+PROMPTS = [
+    "What is the capital of France?",
+    "Write a haiku about the sea.",
+    "List three uses of a paperclip.",
+    "Explain photosynthesis in one sentence.",
+]
 NEW_TOKENS = 24
 
 
@@ -155,7 +180,7 @@ def llama_cpp_follows(llm, prompt_ids: list[int], answer: list[int]) -> int:
 
     llm.reset()
     llm.eval(prompt_ids + answer)
-    picks = np.argmax(np.asarray(llm.scores[len(prompt_ids) - 1:len(prompt_ids) + len(answer) - 1]), axis=-1)
+    picks = np.argmax(np.asarray(llm.scores[len(prompt_ids) - 1 : len(prompt_ids) + len(answer) - 1]), axis=-1)
     return int(sum(int(p) == t for p, t in zip(picks, answer)))
 
 
@@ -165,8 +190,9 @@ def test_llama_cpp_runs_the_exported_adapter_as_t2l_does(tmp_path, capsys):
     activations, so their logits differ by up to about 1 (a near-tie can flip) with or without an adapter. Each
     token of t2l's greedy answer is checked against llama.cpp's pick for the same prefix, for the adapter and, as
     the yardstick, for the base alone."""
-    Llama = pytest.importorskip("llama_cpp", reason="llama.cpp is not installed here: `bash setup.sh --llama` "
-                                                    "builds it (CI does)").Llama
+    Llama = pytest.importorskip(
+        "llama_cpp", reason="llama.cpp is not installed here: `bash setup.sh --llama` builds it (CI does)"
+    ).Llama
 
     from t2l.base import DEFAULT_BASE, EMBEDDED_BASES, identify_base
     from t2l.chat import Engine, Sampling
@@ -202,9 +228,11 @@ def test_llama_cpp_runs_the_exported_adapter_as_t2l_does(tmp_path, capsys):
             totals["base_tokens"] += len(ours_base)
             totals["base_followed"] += base_followed
             totals["prefix"] += agreement(ours, theirs)
-            print(f"{prompt!r}: adapter {followed}/{len(ours)} tokens llama.cpp's pick too, free-running "
-                  f"{agreement(ours, theirs)} equal before the first difference; base {base_followed}/"
-                  f"{len(ours_base)}, {agreement(ours_base, theirs_base)}")
+            print(
+                f"{prompt!r}: adapter {followed}/{len(ours)} tokens llama.cpp's pick too, free-running "
+                f"{agreement(ours, theirs)} equal before the first difference; base {base_followed}/"
+                f"{len(ours_base)}, {agreement(ours_base, theirs_base)}"
+            )
         print(totals)
     assert totals["followed"] >= 0.85 * totals["tokens"], totals
     assert totals["base_followed"] >= 0.85 * totals["base_tokens"], totals
@@ -224,7 +252,7 @@ def test_llama_cpp_runs_the_exported_adapter_as_t2l_does(tmp_path, capsys):
     def logits(llm):
         llm.reset()
         llm.eval(ids)
-        return np.asarray(llm.scores[:len(ids)])
+        return np.asarray(llm.scores[: len(ids)])
 
     theirs = logits(Llama(base_gguf, lora_path=str(tmp_path / "qk.gguf"), **opts)) - logits(plain)
     with torch.no_grad():

@@ -42,7 +42,7 @@ def reference_gte(state, cfg, ids, mask):
     bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
 
     def rot(z):
-        return z * cos + torch.cat((-z[..., hd // 2:], z[..., : hd // 2]), dim=-1) * sin
+        return z * cos + torch.cat((-z[..., hd // 2 :], z[..., : hd // 2]), dim=-1) * sin
 
     for n in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{n}."

@@ -11,8 +11,18 @@ from t2l.targets import find_targets, targets_from_config
 @pytest.mark.parametrize("variant", ["L", "M", "S"])
 def test_one_forward_emits_every_target_for_a_batch(arch, variant):
     targets = targets_from_config(tiny_config(arch, layers=3), ("q_proj", "v_proj", "o_proj"))
-    hn = HyperLoRA(HypernetConfig(variant=variant, rank=4, embed_dim=16, task_dim=8, pos_dim=4, hidden_dim=16,
-                                  target_modules=("q_proj", "v_proj", "o_proj")), targets)
+    hn = HyperLoRA(
+        HypernetConfig(
+            variant=variant,
+            rank=4,
+            embed_dim=16,
+            task_dim=8,
+            pos_dim=4,
+            hidden_dim=16,
+            target_modules=("q_proj", "v_proj", "o_proj"),
+        ),
+        targets,
+    )
     out = hn(torch.randn(5, 16))
     assert list(out) == ["q_proj", "v_proj", "o_proj"]
     for module, (a, b) in out.items():
@@ -39,8 +49,9 @@ def test_unknown_target_module_is_a_clear_error():
 
 def test_untrained_hypernet_emits_lora_init_and_batch_rows_are_independent():
     targets = targets_from_config(tiny_config(), ("q_proj",))
-    hn = HyperLoRA(HypernetConfig(rank=4, embed_dim=16, task_dim=8, pos_dim=4, hidden_dim=16,
-                                  target_modules=("q_proj",)), targets)
+    hn = HyperLoRA(
+        HypernetConfig(rank=4, embed_dim=16, task_dim=8, pos_dim=4, hidden_dim=16, target_modules=("q_proj",)), targets
+    )
     a, b = hn(torch.randn(2, 16))["q_proj"]
     assert torch.count_nonzero(b) == 0 and torch.count_nonzero(a) > 0  # delta-W = B A = 0 at the start
     torch.nn.init.normal_(hn.heads["q_proj"].weight)

@@ -36,13 +36,23 @@ def real_hypernet(shared_home, tmp_path_factory):
     enc = load_encoder()
     torch.manual_seed(0)
     hn = build_hypernet(model, HypernetConfig(rank=2, task_dim=16, pos_dim=8, hidden_dim=32))
-    embs = [enc.encode(["answer with the opposite word"]).embeddings,
-            enc.encode(["answer with the capital city"]).embeddings]
+    embs = [
+        enc.encode(["answer with the opposite word"]).embeddings,
+        enc.encode(["answer with the capital city"]).embeddings,
+    ]
     examples = [Example(0, "hot", "cold"), Example(0, "up", "down"), Example(1, "France", "Paris")]
     history = train_sft(hn, model, tok, examples, embs, SFTSettings(steps=3, batch_size=2, lr=1e-2, max_length=64))
     folder = tmp_path_factory.mktemp("real-hn") / "hn"
-    save_hypernet(hn, folder, base=base_ref, base_spec="smollm2-135m", encoder=enc.ref, encoder_spec=enc.ref.name,
-                  pooling=enc.pooling, training={"recipe": "integration-test", "steps": 3})
+    save_hypernet(
+        hn,
+        folder,
+        base=base_ref,
+        base_spec="smollm2-135m",
+        encoder=enc.ref,
+        encoder_spec=enc.ref.name,
+        pooling=enc.pooling,
+        training={"recipe": "integration-test", "steps": 3},
+    )
     return folder, history
 
 
@@ -54,18 +64,27 @@ def test_gguf_is_dequantized_once_and_answers(home):
     t0 = time.perf_counter()
     model, tok, ref2 = load_base("smollm2-135m")
     assert time.perf_counter() - t0 < 10 and ref2 == ref  # from the cache, not the GGUF
-    ids = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                  add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    ids = tok.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
-    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+    assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1] :])
 
 
 def test_minilm_embeddings_rank_related_descriptions_closer(home):
     from t2l.encoder import load_encoder
 
     enc = load_encoder()
-    e = enc.encode(["classify the sentiment of movie reviews", "is this film review positive or negative",
-                    "solve grade school math word problems"]).embeddings
+    e = enc.encode(
+        [
+            "classify the sentiment of movie reviews",
+            "is this film review positive or negative",
+            "solve grade school math word problems",
+        ]
+    ).embeddings
     assert e.shape == (3, 384) and enc.pooling == "mean" and enc.normalize
     assert float(e[0] @ e[1]) > float(e[0] @ e[2]) + 0.2
 
@@ -80,8 +99,19 @@ def test_make_on_the_real_defaults_loads_in_peft(home, real_hypernet, tmp_path):
     folder, history = real_hypernet
     assert all(torch.isfinite(torch.tensor(m.loss)) for m in history)
     out = tmp_path / "sent"
-    r = CliRunner().invoke(app, ["make", "classify sentiment of movie reviews", "-o", str(out),
-                                 "--hypernet", str(folder), "--base", "smollm2-135m"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "make",
+            "classify sentiment of movie reviews",
+            "-o",
+            str(out),
+            "--hypernet",
+            str(folder),
+            "--base",
+            "smollm2-135m",
+        ],
+    )
     assert r.exit_code == 0, r.output
     base, tok, _ = load_base()
     ids = tok("I loved this movie. Sentiment:", return_tensors="pt")["input_ids"]

@@ -33,7 +33,7 @@ def imported(path: Path) -> list[tuple[int, str]]:
             found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module
@@ -50,8 +50,12 @@ def under(name: str, banned: str) -> bool:
 def test_no_module_imports_across_a_layer(folder, banned, why):
     files = sorted((ROOT / folder).rglob("*.py"))
     assert files, folder
-    broken = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in files for line, name in imported(path)
-              if any(under(name, b) for b in banned)]
+    broken = [
+        f"{path.relative_to(ROOT)}:{line}: {name}"
+        for path in files
+        for line, name in imported(path)
+        if any(under(name, b) for b in banned)
+    ]
     assert not broken, f"{why}; these imports cross it:\n" + "\n".join(broken)
 
 
@@ -69,15 +73,58 @@ def test_the_reader_sees_imports_inside_functions_and_relative_ones(tmp_path, mo
 # specific entry wins, so `t2l.eval.data` sits in "benchmark data" and the rest of `t2l.eval` in "evaluation".
 # Every module under t2l/ must be named: a new or renamed module fails `test_every_module_has_a_layer` until it is.
 LAYERS = [
-    ("foundations", ("t2l", "t2l.errors", "t2l.callbacks", "t2l.home", "t2l.files", "t2l.hashing", "t2l.text",
-                     "t2l.stats", "t2l.questions", "t2l.locate", "t2l.device")),
+    (
+        "foundations",
+        (
+            "t2l",
+            "t2l.errors",
+            "t2l.callbacks",
+            "t2l.home",
+            "t2l.files",
+            "t2l.hashing",
+            "t2l.text",
+            "t2l.stats",
+            "t2l.questions",
+            "t2l.locate",
+            "t2l.device",
+        ),
+    ),
     ("benchmark data", ("t2l.eval.benches", "t2l.eval.data")),  # which documents a bench has; no model
     ("tasks", ("t2l.tasks.*",)),  # task collections are data: built from public sources, decontaminated, no model
-    ("models", ("t2l.config", "t2l.targets", "t2l.adapter", "t2l.hypernet", "t2l.hypermod", "t2l.lora_batched",
-                "t2l.lm", "t2l.bert", "t2l.gte", "t2l.encoder", "t2l.base")),
-    ("adapters", ("t2l.hypernet_files", "t2l.authors", "t2l.examples", "t2l.make", "t2l.search", "t2l.card",
-                  "t2l.export", "t2l.gguf_lora", "t2l.diff", "t2l.publish", "t2l.chat", "t2l.sampling",
-                  "t2l.scheduler")),
+    (
+        "models",
+        (
+            "t2l.config",
+            "t2l.targets",
+            "t2l.adapter",
+            "t2l.hypernet",
+            "t2l.hypermod",
+            "t2l.lora_batched",
+            "t2l.lm",
+            "t2l.bert",
+            "t2l.gte",
+            "t2l.encoder",
+            "t2l.base",
+        ),
+    ),
+    (
+        "adapters",
+        (
+            "t2l.hypernet_files",
+            "t2l.authors",
+            "t2l.examples",
+            "t2l.make",
+            "t2l.search",
+            "t2l.card",
+            "t2l.export",
+            "t2l.gguf_lora",
+            "t2l.diff",
+            "t2l.publish",
+            "t2l.chat",
+            "t2l.sampling",
+            "t2l.scheduler",
+        ),
+    ),
     ("evaluation", ("t2l.eval.*",)),
     ("training", ("t2l.train.*",)),
     ("experiments", ("t2l.bench.*",)),  # nothing else in the library imports them
@@ -95,8 +142,9 @@ def names(entry: str, module: str) -> bool:
 
 def layer_of(module: str) -> int | None:
     """Index in LAYERS of the most specific entry naming `module`; None where none does."""
-    found = [(len(entry), index) for index, (_, entries) in enumerate(LAYERS) for entry in entries
-             if names(entry, module)]
+    found = [
+        (len(entry), index) for index, (_, entries) in enumerate(LAYERS) for entry in entries if names(entry, module)
+    ]
     return max(found)[1] if found else None
 
 
@@ -119,15 +167,17 @@ def upward_imports() -> list[str]:
         for line, there in sorted(lands):  # `from t2l.make import a, b` lands in t2l.make once
             theirs = layer_of(there)
             if mine is not None and theirs is not None and theirs > mine:
-                broken.append(f"{path.relative_to(ROOT)}:{line}: {there} ({LAYERS[mine][0]} imports "
-                              f"{LAYERS[theirs][0]})")
+                broken.append(
+                    f"{path.relative_to(ROOT)}:{line}: {there} ({LAYERS[mine][0]} imports {LAYERS[theirs][0]})"
+                )
     return broken
 
 
 def test_every_module_has_a_layer():
     missing = [module for module in library_modules() if layer_of(module) is None]
-    assert not missing, "modules with no layer in tests/test_layering.py LAYERS (add them where they belong):\n" + \
-        "\n".join(missing)
+    assert not missing, (
+        "modules with no layer in tests/test_layering.py LAYERS (add them where they belong):\n" + "\n".join(missing)
+    )
 
 
 def test_every_layer_entry_names_a_module():
@@ -143,10 +193,15 @@ def test_no_module_imports_a_layer_above_its_own():
 
 
 def test_an_upward_import_fails_and_the_most_specific_entry_wins(tmp_path, monkeypatch):
-    for name, text in [("__init__.py", ""), ("errors.py", "def f():\n    from t2l.train.run import x\n"),
-                       ("eval/__init__.py", ""), ("eval/data.py", "from t2l.errors import T2LError\n"),
-                       ("eval/run.py", "from t2l.eval import data\n"), ("train/__init__.py", ""),
-                       ("train/run.py", "from t2l.eval.run import y\nfrom t2l import errors\n")]:
+    for name, text in [
+        ("__init__.py", ""),
+        ("errors.py", "def f():\n    from t2l.train.run import x\n"),
+        ("eval/__init__.py", ""),
+        ("eval/data.py", "from t2l.errors import T2LError\n"),
+        ("eval/run.py", "from t2l.eval import data\n"),
+        ("train/__init__.py", ""),
+        ("train/run.py", "from t2l.eval.run import y\nfrom t2l import errors\n"),
+    ]:
         (tmp_path / "t2l" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "t2l" / name).write_text(text)
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)

@@ -14,8 +14,13 @@ def test_batched_lora_matches_peft_per_example():
     targets = find_targets(base, ("q_proj", "v_proj"))
     rank, alpha, n = 4, 8.0, 3
     torch.manual_seed(1)
-    weights = {m: (torch.randn(n, 2, rank, targets.of(m)[0].in_features),
-                   torch.randn(n, 2, targets.of(m)[0].out_features, rank)) for m in targets.modules}
+    weights = {
+        m: (
+            torch.randn(n, 2, rank, targets.of(m)[0].in_features),
+            torch.randn(n, 2, targets.of(m)[0].out_features, rank),
+        )
+        for m in targets.modules
+    }
     ids = torch.randint(4, 90, (n, 7))
 
     lora = BatchedLoRA(base, targets, alpha / rank)
@@ -25,8 +30,9 @@ def test_batched_lora_matches_peft_per_example():
         plain = base(input_ids=ids).logits  # the hooks add nothing outside `use`
     lora.remove()
 
-    peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=rank, lora_alpha=alpha,
-                                                                 target_modules=["q_proj", "v_proj"]))
+    peft_model = get_peft_model(
+        copy.deepcopy(base), LoraConfig(r=rank, lora_alpha=alpha, target_modules=["q_proj", "v_proj"])
+    )
     for i in range(n):
         state = {}
         for m in targets.modules:

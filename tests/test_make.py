@@ -60,8 +60,11 @@ def test_folder_form_loads_in_peft_without_warnings(trained_hypernet, tiny_base_
     made = AdapterMaker(folder).make(["answer in upper case"])[0]
     single = write_adapter(made.tensors, made.info, tmp_path / "a.safetensors")
     peft_dir = write_adapter(made.tensors, made.info, tmp_path / "a-peft")
-    assert sorted(p.name for p in peft_dir.iterdir()) == ["README.md", "adapter_config.json",
-                                                          "adapter_model.safetensors"]
+    assert sorted(p.name for p in peft_dir.iterdir()) == [
+        "README.md",
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     assert "library_name: peft" in (peft_dir / "README.md").read_text()
     ids = torch.randint(4, 90, (1, 9))
     with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
@@ -159,8 +162,10 @@ def test_hypernet_config_is_json_with_identities(trained_hypernet):
 def test_output_plan_names_and_paths(tmp_path):
     assert output_plan(1, tmp_path / "sent.safetensors", None) == [("sent", tmp_path / "sent.safetensors")]
     assert output_plan(1, None, None) == [(None, None)]
-    assert output_plan(2, tmp_path / "out", None) == [("out-1", tmp_path / "out" / "out-1.safetensors"),
-                                                      ("out-2", tmp_path / "out" / "out-2.safetensors")]
+    assert output_plan(2, tmp_path / "out", None) == [
+        ("out-1", tmp_path / "out" / "out-1.safetensors"),
+        ("out-2", tmp_path / "out" / "out-2.safetensors"),
+    ]
     with pytest.raises(T2LError, match="folder"):
         output_plan(2, tmp_path / "x.safetensors", None)
 
@@ -170,11 +175,15 @@ def test_the_same_adapter_has_the_same_bytes_in_every_process():
     import subprocess
     import sys
 
-    code = ("import hashlib, torch; from t2l.adapter import AdapterInfo, adapter_bytes; from t2l.locate import "
-            "ModelRef; info = AdapterInfo('d', 2, 4.0, ['q_proj'], ModelRef('b', 'ab'), 'b'); "
-            "print(hashlib.sha256(adapter_bytes({'x.lora_A.weight': torch.ones(2, 3)}, info)).hexdigest())")
-    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-               for _ in range(4)}
+    code = (
+        "import hashlib, torch; from t2l.adapter import AdapterInfo, adapter_bytes; from t2l.locate import "
+        "ModelRef; info = AdapterInfo('d', 2, 4.0, ['q_proj'], ModelRef('b', 'ab'), 'b'); "
+        "print(hashlib.sha256(adapter_bytes({'x.lora_A.weight': torch.ones(2, 3)}, info)).hexdigest())"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(4)
+    }
     assert len(digests) == 1
 
 

@@ -17,7 +17,6 @@ from conftest import t2l as t2l_cli
 ROOT = Path(__file__).parent.parent
 
 
-
 def test_an_exported_folder_names_the_base_by_its_hub_id_and_keeps_t2l_spec(tmp_path):
     t2l_cli("make", "answer in upper case", "--name", "up")  # the shipped default: the embedded SmolLM2
     t2l_cli("export", "up", tmp_path / "up-peft")
@@ -43,22 +42,39 @@ def test_the_published_cards_commands_work_with_a_repo_id_and_a_downloaded_folde
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
     for command in (suggested.split(), ["eval", str(folder), "--bench", "arc_easy"], ["diff", "alice/up", "up"]):
         limit = ["--limit", "2"] if command[0] == "eval" else []
-        proc = subprocess.run([sys.executable, "-m", "t2l_cli", *command, *limit, "--json"], env=env,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, "-m", "t2l_cli", *command, *limit, "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr
         if command[0] == "eval":
             assert {r["subject"] for r in json.loads(proc.stdout)} == {command[1]}
         else:
             assert json.loads(proc.stdout)["overall_cosine"] > 0.999  # the very same weights
-    proc = subprocess.run([sys.executable, "-m", "t2l_cli", "eval", "alice/missing", "--json"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "t2l_cli", "eval", "alice/missing", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and proc.stderr.strip().startswith("error: ") and "Hugging Face cache" in proc.stderr
 
 
 def test_version_without_torch():
-    code = ("import sys; from typer.testing import CliRunner; from t2l_cli.app import app; "
-            "r = CliRunner().invoke(app, ['--version']); print(r.output.strip()); "
-            "assert r.exit_code == 0 and 'torch' not in sys.modules")
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                          capture_output=True, text=True, check=True)
+    code = (
+        "import sys; from typer.testing import CliRunner; from t2l_cli.app import app; "
+        "r = CliRunner().invoke(app, ['--version']); print(r.output.strip()); "
+        "assert r.exit_code == 0 and 'torch' not in sys.modules"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert proc.stdout.strip() == f"t2l {t2l.__version__}"

@@ -12,12 +12,28 @@ from t2l.train.sft import HypernetObjective, build_hypernet
 def _objective(packing: bool, seed: int = 0):
     torch.manual_seed(seed)
     base = tiny_model()
-    hn = build_hypernet(base, HypernetConfig(variant="M", rank=4, alpha=8, embed_dim=12, task_dim=8, pos_dim=4,
-                                             hidden_dim=16, target_modules=("q_proj", "v_proj")))
+    hn = build_hypernet(
+        base,
+        HypernetConfig(
+            variant="M",
+            rank=4,
+            alpha=8,
+            embed_dim=12,
+            task_dim=8,
+            pos_dim=4,
+            hidden_dim=16,
+            target_modules=("q_proj", "v_proj"),
+        ),
+    )
     for p in hn.heads.parameters():  # hyper-init makes B zero; give the adapters something to do
         torch.nn.init.normal_(p, std=0.05)
-    texts = [("hello there", "HI"), ("a much longer question about many things", "yes"), ("x", "a long answer here"),
-             ("two", "2"), ("what is seven plus eight", "15")]
+    texts = [
+        ("hello there", "HI"),
+        ("a much longer question about many things", "yes"),
+        ("x", "a long answer here"),
+        ("two", "2"),
+        ("what is seven plus eight", "15"),
+    ]
     examples = [Example(i, a, b) for i, (a, b) in enumerate(texts)]
     embs = [torch.randn(1, 12) for _ in texts]
     return HypernetObjective(hn, base, char_tokenizer(), examples, embs, max_length=64, packing=packing)
@@ -52,8 +68,10 @@ def test_packed_loss_and_gradients_match_padded():
     assert l2 == pytest.approx(l1, rel=1e-5)
     for a, b in zip(g1, g2):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3 * float(a.abs().max()))
-    assert ExampleBatcher(char_tokenizer(), padded.examples, 64).pack(rows).ids.numel() < \
-        padded.batcher.batch(rows)[0].numel()  # and it computes fewer positions
+    assert (
+        ExampleBatcher(char_tokenizer(), padded.examples, 64).pack(rows).ids.numel()
+        < padded.batcher.batch(rows)[0].numel()
+    )  # and it computes fewer positions
 
 
 def test_packed_lora_loss_and_gradients_match_padded():

@@ -19,10 +19,14 @@ from t2l_cli.server.background import serving
 from t2l_cli.server.service import ServeSettings, Service
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                 reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
-                                        "chromium-driver; .ci/run installs them)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER),
+        reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
+        "chromium-driver; .ci/run installs them)",
+    ),
+]
 KEY = "page-test-key"
 DONE = "#{} .answer[data-done='1']"
 
@@ -43,8 +47,9 @@ def browser(downloads):
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
         options.add_argument(flag)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
+    options.add_experimental_option(
+        "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+    )
     driver = webdriver.Chrome(service=DriverService(DRIVER), options=options)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
     yield driver
@@ -159,8 +164,9 @@ def test_describe_make_and_chat_beside_the_base(browser, url):
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     finishes = set()
     for side, model in (("base", "base"), ("adapter", adapter_id)):
-        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}],
-                                               temperature=0, max_tokens=10)
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hello"}], temperature=0, max_tokens=10
+        )
         box, choice = boxes[side], reply.choices[0]
         assert box.find_element("css selector", ".text").get_attribute("textContent") == choice.message.content
         # the mark of an answer cut at max tokens, and only then
@@ -189,8 +195,11 @@ def test_an_empty_description_says_why_nothing_happens(browser, url):
 def test_the_search_box_finds_adapters_by_words_and_by_meaning(browser, url):
     from selenium.webdriver.support.ui import Select
 
-    for description in ("classify the sentiment of movie reviews", "translate English to French",
-                        "answer in small letters"):
+    for description in (
+        "classify the sentiment of movie reviews",
+        "translate English to French",
+        "answer in small letters",
+    ):
         httpx.post(f"{url}/v1/adapters", json={"description": description}, timeout=60).raise_for_status()
     wait = wait_for(browser, 60)
     browser.get(url)
@@ -234,8 +243,9 @@ def test_a_waiting_column_says_queued_or_generating_and_stop_ends_both(browser, 
     assert by_id(browser, "stop").is_displayed() and not by_id(browser, "send").is_enabled()
     by_id(browser, "stop").click()
     wait.until(lambda d: states(d) == ["stopped", "stopped"] and len(css(d, ".answer[data-done='1']")) == 2)
-    assert all(b.find_element("css selector", ".note").text == "stopped before the answer began"
-               for b in answers(browser))
+    assert all(
+        b.find_element("css selector", ".note").text == "stopped before the answer began" for b in answers(browser)
+    )
     assert by_id(browser, "send").is_enabled() and not by_id(browser, "stop").is_displayed()
     # the server heard the fetches end: both rows left the batch early instead of running to max tokens
     held.go.set()
@@ -252,8 +262,13 @@ def test_a_waiting_column_says_queued_or_generating_and_stop_ends_both(browser, 
 
 
 def test_the_status_comment_leaves_the_openai_stream_intact(held):
-    body = {"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0,
-            "stream": True}
+    body = {
+        "model": "base",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 5,
+        "temperature": 0,
+        "stream": True,
+    }
     with httpx.stream("POST", f"{held.url}/v1/chat/completions", json=body, timeout=30) as response:
         lines = response.iter_lines()
         first = next(lines)
@@ -270,10 +285,12 @@ def test_the_status_comment_leaves_the_openai_stream_intact(held):
 
 def test_the_page_fits_a_phone_390_pixels_wide(browser, url):
     long_word = "supercalifragilistic" * 5
-    httpx.post(f"{url}/v1/adapters", json={"description": f"answer in upper case {long_word}", "name": "phone"},
-               timeout=60).raise_for_status()
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                            {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
+    httpx.post(
+        f"{url}/v1/adapters", json={"description": f"answer in upper case {long_word}", "name": "phone"}, timeout=60
+    ).raise_for_status()
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
+    )
     wait = wait_for(browser)
     browser.get(url)
     wait.until(lambda d: css(d, "#adapters li"))
@@ -286,7 +303,8 @@ def test_the_page_fits_a_phone_390_pixels_wide(browser, url):
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390
     wide = browser.execute_script(
         "return [...document.querySelectorAll('body *')].filter(e => e.getClientRects().length)"
-        ".filter(e => e.getBoundingClientRect().right > 390.5).map(e => e.id || e.className || e.tagName)")
+        ".filter(e => e.getBoundingClientRect().right > 390.5).map(e => e.id || e.className || e.tagName)"
+    )
     assert wide == []
     # the two answers one above the other, each the width of the page
     base, adapter = (by_id(browser, f"{side}-log").rect for side in ("base", "adapter"))
@@ -309,8 +327,12 @@ def test_downloads_carry_the_api_key(browser, keyed_url, downloads):
     from selenium.webdriver.common.keys import Keys
 
     headers = {"Authorization": f"Bearer {KEY}"}
-    made = httpx.post(f"{keyed_url}/v1/adapters", json={"description": "answer in upper case", "name": "keyed"},
-                      headers=headers, timeout=60).json()
+    made = httpx.post(
+        f"{keyed_url}/v1/adapters",
+        json={"description": "answer in upper case", "name": "keyed"},
+        headers=headers,
+        timeout=60,
+    ).json()
     wait = wait_for(browser)
     browser.get(keyed_url)
     wait.until(lambda d: by_id(d, "key-box").is_displayed())  # the list was refused: the page asks for the key

@@ -8,34 +8,65 @@ import pytest
 from conftest import TASKS
 from typer.testing import CliRunner
 
-from t2l.bench.paper import (METHODS, PaperSettings, paired, read_results, record_settings, reference_row, run_paper,
-                             run_warmup, unrelated_descriptions)
+from t2l.bench.paper import (
+    METHODS,
+    PaperSettings,
+    paired,
+    read_results,
+    record_settings,
+    reference_row,
+    run_paper,
+    run_warmup,
+    unrelated_descriptions,
+)
 from t2l.bench.report import bar_chart, write_report
 from t2l.errors import T2LError
 from t2l.tasks.collection import Manifest, Task, write_collection
 from t2l_cli.app import app
 from t2l_cli.bench import reproduce_command
 
-TINY = ["train.batch_size=4", "train.lr=0.003", "train.warmup_steps=0", "train.max_length=32",
-        "run.checkpoint_every=2", "data.holdout=1", "data.eval_examples=4", "lora.rank=2"]
+TINY = [
+    "train.batch_size=4",
+    "train.lr=0.003",
+    "train.warmup_steps=0",
+    "train.max_length=32",
+    "run.checkpoint_every=2",
+    "data.holdout=1",
+    "data.eval_examples=4",
+    "lora.rank=2",
+]
 
 
 @pytest.fixture
 def tiny_collection(tmp_path):
-    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)])
-             for name, (descs, answer) in TASKS.items()]
-    tasks += [Task("count", ["count the letters"], [("abc", "3"), ("ab", "2"), ("abcd", "4")]),
-              Task("echo", ["repeat the input"], [("hi", "hi"), ("yo", "yo")])]
+    tasks = [
+        Task(name, descs, [(f"question {i}", answer) for i in range(6)]) for name, (descs, answer) in TASKS.items()
+    ]
+    tasks += [
+        Task("count", ["count the letters"], [("abc", "3"), ("ab", "2"), ("abcd", "4")]),
+        Task("echo", ["repeat the input"], [("hi", "hi"), ("yo", "yo")]),
+    ]
     write_collection(tmp_path / "collection", tasks, Manifest(name="tiny", source="test", license="MIT"))
     return tmp_path / "collection"
 
 
-def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, tiny_base_dir, tiny_encoder_dir,
-                                                             tmp_path):
-    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), encoder=str(tiny_encoder_dir), steps=3,
-                             limit=2, benches=("arc_easy", "boolq"), tasks=str(tiny_collection), batch_size=2,
-                             overrides={"mt-lora": TINY, "sft": [*TINY, "hypernet.hidden_dim=16",
-                                                                 "hypernet.task_dim=8", "hypernet.pos_dim=4"]})
+def test_paper_run_trains_evaluates_every_method_and_resumes(
+    tiny_collection, tiny_base_dir, tiny_encoder_dir, tmp_path
+):
+    settings = PaperSettings(
+        out=tmp_path / "run",
+        base=str(tiny_base_dir),
+        encoder=str(tiny_encoder_dir),
+        steps=3,
+        limit=2,
+        benches=("arc_easy", "boolq"),
+        tasks=str(tiny_collection),
+        batch_size=2,
+        overrides={
+            "mt-lora": TINY,
+            "sft": [*TINY, "hypernet.hidden_dim=16", "hypernet.task_dim=8", "hypernet.pos_dim=4"],
+        },
+    )
     events = []
     tables = run_paper(settings, lambda kind, payload: events.append(kind))
     assert set(tables) == {"lm-eval", "letter"}
@@ -79,8 +110,12 @@ def test_paper_run_trains_evaluates_every_method_and_resumes(tiny_collection, ti
 def test_paired_differences_are_taken_item_by_item():
     settings = PaperSettings(out=Path("unused"), benches=("arc_easy",), protocols=("lm-eval",), limit=4)
     row = {"bench": "arc_easy", "protocol": "lm-eval", "limit": 4}
-    rows = [{**row, "method": "T2L", "hits": "1100"}, {**row, "method": "base", "hits": "1000"},
-            {**row, "method": "mt-lora", "hits": "0011"}, {**row, "method": "old run without hits"}]
+    rows = [
+        {**row, "method": "T2L", "hits": "1100"},
+        {**row, "method": "base", "hits": "1000"},
+        {**row, "method": "mt-lora", "hits": "0011"},
+        {**row, "method": "old run without hits"},
+    ]
     diffs = paired(rows, settings)["lm-eval"]
     assert set(diffs) == {"base", "mt-lora"}
     assert diffs["base"] == pytest.approx((0.25, 0.25))  # differences 0, 1, 0, 0: sd 0.5, / sqrt(4)
@@ -90,10 +125,14 @@ def test_paired_differences_are_taken_item_by_item():
 
 
 def test_the_reference_must_be_a_row_of_the_run(tiny_base_dir, tmp_path):
-    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), methods=("base",), also={"new": "x"},
-                             reference="T2L (old)")
-    with pytest.raises(T2LError, match=r"--reference 'T2L \(old\)' is not a row of this run; choose from base, "
-                                        r"T2L \(new\)"):
+    settings = PaperSettings(
+        out=tmp_path / "run", base=str(tiny_base_dir), methods=("base",), also={"new": "x"}, reference="T2L (old)"
+    )
+    with pytest.raises(
+        T2LError,
+        match=r"--reference 'T2L \(old\)' is not a row of this run; choose from base, "
+        r"T2L \(new\)",
+    ):
         run_paper(settings)
     assert reference_row(replace(settings, reference=None)) == "T2L (new)"  # without T2L, the first --also row
 
@@ -142,8 +181,9 @@ def test_a_bench_keeps_its_unrelated_descriptions_whatever_else_runs(tiny_collec
     """Extending a run to more descriptions or benches must not re-pair stored adapters and scores with other texts."""
     one = unrelated_descriptions(PaperSettings(out=Path("unused")), tiny_collection)
     three = unrelated_descriptions(PaperSettings(out=Path("unused"), descriptions=3), tiny_collection)
-    subset = unrelated_descriptions(PaperSettings(out=Path("unused"), benches=("piqa", "boolq"), descriptions=2),
-                                    tiny_collection)
+    subset = unrelated_descriptions(
+        PaperSettings(out=Path("unused"), benches=("piqa", "boolq"), descriptions=2), tiny_collection
+    )
     assert set(one) == {(b, 0) for b in PaperSettings(out=Path("unused")).benches}
     assert len(three) == 3 * len(one) and {k: three[k] for k in one} == one
     assert set(subset) == {(b, i) for b in ("piqa", "boolq") for i in (0, 1)}
@@ -160,39 +200,81 @@ def test_short_runs_keep_a_tenth_for_warmup():
         assert run_warmup(name, 160) == min(16, full.warmup_steps)
 
 
-def test_a_subset_of_methods_trains_and_evaluates_only_what_it_needs(tiny_collection, tiny_base_dir,
-                                                                     tiny_encoder_dir, tmp_path):
-    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), encoder=str(tiny_encoder_dir), steps=2,
-                             limit=2, benches=("arc_easy",), protocols=("lm-eval",), tasks=str(tiny_collection),
-                             methods=("base", "T2L, unrelated description"),
-                             overrides={"sft": [*TINY, "hypernet.hidden_dim=16", "hypernet.task_dim=8",
-                                                "hypernet.pos_dim=4"]})
+def test_a_subset_of_methods_trains_and_evaluates_only_what_it_needs(
+    tiny_collection, tiny_base_dir, tiny_encoder_dir, tmp_path
+):
+    settings = PaperSettings(
+        out=tmp_path / "run",
+        base=str(tiny_base_dir),
+        encoder=str(tiny_encoder_dir),
+        steps=2,
+        limit=2,
+        benches=("arc_easy",),
+        protocols=("lm-eval",),
+        tasks=str(tiny_collection),
+        methods=("base", "T2L, unrelated description"),
+        overrides={"sft": [*TINY, "hypernet.hidden_dim=16", "hypernet.task_dim=8", "hypernet.pos_dim=4"]},
+    )
     tables = run_paper(settings)
     assert set(tables["lm-eval"]) == {"base", "T2L, unrelated description"}
     assert not (settings.out / "mt-lora").exists() and (settings.out / "t2l" / "done.json").is_file()
 
 
-def test_a_folder_of_base_and_also_rows_reports_what_made_them(trained_hypernet, tiny_collection, tiny_base_dir,
-                                                                tmp_path):
-    settings = PaperSettings(out=tmp_path / "run", base=str(tiny_base_dir), limit=2, benches=("arc_easy",),
-                             protocols=("lm-eval",), tasks=str(tiny_collection), methods=("base",),
-                             also={"tiny": str(trained_hypernet[0])}, batch_size=2)
+def test_a_folder_of_base_and_also_rows_reports_what_made_them(
+    trained_hypernet, tiny_collection, tiny_base_dir, tmp_path
+):
+    settings = PaperSettings(
+        out=tmp_path / "run",
+        base=str(tiny_base_dir),
+        limit=2,
+        benches=("arc_easy",),
+        protocols=("lm-eval",),
+        tasks=str(tiny_collection),
+        methods=("base",),
+        also={"tiny": str(trained_hypernet[0])},
+        batch_size=2,
+    )
     tables = run_paper(settings)
     assert set(tables["lm-eval"]) == {"base", "T2L (tiny)"}
     text = write_report(tables, settings, tmp_path / "results.md", "t2l bench paper ...", None).read_text()
     sha = json.loads((settings.out / "settings.json").read_text())["also_sha256"]["tiny"]
     assert "nothing trained in this folder" in text and "steps for each of" not in text
-    assert text.splitlines()[0] == f"# Results: the paper's zero-shot table at our scale ({tiny_collection.name}, " \
-        f"{settings.steps} steps)"  # another run's report has another title; no machine path in it
+    assert (
+        text.splitlines()[0] == f"# Results: the paper's zero-shot table at our scale ({tiny_collection.name}, "
+        f"{settings.steps} steps)"
+    )  # another run's report has another title; no machine path in it
     assert f"- T2L (tiny): hypernetwork sha256 `{sha[:16]}`" in text
 
 
 def test_bench_paper_command_takes_any_base_and_encoder(tiny_collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     sft = [*TINY, "hypernet.hidden_dim=16", "hypernet.task_dim=8", "hypernet.pos_dim=4"]
-    args = ["bench", "paper", "--out", str(tmp_path / "run"), "--base", str(tiny_base_dir), "--encoder",
-            str(tiny_encoder_dir), "--tasks", str(tiny_collection), "--steps", "2", "--limit", "2", "--benches",
-            "arc_easy", "--protocols", "lm-eval", "--method", "base", "--method", "T2L", "--report",
-            str(tmp_path / "results.md"), *[f"--override=sft:{o}" for o in sft]]
+    args = [
+        "bench",
+        "paper",
+        "--out",
+        str(tmp_path / "run"),
+        "--base",
+        str(tiny_base_dir),
+        "--encoder",
+        str(tiny_encoder_dir),
+        "--tasks",
+        str(tiny_collection),
+        "--steps",
+        "2",
+        "--limit",
+        "2",
+        "--benches",
+        "arc_easy",
+        "--protocols",
+        "lm-eval",
+        "--method",
+        "base",
+        "--method",
+        "T2L",
+        "--report",
+        str(tmp_path / "results.md"),
+        *[f"--override=sft:{o}" for o in sft],
+    ]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     text = (tmp_path / "results.md").read_text()
@@ -215,8 +297,20 @@ def test_a_reports_reproduce_line_carries_no_machine_paths(tmp_path, monkeypatch
     work.mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(work)
-    line = reproduce_command(["bench", "paper", "--out", str(work / "runs" / "a"), "--also",
-                              f"new={home}/runs/sft/result", "--reference", "T2L (new)", "--tasks", "/data/c"])
+    line = reproduce_command(
+        [
+            "bench",
+            "paper",
+            "--out",
+            str(work / "runs" / "a"),
+            "--also",
+            f"new={home}/runs/sft/result",
+            "--reference",
+            "T2L (new)",
+            "--tasks",
+            "/data/c",
+        ]
+    )
     assert line == "t2l bench paper --out runs/a --also new=~/runs/sft/result --reference 'T2L (new)' --tasks /data/c"
     assert str(tmp_path) not in line
 

@@ -48,8 +48,7 @@ def test_hub_folder_has_card_config_and_weights_that_peft_loads(made, tiny_base_
 
     folder = tmp_path / "hub"
     t2l("publish", "upper case", "--to-dir", folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "adapter_config.json",
-                                                       "adapter_model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
     card = (folder / "README.md").read_text()
     meta = front_matter(card)
     assert meta["library_name"] == "peft" and meta["pipeline_tag"] == "text-generation"
@@ -84,8 +83,9 @@ def test_upload_sends_the_folder_byte_for_byte_and_records_the_commit(made, onli
         assert sent["repo_id"] == "alice/upper-case" and sent["commit"] == hub.repos["alice/upper-case"]["commits"][0]
         reg = open_registry()
         row = reg.get_adapter("upper case")
-        expected = hub_folder(reg.adapter_file(row), tmp_path / "expected", "upper case",
-                              scores_for_card(reg, row.id), "alice/upper-case")
+        expected = hub_folder(
+            reg.adapter_file(row), tmp_path / "expected", "upper case", scores_for_card(reg, row.id), "alice/upper-case"
+        )
         arrived = hub.repos["alice/upper-case"]["files"]
         assert arrived == {p.name: p.read_bytes() for p in expected.iterdir()}
 
@@ -124,8 +124,13 @@ def test_case_28_a_dry_run_needs_no_network_and_says_which_repo_it_would_use(mad
     assert "would upload adapter" in dry.stdout and "to YOUR-HUB-USER/upper-case:" in dry.stdout
     assert "adapter_model.safetensors" in dry.stdout and "# upper case" in dry.stdout
     # offline: HF_HUB_OFFLINE as huggingface_hub read it at its import, or no route to the Hub
-    why = "not logged in" if not token else "HF_HUB_OFFLINE is set" if "HF_HUB_OFFLINE" in dry.output else \
-        "cannot reach the Hub"
+    why = (
+        "not logged in"
+        if not token
+        else "HF_HUB_OFFLINE is set"
+        if "HF_HUB_OFFLINE" in dry.output
+        else "cannot reach the Hub"
+    )
     assert "YOUR-HUB-USER stands for your Hub user name, looked up when you publish" in dry.output and why in dry.output
     plan = json.loads(CliRunner().invoke(app, ["publish", "--dry-run", "--json"]).stdout)
     assert plan["repo_id"] == "YOUR-HUB-USER/upper-case" and why in plan["user_unknown"]

@@ -9,8 +9,14 @@ import pytest
 from registry import Registry, RegistryError
 from registry.migrations import MIGRATIONS
 
-FIELDS = dict(description="classify sentiment", base_name="tiny", base_sha256="b" * 64, rank=4, alpha=8.0,
-              targets=["q_proj", "v_proj"])
+FIELDS = dict(
+    description="classify sentiment",
+    base_name="tiny",
+    base_sha256="b" * 64,
+    rank=4,
+    alpha=8.0,
+    targets=["q_proj", "v_proj"],
+)
 
 
 def add(reg, data=b"weights", name=None, **kw):
@@ -96,8 +102,9 @@ def test_migrations_are_recorded_and_wal_is_on(tmp_path):
     Registry(tmp_path)
     Registry(tmp_path)  # a second open applies nothing twice
     con = sqlite3.connect(tmp_path / "registry.db")
-    assert con.execute("SELECT version, name FROM schema_migrations").fetchall() == \
-        [(i + 1, name) for i, (name, _) in enumerate(MIGRATIONS)]
+    assert con.execute("SELECT version, name FROM schema_migrations").fetchall() == [
+        (i + 1, name) for i, (name, _) in enumerate(MIGRATIONS)
+    ]
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -137,8 +144,18 @@ def test_hypernets_are_stored_once_per_weights(tmp_path):
     (src / "config.json").write_text("{}")
     (src / "hypernet.safetensors").write_bytes(b"w")
     reg = Registry(tmp_path / "home")
-    fields = dict(variant="M", rank=8, alpha=16.0, targets=["q_proj"], base_name="b", base_sha256="1" * 64,
-                  encoder_name="e", encoder_sha256="2" * 64, recipe="sft", config={"a": 1})
+    fields = dict(
+        variant="M",
+        rank=8,
+        alpha=16.0,
+        targets=["q_proj"],
+        base_name="b",
+        base_sha256="1" * 64,
+        encoder_name="e",
+        encoder_sha256="2" * 64,
+        recipe="sft",
+        config={"a": 1},
+    )
     sha = hashlib.sha256(b"w").hexdigest()  # stored under the hash of its weights, checked
     with pytest.raises(RegistryError, match="the hypernetwork is damaged"):
         reg.add_hypernet(src, sha256="f" * 64, **fields)
@@ -197,31 +214,53 @@ def test_garbage_is_collected_only_once_old_enough_for_no_write_to_be_in_flight(
     for p in (stray, tmp, reg.adapter_file(kept)):
         os.utime(p, (old, old))
     assert sorted(reg.collect_garbage()) == sorted([str(stray), str(tmp)])
-    assert reg.adapter_file(kept).exists() and reg.verify() == {"database": [], "missing": [], "corrupted": [],
-                                                                 "hypernets": [], "orphans": [], "leftovers": [],
-                                                                 "unwritten": []}
+    assert reg.adapter_file(kept).exists() and reg.verify() == {
+        "database": [],
+        "missing": [],
+        "corrupted": [],
+        "hypernets": [],
+        "orphans": [],
+        "leftovers": [],
+        "unwritten": [],
+    }
 
 
 def test_a_registry_from_the_first_schema_is_migrated_in_place(tmp_path):
     home = tmp_path / "old"
     home.mkdir()
     con = sqlite3.connect(home / "registry.db")
-    con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                "applied TIMESTAMP NOT NULL)")
+    con.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied TIMESTAMP NOT NULL)"
+    )
     con.executescript(MIGRATIONS[0][1])
     con.execute("INSERT INTO schema_migrations VALUES (1, 'initial', '2026-01-01')")
-    con.execute("INSERT INTO adapter (id, name, description, base_name, base_sha256, rank, alpha, targets, sha256, "
-                "size, created) VALUES ('abc123', 'old', 'from v1', 'b', 'x', 8, 16, '[]', 'y', 1, "
-                "'2026-01-01 00:00:00')")
+    con.execute(
+        "INSERT INTO adapter (id, name, description, base_name, base_sha256, rank, alpha, targets, sha256, "
+        "size, created) VALUES ('abc123', 'old', 'from v1', 'b', 'x', 8, 16, '[]', 'y', 1, "
+        "'2026-01-01 00:00:00')"
+    )
     con.commit()
     con.close()
     reg = Registry(home)
     assert reg.get_adapter("old").description == "from v1"
     versions = sqlite3.connect(home / "registry.db").execute("SELECT version FROM schema_migrations").fetchall()
     assert [v for (v,) in versions] == list(range(1, len(MIGRATIONS) + 1))
-    reg.add_eval({"acc": (0.5, 0.1)}, adapter_id="abc123", subject="abc123", base_name="b", base_sha256="x",
-                 bench="arc_easy", split="validation", n=10, protocol="p", data_sha256="d", limit=None,
-                 dtype="float32", batch_size=1, t2l_version="0")
+    reg.add_eval(
+        {"acc": (0.5, 0.1)},
+        adapter_id="abc123",
+        subject="abc123",
+        base_name="b",
+        base_sha256="x",
+        bench="arc_easy",
+        split="validation",
+        n=10,
+        protocol="p",
+        data_sha256="d",
+        limit=None,
+        dtype="float32",
+        batch_size=1,
+        t2l_version="0",
+    )
     assert reg.latest_scores(["abc123"])["abc123"]["arc_easy"].value == 0.5
 
 
@@ -234,14 +273,26 @@ def test_the_migrations_create_the_columns_the_models_declare(tmp_path):
     import registry.models  # noqa: F401  (declares the tables)
 
     Registry(tmp_path)
-    affinity = {"VARCHAR": "TEXT", "TEXT": "TEXT", "INTEGER": "INTEGER", "FLOAT": "REAL", "REAL": "REAL",
-                "BOOLEAN": "BOOLEAN", "DATETIME": "TIMESTAMP", "TIMESTAMP": "TIMESTAMP"}
+    affinity = {
+        "VARCHAR": "TEXT",
+        "TEXT": "TEXT",
+        "INTEGER": "INTEGER",
+        "FLOAT": "REAL",
+        "REAL": "REAL",
+        "BOOLEAN": "BOOLEAN",
+        "DATETIME": "TIMESTAMP",
+        "TIMESTAMP": "TIMESTAMP",
+    }
     with sqlite3.connect(tmp_path / "registry.db") as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert tables - {"schema_migrations"} == set(SQLModel.metadata.tables)
         for name, table in SQLModel.metadata.tables.items():
-            in_sql = {c[1]: (affinity[c[2]], bool(c[3]) or bool(c[5]), bool(c[5]))
-                      for c in db.execute(f"PRAGMA table_info({name})")}
-            in_model = {c.name: (affinity[c.type.compile(dialect=dialect())], not c.nullable,
-                                 c.primary_key) for c in table.columns}
+            in_sql = {
+                c[1]: (affinity[c[2]], bool(c[3]) or bool(c[5]), bool(c[5]))
+                for c in db.execute(f"PRAGMA table_info({name})")
+            }
+            in_model = {
+                c.name: (affinity[c.type.compile(dialect=dialect())], not c.nullable, c.primary_key)
+                for c in table.columns
+            }
             assert in_sql == in_model, name

@@ -22,10 +22,22 @@ from t2l_cli.server.background import free_port, serving
 SAMPLING = {"max_tokens": 8, "temperature": 1.0, "seed": 11}
 
 
-
 def run_text(ref, prompt, *extra, max_tokens=8, temperature=1.0, seed=11):
-    return json.loads(t2l("run", ref, prompt, "--max-new-tokens", max_tokens, "--temperature", temperature,
-                          "--seed", seed, *extra, "--json").stdout)["text"]
+    return json.loads(
+        t2l(
+            "run",
+            ref,
+            prompt,
+            "--max-new-tokens",
+            max_tokens,
+            "--temperature",
+            temperature,
+            "--seed",
+            seed,
+            *extra,
+            "--json",
+        ).stdout
+    )["text"]
 
 
 @pytest.fixture
@@ -43,8 +55,7 @@ def test_models_and_chat_answers_match_t2l_run(client, two, tiny_base_dir):
     ids = [m.id for m in client.models.list().data]
     assert ids == ["base", "low", "up"]
     for model in ("up", "base"):
-        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}],
-                                               **SAMPLING)
+        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}], **SAMPLING)
         want = run_text(model, "hello", *(["--base", tiny_base_dir] if model == "base" else []))
         assert reply.choices[0].message.content == want and reply.model == model
         assert reply.usage.completion_tokens <= 8 and reply.usage.prompt_tokens == len("User: hello\nAssistant:")
@@ -54,8 +65,13 @@ def test_models_and_chat_answers_match_t2l_run(client, two, tiny_base_dir):
 def test_stream_gives_the_same_answer_in_pieces_with_usage(client, two):
     seed, want = long_sample(lambda s: run_text("up", "hello", seed=s), 3)  # enough text for several pieces
     sampling = SAMPLING | {"seed": seed}
-    stream = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], stream=True,
-                                            stream_options={"include_usage": True}, **sampling)
+    stream = client.chat.completions.create(
+        model="up",
+        messages=[{"role": "user", "content": "hello"}],
+        stream=True,
+        stream_options={"include_usage": True},
+        **sampling,
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
@@ -70,8 +86,9 @@ def test_completions_are_raw_and_stop_strings_cut(client, two):
     assert reply.choices[0].text == run_text("up", "Q: 2+2?\nA:", "--raw")
     seed, full = long_sample(lambda s: run_text("up", "Q: 2+2?\nA:", "--raw", max_tokens=20, seed=s), 8)
     cut_at = full[6:8]
-    stopped = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stop=[cut_at],
-                                        **(SAMPLING | {"max_tokens": 20, "seed": seed}))
+    stopped = client.completions.create(
+        model="up", prompt="Q: 2+2?\nA:", stop=[cut_at], **(SAMPLING | {"max_tokens": 20, "seed": seed})
+    )
     assert stopped.choices[0].text == full[: full.find(cut_at)] and stopped.choices[0].finish_reason == "stop"
     pieces = client.completions.create(model="up", prompt="Q: 2+2?\nA:", stream=True, **SAMPLING)
     assert "".join(c.choices[0].text for c in pieces if c.choices) == reply.choices[0].text
@@ -113,41 +130,68 @@ def error_of(response: httpx.Response) -> dict:
     return body["error"]
 
 
-@pytest.mark.parametrize("body, status, says", [
-    ({"model": "nosuch", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
-    ({"model": "base", "messages": []}, 400, "messages is empty"),
-    ({"model": "base", "messages": [{"role": "user", "content": "x" * (MAX_CHARS + 1)}]}, 400, "characters"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10_000}, 400,
-     "exceed the model's context of 256 tokens"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"}, 400, "max_tokens"),
-    ({"model": "base", "messages": [{"role": "robot", "content": "hi"}]}, 400, "role"),
-    ({"model": "base", "messages": "hi"}, 400, "messages"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": 9}, 400, "n: Input should be less"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
-     400, "response_format is not supported"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "tools": []}, 400, "tools is not"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"x": 1}}, 400,
-     "logit_bias key 'x' is not a token id"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2}, 400,
-     "top_logprobs needs logprobs"),
-    ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "seed": 2 ** 64}, 400, "seed"),
-    ({"model": "t2l:  ", "messages": [{"role": "user", "content": "hi"}]}, 400, "empty description"),
-])
+@pytest.mark.parametrize(
+    "body, status, says",
+    [
+        ({"model": "nosuch", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
+        ({"model": "base", "messages": []}, 400, "messages is empty"),
+        ({"model": "base", "messages": [{"role": "user", "content": "x" * (MAX_CHARS + 1)}]}, 400, "characters"),
+        (
+            {"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10_000},
+            400,
+            "exceed the model's context of 256 tokens",
+        ),
+        ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "temperature"),
+        ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "5"}, 400, "max_tokens"),
+        ({"model": "base", "messages": [{"role": "robot", "content": "hi"}]}, 400, "role"),
+        ({"model": "base", "messages": "hi"}, 400, "messages"),
+        ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "n": 9}, 400, "n: Input should be less"),
+        (
+            {
+                "model": "base",
+                "messages": [{"role": "user", "content": "hi"}],
+                "response_format": {"type": "json_object"},
+            },
+            400,
+            "response_format is not supported",
+        ),
+        ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "tools": []}, 400, "tools is not"),
+        (
+            {"model": "base", "messages": [{"role": "user", "content": "hi"}], "logit_bias": {"x": 1}},
+            400,
+            "logit_bias key 'x' is not a token id",
+        ),
+        (
+            {"model": "base", "messages": [{"role": "user", "content": "hi"}], "top_logprobs": 2},
+            400,
+            "top_logprobs needs logprobs",
+        ),
+        ({"model": "base", "messages": [{"role": "user", "content": "hi"}], "seed": 2**64}, 400, "seed"),
+        ({"model": "t2l:  ", "messages": [{"role": "user", "content": "hi"}]}, 400, "empty description"),
+    ],
+)
 def test_bad_requests_get_openai_shaped_errors(serve_url, body, status, says):
     response = httpx.post(f"{serve_url}/v1/chat/completions", json=body)
     assert response.status_code == status and says in error_of(response)["message"]
 
 
 def test_unknown_fields_are_ignored_and_the_client_sees_errors(client, serve_url):
-    reply = client.chat.completions.create(model="base", messages=[{"role": "user", "content": "hi"}],
-                                           extra_body={"frobnicate": True, "logit_bias": {}}, **SAMPLING)
+    reply = client.chat.completions.create(
+        model="base",
+        messages=[{"role": "user", "content": "hi"}],
+        extra_body={"frobnicate": True, "logit_bias": {}},
+        **SAMPLING,
+    )
     assert reply.choices[0].message.content
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="nosuch", messages=[{"role": "user", "content": "hi"}])
     assert e.value.code == "model_not_found"
-    assert httpx.post(f"{serve_url}/v1/completions", content=b"{not json",
-                      headers={"content-type": "application/json"}).status_code == 400
+    assert (
+        httpx.post(
+            f"{serve_url}/v1/completions", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 400
+    )
 
 
 def test_api_key_guards_every_route_but_health(serve_service):
@@ -166,8 +210,9 @@ def test_adapter_routes_make_list_show_and_download(serve_url, hn_path):
     from registry import Registry
     from t2l.home import t2l_home
 
-    made = httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in upper case", "name": "up"},
-                      timeout=60)
+    made = httpx.post(
+        f"{serve_url}/v1/adapters", json={"description": "answer in upper case", "name": "up"}, timeout=60
+    )
     assert made.status_code == 201 and made.json()["name"] == "up"
     adapter_id = made.json()["id"]
     httpx.post(f"{serve_url}/v1/adapters", json={"description": "answer in small letters"}, timeout=60)
@@ -195,8 +240,23 @@ def test_adapter_routes_make_list_show_and_download(serve_url, hn_path):
 def test_serve_binds_localhost_and_shuts_down_cleanly_on_a_signal(hn_path, tiny_base_dir, t2l_home, sig):
     port = free_port()
     env = os.environ | {"PYTHONPATH": os.getcwd(), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "t2l_cli", "serve", "--port", str(port), "--base",
-                             str(tiny_base_dir), "--hypernet", hn_path], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "t2l_cli",
+            "serve",
+            "--port",
+            str(port),
+            "--base",
+            str(tiny_base_dir),
+            "--hypernet",
+            hn_path,
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -206,13 +266,20 @@ def test_serve_binds_localhost_and_shuts_down_cleanly_on_a_signal(hn_path, tiny_
             except httpx.TransportError:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
                 time.sleep(0.3)
-        reply = httpx.post(f"http://127.0.0.1:{port}/v1/completions",
-                           json={"model": "base", "prompt": "hi", "max_tokens": 3})
+        reply = httpx.post(
+            f"http://127.0.0.1:{port}/v1/completions", json={"model": "base", "prompt": "hi", "max_tokens": 3}
+        )
         assert reply.json()["usage"]["completion_tokens"] <= 3
         answers = []  # a non-streamed answer under way when the signal comes still gets its reply
-        asking = threading.Thread(target=lambda: answers.append(httpx.post(
-            f"http://127.0.0.1:{port}/v1/completions", timeout=60,
-            json={"model": "base", "prompt": "hi", "max_tokens": 240, "logit_bias": {"2": -100}})))
+        asking = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(
+                    f"http://127.0.0.1:{port}/v1/completions",
+                    timeout=60,
+                    json={"model": "base", "prompt": "hi", "max_tokens": 240, "logit_bias": {"2": -100}},
+                )
+            )
+        )
         asking.start()
         time.sleep(0.2)
         proc.send_signal(sig)
@@ -226,13 +293,13 @@ def test_serve_binds_localhost_and_shuts_down_cleanly_on_a_signal(hn_path, tiny_
 
 
 def test_n_answers_are_rows_of_one_request_with_consecutive_seeds(client, two):
-    reply = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], n=3,
-                                           **SAMPLING)
+    reply = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], n=3, **SAMPLING)
     texts = [c.message.content for c in sorted(reply.choices, key=lambda c: c.index)]
     assert texts == [run_text("up", "hello", seed=11 + j) for j in range(3)]
     assert len(set(texts)) > 1 and reply.usage.completion_tokens <= 3 * 8
-    stream = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hello"}], n=2,
-                                            stream=True, **SAMPLING)
+    stream = client.chat.completions.create(
+        model="up", messages=[{"role": "user", "content": "hello"}], n=2, stream=True, **SAMPLING
+    )
     parts = {0: "", 1: ""}
     for chunk in stream:
         for c in chunk.choices:
@@ -242,23 +309,31 @@ def test_n_answers_are_rows_of_one_request_with_consecutive_seeds(client, two):
 
 def test_logprobs_logit_bias_and_penalties_through_the_client(client, two):
     greedy = dict(max_tokens=6, temperature=0, seed=1)
-    reply = client.chat.completions.create(model="up", messages=[{"role": "user", "content": "hi"}], logprobs=True,
-                                           top_logprobs=3, **greedy)
+    reply = client.chat.completions.create(
+        model="up", messages=[{"role": "user", "content": "hi"}], logprobs=True, top_logprobs=3, **greedy
+    )
     tokens = reply.choices[0].logprobs.content
     assert len(tokens) == reply.usage.completion_tokens
     specials = set(char_tokenizer().all_special_tokens)  # listed with their logprobs, left out of the text
-    assert "".join(t.token for t in tokens if t.token not in specials) == \
-        reply.choices[0].message.content.replace(" ", "")
-    assert all(len(t.top_logprobs) == 3 and t.logprob == pytest.approx(t.top_logprobs[0].logprob) and t.logprob <= 0
-               for t in tokens)  # greedy: the chosen token is the likeliest
+    assert "".join(t.token for t in tokens if t.token not in specials) == reply.choices[0].message.content.replace(
+        " ", ""
+    )
+    assert all(
+        len(t.top_logprobs) == 3 and t.logprob == pytest.approx(t.top_logprobs[0].logprob) and t.logprob <= 0
+        for t in tokens
+    )  # greedy: the chosen token is the likeliest
     raw = client.completions.create(model="up", prompt="Q:", logprobs=2, **greedy)
-    assert len(raw.choices[0].logprobs.token_logprobs) == len(raw.choices[0].logprobs.tokens) == \
-        raw.usage.completion_tokens
+    assert (
+        len(raw.choices[0].logprobs.token_logprobs)
+        == len(raw.choices[0].logprobs.tokens)
+        == raw.usage.completion_tokens
+    )
     z = str(char_tokenizer().convert_tokens_to_ids("Z"))
     forced = client.completions.create(model="up", prompt="Q:", logit_bias={z: 100}, **greedy)
     assert forced.choices[0].text.replace(" ", "") == "ZZZZZZ"
-    penalised = client.completions.create(model="up", prompt="Q:", frequency_penalty=2, presence_penalty=2,
-                                          **greedy | {"max_tokens": 20})  # the formulas: tests/test_batching.py
+    penalised = client.completions.create(
+        model="up", prompt="Q:", frequency_penalty=2, presence_penalty=2, **greedy | {"max_tokens": 20}
+    )  # the formulas: tests/test_batching.py
     letters = penalised.choices[0].text.replace(" ", "")
     plain = client.completions.create(model="up", prompt="Q:", **greedy | {"max_tokens": 20}).choices[0].text
     assert len(set(letters)) >= len(set(plain.replace(" ", "")))  # repeats only get less likely
@@ -275,11 +350,14 @@ def test_models_retrieve_metrics_and_cors(client, two, serve_service):
     assert int(counters["t2l_requests_total"]) >= 1 and int(counters["t2l_generated_tokens_total"]) >= 1
     assert counters["t2l_batch_rows"] == "0" and int(counters["t2l_first_token_seconds_count"]) >= 1
     with serving(create_app(serve_service, cors_origin="https://app.example")) as serve_url:
-        pre = httpx.options(f"{serve_url}/v1/models", headers={"Origin": "https://app.example",
-                                                         "Access-Control-Request-Method": "GET"})
+        pre = httpx.options(
+            f"{serve_url}/v1/models", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+        )
         assert pre.headers["access-control-allow-origin"] == "https://app.example"
         other = httpx.get(f"{serve_url}/v1/models", headers={"Origin": "https://evil.example"})
         assert "access-control-allow-origin" not in other.headers
     with serving(create_app(serve_service)) as serve_url:  # off by default
-        assert "access-control-allow-origin" not in httpx.get(f"{serve_url}/v1/models",
-                                                              headers={"Origin": "https://app.example"}).headers
+        assert (
+            "access-control-allow-origin"
+            not in httpx.get(f"{serve_url}/v1/models", headers={"Origin": "https://app.example"}).headers
+        )

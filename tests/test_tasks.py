@@ -33,8 +33,10 @@ def sample(system, user, ideal):
 
 
 def eval_yaml(name, cls, samples, description="Test the model's ability to do a thing."):
-    return (f"{name}:\n  id: {name}.dev.v0\n  description: {description}\n  metrics: [accuracy]\n"
-            f"{name}.dev.v0:\n  class: {cls}\n  args:\n    samples_jsonl: {samples}\n")
+    return (
+        f"{name}:\n  id: {name}.dev.v0\n  description: {description}\n  metrics: [accuracy]\n"
+        f"{name}.dev.v0:\n  class: {cls}\n  args:\n    samples_jsonl: {samples}\n"
+    )
 
 
 MATCH = "evals.elsuite.basic.match:Match"
@@ -45,10 +47,14 @@ def wheel(tmp_path, arc_question):
     path = tmp_path / "evals-3.0.1.post1-py3-none-any.whl"
     instruction = "Convert the number word to digits."
     files = {
-        "good": (MATCH, [sample(instruction, f"word {i}", str(i)) for i in range(12)]
-                 + [sample(None, "plain string input", "5")]),
-        "graded": ("evals.elsuite.modelgraded.classify:ModelBasedClassify",
-                   [sample(None, f"q{i}", "a") for i in range(12)]),
+        "good": (
+            MATCH,
+            [sample(instruction, f"word {i}", str(i)) for i in range(12)] + [sample(None, "plain string input", "5")],
+        ),
+        "graded": (
+            "evals.elsuite.modelgraded.classify:ModelBasedClassify",
+            [sample(None, f"q{i}", "a") for i in range(12)],
+        ),
         "hellaswag-ru": (MATCH, [sample(None, f"q{i}", "a") for i in range(12)]),
         "sneaky": (MATCH, [sample(None, arc_question, "A")] + [sample(None, f"q{i}", "a") for i in range(11)]),
         "tiny": (MATCH, [sample(None, f"q{i}", "a") for i in range(3)]),
@@ -86,9 +92,12 @@ def test_openai_evals_build_keeps_text_tasks_and_says_why_others_left(wheel, arc
 def test_sni_files_become_tasks(tmp_path, arc_table, arc_question):
     src = tmp_path / "sni"
     src.mkdir()
-    task = {"Definition": ["Given a sentence, say whether it is positive or negative."],
-            "Source": ["sst2"], "Positive Examples": [],
-            "Instances": [{"id": str(i), "input": f"sentence {i}", "output": ["positive"]} for i in range(5)]}
+    task = {
+        "Definition": ["Given a sentence, say whether it is positive or negative."],
+        "Source": ["sst2"],
+        "Positive Examples": [],
+        "Instances": [{"id": str(i), "input": f"sentence {i}", "output": ["positive"]} for i in range(5)],
+    }
     (src / "task001_sentiment.json").write_text(json.dumps(task))
     (src / "task002_bigbench_logic.json").write_text(json.dumps(task | {"Source": ["bigbench"]}))
     leaky = task | {"Instances": [{"id": "0", "input": arc_question, "output": ["A"]}]}
@@ -103,19 +112,24 @@ def test_sni_files_become_tasks(tmp_path, arc_table, arc_question):
 def test_sni_takes_the_papers_descriptions_from_their_repository_layout(tmp_path, arc_table):
     src, repo = tmp_path / "sni", tmp_path / "text-to-lora" / "tasks"
     src.mkdir()
-    task = {"Definition": ["Say whether the review is positive."],
-            "Instances": [{"id": str(i), "input": f"review {i}", "output": ["positive"]} for i in range(5)]}
+    task = {
+        "Definition": ["Say whether the review is positive."],
+        "Instances": [{"id": str(i), "input": f"review {i}", "output": ["positive"]} for i in range(5)],
+    }
     (src / "task001_sentiment.json").write_text(json.dumps(task))
     (src / "task1087_other.json").write_text(json.dumps(task))
     (repo / "lol_001").mkdir(parents=True)
     (repo / "lol_001" / "metadata.yaml").write_text(
         "assistant_prefill: ''\ndescriptions:\n- Decide if a movie review is positive.\n- Classify review sentiment.\n"
-        "- Say whether the review is positive.\n")
+        "- Say whether the review is positive.\n"
+    )
     tasks, manifest = build_sni(src, table=arc_table, descriptions=repo)
     by = {t.name: t for t in tasks}
-    assert by["task001_sentiment"].descriptions == ["Say whether the review is positive.",
-                                                    "Decide if a movie review is positive.",
-                                                    "Classify review sentiment."]
+    assert by["task001_sentiment"].descriptions == [
+        "Say whether the review is positive.",
+        "Decide if a movie review is positive.",
+        "Classify review sentiment.",
+    ]
     assert by["task001_sentiment"].origins == ["source", "paper:metadata.yaml", "paper:metadata.yaml"]
     assert by["task1087_other"].descriptions == task["Definition"]  # no metadata for it: its Definition alone
     assert manifest.build["paper_descriptions"]

@@ -18,8 +18,9 @@ from t2l.train.run import run_recipe
 
 @pytest.fixture
 def collection(tmp_path):
-    tasks = [Task(name, descs, [(f"question {i}", answer) for i in range(6)])
-             for name, (descs, answer) in TASKS.items()]
+    tasks = [
+        Task(name, descs, [(f"question {i}", answer) for i in range(6)]) for name, (descs, answer) in TASKS.items()
+    ]
     tasks.append(Task("count", ["count the letters"], [("abc", "3"), ("ab", "2"), ("abcd", "4")]))
     folder = tmp_path / "collection"
     write_collection(folder, tasks, Manifest(name="tiny", source="test", license="MIT"))
@@ -27,10 +28,24 @@ def collection(tmp_path):
 
 
 def tiny_overrides(collection, base, encoder, out, recipe="sft", steps=6):
-    return [f"base={base}", f"encoder={encoder}", f"data.tasks={collection}", f"run.out={out}",
-            f"train.steps={steps}", "train.batch_size=4", "train.lr=0.003", "train.warmup_steps=0",
-            "train.max_length=32", "run.checkpoint_every=3", "data.holdout=1", "data.eval_examples=4",
-            "hypernet.hidden_dim=16", "hypernet.task_dim=8", "hypernet.pos_dim=4", "lora.rank=2"]
+    return [
+        f"base={base}",
+        f"encoder={encoder}",
+        f"data.tasks={collection}",
+        f"run.out={out}",
+        f"train.steps={steps}",
+        "train.batch_size=4",
+        "train.lr=0.003",
+        "train.warmup_steps=0",
+        "train.max_length=32",
+        "run.checkpoint_every=3",
+        "data.holdout=1",
+        "data.eval_examples=4",
+        "hypernet.hidden_dim=16",
+        "hypernet.task_dim=8",
+        "hypernet.pos_dim=4",
+        "lora.rank=2",
+    ]
 
 
 @pytest.mark.parametrize("name", available_recipes())
@@ -90,10 +105,16 @@ def test_recipe_errors_name_the_key():
         load_recipe("sft-examples", ["hypernet.examples_as=pooled"]).check_runnable()
 
 
-@pytest.mark.parametrize("extra", [[], ["train.description_noise=0.5"],
-                                   ["hypernet.examples=2", "train.no_description=0.5", "train.examples_lr_scale=5"],
-                                   ["hypernet.examples=2", "hypernet.examples_as=text", "train.no_description=0.5"]],
-                         ids=["plain", "noise", "examples", "examples-as-text"])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],
+        ["train.description_noise=0.5"],
+        ["hypernet.examples=2", "train.no_description=0.5", "train.examples_lr_scale=5"],
+        ["hypernet.examples=2", "hypernet.examples_as=text", "train.no_description=0.5"],
+    ],
+    ids=["plain", "noise", "examples", "examples-as-text"],
+)
 def test_resume_continues_bit_for_bit(extra, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
     from safetensors.torch import load_file
 
@@ -124,8 +145,9 @@ def test_resume_continues_bit_for_bit(extra, collection, tiny_base_dir, tiny_enc
     assert len(heldout) == 1
 
 
-def test_a_run_copied_to_another_machine_resumes_on_its_collection_only(collection, tiny_base_dir,
-                                                                       tiny_encoder_dir, tmp_path):
+def test_a_run_copied_to_another_machine_resumes_on_its_collection_only(
+    collection, tiny_base_dir, tiny_encoder_dir, tmp_path
+):
     """Interrupted here, the run folder and its collection copied elsewhere (the collection under another path):
     resuming there with data.tasks=COPY finishes bit for bit as an uninterrupted packed run; a different collection
     is refused before any step."""
@@ -152,8 +174,11 @@ def test_a_run_copied_to_another_machine_resumes_on_its_collection_only(collecti
     shutil.copytree(collection, data)
     shutil.rmtree(tmp_path / "b")
     other = tmp_path / "other"
-    write_collection(other, [Task(n, ["count the letters"], [("abc", "3"), ("ab", "2")]) for n in ("count", "tally")],
-                     Manifest(name="tiny", source="test", license="MIT"))
+    write_collection(
+        other,
+        [Task(n, ["count the letters"], [("abc", "3"), ("ab", "2")]) for n in ("count", "tally")],
+        Manifest(name="tiny", source="test", license="MIT"),
+    )
     with pytest.raises(T2LError, match="but this run trained on tiny"):
         run_recipe(load_recipe("sft", overrides(moved, other)), resume=moved)
     resumed = run_recipe(load_recipe("sft", overrides(moved, data)), resume=moved)
@@ -176,8 +201,9 @@ def test_description_noise_perturbs_training_only():
     embeddings = [torch.nn.functional.normalize(torch.randn(1, 8), dim=-1)]
 
     def loss(noise: float, training: bool) -> float:
-        objective = HypernetObjective(hypernet, base, char_tokenizer(), [Example(0, "question", "answer")],
-                                      embeddings, 32, noise)
+        objective = HypernetObjective(
+            hypernet, base, char_tokenizer(), [Example(0, "question", "answer")], embeddings, 32, noise
+        )
         hypernet.train(training)
         try:
             return objective.loss_sum(hypernet, [0], [0])[0].item()
@@ -198,11 +224,10 @@ def test_time_budget_stops_cleanly_with_a_result(collection, tiny_base_dir, tiny
     assert (result.artifact / "hypernet.safetensors").is_file() and (tmp_path / "r" / "checkpoint").is_dir()
 
 
-
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
-def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint_and_resume_finishes(signame, collection,
-                                                                                      tiny_base_dir,
-                                                                                      tiny_encoder_dir, tmp_path):
+def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint_and_resume_finishes(
+    signame, collection, tiny_base_dir, tiny_encoder_dir, tmp_path
+):
     import os
     import signal
 
@@ -215,8 +240,9 @@ def test_ctrl_c_or_sigterm_stops_after_the_step_with_a_checkpoint_and_resume_fin
     # as in a terminal (a shell's background job, as CI may be, starts with SIGINT ignored, and t2l keeps it so)
     before = signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
     try:
-        recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r",
-                                                   steps=6))
+        recipe = load_recipe(
+            "sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r", steps=6)
+        )
         stopped = run_recipe(recipe, on_event=press)
         assert not stopped.completed and stopped.steps == 2  # checkpoint_every is 3: written on the stop
         assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["step"] == 2
@@ -237,11 +263,13 @@ def test_a_run_started_with_sigint_ignored_keeps_it_ignored(collection, tiny_bas
 
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        recipe = load_recipe("sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r",
-                                                   steps=3))
+        recipe = load_recipe(
+            "sft", tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r", steps=3)
+        )
         assert run_recipe(recipe, on_event=press).completed
     finally:
         signal.signal(signal.SIGINT, before)
+
 
 @pytest.mark.parametrize("kind", ["mt-lora", "lora"])
 def test_lora_recipes_make_loadable_adapters(kind, collection, tiny_base_dir, tiny_encoder_dir, tmp_path):
@@ -249,8 +277,9 @@ def test_lora_recipes_make_loadable_adapters(kind, collection, tiny_base_dir, ti
 
     from t2l.adapter import load_adapter, read_adapter
 
-    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r") + \
-        (["data.task=shout"] if kind == "lora" else [])
+    over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / "r") + (
+        ["data.task=shout"] if kind == "lora" else []
+    )
     result = run_recipe(load_recipe(kind, over))
     assert result.kind == "adapter"
     tensors, info, config = read_adapter(result.artifact)
@@ -290,8 +319,21 @@ def test_two_processes_match_one(collection, tiny_base_dir, tiny_encoder_dir, tm
     results = {}
     for n in (1, 2):
         over = tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, tmp_path / f"run{n}")
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(n), "--master-port",
-               str(29500 + n + os.getpid() % 1000), "-m", "t2l_cli", "train", "--recipe", "sft", *over]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            str(n),
+            "--master-port",
+            str(29500 + n + os.getpid() % 1000),
+            "-m",
+            "t2l_cli",
+            "train",
+            "--recipe",
+            "sft",
+            *over,
+        ]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
         results[n] = load_file(tmp_path / f"run{n}" / "result" / "hypernet.safetensors")
@@ -309,11 +351,24 @@ def test_recon_learns_to_reproduce_a_lora_library(trained_hypernet, tiny_base_di
     for i, desc in enumerate(["answer in upper case", "answer in small letters", "count the letters"]):
         r = runner.invoke(app, ["make", desc, "--hypernet", str(trained_hypernet[0]), "--name", f"src{i}"])
         assert r.exit_code == 0, r.output
-    over = [f"base={tiny_base_dir}", f"encoder={tiny_encoder_dir}", "recon.sources=[src0, src1, src2]",
-            "lora.rank=4", "lora.alpha=8", "lora.target_modules=[q_proj, v_proj, o_proj, down_proj]",
-            "hypernet.hidden_dim=32", "hypernet.task_dim=16", "hypernet.pos_dim=8", "train.steps=40",
-            "train.lr=0.003", "train.batch_size=3", "train.warmup_steps=0", f"run.out={tmp_path / 'recon'}",
-            "run.checkpoint_every=20", "run.name=recon-hn"]
+    over = [
+        f"base={tiny_base_dir}",
+        f"encoder={tiny_encoder_dir}",
+        "recon.sources=[src0, src1, src2]",
+        "lora.rank=4",
+        "lora.alpha=8",
+        "lora.target_modules=[q_proj, v_proj, o_proj, down_proj]",
+        "hypernet.hidden_dim=32",
+        "hypernet.task_dim=16",
+        "hypernet.pos_dim=8",
+        "train.steps=40",
+        "train.lr=0.003",
+        "train.batch_size=3",
+        "train.warmup_steps=0",
+        f"run.out={tmp_path / 'recon'}",
+        "run.checkpoint_every=20",
+        "run.name=recon-hn",
+    ]
     r = runner.invoke(app, ["train", "--recipe", "recon", *over])
     assert r.exit_code == 0, r.output
     losses = [json.loads(line)["loss"] for line in open(tmp_path / "recon" / "metrics.jsonl")]
@@ -321,8 +376,9 @@ def test_recon_learns_to_reproduce_a_lora_library(trained_hypernet, tiny_base_di
     assert json.loads(runner.invoke(app, ["hypernets", "--json"]).output)[0]["recipe"] == "recon"
 
 
-def test_preparation_says_each_step_and_a_resume_reads_the_embeddings_it_encoded(collection, tiny_base_dir,
-                                                                                 tiny_encoder_dir, tmp_path):
+def test_preparation_says_each_step_and_a_resume_reads_the_embeddings_it_encoded(
+    collection, tiny_base_dir, tiny_encoder_dir, tmp_path
+):
     from safetensors import safe_open
 
     from t2l.train.run import EMBEDDINGS
@@ -333,8 +389,13 @@ def test_preparation_says_each_step_and_a_resume_reads_the_embeddings_it_encoded
     run_recipe(recipe, on_event=on_event)
     assert statuses[statuses.index("encoding 5 descriptions") + 1] == (5, 5)  # how far, chunk by chunk (#26 case 27)
     statuses = [s for s in statuses if isinstance(s, str)]
-    steps = ["reading the task collection", "loading base model", "loading the description encoder",
-             "encoding 5 descriptions", "building the hypernetwork"]
+    steps = [
+        "reading the task collection",
+        "loading base model",
+        "loading the description encoder",
+        "encoding 5 descriptions",
+        "building the hypernetwork",
+    ]
     first = [next((i for i, s in enumerate(statuses) if s.startswith(step)), None) for step in steps]
     assert None not in first and first == sorted(first), statuses
     with safe_open(tmp_path / "r" / EMBEDDINGS, "pt") as f:
@@ -346,14 +407,22 @@ def test_preparation_says_each_step_and_a_resume_reads_the_embeddings_it_encoded
     assert not any(s.startswith("encoding") for s in statuses if isinstance(s, str))
 
 
-@pytest.mark.parametrize("override, key", [
-    ("train.steps=-5", "train.steps"), ("train.batch_size=0", "train.batch_size"), ("train.lr=0", "train.lr"),
-    ("lora.rank=0", "lora.rank"), ("run.checkpoint_every=0", "run.checkpoint_every"),
-    ("train.warmup_steps=-1", "train.warmup_steps"), ("lora.dropout=1.5", "lora.dropout"),
-    ("run.dtype=float16", "run.dtype"),
-])
-def test_train_refuses_impossible_values_before_building_anything(override, key, collection, tiny_base_dir,
-                                                                   tiny_encoder_dir, tmp_path):
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.steps=-5", "train.steps"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("train.lr=0", "train.lr"),
+        ("lora.rank=0", "lora.rank"),
+        ("run.checkpoint_every=0", "run.checkpoint_every"),
+        ("train.warmup_steps=-1", "train.warmup_steps"),
+        ("lora.dropout=1.5", "lora.dropout"),
+        ("run.dtype=float16", "run.dtype"),
+    ],
+)
+def test_train_refuses_impossible_values_before_building_anything(
+    override, key, collection, tiny_base_dir, tiny_encoder_dir, tmp_path
+):
     from typer.testing import CliRunner
 
     from t2l_cli.app import app
@@ -379,8 +448,9 @@ def test_resume_without_train_steps_keeps_the_runs_own_budget(collection, tiny_b
     """`t2l train --resume RUN` took the shipped recipe's train.steps (2000 for sft) and wrote it into RUN's
     recipe.yaml; the run's own budget holds unless train.steps= is given."""
     run = tmp_path / "run"
-    first = json.loads(t2l("train", *tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, run, steps=3),
-                           "--json").stdout)
+    first = json.loads(
+        t2l("train", *tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, run, steps=3), "--json").stdout
+    )
     assert first["steps"] == 3 and first["completed"]
     again = json.loads(t2l("train", "--resume", run, "--json").stdout)
     assert again["steps"] == 3 and again["completed"]
@@ -414,12 +484,16 @@ def test_the_loops_own_refusals_are_t2l_errors_with_a_fix(collection, tiny_base_
             load_recipe("sft", [key])
 
 
-def test_a_run_records_its_recipes_name_and_kind_and_a_resume_keeps_them(collection, tiny_base_dir,
-                                                                        tiny_encoder_dir, tmp_path, t2l_home):
+def test_a_run_records_its_recipes_name_and_kind_and_a_resume_keeps_them(
+    collection, tiny_base_dir, tiny_encoder_dir, tmp_path, t2l_home
+):
     """sft-wide is an sft recipe: its result's training says both, its run folder is named after it, and so does a
     resumed run's; a run started before runs recorded the name (recipe.yaml with `recipe: sft`) resumes as its kind."""
-    over = [o for o in tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, None, steps=2)
-            if not o.startswith("run.out=")]
+    over = [
+        o
+        for o in tiny_overrides(collection, tiny_base_dir, tiny_encoder_dir, None, steps=2)
+        if not o.startswith("run.out=")
+    ]
     result = run_recipe(load_recipe("sft-wide", over))
     assert result.out.parent == t2l_home / "runs" and result.out.name.startswith("sft-wide-")
 
@@ -430,7 +504,12 @@ def test_a_run_records_its_recipes_name_and_kind_and_a_resume_keeps_them(collect
     assert run_recipe(load_recipe("sft", ["train.steps=3"]), resume=result.out).steps == 3
     assert (training()["recipe"], training()["kind"], training()["steps"]) == ("sft-wide", "sft", 3)
     saved = result.out / "recipe.yaml"
-    saved.write_text("".join(line.replace("kind: sft", "recipe: sft") for line in saved.read_text().splitlines(True)
-                             if not line.startswith("name:")))
+    saved.write_text(
+        "".join(
+            line.replace("kind: sft", "recipe: sft")
+            for line in saved.read_text().splitlines(True)
+            if not line.startswith("name:")
+        )
+    )
     assert run_recipe(load_recipe("sft", ["train.steps=4"]), resume=result.out).steps == 4
     assert (training()["recipe"], training()["kind"], training()["steps"]) == ("sft", "sft", 4)

@@ -39,9 +39,13 @@ def vllm_url(home, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("vllm-log") / "vllm.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([str(VLLM_ENV / "bin" / "t2l"), "serve", "--engine", "vllm", "--port", str(port),
-                                 "--api-key", KEY], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [str(VLLM_ENV / "bin" / "t2l"), "serve", "--engine", "vllm", "--port", str(port), "--api-key", KEY],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(proc, url, log)
@@ -76,15 +80,16 @@ def _client(url: str, key: str = KEY):
 
 
 def _vllm(client, model: str, prompt: str) -> tuple[str, int]:
-    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
-                                           max_tokens=24, temperature=0)
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": prompt}], max_tokens=24, temperature=0
+    )
     # vLLM counts the end token among the completion's tokens; t2l counts the answer's own
     ended = reply.choices[0].finish_reason == "stop"
     return reply.choices[0].message.content, reply.usage.completion_tokens - ended
 
 
 def _t2l(model: str, prompt: str) -> tuple[str, int]:
-    args = ["--describe", model[len("t2l:"):]] if model.startswith("t2l:") else [model]
+    args = ["--describe", model[len("t2l:") :]] if model.startswith("t2l:") else [model]
     out = json.loads(t2l("run", *args, prompt, "--max-new-tokens", 24, "--temperature", 0, "--json").stdout)
     return out["text"], out["tokens"]
 

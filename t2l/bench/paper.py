@@ -78,10 +78,15 @@ def run_paper(settings: PaperSettings, on_event: Event | None = None) -> dict:
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     record_settings(settings)
-    needed = {"mt-lora": "mt-lora" in settings.methods,
-              "t2l": bool({"T2L", "T2L, unrelated description"} & set(settings.methods))}
-    trained = {name: _train(settings, name, recipe, emit) for name, recipe in (("mt-lora", "mt-lora"), ("t2l", "sft"))
-               if needed[name]}
+    needed = {
+        "mt-lora": "mt-lora" in settings.methods,
+        "t2l": bool({"T2L", "T2L, unrelated description"} & set(settings.methods)),
+    }
+    trained = {
+        name: _train(settings, name, recipe, emit)
+        for name, recipe in (("mt-lora", "mt-lora"), ("t2l", "sft"))
+        if needed[name]
+    }
     subjects = _subjects(settings, trained, emit)
     _evaluate(settings, subjects, emit)
     return summarize(read_results(out / "results.jsonl"), settings)
@@ -135,10 +140,14 @@ def record_settings(settings: PaperSettings) -> None:
     made = {label: read_hypernet_info(Path(folder)).sha256 for label, folder in settings.also.items()}
     for label, sha in made.items():
         if before.get(label, sha) != sha:
-            raise T2LError(f"--also {label}=... is another hypernetwork than the one {settings.out} scored as "
-                           f"'T2L ({label})'; give it a new label or another --out")
-    write_text_atomic(Path(settings.out) / "settings.json",
-                      json.dumps({**settings.to_json(), "also_sha256": {**before, **made}}, indent=2))
+            raise T2LError(
+                f"--also {label}=... is another hypernetwork than the one {settings.out} scored as "
+                f"'T2L ({label})'; give it a new label or another --out"
+            )
+    write_text_atomic(
+        Path(settings.out) / "settings.json",
+        json.dumps({**settings.to_json(), "also_sha256": {**before, **made}}, indent=2),
+    )
 
 
 # -- training ---------------------------------------------------------------------------------------------------
@@ -153,10 +162,16 @@ def _train(settings: PaperSettings, name: str, recipe_name: str, emit: Event) ->
     done = folder / "done.json"
     if done.is_file():
         return json.loads(done.read_text())
-    overrides = [f"base={settings.base}", f"train.steps={settings.steps}", f"run.out={folder}",
-                 f"data.tasks={settings.tasks}", f"train.seed={settings.seed}", f"run.device={settings.device}",
-                 f"run.dtype={settings.dtype}",
-                 f"run.max_minutes={settings.budget_minutes if settings.budget_minutes else 'null'}"]
+    overrides = [
+        f"base={settings.base}",
+        f"train.steps={settings.steps}",
+        f"run.out={folder}",
+        f"data.tasks={settings.tasks}",
+        f"train.seed={settings.seed}",
+        f"run.device={settings.device}",
+        f"run.dtype={settings.dtype}",
+        f"run.max_minutes={settings.budget_minutes if settings.budget_minutes else 'null'}",
+    ]
     warmup = run_warmup(recipe_name, settings.steps)
     overrides += [f"encoder={settings.encoder}"] * (recipe_name == "sft") + [f"train.warmup_steps={warmup}"]
     recipe = load_recipe(recipe_name, overrides + settings.overrides.get(recipe_name, []))
@@ -164,10 +179,16 @@ def _train(settings: PaperSettings, name: str, recipe_name: str, emit: Event) ->
     emit("phase", f"training {name} ({recipe_name} recipe, {settings.steps} steps)")
     started = time.monotonic()
     result = run_recipe(recipe, resume=resume, on_event=lambda kind, payload: emit("train", (name, kind, payload)))
-    record = {"artifact": str(result.artifact), "kind": result.kind, "steps": result.steps,
-              "completed": result.completed, "final_loss": result.final_loss,
-              "collection_sha256": result.collection_sha256, "minutes": (time.monotonic() - started) / 60,
-              "recipe": recipe_name}
+    record = {
+        "artifact": str(result.artifact),
+        "kind": result.kind,
+        "steps": result.steps,
+        "completed": result.completed,
+        "final_loss": result.final_loss,
+        "collection_sha256": result.collection_sha256,
+        "minutes": (time.monotonic() - started) / 60,
+        "recipe": recipe_name,
+    }
     write_text_atomic(done, json.dumps(record, indent=2))
     return record
 
@@ -203,8 +224,12 @@ def unrelated_descriptions(settings: PaperSettings, collection: Path) -> dict[tu
     k = len(BENCHES) * PER_BENCH
     picks = rnd.sample(names, k) if len(names) >= k else rnd.choices(names, k=k)
     texts = [json.loads((collection / n / "task.json").read_text())["descriptions"][0] for n in picks]
-    return {(bench, i): texts[i * len(BENCHES) + b]
-            for b, bench in enumerate(BENCHES) if bench in settings.benches for i in range(settings.descriptions)}
+    return {
+        (bench, i): texts[i * len(BENCHES) + b]
+        for b, bench in enumerate(BENCHES)
+        if bench in settings.benches
+        for i in range(settings.descriptions)
+    }
 
 
 def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple["Subject", Entry, str]]:
@@ -229,8 +254,13 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
     for bench in settings.benches:
         for i, desc in enumerate(BENCHES[bench].descriptions[: settings.descriptions]):
             if "base + description" in methods:
-                subjects.append((Subject(f"base+desc:{bench}#{i}", None, [bench], instruction=desc),
-                                 Entry("base + description", desc, i), bench))
+                subjects.append(
+                    (
+                        Subject(f"base+desc:{bench}#{i}", None, [bench], instruction=desc),
+                        Entry("base + description", desc, i),
+                        bench,
+                    )
+                )
             wanted = [(m, desc) for m in makers if m != "T2L" or "T2L" in methods]
             wanted += [("T2L, unrelated description", unrelated[bench, i])] * ("T2L, unrelated description" in methods)
             for method, text in wanted:
@@ -239,8 +269,7 @@ def _subjects(settings: PaperSettings, trained: dict, emit: Event) -> list[tuple
                 if not path.exists():  # write_adapter renames a finished file into place
                     made = maker.make([text])[0]
                     write_adapter(made.tensors, made.info, path, force=True)
-                subjects.append((Subject(f"{_slug(method)}:{bench}#{i}", path, [bench]), Entry(method, text, i),
-                                 bench))
+                subjects.append((Subject(f"{_slug(method)}:{bench}#{i}", path, [bench]), Entry(method, text, i), bench))
     return subjects
 
 
@@ -276,8 +305,11 @@ def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
 
     path = Path(settings.out) / "results.jsonl"
     for protocol in settings.protocols:
-        done = {(r["method"], r["bench"], r["index"]) for r in read_results(path)
-                if r["protocol"] == protocol and r["limit"] == settings.limit}
+        done = {
+            (r["method"], r["bench"], r["index"])
+            for r in read_results(path)
+            if r["protocol"] == protocol and r["limit"] == settings.limit
+        }
         todo, entries = [], {}
         for subject, entry, bench in subjects:
             benches = settings.benches if bench == "*" else [bench]
@@ -291,18 +323,36 @@ def _evaluate(settings: PaperSettings, subjects: list, emit: Event) -> None:
 
         def store(subject, result, protocol=protocol, entries=entries):
             entry = entries[subject.label]
-            row = {"method": entry.method, "bench": result.bench, "protocol": protocol, "index": entry.index,
-                   "description": entry.description, "metrics": result.metrics, "n": result.n,
-                   "limit": result.limit, "version": result.protocol, "data_sha256": result.data_sha256,
-                   # the headline metric item by item ("0110..."), so two methods compare on the same items
-                   "hits": "".join(str(int(v)) for v in result.per_item[_headline_name(result.per_item)])}
+            row = {
+                "method": entry.method,
+                "bench": result.bench,
+                "protocol": protocol,
+                "index": entry.index,
+                "description": entry.description,
+                "metrics": result.metrics,
+                "n": result.n,
+                "limit": result.limit,
+                "version": result.protocol,
+                "data_sha256": result.data_sha256,
+                # the headline metric item by item ("0110..."), so two methods compare on the same items
+                "hits": "".join(str(int(v)) for v in result.per_item[_headline_name(result.per_item)]),
+            }
             with open(path, "a") as f:  # one line per finished run: an interrupted run loses only what was running
                 f.write(json.dumps(row) + "\n")
             emit("result", row)
 
-        run_eval(todo, [BENCHES[b] for b in settings.benches], settings.base, limit=settings.limit,
-                 batch_size=settings.batch_size, dtype=settings.dtype, protocol=protocol, device=settings.device,
-                 on_progress=lambda bench, done_, total: emit("eval", (bench, done_, total)), on_result=store)
+        run_eval(
+            todo,
+            [BENCHES[b] for b in settings.benches],
+            settings.base,
+            limit=settings.limit,
+            batch_size=settings.batch_size,
+            dtype=settings.dtype,
+            protocol=protocol,
+            device=settings.device,
+            on_progress=lambda bench, done_, total: emit("eval", (bench, done_, total)),
+            on_result=store,
+        )
 
 
 # -- the tables -------------------------------------------------------------------------------------------------
@@ -351,8 +401,12 @@ def paired(rows: list[dict], settings: PaperSettings) -> dict:
     for protocol in settings.protocols:
         hits: dict = {}
         for r in rows:
-            if (r["protocol"] == protocol and r["bench"] in settings.benches and r["limit"] == settings.limit
-                    and "hits" in r):
+            if (
+                r["protocol"] == protocol
+                and r["bench"] in settings.benches
+                and r["limit"] == settings.limit
+                and "hits" in r
+            ):
                 hits.setdefault(r["method"], {}).setdefault(r["bench"], []).append(r["hits"])
         reference = reference_row(settings)
         ref = hits.get(reference, {})

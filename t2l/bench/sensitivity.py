@@ -59,8 +59,10 @@ def main() -> None:
         mean = torch.cat([bench, unrel]).mean(0)
         spread = {k: ((v - mean).norm(dim=1) / mean.norm()).mean().item() for k, v in (("b", bench), ("u", unrel))}
         dev = bench - mean
-        print(f"| {spec} | {spread['b']:.3f} | {spread['u']:.3f} | {mean_cosine(dev, same):.3f} | "
-              f"{mean_cosine(dev, other):.3f} |")
+        print(
+            f"| {spec} | {spread['b']:.3f} | {spread['u']:.3f} | {mean_cosine(dev, same):.3f} | "
+            f"{mean_cosine(dev, other):.3f} |"
+        )
 
 
 if __name__ == "__main__":

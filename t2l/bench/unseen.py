@@ -46,10 +46,22 @@ from t2l.files import write_text_atomic
 if TYPE_CHECKING:
     from t2l.make import GeneratedAdapter
 
-METHODS = ("base", "base + description", "mt-lora", "T2L", "T2L + description", "T2L, other task's description",
-           "T2L, random words", "T2L, random characters", "T2L, repeated letter", "T2L, paraphrase",
-           "T2L, description + 4 examples", "T2L, 4 examples alone", "base + description + 4 examples",
-           "base + 4 examples")
+METHODS = (
+    "base",
+    "base + description",
+    "mt-lora",
+    "T2L",
+    "T2L + description",
+    "T2L, other task's description",
+    "T2L, random words",
+    "T2L, random characters",
+    "T2L, repeated letter",
+    "T2L, paraphrase",
+    "T2L, description + 4 examples",
+    "T2L, 4 examples alone",
+    "base + description + 4 examples",
+    "base + 4 examples",
+)
 SHOTS = 4  # examples per task for the example methods
 T2L_EXAMPLE_METHODS = ("T2L, description + 4 examples", "T2L, 4 examples alone")
 ICL_METHODS = ("base + description + 4 examples", "base + 4 examples")  # the examples in the prompt
@@ -97,17 +109,21 @@ def check(settings: UnseenSettings) -> None:
     if settings.batch_size <= 0:
         raise T2LError(f"--batch-size must be a positive number, not {settings.batch_size}")
     if "mt-lora" in settings.methods and settings.mt_lora is None and settings.methods != METHODS:
-        raise T2LError("the mt-lora method needs --mt-lora ADAPTER (a multi-task LoRA trained with "
-                       "`t2l train --recipe mt-lora`)")
+        raise T2LError(
+            "the mt-lora method needs --mt-lora ADAPTER (a multi-task LoRA trained with `t2l train --recipe mt-lora`)"
+        )
 
 
 def random_descriptions(own: str, words: list[str], rng: random.Random) -> dict[str, str]:
     """The paper's three random controls, each as long as the real description (in words or characters)."""
     n_words, n_chars = max(1, len(own.split())), max(1, len(own))
-    return {"T2L, random words": " ".join(rng.choice(words) for _ in range(n_words)),
-            "T2L, random characters": "".join(rng.choice(string.ascii_letters + string.digits + " .,") for _ in
-                                              range(n_chars)),
-            "T2L, repeated letter": rng.choice(string.ascii_lowercase) * n_chars}
+    return {
+        "T2L, random words": " ".join(rng.choice(words) for _ in range(n_words)),
+        "T2L, random characters": "".join(
+            rng.choice(string.ascii_letters + string.digits + " .,") for _ in range(n_chars)
+        ),
+        "T2L, repeated letter": rng.choice(string.ascii_lowercase) * n_chars,
+    }
 
 
 def descriptions(tasks, words: list[str], seed: int) -> dict[str, dict[str, str]]:
@@ -120,10 +136,15 @@ def descriptions(tasks, words: list[str], seed: int) -> dict[str, dict[str, str]
     out = {}
     for t in sorted(tasks, key=lambda t: t.name):
         other = names[(names.index(t.name) + shift) % len(names)]
-        d = {"T2L": own[t.name], "base + description": own[t.name], "T2L + description": own[t.name],
-             "T2L, other task's description": own[other],
-             "T2L, paraphrase": t.descriptions[1] if len(t.descriptions) > 1 else own[t.name],
-             "T2L, description + 4 examples": own[t.name], "base + description + 4 examples": own[t.name]}
+        d = {
+            "T2L": own[t.name],
+            "base + description": own[t.name],
+            "T2L + description": own[t.name],
+            "T2L, other task's description": own[other],
+            "T2L, paraphrase": t.descriptions[1] if len(t.descriptions) > 1 else own[t.name],
+            "T2L, description + 4 examples": own[t.name],
+            "base + description + 4 examples": own[t.name],
+        }
         out[t.name] = d | random_descriptions(own[t.name], words, rng)
     return out
 
@@ -163,8 +184,10 @@ def example_support(settings: UnseenSettings, emit: Event) -> UnseenSettings:
         return settings
     why = "reads descriptions only" if not most else f"was trained with at most {most} examples"
     if settings.methods != METHODS:
-        raise T2LError(f"the method {asked[0]!r} needs a hypernetwork trained with {SHOTS} or more examples "
-                       f"(`t2l train --recipe sft-examples`); this one {why}")
+        raise T2LError(
+            f"the method {asked[0]!r} needs a hypernetwork trained with {SHOTS} or more examples "
+            f"(`t2l train --recipe sft-examples`); this one {why}"
+        )
     emit("phase", f"note: the hypernetwork {why}: leaving out {' and '.join(repr(m) for m in asked)}")
     return replace(settings, methods=tuple(m for m in settings.methods if m not in T2L_EXAMPLE_METHODS))
 
@@ -183,8 +206,10 @@ def makers(settings: UnseenSettings) -> dict[str, str | None]:
     from t2l.hypernet_files import read_hypernet_info
     from t2l.hashing import sha256_file
 
-    return {"T2L": read_hypernet_info(Path(settings.hypernet)).sha256,
-            "mt-lora": sha256_file(weights_file(Path(settings.mt_lora))) if settings.mt_lora else None}
+    return {
+        "T2L": read_hypernet_info(Path(settings.hypernet)).sha256,
+        "mt-lora": sha256_file(weights_file(Path(settings.mt_lora))) if settings.mt_lora else None,
+    }
 
 
 def made_by(method: str, made: dict[str, str | None]) -> str | None:
@@ -194,8 +219,9 @@ def made_by(method: str, made: dict[str, str | None]) -> str | None:
 def current_rows(settings: UnseenSettings, made: dict[str, str | None] | None = None) -> list[dict]:
     """The rows of OUT/results.jsonl that belong to this run's hypernetwork and mt-lora adapter."""
     made = made or makers(settings)
-    return [r for r in read_results(Path(settings.out) / "results.jsonl")
-            if r.get("made_by") == made_by(r["method"], made)]
+    return [
+        r for r in read_results(Path(settings.out) / "results.jsonl") if r.get("made_by") == made_by(r["method"], made)
+    ]
 
 
 def scoring(settings: UnseenSettings, suite: Path) -> dict:
@@ -203,8 +229,13 @@ def scoring(settings: UnseenSettings, suite: Path) -> dict:
     numerics and the control texts' seed."""
     from t2l.tasks.collection import read_manifest
 
-    return {"suite_sha256": read_manifest(suite).sha256, "limit": settings.limit, "base": settings.base,
-            "dtype": settings.dtype, "seed": settings.seed}
+    return {
+        "suite_sha256": read_manifest(suite).sha256,
+        "limit": settings.limit,
+        "base": settings.base,
+        "dtype": settings.dtype,
+        "seed": settings.seed,
+    }
 
 
 def check_folder(out: Path, now: dict) -> None:
@@ -223,8 +254,9 @@ def resolve_suite(spec: str, on_status: Status | None = None) -> Path:
     if p.is_dir():
         return p
     if spec != "unseen":
-        raise T2LError(f"no unseen suite at {spec!r}: "
-                       "give a folder made by `t2l tasks build --from unseen` or 'unseen'")
+        raise T2LError(
+            f"no unseen suite at {spec!r}: give a folder made by `t2l tasks build --from unseen` or 'unseen'"
+        )
     from t2l.home import t2l_home
     from t2l.tasks.collection import write_collection
     from t2l.tasks.unseen import build_unseen, training_tasks
@@ -236,16 +268,22 @@ def resolve_suite(spec: str, on_status: Status | None = None) -> Path:
     return folder
 
 
-def _cells(settings: UnseenSettings, tasks, texts: dict, shots: dict, made: dict,
-           emit: Event) -> list[tuple[str, str, "GeneratedAdapter | None"]]:
+def _cells(
+    settings: UnseenSettings, tasks, texts: dict, shots: dict, made: dict, emit: Event
+) -> list[tuple[str, str, "GeneratedAdapter | None"]]:
     """(method, task, generated adapter or None) for every cell not run yet; the description-only adapters made in
     one pass, the example ones task by task (a make call's examples are shared by all its adapters)."""
     from t2l.make import AdapterMaker
 
     done = {(r["method"], r["task"]) for r in current_rows(settings, made)}
-    todo = [(m, t.name) for m in settings.methods for t in tasks if (m, t.name) not in done
-            and not (m == "mt-lora" and settings.mt_lora is None)
-            and not (m in EXAMPLE_METHODS and shots[t.name] is None)]
+    todo = [
+        (m, t.name)
+        for m in settings.methods
+        for t in tasks
+        if (m, t.name) not in done
+        and not (m == "mt-lora" and settings.mt_lora is None)
+        and not (m in EXAMPLE_METHODS and shots[t.name] is None)
+    ]
     need = [(m, t) for m, t in todo if m.startswith("T2L")]
     adapters = {}
     if need:
@@ -257,7 +295,7 @@ def _cells(settings: UnseenSettings, tasks, texts: dict, shots: dict, made: dict
         for m, t in need:
             if m in T2L_EXAMPLE_METHODS:
                 words = [texts[t][m]] if m in texts[t] else []
-                adapters[(m, t)], = maker.make(words, examples=shots[t])
+                (adapters[(m, t)],) = maker.make(words, examples=shots[t])
     return [(m, t, adapters.get((m, t))) for m, t in todo]
 
 
@@ -283,8 +321,11 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
     shots = {t.name: task_shots(t.name, t.examples, settings.limit, settings.seed) for t in tasks}
     if any(m in EXAMPLE_METHODS for m in settings.methods) and any(s is None for s in shots.values()):
         short = sorted(n for n, s in shots.items() if s is None)
-        emit("phase", f"note: {len(short)} task(s) have fewer than {SHOTS} unscored items and are left out of the "
-                      f"example methods: {', '.join(short)}")
+        emit(
+            "phase",
+            f"note: {len(short)} task(s) have fewer than {SHOTS} unscored items and are left out of the "
+            f"example methods: {', '.join(short)}",
+        )
     for t in tasks:
         t.examples = t.examples[: settings.limit] if settings.limit else t.examples
     now = scoring(settings, suite)
@@ -314,8 +355,14 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
             prompt = shots_prompt(texts[name].get(method) if method in PROMPTED else None, in_prompt)
             with applied(model, applying), torch.no_grad():
                 scores = score_task(model, tokenizer, task.examples, prompt, settings.batch_size)
-            row = {"method": method, "task": name, "made_by": made_by(method, made), "n": len(task.examples),
-                   "description": texts[name].get(method), **scores}
+            row = {
+                "method": method,
+                "task": name,
+                "made_by": made_by(method, made),
+                "n": len(task.examples),
+                "description": texts[name].get(method),
+                **scores,
+            }
             if method in EXAMPLE_METHODS:
                 task_examples = shots[name]
                 assert task_examples is not None  # _cells leaves a task without shots out of the example methods
@@ -326,8 +373,9 @@ def run_unseen(settings: UnseenSettings, on_event: Event | None = None) -> list[
     return current_rows(settings, made)
 
 
-def score_task(model, tokenizer, examples: list[tuple[str, str]], instruction: str | None,
-               batch_size: int) -> dict[str, list]:
+def score_task(
+    model, tokenizer, examples: list[tuple[str, str]], instruction: str | None, batch_size: int
+) -> dict[str, list]:
     """Per item: the answer loss, the greedy answer, its ROUGE-L and normalised exact match."""
     from t2l.eval.generate import generate_until
     from t2l.eval.text_metrics import exact_match, rouge_l
@@ -355,5 +403,9 @@ def score_task(model, tokenizer, examples: list[tuple[str, str]], instruction: s
     answers = generate_until(model, tokenizer, prompts, [], min(MAX_NEW_TOKENS, longest + 8), batch_size)
     answers = [a.strip() for a in answers]
     refs = [o for _, o in examples]
-    return {"loss": losses, "answers": answers, "rouge_l": [rouge_l(a, r) for a, r in zip(answers, refs)],
-            "exact_match": [exact_match(a, r) for a, r in zip(answers, refs)]}
+    return {
+        "loss": losses,
+        "answers": answers,
+        "rouge_l": [rouge_l(a, r) for a, r in zip(answers, refs)],
+        "exact_match": [exact_match(a, r) for a, r in zip(answers, refs)],
+    }

@@ -11,10 +11,17 @@ from t2l.files import write_bytes_atomic, write_text_atomic
 from t2l.stats import average_cells, mean_stderr, paired_cells
 
 LOWER_IS_BETTER = {"loss"}
-CONTROLS = ("base + description", "T2L, other task's description", "T2L, random words", "T2L, random characters",
-            "T2L, repeated letter")  # what T2L must beat by two paired stderrs on loss and ROUGE-L (issue #15)
-EXAMPLE_PAIRS = (("T2L, description + 4 examples", "T2L"),
-                 ("T2L, description + 4 examples", "base + description + 4 examples"))
+CONTROLS = (
+    "base + description",
+    "T2L, other task's description",
+    "T2L, random words",
+    "T2L, random characters",
+    "T2L, repeated letter",
+)  # what T2L must beat by two paired stderrs on loss and ROUGE-L (issue #15)
+EXAMPLE_PAIRS = (
+    ("T2L, description + 4 examples", "T2L"),
+    ("T2L, description + 4 examples", "base + description + 4 examples"),
+)
 """(a, b): a minus b item by item, beside T2L's differences; a must beat b by two paired stderrs (issue #28)."""
 ANSWER_TYPES = ("word", "label", "number", "rewrite", "span", "translation", "yes/no")  # the suite's, in this order
 
@@ -47,8 +54,10 @@ def difference(cells: dict, a: str, b: str, tasks=None) -> dict | None:
     shared = sorted(set(x) & set(y) & (set(tasks) if tasks is not None else set(x)))
     if not shared:
         return None
-    return {m: average_cells(paired_cells({t: x[t][m] for t in shared}, {t: y[t][m] for t in shared}, shared))
-            for m in METRICS}
+    return {
+        m: average_cells(paired_cells({t: x[t][m] for t in shared}, {t: y[t][m] for t in shared}, shared))
+        for m in METRICS
+    }
 
 
 def paired(rows: list[dict], reference: str = "T2L") -> dict:
@@ -88,8 +97,11 @@ def by_type(rows: list[dict], answer_types: dict[str, str], a: str = "T2L", b: s
         tasks = sorted(t for t in shared if answer_types.get(t) == kind)
         diff = difference(cells, a, b, tasks)
         assert diff is not None  # the tasks are ones both methods have
-        out[kind] = {"tasks": len(tasks), "difference": diff["loss"],
-                     **{m: average_cells([mean_stderr(cells[m][t]["loss"]) for t in tasks]) for m in (a, b)}}
+        out[kind] = {
+            "tasks": len(tasks),
+            "difference": diff["loss"],
+            **{m: average_cells([mean_stderr(cells[m][t]["loss"]) for t in tasks]) for m in (a, b)},
+        }
     return out
 
 
@@ -105,56 +117,106 @@ def _fmt(metric: str, cell) -> str:
 
 
 def _diff_cells(d: dict) -> str:
-    return (f"{d['loss'][0]:+.3f} ± {d['loss'][1]:.3f} | {100 * d['rouge_l'][0]:+.1f} ± {100 * d['rouge_l'][1]:.1f} "
-            f"| {100 * d['exact_match'][0]:+.1f} ± {100 * d['exact_match'][1]:.1f}")
+    return (
+        f"{d['loss'][0]:+.3f} ± {d['loss'][1]:.3f} | {100 * d['rouge_l'][0]:+.1f} ± {100 * d['rouge_l'][1]:.1f} "
+        f"| {100 * d['exact_match'][0]:+.1f} ± {100 * d['exact_match'][1]:.1f}"
+    )
 
 
 def markdown(rows: list[dict], answer_types: dict[str, str] | None = None) -> str:
     table, diffs = summarize(rows), paired(rows)
     methods = _methods(table)
-    lines = ["### Averages over tasks", "",
-             "Answer loss (nats per output token, lower is better), ROUGE-L and normalised exact match (%, higher is "
-             "better), ± stderr:", "", "| method | answer loss | ROUGE-L | exact match |",
-             "| --- | ---: | ---: | ---: |"]
+    lines = [
+        "### Averages over tasks",
+        "",
+        "Answer loss (nats per output token, lower is better), ROUGE-L and normalised exact match (%, higher is "
+        "better), ± stderr:",
+        "",
+        "| method | answer loss | ROUGE-L | exact match |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     for m in methods:
         avg = table[m].get("average", {})
         lines.append(f"| {m} | " + " | ".join(_fmt(k, avg.get(k)) for k in METRICS) + " |")
     if diffs:
-        lines += ["", "T2L minus each method, item by item (a negative loss difference and a positive ROUGE-L one "
-                  "favour T2L; two paired stderrs or more is a clear difference):", "",
-                  "| T2L minus | answer loss | ROUGE-L | exact match |", "| --- | ---: | ---: | ---: |"]
+        lines += [
+            "",
+            "T2L minus each method, item by item (a negative loss difference and a positive ROUGE-L one "
+            "favour T2L; two paired stderrs or more is a clear difference):",
+            "",
+            "| T2L minus | answer loss | ROUGE-L | exact match |",
+            "| --- | ---: | ---: | ---: |",
+        ]
         for m in methods:
             if m in diffs:
                 lines.append(f"| {m} | {_diff_cells(diffs[m])} |")
         bar = verdict(diffs)
         if bar:
             missed = [f"*{c}*" for c, ok in bar.items() if not ok]  # method names hold commas: set them apart
-            lines += ["", "Bar (T2L ahead of every control by two paired stderrs on loss and ROUGE-L): "
-                      + ("met" if not missed else f"not met: met against {len(bar) - len(missed)} of {len(bar)}, "
-                         f"missed against {'; '.join(missed)}") + "."]
+            lines += [
+                "",
+                "Bar (T2L ahead of every control by two paired stderrs on loss and ROUGE-L): "
+                + (
+                    "met"
+                    if not missed
+                    else f"not met: met against {len(bar) - len(missed)} of {len(bar)}, "
+                    f"missed against {'; '.join(missed)}"
+                )
+                + ".",
+            ]
     pairs = example_pairs(rows)
     if pairs:
-        lines += ["", "The examples' targets: the adapter from the description and 4 examples against the adapter from "
-                  "the description alone and against in-context learning with the same examples, item by item:", "",
-                  "| difference | answer loss | ROUGE-L | exact match | two paired stderrs ahead |",
-                  "| --- | ---: | ---: | ---: | --- |"]
-        lines += [f"| {a} minus {b} | {_diff_cells(d)} | {'yes' if beats(d) else 'no'} |"
-                  for (a, b), d in pairs.items()]
+        lines += [
+            "",
+            "The examples' targets: the adapter from the description and 4 examples against the adapter from "
+            "the description alone and against in-context learning with the same examples, item by item:",
+            "",
+            "| difference | answer loss | ROUGE-L | exact match | two paired stderrs ahead |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        lines += [
+            f"| {a} minus {b} | {_diff_cells(d)} | {'yes' if beats(d) else 'no'} |" for (a, b), d in pairs.items()
+        ]
     types = by_type(rows, answer_types or {})
     if types:
-        lines += ["", "### Per answer type: T2L against base + description", "",
-                  "Mean answer loss over the type's tasks (± stderr) and T2L minus base + description item by item "
-                  "(± paired stderr; negative favours T2L):", "",
-                  "| answer type | tasks | T2L | base + description | T2L minus base + description |",
-                  "| --- | ---: | ---: | ---: | ---: |"]
-        lines += [f"| {k} | {v['tasks']} | {_fmt('loss', v['T2L'])} | {_fmt('loss', v['base + description'])} | "
-                  f"{v['difference'][0]:+.3f} ± {v['difference'][1]:.3f} |" for k, v in types.items()]
+        lines += [
+            "",
+            "### Per answer type: T2L against base + description",
+            "",
+            "Mean answer loss over the type's tasks (± stderr) and T2L minus base + description item by item "
+            "(± paired stderr; negative favours T2L):",
+            "",
+            "| answer type | tasks | T2L | base + description | T2L minus base + description |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {k} | {v['tasks']} | {_fmt('loss', v['T2L'])} | {_fmt('loss', v['base + description'])} | "
+            f"{v['difference'][0]:+.3f} ± {v['difference'][1]:.3f} |"
+            for k, v in types.items()
+        ]
     tasks = sorted({t for m in table.values() for t in m if t != "average"})
-    shown = [m for m in methods if m in ("base", "base + description", "mt-lora", "T2L",
-                                         "T2L, other task's description", "T2L, paraphrase",
-                                         "T2L, description + 4 examples", "base + description + 4 examples")]
-    lines += ["", "### Per task: ROUGE-L % (answer loss)", "",
-              "| task | type | " + " | ".join(shown) + " |", "| --- | --- |" + " ---: |" * len(shown)]
+    shown = [
+        m
+        for m in methods
+        if m
+        in (
+            "base",
+            "base + description",
+            "mt-lora",
+            "T2L",
+            "T2L, other task's description",
+            "T2L, paraphrase",
+            "T2L, description + 4 examples",
+            "base + description + 4 examples",
+        )
+    ]
+    lines += [
+        "",
+        "### Per task: ROUGE-L % (answer loss)",
+        "",
+        "| task | type | " + " | ".join(shown) + " |",
+        "| --- | --- |" + " ---: |" * len(shown),
+    ]
     for t in tasks:
         cells = []
         for m in shown:
@@ -174,31 +236,48 @@ def provenance(settings: UnseenSettings, suite: Path) -> dict:
 
     hn = read_hypernet_info(Path(settings.hypernet))
     manifest = read_manifest(suite)
-    return {"t2l": t2l.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version(), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
-            "suite": {"name": manifest.name, "sha256": manifest.sha256, "tasks": len(manifest.tasks)},
-            "hypernet": {"sha256": hn.sha256, "training": {k: hn.training.get(k) for k in
-                                                           ("recipe", "steps", "collection", "collection_sha256")}},
-            "answer_types": manifest.build.get("answer_types", {})}
+    return {
+        "t2l": t2l.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        "suite": {"name": manifest.name, "sha256": manifest.sha256, "tasks": len(manifest.tasks)},
+        "hypernet": {
+            "sha256": hn.sha256,
+            "training": {k: hn.training.get(k) for k in ("recipe", "steps", "collection", "collection_sha256")},
+        },
+        "answer_types": manifest.build.get("answer_types", {}),
+    }
 
 
-def write_report(settings: UnseenSettings, rows: list[dict], suite: Path, path: Path, command: str,
-                 findings: str = "") -> Path:
+def write_report(
+    settings: UnseenSettings, rows: list[dict], suite: Path, path: Path, command: str, findings: str = ""
+) -> Path:
     """The report of `rows` (run_unseen's: this hypernetwork's and mt-lora's)."""
     meta = provenance(settings, suite)
-    lines = ["# Unseen tasks: does the adapter follow its description?", "", f"Reproduce: `{command}`", "",
-             f"Suite `{meta['suite']['name']}` ({meta['suite']['tasks']} tasks, sha256 "
-             f"`{meta['suite']['sha256'][:16]}`), first {settings.limit} items of each; base `{settings.base}`; "
-             f"hypernetwork sha256 `{str(meta['hypernet']['sha256'])[:16]}` "
-             f"({json.dumps(meta['hypernet']['training'])}).", ""]
+    lines = [
+        "# Unseen tasks: does the adapter follow its description?",
+        "",
+        f"Reproduce: `{command}`",
+        "",
+        f"Suite `{meta['suite']['name']}` ({meta['suite']['tasks']} tasks, sha256 "
+        f"`{meta['suite']['sha256'][:16]}`), first {settings.limit} items of each; base `{settings.base}`; "
+        f"hypernetwork sha256 `{str(meta['hypernet']['sha256'])[:16]}` "
+        f"({json.dumps(meta['hypernet']['training'])}).",
+        "",
+    ]
     if findings:
         lines += [findings.strip(), ""]
     lines += [markdown(rows, meta["answer_types"])]
     chart = bar_chart(rows, Path(path).with_suffix(".png"))
     if chart:
         lines += [f"![unseen-task scores by method]({chart.name})", ""]
-    lines += [f"Versions: t2l {meta['t2l']}, torch {meta['torch']}, transformers {meta['transformers']}, Python "
-              f"{meta['python']}; {meta['machine']}; eval dtype {settings.dtype}, batch {settings.batch_size}.", ""]
+    lines += [
+        f"Versions: t2l {meta['t2l']}, torch {meta['torch']}, transformers {meta['transformers']}, Python "
+        f"{meta['python']}; {meta['machine']}; eval dtype {settings.dtype}, batch {settings.batch_size}.",
+        "",
+    ]
     return write_text_atomic(Path(path), "\n".join(lines))
 
 
@@ -216,8 +295,10 @@ def bar_chart(rows: list[dict], path: Path) -> Path | None:
     if not methods:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    for ax, metric, label in ((axes[0], "loss", "answer loss (lower is better)"),
-                              (axes[1], "rouge_l", "ROUGE-L % (higher is better)")):
+    for ax, metric, label in (
+        (axes[0], "loss", "answer loss (lower is better)"),
+        (axes[1], "rouge_l", "ROUGE-L % (higher is better)"),
+    ):
         scale = 1 if metric == "loss" else 100
         vals = [scale * table[m]["average"][metric][0] for m in methods]
         errs = [scale * table[m]["average"][metric][1] for m in methods]

@@ -53,8 +53,9 @@ def _mc(context: str, choices: list[str], gold: int) -> Item:
 
 
 def arc(doc: dict) -> Item:
-    return _mc(f"Question: {doc['question']}\nAnswer:", doc["choices"]["text"],
-               doc["choices"]["label"].index(doc["answerKey"]))
+    return _mc(
+        f"Question: {doc['question']}\nAnswer:", doc["choices"]["text"], doc["choices"]["label"].index(doc["answerKey"])
+    )
 
 
 def boolq(doc: dict) -> Item:
@@ -69,8 +70,11 @@ def _hellaswag_clean(text: str) -> str:
 
 def hellaswag(doc: dict) -> Item:
     ctx = doc["ctx_a"] + " " + doc["ctx_b"].capitalize()
-    return _mc(_hellaswag_clean(doc["activity_label"] + ": " + ctx), [_hellaswag_clean(e) for e in doc["endings"]],
-               int(doc["label"]))
+    return _mc(
+        _hellaswag_clean(doc["activity_label"] + ": " + ctx),
+        [_hellaswag_clean(e) for e in doc["endings"]],
+        int(doc["label"]),
+    )
 
 
 def piqa(doc: dict) -> Item:
@@ -81,8 +85,9 @@ def winogrande(doc: dict) -> Item:
     blank = doc["sentence"].index("_")
     options = [doc["option1"], doc["option2"]]
     target = " " + doc["sentence"][blank + 1 :].strip()
-    return Item([doc["sentence"][:blank] + o for o in options], [target, target], int(doc["answer"]) - 1,
-                [len(target) - 1] * 2)
+    return Item(
+        [doc["sentence"][:blank] + o for o in options], [target, target], int(doc["answer"]) - 1, [len(target) - 1] * 2
+    )
 
 
 def openbookqa(doc: dict) -> Item:
@@ -94,8 +99,11 @@ def as_question(item_fn, text_fn) -> Callable[[dict], Question]:
 
     def to_question(doc: dict) -> Question:
         item = item_fn(doc)
-        choices = [c.strip() for c in item.continuations] if len(set(item.contexts)) == 1 else \
-            [doc["option1"], doc["option2"]]
+        choices = (
+            [c.strip() for c in item.continuations]
+            if len(set(item.contexts)) == 1
+            else [doc["option1"], doc["option2"]]
+        )
         return Question(text_fn(doc), choices, item.gold)
 
     return to_question
@@ -111,42 +119,122 @@ QUESTION_TEXT = {
 }
 
 
-BENCHES: dict[str, Bench] = {b.name: b for b in [
-    Bench("arc_easy", "validation", ("arrow", "ai2_arc/ARC-Easy/validation"), arc, ("acc", "acc_norm"),
-          ("answer grade-school science questions", "pick the correct answer to an elementary science question",
-           "multiple choice science exam questions for children"), as_question(arc, QUESTION_TEXT["arc"]),
-          hub=("allenai/ai2_arc", "ARC-Easy")),
-    Bench("arc_challenge", "validation", ("arrow", "ai2_arc/ARC-Challenge/validation"), arc, ("acc", "acc_norm"),
-          ("answer hard grade-school science questions that need reasoning",
-           "pick the correct answer to a difficult science exam question",
-           "challenging multiple choice science questions"), as_question(arc, QUESTION_TEXT["arc"]),
-          hub=("allenai/ai2_arc", "ARC-Challenge")),
-    Bench("boolq", "validation", ("arrow", "boolq/none/validation"), boolq, ("acc",),
-          ("answer a yes/no question about a passage", "read the passage and say whether the statement is true",
-           "reading comprehension with yes or no answers"), as_question(boolq, QUESTION_TEXT["boolq"]),
-          hub=("google/boolq", None)),
-    Bench("hellaswag", "validation", ("arrow", "hellaswag/none/validation"), hellaswag, ("acc", "acc_norm"),
-          ("pick the most plausible continuation of an everyday scene", "complete the description of an activity",
-           "commonsense sentence completion"), as_question(hellaswag, QUESTION_TEXT["hellaswag"]),
-          hub=("Rowan/hellaswag", None)),
-    Bench("piqa", "validation", ("arrow", "piqa/plain_text/validation"), piqa, ("acc", "acc_norm"),
-          ("choose the right way to achieve a physical goal", "physical commonsense: which solution works",
-           "pick the sensible method for an everyday task"), as_question(piqa, QUESTION_TEXT["piqa"]),
-          hub=("baber/piqa", None)),
-    Bench("winogrande", "validation", ("arrow", "winogrande/winogrande_xl/validation"), winogrande, ("acc",),
-          ("fill in the blank with the right person or thing", "resolve who or what a pronoun refers to",
-           "commonsense pronoun resolution"), as_question(winogrande, QUESTION_TEXT["winogrande"]),
-          hub=("allenai/winogrande", "winogrande_xl")),
-    Bench("openbookqa", "validation", ("arrow", "openbookqa/main/validation"), openbookqa, ("acc", "acc_norm"),
-          ("answer elementary science questions that need common knowledge",
-           "open book science question answering", "pick the correct completion of a science fact"),
-          as_question(openbookqa, QUESTION_TEXT["openbookqa"]),
-          hub=("allenai/openbookqa", "main")),
-    Bench("gsm8k", "test", ("requests", "gsm8k"), None, ("strict-match", "flexible-extract"),
-          ("solve grade school math word problems step by step", "answer arithmetic word problems with a number",
-           "multi-step math reasoning for elementary school problems"),
-          hub=("openai/gsm8k", "main")),
-]}
+BENCHES: dict[str, Bench] = {
+    b.name: b
+    for b in [
+        Bench(
+            "arc_easy",
+            "validation",
+            ("arrow", "ai2_arc/ARC-Easy/validation"),
+            arc,
+            ("acc", "acc_norm"),
+            (
+                "answer grade-school science questions",
+                "pick the correct answer to an elementary science question",
+                "multiple choice science exam questions for children",
+            ),
+            as_question(arc, QUESTION_TEXT["arc"]),
+            hub=("allenai/ai2_arc", "ARC-Easy"),
+        ),
+        Bench(
+            "arc_challenge",
+            "validation",
+            ("arrow", "ai2_arc/ARC-Challenge/validation"),
+            arc,
+            ("acc", "acc_norm"),
+            (
+                "answer hard grade-school science questions that need reasoning",
+                "pick the correct answer to a difficult science exam question",
+                "challenging multiple choice science questions",
+            ),
+            as_question(arc, QUESTION_TEXT["arc"]),
+            hub=("allenai/ai2_arc", "ARC-Challenge"),
+        ),
+        Bench(
+            "boolq",
+            "validation",
+            ("arrow", "boolq/none/validation"),
+            boolq,
+            ("acc",),
+            (
+                "answer a yes/no question about a passage",
+                "read the passage and say whether the statement is true",
+                "reading comprehension with yes or no answers",
+            ),
+            as_question(boolq, QUESTION_TEXT["boolq"]),
+            hub=("google/boolq", None),
+        ),
+        Bench(
+            "hellaswag",
+            "validation",
+            ("arrow", "hellaswag/none/validation"),
+            hellaswag,
+            ("acc", "acc_norm"),
+            (
+                "pick the most plausible continuation of an everyday scene",
+                "complete the description of an activity",
+                "commonsense sentence completion",
+            ),
+            as_question(hellaswag, QUESTION_TEXT["hellaswag"]),
+            hub=("Rowan/hellaswag", None),
+        ),
+        Bench(
+            "piqa",
+            "validation",
+            ("arrow", "piqa/plain_text/validation"),
+            piqa,
+            ("acc", "acc_norm"),
+            (
+                "choose the right way to achieve a physical goal",
+                "physical commonsense: which solution works",
+                "pick the sensible method for an everyday task",
+            ),
+            as_question(piqa, QUESTION_TEXT["piqa"]),
+            hub=("baber/piqa", None),
+        ),
+        Bench(
+            "winogrande",
+            "validation",
+            ("arrow", "winogrande/winogrande_xl/validation"),
+            winogrande,
+            ("acc",),
+            (
+                "fill in the blank with the right person or thing",
+                "resolve who or what a pronoun refers to",
+                "commonsense pronoun resolution",
+            ),
+            as_question(winogrande, QUESTION_TEXT["winogrande"]),
+            hub=("allenai/winogrande", "winogrande_xl"),
+        ),
+        Bench(
+            "openbookqa",
+            "validation",
+            ("arrow", "openbookqa/main/validation"),
+            openbookqa,
+            ("acc", "acc_norm"),
+            (
+                "answer elementary science questions that need common knowledge",
+                "open book science question answering",
+                "pick the correct completion of a science fact",
+            ),
+            as_question(openbookqa, QUESTION_TEXT["openbookqa"]),
+            hub=("allenai/openbookqa", "main"),
+        ),
+        Bench(
+            "gsm8k",
+            "test",
+            ("requests", "gsm8k"),
+            None,
+            ("strict-match", "flexible-extract"),
+            (
+                "solve grade school math word problems step by step",
+                "answer arithmetic word problems with a number",
+                "multi-step math reasoning for elementary school problems",
+            ),
+            hub=("openai/gsm8k", "main"),
+        ),
+    ]
+}
 GROUPS = {"arc": ["arc_easy", "arc_challenge"], "all": list(BENCHES)}
 
 

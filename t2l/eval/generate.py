@@ -23,8 +23,15 @@ def cut(text: str, until: list[str]) -> str:
 
 
 @torch.no_grad()
-def generate_until(model, tokenizer, prompts: list[str], until: list[str], max_new_tokens: int = 256,
-                   batch_size: int = 8, on_progress: Callable[[int], None] | None = None) -> list[str]:
+def generate_until(
+    model,
+    tokenizer,
+    prompts: list[str],
+    until: list[str],
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[str]:
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     device = next(model.parameters()).device
     out: list[str] = [""] * len(prompts)
@@ -37,9 +44,14 @@ def generate_until(model, tokenizer, prompts: list[str], until: list[str], max_n
             from transformers import StoppingCriteriaList
 
             stop = StoppingCriteriaList([StopOn(tokenizer, until, enc["input_ids"].shape[1])] if until else [])
-            gen = model.generate(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
-                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                 stopping_criteria=stop)
+            gen = model.generate(
+                input_ids=enc["input_ids"].to(device),
+                attention_mask=enc["attention_mask"].to(device),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                stopping_criteria=stop,
+            )
             for r, i in enumerate(rows):
                 text = tokenizer.decode(gen[r, enc["input_ids"].shape[1] :], skip_special_tokens=True)
                 out[i] = cut(text, until)

@@ -53,8 +53,9 @@ def solved(item: Item) -> str:
 
 def chat(tokenizer, body: str) -> str:
     """`body` as the single user turn of the tokenizer's chat template, ready for the assistant's answer."""
-    return tokenizer.apply_chat_template([{"role": "user", "content": body}], add_generation_prompt=True,
-                                         tokenize=False)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": body}], add_generation_prompt=True, tokenize=False
+    )
 
 
 def with_instruction(body: str, instruction: str | None) -> str:

@@ -7,8 +7,16 @@ from pathlib import Path
 from t2l.callbacks import Progress
 from t2l.errors import T2LError
 from t2l.eval.benches import PROTOCOLS, Bench, Item, protocol_name
-from t2l.eval.prompts import (PromptSettings, chat, check_chat_template, dress_items, fewshot_examples, solved,
-                              with_instruction, wrap)
+from t2l.eval.prompts import (
+    PromptSettings,
+    chat,
+    check_chat_template,
+    dress_items,
+    fewshot_examples,
+    solved,
+    with_instruction,
+    wrap,
+)
 from t2l.eval.scoring import loglikelihoods
 from t2l.stats import mean_stderr
 
@@ -60,10 +68,19 @@ def check_settings(limit: int | None, protocol: str, shots: int, batch_size: int
         raise T2LError("the letter protocol is zero-shot; drop --shots or use --protocol lm-eval")
 
 
-def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str, limit: int | None = None,
-             batch_size: int = 16, on_progress: Progress | None = None,
-             protocol: str = "lm-eval", prompt: PromptSettings | None = None,
-             pool: list[dict] | None = None) -> BenchResult:
+def evaluate(
+    model,
+    tokenizer,
+    bench: Bench,
+    docs: list[dict],
+    data_sha256: str,
+    limit: int | None = None,
+    batch_size: int = 16,
+    on_progress: Progress | None = None,
+    protocol: str = "lm-eval",
+    prompt: PromptSettings | None = None,
+    pool: list[dict] | None = None,
+) -> BenchResult:
     """Score `docs` (the first `limit` of them) on `bench`. Few-shot examples come from `pool` (a train split) or,
     without one, from `docs` themselves minus the item being asked."""
     prompt = prompt or PromptSettings()
@@ -85,21 +102,24 @@ def evaluate(model, tokenizer, bench: Bench, docs: list[dict], data_sha256: str,
             done[0] += n
             if on_progress:
                 on_progress(done[0], total)
+
         return step
 
     if protocol == "letter":
         per_item, preds = _letter(model, tokenizer, bench, evaluated, batch_size, tick, prompt.instruction)
     elif bench.to_item is None:
-        prompts = [wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer)
-                   for d, p in zip(evaluated, prefixes)]
+        prompts = [
+            wrap(f"Question: {d['question']}\nAnswer:", p, prompt, tokenizer) for d, p in zip(evaluated, prefixes)
+        ]
         per_item, preds = _gsm8k(model, tokenizer, evaluated, prompts, batch_size, tick)
     else:
         items = dress_items([bench.to_item(d) for d in evaluated], prefixes, prompt, tokenizer)
         pairs = [(c, x) for item in items for c, x in zip(item.contexts, item.continuations)]
         logliks = [ll for ll, _ in loglikelihoods(model, tokenizer, pairs, batch_size, on_progress=tick(len(pairs)))]
         per_item, preds = score(bench, items, logliks)
-    version = PROTOCOLS[protocol] + (prompt.tag() if protocol == "lm-eval" else
-                                     ("+instruction" if prompt.instruction else ""))
+    version = PROTOCOLS[protocol] + (
+        prompt.tag() if protocol == "lm-eval" else ("+instruction" if prompt.instruction else "")
+    )
     metrics = {m: mean_stderr(v) for m, v in per_item.items()}
     return BenchResult(bench.name, bench.split, len(evaluated), metrics, version, data_sha256, limit, preds, per_item)
 
@@ -137,11 +157,15 @@ def _letter(model, tokenizer, bench, docs, batch_size, tick, instruction):
     from t2l.questions import letter_prompt
 
     if bench.to_question is None:  # gsm8k: the final number
-        prompts = [_chat(tokenizer, d["question"] + "\nSolve the problem, then give the final number.", instruction)
-                   for d in docs]
+        prompts = [
+            _chat(tokenizer, d["question"] + "\nSolve the problem, then give the final number.", instruction)
+            for d in docs
+        ]
         outputs = generate_until(model, tokenizer, prompts, [], 256, batch_size, tick(len(prompts)))
-        hits = [float(final_number(o) == d["answer"].split("####")[-1].strip().replace(",", ""))
-                for o, d in zip(outputs, docs)]
+        hits = [
+            float(final_number(o) == d["answer"].split("####")[-1].strip().replace(",", ""))
+            for o, d in zip(outputs, docs)
+        ]
         return {"exact_match": hits}, [int(h) for h in hits]
     questions = [bench.to_question(d) for d in docs]
     prompts = [_chat(tokenizer, letter_prompt(q), instruction) for q in questions]
@@ -160,11 +184,22 @@ class Subject:
     instruction: str | None = None  # text put before every prompt (the description-in-the-prompt baseline)
 
 
-def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, limit: int | None = None,
-             batch_size: int = 16, dtype: str = "float32", data_dir=None, protocol: str = "lm-eval",
-             prompt: PromptSettings | None = None, device: str = "auto", from_hub: bool = False,
-             on_progress: Callable[[str, int, int], None] | None = None,
-             on_result: Callable[[Subject, BenchResult], None] | None = None) -> list[tuple[Subject, BenchResult]]:
+def run_eval(
+    subjects: list[Subject],
+    benches: list[Bench],
+    base_spec: str,
+    *,
+    limit: int | None = None,
+    batch_size: int = 16,
+    dtype: str = "float32",
+    data_dir=None,
+    protocol: str = "lm-eval",
+    prompt: PromptSettings | None = None,
+    device: str = "auto",
+    from_hub: bool = False,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    on_result: Callable[[Subject, BenchResult], None] | None = None,
+) -> list[tuple[Subject, BenchResult]]:
     """Load the base once, then evaluate every subject on every bench, swapping adapters in through hooks.
     Every adapter must have been made for `base_spec`'s weights."""
     from t2l.adapter import read_adapter
@@ -183,9 +218,11 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
             continue
         tensors, info, peft_config = read_adapter(s.path)
         if info is not None and not info.base.same_weights(base_ref):
-            raise T2LError(f"{s.label} was made for base model {info.base.name} (sha256 {info.base.sha256[:12]}), "
-                           f"not {base_ref.name} (sha256 {base_ref.sha256[:12]}); evaluate it with --base "
-                           f"{info.base_spec}")
+            raise T2LError(
+                f"{s.label} was made for base model {info.base.name} (sha256 {info.base.sha256[:12]}), "
+                f"not {base_ref.name} (sha256 {base_ref.sha256[:12]}); evaluate it with --base "
+                f"{info.base_spec}"
+            )
         loaded.append((s, (tensors, peft_config)))
     data = {b.name: load_docs(b, data_dir, from_hub) for b in benches}
     pools = {b.name: load_fewshot_pool(b, data_dir, from_hub) for b in benches} if prompt and prompt.shots else {}
@@ -203,8 +240,19 @@ def run_eval(subjects: list[Subject], benches: list[Bench], base_spec: str, *, l
                 settings = prompt or PromptSettings()
                 if subject.instruction:
                     settings = replace(settings, instruction=subject.instruction)
-                result = evaluate(model, tokenizer, bench, docs, sha, limit, batch_size, progress, protocol,
-                                  settings, pools.get(bench.name))
+                result = evaluate(
+                    model,
+                    tokenizer,
+                    bench,
+                    docs,
+                    sha,
+                    limit,
+                    batch_size,
+                    progress,
+                    protocol,
+                    settings,
+                    pools.get(bench.name),
+                )
                 results.append((subject, result))
                 if on_result:
                     on_result(subject, result)
@@ -220,5 +268,12 @@ def lm_eval_shaped(rows: list[dict], base: str, limit: int | None, batch_size: i
         entry = results.setdefault(key, {"alias": key, "samples": r["n"], "protocol": r["protocol"]})
         entry[f"{r['metric']},none"] = r["value"]
         entry[f"{r['metric']}_stderr,none"] = r["stderr"] if r["stderr"] == r["stderr"] else "N/A"
-    return {"results": results, "config": {"model": "t2l", "model_args": f"base={base},dtype={dtype}",
-                                           "batch_size": batch_size, "limit": limit}}
+    return {
+        "results": results,
+        "config": {
+            "model": "t2l",
+            "model_args": f"base={base},dtype={dtype}",
+            "batch_size": batch_size,
+            "limit": limit,
+        },
+    }

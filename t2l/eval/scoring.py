@@ -39,8 +39,14 @@ def _padded(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 @torch.no_grad()
-def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 16, max_length: int = 2048,
-                   on_progress: Callable[[int], None] | None = None) -> list[tuple[float, bool]]:
+def loglikelihoods(
+    model,
+    tokenizer,
+    pairs: list[tuple[str, str]],
+    batch_size: int = 16,
+    max_length: int = 2048,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[tuple[float, bool]]:
     """(summed log-probability of the continuation, whether it is the greedy continuation) for each pair.
     `batch_size` counts contexts (questions) per forward."""
     from transformers import DynamicCache
@@ -61,8 +67,9 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
         ctx_rows = [list(c)[-(max_length - longest) :] for c in contexts]  # lm-eval cuts long contexts on the left
         ctx_ids, ctx_mask = _padded(ctx_rows, pad)
         cache = DynamicCache()
-        ctx_hidden = decoder(input_ids=ctx_ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True,
-                             **{cache_arg: cache}).last_hidden_state
+        ctx_hidden = decoder(
+            input_ids=ctx_ids.to(device), attention_mask=ctx_mask.to(device), use_cache=True, **{cache_arg: cache}
+        ).last_hidden_state
         rows = [(g, i) for g, m in enumerate(members) for i in m]
         # A continuation's last token is only ever a target, never an input: one-token continuations (boolq's
         # yes/no) need no second pass at all, and the others one position less.
@@ -74,13 +81,21 @@ def loglikelihoods(model, tokenizer, pairs: list[tuple[str, str]], batch_size: i
             cont_ids, cont_mask = _padded(inputs, pad)
             lengths = torch.tensor([len(ctx_rows[g]) for g, _ in rows])
             positions = lengths[:, None] + torch.arange(cont_ids.shape[1])[None]
-            hidden = decoder(input_ids=cont_ids.to(device), position_ids=positions.to(device),
-                             attention_mask=torch.cat([ctx_mask[[g for g, _ in rows]], cont_mask], 1).to(device),
-                             use_cache=True, **{cache_arg: cache}).last_hidden_state
+            hidden = decoder(
+                input_ids=cont_ids.to(device),
+                position_ids=positions.to(device),
+                attention_mask=torch.cat([ctx_mask[[g for g, _ in rows]], cont_mask], 1).to(device),
+                use_cache=True,
+                **{cache_arg: cache},
+            ).last_hidden_state
         # every continuation position of the batch goes through the LM head in one matmul: the head's weight is
         # read once per batch instead of once per choice (per-choice calls cost more than the whole decoder here)
-        states = torch.cat([torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])],
-                                       hidden[r, : len(inputs[r])]]) for r, (g, _) in enumerate(rows)])
+        states = torch.cat(
+            [
+                torch.cat([ctx_hidden[g, len(ctx_rows[g]) - 1 : len(ctx_rows[g])], hidden[r, : len(inputs[r])]])
+                for r, (g, _) in enumerate(rows)
+            ]
+        )
         logp = F.log_softmax(head_logits(model, states), dim=-1)
         targets = torch.tensor([t for _, i in rows for t in encoded[i][1]], device=logp.device)
         picked, greedy = logp.gather(1, targets[:, None])[:, 0], logp.argmax(-1) == targets

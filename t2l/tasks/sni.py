@@ -40,18 +40,25 @@ def paper_descriptions(folder: Path | None, task: str) -> list[str]:
     return []
 
 
-def build_sni(folder: Path, max_examples: int = MAX_EXAMPLES, seed: int = 0,
-              on_progress: Progress | None = None,
-              table: dict[int, str] | None = None, descriptions: Path | None = None,
-              on_status: Status | None = None) -> tuple[list[Task], Manifest]:
+def build_sni(
+    folder: Path,
+    max_examples: int = MAX_EXAMPLES,
+    seed: int = 0,
+    on_progress: Progress | None = None,
+    table: dict[int, str] | None = None,
+    descriptions: Path | None = None,
+    on_status: Status | None = None,
+) -> tuple[list[Task], Manifest]:
     """The tasks of a folder of SNI task files, decontaminated against the benchmarks (`table`, read when not
     given: the longest step), each step said through `on_status` and counted through `on_progress`."""
     files = sorted(Path(folder).glob("*.json"))
     if not files:
         raise T2LError(f"no SNI task files (*.json) in {folder}")
     if descriptions is not None and not Path(descriptions).is_dir():
-        raise T2LError(f"--descriptions {descriptions} is not a folder; give the tasks/ folder of the authors' "
-                       "text-to-lora repository")
+        raise T2LError(
+            f"--descriptions {descriptions} is not a folder; give the tasks/ folder of the authors' "
+            "text-to-lora repository"
+        )
     if table is None:
         if on_status:
             on_status("reading benchmark items for decontamination")
@@ -68,10 +75,13 @@ def build_sni(folder: Path, max_examples: int = MAX_EXAMPLES, seed: int = 0,
             tasks.append(task)
         else:
             excluded.append({"name": path.stem, "reason": reason})
-    manifest = Manifest(name=Path(folder).name, source=f"Super-NaturalInstructions task files in {folder}",
-                        license="Apache-2.0 (SNI); see each task's source", excluded=excluded,
-                        build={"max_examples": max_examples, "seed": seed,
-                               "paper_descriptions": descriptions is not None})
+    manifest = Manifest(
+        name=Path(folder).name,
+        source=f"Super-NaturalInstructions task files in {folder}",
+        license="Apache-2.0 (SNI); see each task's source",
+        excluded=excluded,
+        build={"max_examples": max_examples, "seed": seed, "paper_descriptions": descriptions is not None},
+    )
     return tasks, manifest
 
 
@@ -104,6 +114,11 @@ def _task(path: Path, max_examples: int, rng: random.Random, table, extra: list[
         return None, f"13-gram overlap with {overlap[0]} in {overlap[1]} of {len(pairs)} examples"
     definitions = list(dict.fromkeys(definitions))
     extra = [d for d in dict.fromkeys(extra) if d not in definitions]
-    return Task(safe_name(path.stem), definitions + extra, pairs, source=f"sni:{path.stem}",
-                notes="descriptions: the task's Definition" + (", then the paper's metadata.yaml" if extra else ""),
-                origins=["source"] * len(definitions) + ["paper:metadata.yaml"] * len(extra)), ""
+    return Task(
+        safe_name(path.stem),
+        definitions + extra,
+        pairs,
+        source=f"sni:{path.stem}",
+        notes="descriptions: the task's Definition" + (", then the paper's metadata.yaml" if extra else ""),
+        origins=["source"] * len(definitions) + ["paper:metadata.yaml"] * len(extra),
+    ), ""

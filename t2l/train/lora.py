@@ -10,8 +10,13 @@ def build_lora(base_model, rank: int, alpha: float, dropout: float, target_modul
     from peft import LoraConfig, get_peft_model
 
     # peft annotates lora_alpha as int, but it is only ever divided by r: a float alpha is what it was given
-    config = LoraConfig(r=rank, lora_alpha=alpha,  # type: ignore[arg-type]
-                        lora_dropout=dropout, target_modules=list(target_modules), task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=alpha,  # type: ignore[arg-type]
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        task_type="CAUSAL_LM",
+    )
     with warnings.catch_warnings():  # peft reads transformers' deprecated alias; the warning is theirs, not the user's
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
         return get_peft_model(base_model, config)
@@ -28,8 +33,9 @@ class LoraObjective:
         device = next(self.module.parameters()).device
         if self.packing:  # one adapter for every token: packed rows need only their block-diagonal mask
             p = self.batcher.pack(rows)
-            logits = module(input_ids=p.ids.to(device), attention_mask=p.mask.to(device),
-                            position_ids=p.positions.to(device)).logits
+            logits = module(
+                input_ids=p.ids.to(device), attention_mask=p.mask.to(device), position_ids=p.positions.to(device)
+            ).logits
             return (*token_loss_sum(logits, p.labels.to(device)), p.tokens)
         ids, mask, labels = (t.to(device) for t in self.batcher.batch(rows))
         return (*token_loss_sum(module(input_ids=ids, attention_mask=mask).logits, labels), int(mask.sum()))

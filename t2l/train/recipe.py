@@ -121,22 +121,37 @@ class Recipe:
         if self.hypernet.examples_as not in EXAMPLES_AS:
             raise T2LError(f"hypernet.examples_as={self.hypernet.examples_as!r}: use one of {', '.join(EXAMPLES_AS)}")
         if self.train.packing and self.kind == "recon":
-            raise T2LError("train.packing=true is for recipes that train on examples; recon reproduces LoRAs: "
-                           "set train.packing=false")
+            raise T2LError(
+                "train.packing=true is for recipes that train on examples; recon reproduces LoRAs: "
+                "set train.packing=false"
+            )
 
     def check_values(self) -> None:
         t, lo, hn, run = self.train, self.lora, self.hypernet, self.run
-        positive = {"train.steps": t.steps, "train.batch_size": t.batch_size, "train.lr": t.lr,
-                    "train.max_length": t.max_length, "train.grad_clip": t.grad_clip, "lora.rank": lo.rank,
-                    "lora.alpha": lo.alpha, "hypernet.task_dim": hn.task_dim, "hypernet.pos_dim": hn.pos_dim,
-                    "hypernet.hidden_dim": hn.hidden_dim, "hypernet.depth": hn.depth,
-                    "run.checkpoint_every": run.checkpoint_every}
+        positive = {
+            "train.steps": t.steps,
+            "train.batch_size": t.batch_size,
+            "train.lr": t.lr,
+            "train.max_length": t.max_length,
+            "train.grad_clip": t.grad_clip,
+            "lora.rank": lo.rank,
+            "lora.alpha": lo.alpha,
+            "hypernet.task_dim": hn.task_dim,
+            "hypernet.pos_dim": hn.pos_dim,
+            "hypernet.hidden_dim": hn.hidden_dim,
+            "hypernet.depth": hn.depth,
+            "run.checkpoint_every": run.checkpoint_every,
+        }
         if run.max_minutes is not None:
             positive["run.max_minutes"] = run.max_minutes
-        at_least_zero = {"train.weight_decay": t.weight_decay, "train.warmup_steps": t.warmup_steps,
-                         "hypernet.examples": hn.examples,
-                         "data.holdout": self.data.holdout, "data.eval_examples": self.data.eval_examples,
-                         "run.eval_every": run.eval_every}
+        at_least_zero = {
+            "train.weight_decay": t.weight_decay,
+            "train.warmup_steps": t.warmup_steps,
+            "hypernet.examples": hn.examples,
+            "data.holdout": self.data.holdout,
+            "data.eval_examples": self.data.eval_examples,
+            "run.eval_every": run.eval_every,
+        }
         for key, value in positive.items():
             if not value > 0:
                 raise T2LError(f"recipe key {key} = {value} must be positive; e.g. {key}={_example(key)}")
@@ -165,8 +180,9 @@ def _build(cls, data: dict, where: str):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise T2LError(f"unknown recipe key {where + '.' if where else ''}{unknown[0]}; "
-                       f"known: {', '.join(sorted(names))}")
+        raise T2LError(
+            f"unknown recipe key {where + '.' if where else ''}{unknown[0]}; known: {', '.join(sorted(names))}"
+        )
     kwargs = {}
     for key, value in data.items():
         hint, path = hints[key], f"{where}.{key}" if where else key
@@ -231,8 +247,10 @@ def load_recipe(name_or_path: str, overrides: Sequence[str] = (), name_from_stem
         if not sep or not key:
             raise T2LError(f"override {item!r} should look like key=value, e.g. train.steps=100")
         if key == "name":
-            raise T2LError("override name= is not a recipe key: the recipe's name is its file's; name the result "
-                           "with run.name=NAME")
+            raise T2LError(
+                "override name= is not a recipe key: the recipe's name is its file's; name the result "
+                "with run.name=NAME"
+            )
         key = "kind" if key == "recipe" else key  # the old name of kind
         node = data
         parts = key.split(".")
@@ -252,8 +270,9 @@ def _old_kind_key(data: dict, path: Path) -> dict:
     if "recipe" not in data:
         return data
     if "kind" in data and data["kind"] != data["recipe"]:
-        raise T2LError(f"{path} says kind: {data['kind']} and recipe: {data['recipe']}; recipe: is the old name of "
-                       f"kind:, keep one")
+        raise T2LError(
+            f"{path} says kind: {data['kind']} and recipe: {data['recipe']}; recipe: is the old name of kind:, keep one"
+        )
     return {"kind": data["recipe"], **{k: v for k, v in data.items() if k != "recipe"}}
 
 

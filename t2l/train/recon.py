@@ -48,9 +48,11 @@ class ReconObjective:
         device = next(self.module.parameters()).device
         emb = torch.stack([self.embeddings[r][d] for r, d in zip(rows, descs)]).to(device)
         out = module(emb)
-        loss = sum((a - self.library[m][0][rows].to(device)).abs().mean(dim=(1, 2, 3)).sum()
-                   + (b - self.library[m][1][rows].to(device)).abs().mean(dim=(1, 2, 3)).sum()
-                   for m, (a, b) in out.items())
+        loss = sum(
+            (a - self.library[m][0][rows].to(device)).abs().mean(dim=(1, 2, 3)).sum()
+            + (b - self.library[m][1][rows].to(device)).abs().mean(dim=(1, 2, 3)).sum()
+            for m, (a, b) in out.items()
+        )
         return loss, len(rows), len(rows)
 
     def weights(self) -> dict:

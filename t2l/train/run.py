@@ -1,9 +1,9 @@
 """Running a recipe: data, models, the loop, checkpoints every N steps, a time budget, and the result.
 
-    RUN/recipe.yaml         the resolved recipe
-    RUN/metrics.jsonl       one line per step (and per validation)
-    RUN/checkpoint/         weights + optimizer + RNG + step, replaced atomically; --resume starts here
-    RUN/result/             the hypernetwork folder (sft) or adapter (lora, mt-lora)
+RUN/recipe.yaml         the resolved recipe
+RUN/metrics.jsonl       one line per step (and per validation)
+RUN/checkpoint/         weights + optimizer + RNG + step, replaced atomically; --resume starts here
+RUN/result/             the hypernetwork folder (sft) or adapter (lora, mt-lora)
 """
 
 import contextlib
@@ -124,9 +124,11 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
         tensors, meta = load_checkpoint(out / "checkpoint")
         trained_on = meta.get("data", prep.data)  # checkpoints before this check carry no record
         if trained_on["sha256"] != prep.data["sha256"]:
-            raise T2LError(f"{recipe.data.tasks} holds collection {prep.data['name']} with sha256 "
-                           f"{prep.data['sha256'][:12]}, but this run trained on {trained_on['name']} "
-                           f"{trained_on['sha256'][:12]}; resume with data.tasks=FOLDER naming a copy of that one")
+            raise T2LError(
+                f"{recipe.data.tasks} holds collection {prep.data['name']} with sha256 "
+                f"{prep.data['sha256'][:12]}, but this run trained on {trained_on['name']} "
+                f"{trained_on['sha256'][:12]}; resume with data.tasks=FOLDER naming a copy of that one"
+            )
         trainer.load_state(tensors, meta)
         status(f"resumed at step {trainer.step_done}")
     eval_rows, eval_descs, eval_shots = prep.eval_rows
@@ -174,14 +176,25 @@ def _run(recipe: Recipe, resume: Path | None, emit: Event) -> RunResult:
         if trainer.step_done % recipe.run.checkpoint_every:
             checkpoint()
         validate()
-        artifact, kind, info = _save_result(recipe, prep, out, trainer, completed, last["loss"]) if rank0 \
-            else (out / "result", "", None)
+        artifact, kind, info = (
+            _save_result(recipe, prep, out, trainer, completed, last["loss"]) if rank0 else (out / "result", "", None)
+        )
     finally:
         objective.close()
         if log:
             log.close()
-    return RunResult(out, artifact, kind, trainer.step_done, completed, last["loss"], prep.data["sha256"],
-                     distributed.rank(), recipe, info)
+    return RunResult(
+        out,
+        artifact,
+        kind,
+        trainer.step_done,
+        completed,
+        last["loss"],
+        prep.data["sha256"],
+        distributed.rank(),
+        recipe,
+        info,
+    )
 
 
 @contextlib.contextmanager
@@ -202,8 +215,9 @@ def _stop_on_signal(asked: dict, status: Callable[[str], None]):
         status("stopping after this step, with a checkpoint (press Ctrl-C again to stop at once, without one)")
 
     # a signal the process was started with ignored (SIGINT of `nohup t2l train ... &`) stays ignored
-    before = {s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM)
-              if signal.getsignal(s) is not signal.SIG_IGN}
+    before = {
+        s: signal.signal(s, ask) for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) is not signal.SIG_IGN
+    }
     try:
         yield
     finally:
@@ -272,24 +286,52 @@ def _prepare_tasks(recipe: Recipe, device: str, out: Path, status, progress) -> 
             status(f"starting from the weights of hypernetwork {recipe.train.init_from}")
             warm_start(hypernet, recipe.train.init_from)
         reads = recipe.hypernet.examples_as if recipe.hypernet.examples else None
-        objective = HypernetObjective(hypernet.to(device), base, tokenizer, examples, embeddings,
-                                      recipe.train.max_length, recipe.train.description_noise, recipe.train.packing,
-                                      ShotEmbeddings(encoder, examples) if reads == "mean" else None,
-                                      JointEmbeddings(encoder, examples, tasks) if reads == "text" else None)
+        objective = HypernetObjective(
+            hypernet.to(device),
+            base,
+            tokenizer,
+            examples,
+            embeddings,
+            recipe.train.max_length,
+            recipe.train.description_noise,
+            recipe.train.packing,
+            ShotEmbeddings(encoder, examples) if reads == "mean" else None,
+            JointEmbeddings(encoder, examples, tasks) if reads == "text" else None,
+        )
     else:
         from t2l.train.lora import LoraObjective, build_lora
 
         lr = recipe.lora
         status("building the LoRA")
-        objective = LoraObjective(build_lora(base, lr.rank, lr.alpha, lr.dropout, lr.target_modules), tokenizer,
-                                  examples, recipe.train.max_length, recipe.train.packing)
-    sampler = Sampler([-1 if tasks[e.task].name in held else e.task for e in examples],
-                      [len(t.descriptions) for t in tasks], recipe.hypernet.examples, recipe.train.no_description)
-    description = tasks[0].descriptions[0] if recipe.kind == "lora" else \
-        f"multi-task LoRA on {len(tasks) - len(held)} tasks of {manifest.name}"
+        objective = LoraObjective(
+            build_lora(base, lr.rank, lr.alpha, lr.dropout, lr.target_modules),
+            tokenizer,
+            examples,
+            recipe.train.max_length,
+            recipe.train.packing,
+        )
+    sampler = Sampler(
+        [-1 if tasks[e.task].name in held else e.task for e in examples],
+        [len(t.descriptions) for t in tasks],
+        recipe.hypernet.examples,
+        recipe.train.no_description,
+    )
+    description = (
+        tasks[0].descriptions[0]
+        if recipe.kind == "lora"
+        else f"multi-task LoRA on {len(tasks) - len(held)} tasks of {manifest.name}"
+    )
     eval_rows = _eval_rows(examples, tasks, held, recipe.data.eval_examples, min(4, recipe.hypernet.examples))
-    return _Prepared(objective, sampler, eval_rows, base_ref,
-                     encoder, {"name": manifest.name, "sha256": manifest.sha256}, sorted(held), description)
+    return _Prepared(
+        objective,
+        sampler,
+        eval_rows,
+        base_ref,
+        encoder,
+        {"name": manifest.name, "sha256": manifest.sha256},
+        sorted(held),
+        description,
+    )
 
 
 def _prepare_recon(recipe: Recipe, device: str, out: Path, status, progress) -> _Prepared:
@@ -321,8 +363,16 @@ def _prepare_recon(recipe: Recipe, device: str, out: Path, status, progress) -> 
     for m in sorted(library):
         digest.update(library[m][0].numpy().tobytes() + library[m][1].numpy().tobytes())
     n = len(descriptions)
-    return _Prepared(objective, Sampler(list(range(n)), [1] * n), ([], [], []), base_ref, encoder,
-                     {"name": "recon", "sha256": digest.hexdigest()}, [], "")
+    return _Prepared(
+        objective,
+        Sampler(list(range(n)), [1] * n),
+        ([], [], []),
+        base_ref,
+        encoder,
+        {"name": "recon", "sha256": digest.hexdigest()},
+        [],
+        "",
+    )
 
 
 EMBEDDINGS = "embeddings.safetensors"
@@ -337,8 +387,11 @@ def run_embeddings(encoder, texts: list[str], out: Path, status, progress=None):
 
     from t2l.train import distributed
 
-    key = {"encoder_sha256": encoder.ref.sha256, "pooling": encoder.pooling,
-           "texts_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest()}
+    key = {
+        "encoder_sha256": encoder.ref.sha256,
+        "pooling": encoder.pooling,
+        "texts_sha256": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+    }
     path = out / EMBEDDINGS
     if path.is_file():
         with safe_open(path, "pt") as f:
@@ -400,8 +453,9 @@ class JointEmbeddings:
         texts = []
         for row, desc, shots in draws:
             description = self.tasks[self.examples[row].task].descriptions[desc] if desc >= 0 else ""
-            texts.append(conditioning_text(description, [Shot(self.examples[r].input, self.examples[r].output)
-                                                         for r in shots]))
+            texts.append(
+                conditioning_text(description, [Shot(self.examples[r].input, self.examples[r].output) for r in shots])
+            )
         return self.encoder.encode(texts).embeddings
 
 
@@ -417,8 +471,10 @@ def warm_start(hypernet, spec: str) -> None:
     mine, theirs = hypernet.state_dict(), source.state_dict()
     wrong = [k for k, v in theirs.items() if k not in mine or mine[k].shape != v.shape]
     if wrong or info.targets.to_list() != hypernet.targets.to_list():
-        raise T2LError(f"train.init_from={spec!r} has other sizes or targets than this recipe's hypernetwork "
-                       f"({(wrong or ['targets'])[0]}); match the recipe's hypernet and lora settings to it")
+        raise T2LError(
+            f"train.init_from={spec!r} has other sizes or targets than this recipe's hypernetwork "
+            f"({(wrong or ['targets'])[0]}); match the recipe's hypernet and lora settings to it"
+        )
     hypernet.load_state_dict(theirs, strict=False)
 
 
@@ -429,21 +485,43 @@ def _save_result(recipe: Recipe, prep: _Prepared, out: Path, trainer, completed:
     result = out / "result"
     if result.exists():
         shutil.rmtree(result)
-    training = {"recipe": recipe.name, "kind": recipe.kind, "steps": trainer.step_done, "completed": completed,
-                "final_loss": final_loss, "collection": prep.data["name"], "collection_sha256": prep.data["sha256"],
-                "heldout_tasks": prep.held, "settings": recipe.to_dict()}
+    training = {
+        "recipe": recipe.name,
+        "kind": recipe.kind,
+        "steps": trainer.step_done,
+        "completed": completed,
+        "final_loss": final_loss,
+        "collection": prep.data["name"],
+        "collection_sha256": prep.data["sha256"],
+        "heldout_tasks": prep.held,
+        "settings": recipe.to_dict(),
+    }
     if prep.encoder is not None:  # sft and recon make a hypernetwork
         from t2l.hypernet_files import save_hypernet
 
-        saved = save_hypernet(prep.objective.module, result, base=prep.base_ref, base_spec=recipe.base,
-                              encoder=prep.encoder.ref, encoder_spec=recipe.encoder, pooling=prep.encoder.pooling,
-                              training=training, dtype=recipe.run.save_dtype)
+        saved = save_hypernet(
+            prep.objective.module,
+            result,
+            base=prep.base_ref,
+            base_spec=recipe.base,
+            encoder=prep.encoder.ref,
+            encoder_spec=recipe.encoder,
+            pooling=prep.encoder.pooling,
+            training=training,
+            dtype=recipe.run.save_dtype,
+        )
         return result, "hypernet", saved
     lr = recipe.lora
-    info = AdapterInfo(description=prep.description, rank=lr.rank, alpha=lr.alpha,
-                       target_modules=list(lr.target_modules), base=prep.base_ref, base_spec=recipe.base,
-                       dropout=lr.dropout, hypernet={"recipe": recipe.name, "kind": recipe.kind,
-                                                          "steps": trainer.step_done})
+    info = AdapterInfo(
+        description=prep.description,
+        rank=lr.rank,
+        alpha=lr.alpha,
+        target_modules=list(lr.target_modules),
+        base=prep.base_ref,
+        base_spec=recipe.base,
+        dropout=lr.dropout,
+        hypernet={"recipe": recipe.name, "kind": recipe.kind, "steps": trainer.step_done},
+    )
     weights = {k: v.detach().float().cpu() for k, v in prep.objective.weights().items()}
     result.mkdir(parents=True)
     return write_adapter(weights, info, result / TRAINED), "adapter", info

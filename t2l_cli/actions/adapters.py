@@ -5,14 +5,32 @@ from pathlib import Path
 
 from registry import Adapter, Registry
 from t2l.errors import T2LError
-from t2l_cli.actions.common import (Busy, Warn, adapter_path, card_name, idle, ignore, make_and_store, open_registry,
-                                    registered_hypernet)
+from t2l_cli.actions.common import (
+    Busy,
+    Warn,
+    adapter_path,
+    card_name,
+    idle,
+    ignore,
+    make_and_store,
+    open_registry,
+    registered_hypernet,
+)
 
 
-def make_adapters(descriptions: list[str], from_file: Path | None, output: Path | None, name: str | None,
-                  hypernet: str, base: str | None, tags: list[str], force: bool, busy: Busy = idle,
-                  on_warning: Warn = ignore,
-                  examples: Path | None = None) -> list[tuple[Adapter, list[str], Path | None]]:
+def make_adapters(
+    descriptions: list[str],
+    from_file: Path | None,
+    output: Path | None,
+    name: str | None,
+    hypernet: str,
+    base: str | None,
+    tags: list[str],
+    force: bool,
+    busy: Busy = idle,
+    on_warning: Warn = ignore,
+    examples: Path | None = None,
+) -> list[tuple[Adapter, list[str], Path | None]]:
     """Make and store one adapter per description (each also from the examples in `examples`, a JSONL file; with
     examples and no description, one adapter from the examples alone), each written to its output too when there
     is one; (row, its tags, output) per adapter. Outputs and names are checked before anything is loaded."""
@@ -36,8 +54,9 @@ def make_adapters(descriptions: list[str], from_file: Path | None, output: Path 
     with busy("loading hypernetwork and encoder"):
         hn_row = registered_hypernet(reg, hypernet)
         maker = AdapterMaker(reg.hypernet_dir(hn_row), base=base)
-    stored = make_and_store(reg, maker, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots,
-                            outputs=[p for _, p in plan])
+    stored = make_and_store(
+        reg, maker, hn_row, texts, [n for n, _ in plan], tags, force, on_warning, shots, outputs=[p for _, p in plan]
+    )
     for (row, made), (_, path) in zip(stored, plan):
         if path is not None:  # from memory: the bytes just stored, not read back and hashed again
             write_adapter(made.tensors, made.info, path, force, name=card_name(row), data=made.to_bytes())
@@ -89,8 +108,10 @@ def _protocol_version(reg: Registry, protocol: str) -> str:
         return PROTOCOLS[protocol_name(protocol)]
     stored = reg.protocols() | set(PROTOCOLS.values())
     if protocol not in stored:
-        raise T2LError(f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}, or a stored protocol version "
-                       f"({', '.join(sorted(stored))})")
+        raise T2LError(
+            f"unknown protocol {protocol!r}: use {' or '.join(PROTOCOLS)}, or a stored protocol version "
+            f"({', '.join(sorted(stored))})"
+        )
     return protocol
 
 
@@ -126,8 +147,13 @@ def details(reg: Registry, row: Adapter) -> dict:
     data["published"] = [p.as_dict() for p in reg.publications([row.id])[row.id]]
     if row.hypernet_id:
         hn = reg.get_hypernet(row.hypernet_id)
-        data["hypernet"] = {"id": hn.id, "name": hn.name, "variant": hn.variant, "recipe": hn.recipe,
-                            "sha256": hn.sha256}
+        data["hypernet"] = {
+            "id": hn.id,
+            "name": hn.name,
+            "variant": hn.variant,
+            "recipe": hn.recipe,
+            "sha256": hn.sha256,
+        }
     return data
 
 
@@ -167,8 +193,17 @@ def diff_adapters(a: str, b: str, plot: Path | None):
     scores = []
     if id_a and id_b:
         la, lb = reg.latest_evals(id_a), reg.latest_evals(id_b)
-        scores = [{"bench": k[0], "metric": k[1], "protocol": k[2], "a": la[k].value, "b": lb[k].value,
-                   "b_minus_a": lb[k].value - la[k].value} for k in sorted(la.keys() & lb.keys())]
+        scores = [
+            {
+                "bench": k[0],
+                "metric": k[1],
+                "protocol": k[2],
+                "a": la[k].value,
+                "b": lb[k].value,
+                "b_minus_a": lb[k].value - la[k].value,
+            }
+            for k in sorted(la.keys() & lb.keys())
+        ]
     if plot is not None:
         heatmap_png(result, plot)
     return result, scores

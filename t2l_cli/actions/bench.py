@@ -19,8 +19,9 @@ def bench_paper(settings, report: Path | None, findings: Path | None, command: s
     return tables_markdown(tables, settings, diffs), report, chart
 
 
-def bench_unseen(settings, hypernet: str, mt_lora: str | None, report: Path | None, findings: Path | None,
-                 command: str, on_event):
+def bench_unseen(
+    settings, hypernet: str, mt_lora: str | None, report: Path | None, findings: Path | None, command: str, on_event
+):
     """Run (or continue) `t2l bench unseen` with a hypernetwork and an mt-lora adapter named as everywhere else
     (registered names or ids, folders, files); (the tables as markdown, the report's path)."""
     from dataclasses import replace
@@ -30,8 +31,11 @@ def bench_unseen(settings, hypernet: str, mt_lora: str | None, report: Path | No
     from t2l.tasks.collection import read_manifest
 
     reg = open_registry()
-    settings = replace(settings, hypernet=str(reg.hypernet_dir(registered_hypernet(reg, hypernet))),
-                       mt_lora=str(adapter_path(reg, mt_lora)[0]) if mt_lora else None)
+    settings = replace(
+        settings,
+        hypernet=str(reg.hypernet_dir(registered_hypernet(reg, hypernet))),
+        mt_lora=str(adapter_path(reg, mt_lora)[0]) if mt_lora else None,
+    )
     rows = run_unseen(settings, on_event)
     report = report or settings.out / "results.md"
     suite = resolve_suite(settings.suite)

@@ -40,17 +40,38 @@ def registered_hypernet(reg: Registry, spec: str):
     return reg.add_hypernet(folder, **read_hypernet_info(folder).registry_fields())
 
 
-def make_and_store(reg: Registry, maker: "AdapterMaker", hn_row: Hypernet, texts: list[str], names: list,
-                   tags: list[str], force: bool, on_warning: Warn = ignore, examples: list = (),
-                   outputs: list | None = None) -> list[tuple[Adapter, "GeneratedAdapter"]]:
+def make_and_store(
+    reg: Registry,
+    maker: "AdapterMaker",
+    hn_row: Hypernet,
+    texts: list[str],
+    names: list,
+    tags: list[str],
+    force: bool,
+    on_warning: Warn = ignore,
+    examples: list = (),
+    outputs: list | None = None,
+) -> list[tuple[Adapter, "GeneratedAdapter"]]:
     """Generate adapters for `texts` (from `examples` too) and store each under its name, with the output it is
     written to next (`outputs`, None where none) recorded in the same commit; (its row, the adapter in memory) per
     adapter, in order: what the caller does next needs no file read back."""
     adapters = maker.make(texts, on_warning=on_warning, examples=examples)
     outputs = outputs or [None] * len(adapters)
-    return [(reg.add_adapter(made.to_bytes(), name=name, tags=tags, force=force, hypernet_id=hn_row.id,
-                             output=output, **made.info.registry_fields()), made)
-            for made, name, output in zip(adapters, names, outputs)]
+    return [
+        (
+            reg.add_adapter(
+                made.to_bytes(),
+                name=name,
+                tags=tags,
+                force=force,
+                hypernet_id=hn_row.id,
+                output=output,
+                **made.info.registry_fields(),
+            ),
+            made,
+        )
+        for made, name, output in zip(adapters, names, outputs)
+    ]
 
 
 def adapter_path(reg: Registry, ref: str) -> tuple[Path, str | None]:
@@ -76,9 +97,10 @@ def _refuse_ambiguous(reg: Registry, ref: str) -> None:
         row = reg.get_adapter(ref)
     except RegistryError:
         return
-    raise T2LError(f"{ref!r} is both a registered adapter and a file or folder here; say which: "
-                   f"./{ref} for the path, or its id {row.id[:8]} for the registered adapter")
-
+    raise T2LError(
+        f"{ref!r} is both a registered adapter and a file or folder here; say which: "
+        f"./{ref} for the path, or its id {row.id[:8]} for the registered adapter"
+    )
 
 
 def base_of(subjects) -> str:
@@ -88,6 +110,7 @@ def base_of(subjects) -> str:
 
     infos = [read_info(s.path) for s in subjects if s.path is not None]
     return next((i.base_spec for i in infos if i is not None), DEFAULT_BASE)
+
 
 def card_name(row: Adapter) -> str:
     return row.name or f"t2l-{row.id[:8]}"

@@ -7,8 +7,15 @@ from pathlib import Path
 
 from registry import Registry
 from t2l.errors import T2LError
-from t2l_cli.actions.common import (Warn, adapter_path, base_of, ignore, make_and_store, open_registry,
-                                    registered_hypernet)
+from t2l_cli.actions.common import (
+    Warn,
+    adapter_path,
+    base_of,
+    ignore,
+    make_and_store,
+    open_registry,
+    registered_hypernet,
+)
 
 
 @dataclass(frozen=True)
@@ -26,9 +33,17 @@ class EvalSettings:
     chat_template: bool = False
 
 
-def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | None = None, describe: bool = False,
-             hypernet: str = "default", output: Path | None = None,
-             on_progress: Callable[[str, int, int], None] | None = None, on_warning: Warn = ignore) -> list[dict]:
+def evaluate(
+    refs: list[str],
+    bench: str,
+    settings: EvalSettings,
+    base: str | None = None,
+    describe: bool = False,
+    hypernet: str = "default",
+    output: Path | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    on_warning: Warn = ignore,
+) -> list[dict]:
     """Score the subjects (refs, and with `describe` adapters made from each bench's own descriptions) on the
     benches; every finished bench is stored in the registry at once. One row per subject, bench and metric; written
     lm-eval-shaped to `output` when given."""
@@ -52,17 +67,29 @@ def evaluate(refs: list[str], bench: str, settings: EvalSettings, base: str | No
         raise T2LError("nothing to evaluate: name 'base', adapters, or pass --describe")
     base = base or base_of([s for s, _ in subjects])
     rows: list[dict] = []
-    run_eval([s for s, _ in subjects], benches, base, limit=settings.limit, batch_size=settings.batch_size,
-             dtype=settings.dtype, data_dir=settings.data_dir, from_hub=settings.from_hub, protocol=settings.protocol,
-             prompt=PromptSettings(shots=settings.shots, chat_template=settings.chat_template), device=settings.device,
-             on_progress=on_progress,
-             on_result=_score_recorder(reg, {s.label: key for s, key in subjects}, base, settings, rows))
+    run_eval(
+        [s for s, _ in subjects],
+        benches,
+        base,
+        limit=settings.limit,
+        batch_size=settings.batch_size,
+        dtype=settings.dtype,
+        data_dir=settings.data_dir,
+        from_hub=settings.from_hub,
+        protocol=settings.protocol,
+        prompt=PromptSettings(shots=settings.shots, chat_template=settings.chat_template),
+        device=settings.device,
+        on_progress=on_progress,
+        on_result=_score_recorder(reg, {s.label: key for s, key in subjects}, base, settings, rows),
+    )
     if output is not None:
         from t2l.eval.run import lm_eval_shaped
         from t2l.files import write_text_atomic
 
-        write_text_atomic(output, json.dumps(lm_eval_shaped(rows, base, settings.limit, settings.batch_size,
-                                                            settings.dtype), indent=2))
+        write_text_atomic(
+            output,
+            json.dumps(lm_eval_shaped(rows, base, settings.limit, settings.batch_size, settings.dtype), indent=2),
+        )
     return rows
 
 
@@ -96,10 +123,20 @@ def _described_subjects(reg: Registry, benches, hypernet: str, on_warning: Warn)
     maker = AdapterMaker(reg.hypernet_dir(hn_row))
     subjects = []
     for b in benches:
-        made = make_and_store(reg, maker, hn_row, list(b.descriptions), [None] * len(b.descriptions),
-                              ["describe", b.name], False, on_warning)
-        subjects += [(Subject(f"t2l:{b.name}#{i}", reg.stored_path(row.sha256), [b.name]), (row.id, row.id))
-                     for i, (row, _) in enumerate(made, 1)]  # stored just now from these very bytes
+        made = make_and_store(
+            reg,
+            maker,
+            hn_row,
+            list(b.descriptions),
+            [None] * len(b.descriptions),
+            ["describe", b.name],
+            False,
+            on_warning,
+        )
+        subjects += [
+            (Subject(f"t2l:{b.name}#{i}", reg.stored_path(row.sha256), [b.name]), (row.id, row.id))
+            for i, (row, _) in enumerate(made, 1)
+        ]  # stored just now from these very bytes
     return subjects
 
 
@@ -113,13 +150,36 @@ def _score_recorder(reg: Registry, keys: dict, base: str, settings: EvalSettings
 
     def store(subject, result):
         adapter_id, subject_key = keys[subject.label]
-        reg.add_eval(result.metrics, adapter_id=adapter_id, subject=subject_key, base_name=base_ref.name,
-                     base_sha256=base_ref.sha256, bench=result.bench, split=result.split, n=result.n,
-                     protocol=result.protocol, data_sha256=result.data_sha256, limit=result.limit,
-                     dtype=settings.dtype, batch_size=settings.batch_size, t2l_version=t2l.__version__,
-                     shots=settings.shots)
-        rows.extend({"subject": subject.label, "bench": result.bench, "split": result.split, "metric": metric,
-                     "value": value, "stderr": stderr, "n": result.n, "limit": result.limit,
-                     "protocol": result.protocol} for metric, (value, stderr) in result.metrics.items())
+        reg.add_eval(
+            result.metrics,
+            adapter_id=adapter_id,
+            subject=subject_key,
+            base_name=base_ref.name,
+            base_sha256=base_ref.sha256,
+            bench=result.bench,
+            split=result.split,
+            n=result.n,
+            protocol=result.protocol,
+            data_sha256=result.data_sha256,
+            limit=result.limit,
+            dtype=settings.dtype,
+            batch_size=settings.batch_size,
+            t2l_version=t2l.__version__,
+            shots=settings.shots,
+        )
+        rows.extend(
+            {
+                "subject": subject.label,
+                "bench": result.bench,
+                "split": result.split,
+                "metric": metric,
+                "value": value,
+                "stderr": stderr,
+                "n": result.n,
+                "limit": result.limit,
+                "protocol": result.protocol,
+            }
+            for metric, (value, stderr) in result.metrics.items()
+        )
 
     return store

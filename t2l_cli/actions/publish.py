@@ -14,8 +14,10 @@ def scores_for_card(reg: Registry, adapter_id: str):
     """The newest score of each bench, metric and protocol, for the model card."""
     from t2l.card import Score
 
-    return [Score(e.bench, e.metric, e.value, e.stderr, e.n, e.protocol, e.limit)
-            for _, e in sorted(reg.latest_evals(adapter_id).items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))]
+    return [
+        Score(e.bench, e.metric, e.value, e.stderr, e.n, e.protocol, e.limit)
+        for _, e in sorted(reg.latest_evals(adapter_id).items(), key=lambda kv: (kv[0][2], kv[0][0], kv[0][1]))
+    ]
 
 
 def _to_publish(reg: Registry, ref: str | None) -> Adapter:
@@ -67,8 +69,15 @@ def staged_upload(ref: str | None, repo_id: str | None, dry_run: bool = False) -
     scores = scores_for_card(reg, row.id)
     with tempfile.TemporaryDirectory(prefix="t2l-publish-") as tmp:
         folder = hub_folder(reg.adapter_file(row), Path(tmp) / "repo", name, scores, repo_id)
-        yield Upload(row, name, repo_id, folder, [(p.name, p.stat().st_size) for p in sorted(folder.iterdir())],
-                     reg, user_unknown)
+        yield Upload(
+            row,
+            name,
+            repo_id,
+            folder,
+            [(p.name, p.stat().st_size) for p in sorted(folder.iterdir())],
+            reg,
+            user_unknown,
+        )
 
 
 HUB_USER_PLACEHOLDER = "YOUR-HUB-USER"
@@ -92,6 +101,7 @@ def upload(staged: Upload, private: bool):
     from t2l.publish import upload as upload_folder
 
     done = upload_folder(staged.folder, staged.repo_id, private)
-    staged.registry.add_publication(staged.adapter.id, repo_id=done.repo_id, commit_sha=done.commit, url=done.url,
-                                    private=private)
+    staged.registry.add_publication(
+        staged.adapter.id, repo_id=done.repo_id, commit_sha=done.commit, url=done.url, private=private
+    )
     return done

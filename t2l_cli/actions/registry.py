@@ -36,8 +36,9 @@ def restore_hypernets(reg: Registry, ids: list[str], sources: list[Path]) -> tup
     return restored, left
 
 
-def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str | None,
-                    busy: Busy = idle) -> tuple[object, bool]:
+def import_hypernet(
+    path: Path, name: str | None, base: str | None, encoder: str | None, busy: Busy = idle
+) -> tuple[object, bool]:
     """Convert the Text-to-LoRA authors' hypernetwork at `path` once into a hypernetwork folder and register it (named
     `name`, else after its folder); (the registry row, whether it is new: False when this very conversion, config
     and base included, was registered before, under the row's name). The converted folder is built in a temporary
@@ -57,9 +58,14 @@ def import_hypernet(path: Path, name: str | None, base: str | None, encoder: str
         return row, row.id not in known
 
 
-def verify_registry(fix: bool, hypernet_sources: list[Path], on_report: Callable[[dict], None],
-                    confirm: Callable[[str], bool], say: Callable[[str], None],
-                    on_restore: Callable[[str, Path | None], None]) -> bool:
+def verify_registry(
+    fix: bool,
+    hypernet_sources: list[Path],
+    on_report: Callable[[dict], None],
+    confirm: Callable[[str], bool],
+    say: Callable[[str], None],
+    on_restore: Callable[[str, Path | None], None],
+) -> bool:
     """`t2l registry verify`: every stored file checked (the report goes to `on_report` before anything changes);
     with `fix`, unreferenced files older than ten minutes removed, rows whose file is missing dropped when `confirm`
     agrees, and damaged hypernetworks restored from `hypernet_sources` or the shipped default (`on_restore` gets each

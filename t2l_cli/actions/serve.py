@@ -20,8 +20,10 @@ def adapter_page(ref: str) -> dict:
     data = details(reg, row)
     scores = scores_for_card(reg, row.id)
     info = read_info(reg.adapter_file(row))
-    return data | {"card": card(info, card_name(row), scores, None) if info else None,
-                   "scores": [asdict(s) for s in scores]}
+    return data | {
+        "card": card(info, card_name(row), scores, None) if info else None,
+        "scores": [asdict(s) for s in scores],
+    }
 
 
 def adapter_download(ref: str) -> tuple[str, Path]:
@@ -61,5 +63,13 @@ def vllm_settings(host: str, port: int, base: str | None, hypernet: str, max_bat
     spec = base or info.base_spec
     folder, ref = base_folder(spec, on_status=on_status)
     ranks = [info.config.rank] + [r.rank for r in reg.list_adapters() if r.base_sha256 == ref.sha256]
-    return VLLMSettings(folder=folder, served_name=ref.name, base_spec=spec, hypernet=hypernet, host=host, port=port,
-                        max_rank=max(ranks), max_loras=max_batch)
+    return VLLMSettings(
+        folder=folder,
+        served_name=ref.name,
+        base_spec=spec,
+        hypernet=hypernet,
+        host=host,
+        port=port,
+        max_rank=max(ranks),
+        max_loras=max_batch,
+    )

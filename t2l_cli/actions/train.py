@@ -25,8 +25,9 @@ def train(recipe: str, overrides: list[str], resume: Path | None, on_event):
 
 def _recon_sources(reg: Registry, sources: list) -> list:
     """Recon sources with registered adapters' names or ids replaced by their stored, hash-checked files."""
-    return [s if isinstance(s, dict) or Path(s).exists() else str(reg.adapter_file(reg.get_adapter(s)))
-            for s in sources]
+    return [
+        s if isinstance(s, dict) or Path(s).exists() else str(reg.adapter_file(reg.get_adapter(s))) for s in sources
+    ]
 
 
 def _register_result(reg: Registry, result, name: str | None):
@@ -35,5 +36,6 @@ def _register_result(reg: Registry, result, name: str | None):
     of the recipe that ran (a resumed run's own, not the --recipe default)."""
     if result.kind == "hypernet":
         return reg.add_hypernet(result.artifact, name=name, **result.info.registry_fields())
-    return reg.add_adapter(result.artifact.read_bytes(), name=name, tags=[result.recipe.kind],
-                           **result.info.registry_fields())
+    return reg.add_adapter(
+        result.artifact.read_bytes(), name=name, tags=[result.recipe.kind], **result.info.registry_fields()
+    )

@@ -54,8 +54,16 @@ class Hypernets:
         return self.loaded[row.id]
 
 
-def describe_adapter(reg: Registry, hypernets: Hypernets, description: str | None, hypernet: str, save: bool = True,
-                     base: str | None = None, on_warning: Warn = ignore, examples: list = ()) -> Chosen:
+def describe_adapter(
+    reg: Registry,
+    hypernets: Hypernets,
+    description: str | None,
+    hypernet: str,
+    save: bool = True,
+    base: str | None = None,
+    on_warning: Warn = ignore,
+    examples: list = (),
+) -> Chosen:
     """An adapter for `description` (and `examples`, t2l.examples.Shot; with examples, the description may be None
     or empty: the examples alone): the newest registered one this hypernetwork made from the same words and the
     same examples (its forward is deterministic, so making it again would give the same bytes), else one made now
@@ -71,8 +79,14 @@ def describe_adapter(reg: Registry, hypernets: Hypernets, description: str | Non
     hn_row = registered_hypernet(reg, hypernet)
     label = described_label(text, len(examples))
     sha = examples_sha256(examples) if examples else None
-    same = next((r for r in reg.list_adapters() if r.description == text and r.hypernet_id == hn_row.id
-                 and r.examples_sha256 == sha), None)
+    same = next(
+        (
+            r
+            for r in reg.list_adapters()
+            if r.description == text and r.hypernet_id == hn_row.id and r.examples_sha256 == sha
+        ),
+        None,
+    )
     if save and same:
         return replace(chosen_row(reg, same), label=label)
     maker = hypernets.get(reg, hn_row, base)
@@ -80,8 +94,7 @@ def describe_adapter(reg: Registry, hypernets: Hypernets, description: str | Non
     if save:
         row, made = make_and_store(reg, maker, hn_row, texts, [None], [], False, on_warning, examples)[0]
         return Chosen(label, row.id, reg.stored_path(row.sha256), made, hn_row.id)  # loaded from memory
-    return Chosen(label, made=maker.make(texts, on_warning=on_warning, examples=examples)[0],
-                  hypernet_id=hn_row.id)
+    return Chosen(label, made=maker.make(texts, on_warning=on_warning, examples=examples)[0], hypernet_id=hn_row.id)
 
 
 def described_label(text: str, examples: int) -> str:
@@ -133,8 +146,9 @@ def save_chosen(reg: Registry, chosen: Chosen, name: str) -> Chosen:
     if chosen.adapter_id:
         row = reg.rename(chosen.adapter_id, name)
     elif chosen.made is not None:
-        row = reg.add_adapter(chosen.made.to_bytes(), name=name, hypernet_id=chosen.hypernet_id,
-                              **chosen.made.info.registry_fields())
+        row = reg.add_adapter(
+            chosen.made.to_bytes(), name=name, hypernet_id=chosen.hypernet_id, **chosen.made.info.registry_fields()
+        )
     else:
         info = read_info(chosen.path)
         if info is None:

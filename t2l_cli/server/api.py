@@ -32,7 +32,7 @@ MAX_STOP = 4  # stop strings, as OpenAI allows
 MAX_N = 8  # answers per request (each is a row of the batch)
 REFUSED = ("response_format", "tools", "tool_choice", "functions", "function_call")
 OPEN_PATHS = ("/health", "/", "/static/")  # reachable without the API key: the page's files hold no data
-MAX_BODY_BYTES = 8 * 2 ** 20  # of a request body, by default (`t2l serve --max-body-mb`)
+MAX_BODY_BYTES = 8 * 2**20  # of a request body, by default (`t2l serve --max-body-mb`)
 MAX_EXAMPLES = 64  # input/output examples one request may send; the hypernetwork's own limit is checked after
 MAX_LIST = 1_000  # adapters one GET /v1/adapters returns at most
 STATUS_EVERY_S = 0.2  # how often a streamed answer waiting for its first token looks where it stands
@@ -71,7 +71,7 @@ class Sampled(Strict):
     temperature: Annotated[float, Field(ge=0, le=2)] = 1.0
     top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
     stop: str | list[str] | None = None
-    seed: Annotated[int, Field(ge=-(2 ** 63), le=2 ** 64 - 1)] | None = None
+    seed: Annotated[int, Field(ge=-(2**63), le=2**64 - 1)] | None = None
     n: Annotated[int, Field(ge=1, le=MAX_N)] = 1
     frequency_penalty: Annotated[float, Field(ge=-2, le=2)] = 0.0
     presence_penalty: Annotated[float, Field(ge=-2, le=2)] = 0.0
@@ -137,8 +137,9 @@ class Refused(T2LError):
         self.param = param
 
 
-def error(status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-          code: str | None = None) -> JSONResponse:
+def error(
+    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> JSONResponse:
     message = without_paths(message).replace("see `t2l ls`", "see GET /v1/adapters")  # the registry's words: CLI's
     return JSONResponse({"error": {"message": message, "type": type_, "param": param, "code": code}}, status)
 
@@ -156,8 +157,9 @@ def public(record: dict) -> dict:
     return {k: v for k, v in record.items() if k != "file"}
 
 
-def create_app(service: Service, api_key: str | None = None, cors_origin: str | None = None,
-               max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(
+    service: Service, api_key: str | None = None, cors_origin: str | None = None, max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
     app = FastAPI(title="t2l", docs_url=None, redoc_url=None, openapi_url=None, dependencies=[Depends(_unicode)])
     app.state.service = service
     _errors(app)
@@ -167,8 +169,12 @@ def create_app(service: Service, api_key: str | None = None, cors_origin: str | 
     if cors_origin:  # added last, so it runs first: a browser's preflight needs no key
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=[cors_origin], allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["authorization", "content-type"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[cors_origin],
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["authorization", "content-type"],
+        )
     _openai_routes(app, service)
     _adapter_routes(app, service)
 
@@ -225,10 +231,14 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     async def too_large(self, scope, receive, send):
-        mb = self.max_bytes / 2 ** 20
-        response = error(413, f"the request body is larger than the server's limit of {mb:g} MB "
-                              f"({self.max_bytes} bytes); send less, or start the server with a larger "
-                              "`t2l serve --max-body-mb`", code="request_too_large")
+        mb = self.max_bytes / 2**20
+        response = error(
+            413,
+            f"the request body is larger than the server's limit of {mb:g} MB "
+            f"({self.max_bytes} bytes); send less, or start the server with a larger "
+            "`t2l serve --max-body-mb`",
+            code="request_too_large",
+        )
         response.headers["connection"] = "close"
         await response(scope, receive, send)
 
@@ -267,16 +277,20 @@ async def _unicode(request: Request) -> None:
         raise Refused(UNREADABLE, "body") from None
     if hit:
         field, at, char = hit
-        raise Refused(f"{field or 'body'}: the text holds a lone surrogate ({char} at character {at}), which is not "
-                      "Unicode; send valid UTF-8 text (a \\uD800-\\uDFFF escape must be half of a pair)",
-                      field or "body")
+        raise Refused(
+            f"{field or 'body'}: the text holds a lone surrogate ({char} at character {at}), which is not "
+            "Unicode; send valid UTF-8 text (a \\uD800-\\uDFFF escape must be half of a pair)",
+            field or "body",
+        )
 
 
 def _malformed(body: bytes, offset: int, reason: str) -> str:
     before = body.decode("utf-8", "replace")[:offset]  # json's position counts characters
     line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
-    return (f"the body is malformed JSON ({reason} at line {line}, column {column}); send one JSON object, e.g. "
-            '{"model": "base", "messages": [{"role": "user", "content": "hi"}]}')
+    return (
+        f"the body is malformed JSON ({reason} at line {line}, column {column}); send one JSON object, e.g. "
+        '{"model": "base", "messages": [{"role": "user", "content": "hi"}]}'
+    )
 
 
 def _errors(app: FastAPI) -> None:
@@ -325,8 +339,12 @@ def _require_key(app: FastAPI, api_key: str) -> None:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
         # the scheme is case-insensitive (RFC 7235): Bearer, bearer and BEARER are one
         if not (scheme.lower() == "bearer" and secrets.compare_digest(token.strip().encode(), expected)):
-            return error(401, "missing or wrong API key: send the header 'Authorization: Bearer KEY' with the "
-                              "key `t2l serve --api-key` was started with", code="invalid_api_key")
+            return error(
+                401,
+                "missing or wrong API key: send the header 'Authorization: Bearer KEY' with the "
+                "key `t2l serve --api-key` was started with",
+                code="invalid_api_key",
+            )
         return await call_next(request)
 
 
@@ -337,8 +355,7 @@ def _check(req: Sampled) -> list[str]:
     """The request's stop strings, after the checks pydantic's types do not make."""
     for name in REFUSED:
         if getattr(req, name) is not None:
-            raise Refused(f"{name} is not supported: t2l samples plain text (no JSON mode, tools or functions)",
-                          name)
+            raise Refused(f"{name} is not supported: t2l samples plain text (no JSON mode, tools or functions)", name)
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stop) > MAX_STOP or any(not s for s in stop):
         raise Refused(f"stop takes at most {MAX_STOP} non-empty strings", "stop")
@@ -364,8 +381,14 @@ def _openai_routes(app: FastAPI, service: Service) -> None:
     engine = service.engine
 
     def model_object(m: dict) -> dict:
-        return {"id": m["id"], "object": "model", "created": int(m["created"].timestamp()) if m.get("created") else 0,
-                "owned_by": "t2l", "description": m["description"], "adapter_id": m["adapter_id"]}
+        return {
+            "id": m["id"],
+            "object": "model",
+            "created": int(m["created"].timestamp()) if m.get("created") else 0,
+            "owned_by": "t2l",
+            "description": m["description"],
+            "adapter_id": m["adapter_id"],
+        }
 
     @app.get("/v1/models")
     def models():
@@ -385,8 +408,7 @@ def _openai_routes(app: FastAPI, service: Service) -> None:
         turns = [m.as_turn() for m in req.messages]
         _checked_size([t["content"] for t in turns])
         ids = engine.chat_ids(turns)
-        return await _answer(service, request, req, ids, stop, req.max_completion_tokens or req.max_tokens,
-                             chat=True)
+        return await _answer(service, request, req, ids, stop, req.max_completion_tokens or req.max_tokens, chat=True)
 
     @app.post("/v1/completions")
     async def completions(req: CompletionRequest, request: Request):
@@ -395,12 +417,18 @@ def _openai_routes(app: FastAPI, service: Service) -> None:
         if len(prompts) != 1:
             raise T2LError("prompt must be one string (or a list of one)")
         _checked_size(prompts)
-        return await _answer(service, request, req, engine.raw_ids(prompts[0]), stop, req.max_tokens or 16,
-                             chat=False)
+        return await _answer(service, request, req, engine.raw_ids(prompts[0]), stop, req.max_tokens or 16, chat=False)
 
 
-async def _answer(service: Service, request: Request, req: Sampled, ids: list[int], stop: list[str],
-                  max_tokens: int | None, chat: bool):
+async def _answer(
+    service: Service,
+    request: Request,
+    req: Sampled,
+    ids: list[int],
+    stop: list[str],
+    max_tokens: int | None,
+    chat: bool,
+):
     """n answers to one prompt, each a row of the engine's batch (seeds seed, seed + 1, ...), as one JSON reply or
     as server-sent events. A client that goes away takes its rows out of the batch at the next step."""
     from dataclasses import replace
@@ -412,10 +440,18 @@ async def _answer(service: Service, request: Request, req: Sampled, ids: list[in
     chosen = await run_in_threadpool(service.resolve, req.model, shots(req.t2l_examples, "t2l_examples"))
     adapter = await run_in_threadpool(service.weights, chosen)
     room = engine.context_length - len(ids)
-    sampling = Sampling(max_tokens or max(1, min(512, room)), req.temperature, req.top_p, req.seed, tuple(stop),
-                        req.frequency_penalty, req.presence_penalty, _logit_bias(req, len(engine.tokenizer)), top)
-    seeds = [None if req.seed is None else req.seed + j if req.seed + j < 2 ** 64 else req.seed - j
-             for j in range(req.n)]
+    sampling = Sampling(
+        max_tokens or max(1, min(512, room)),
+        req.temperature,
+        req.top_p,
+        req.seed,
+        tuple(stop),
+        req.frequency_penalty,
+        req.presence_penalty,
+        _logit_bias(req, len(engine.tokenizer)),
+        top,
+    )
+    seeds = [None if req.seed is None else req.seed + j if req.seed + j < 2**64 else req.seed - j for j in range(req.n)]
     # every check before a byte of the answer is sent
     generations = [engine.generate(ids, replace(sampling, seed=seed), adapter) for seed in seeds]
     reply = Reply(req.model, chat, engine.tokenizer)
@@ -430,10 +466,10 @@ async def _answer(service: Service, request: Request, req: Sampled, ids: list[in
             for g in generations:
                 g.cancel()
     await asyncio.gather(*running)
-    if service.engine.scheduler.closing and all(not g.token_ids and g.finish_reason == "interrupted"
-                                                 for g in generations):
-        return error(503, "the server is shutting down; send the request again once it is back",
-                     type_="server_error")
+    if service.engine.scheduler.closing and all(
+        not g.token_ids and g.finish_reason == "interrupted" for g in generations
+    ):
+        return error(503, "the server is shutting down; send the request again once it is back", type_="server_error")
     return reply.whole(generations)
 
 
@@ -469,17 +505,32 @@ class Reply:
         self.created = int(time.time())
 
     def _object(self, kind: str, choices: list[dict], **extra) -> dict:
-        return {"id": self.id, "object": kind, "created": self.created, "model": self.model, "choices": choices,
-                "system_fingerprint": None, **extra}
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model,
+            "choices": choices,
+            "system_fingerprint": None,
+            **extra,
+        }
 
     def _choice(self, index: int, text: str | None, finish: str | None, delta: bool, logprobs=None) -> dict:
         if not self.chat:
             return {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
         if delta:
-            return {"index": index, "delta": {} if text is None else {"content": text}, "logprobs": logprobs,
-                    "finish_reason": finish}
-        return {"index": index, "message": {"role": "assistant", "content": text, "refusal": None},
-                "logprobs": logprobs, "finish_reason": finish}
+            return {
+                "index": index,
+                "delta": {} if text is None else {"content": text},
+                "logprobs": logprobs,
+                "finish_reason": finish,
+            }
+        return {
+            "index": index,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": logprobs,
+            "finish_reason": finish,
+        }
 
     def logprobs(self, generation, start: int = 0):
         """OpenAI's logprobs object for the answer's tokens from `start` (None when none were asked for)."""
@@ -488,11 +539,26 @@ class Reply:
         word = lambda i: self.tokenizer.decode([i])  # noqa: E731
         rows = list(zip(generation.token_ids, generation.logprobs))[start:]
         if self.chat:
-            return {"content": [{"token": word(t), "logprob": lp, "bytes": list(word(t).encode()),
-                                 "top_logprobs": [{"token": word(i), "logprob": v, "bytes": list(word(i).encode())}
-                                                  for i, v in top]} for t, (lp, top) in rows], "refusal": None}
-        return {"tokens": [word(t) for t, _ in rows], "token_logprobs": [lp for _, (lp, _) in rows],
-                "top_logprobs": [{word(i): v for i, v in top} for _, (_, top) in rows], "text_offset": None}
+            return {
+                "content": [
+                    {
+                        "token": word(t),
+                        "logprob": lp,
+                        "bytes": list(word(t).encode()),
+                        "top_logprobs": [
+                            {"token": word(i), "logprob": v, "bytes": list(word(i).encode())} for i, v in top
+                        ],
+                    }
+                    for t, (lp, top) in rows
+                ],
+                "refusal": None,
+            }
+        return {
+            "tokens": [word(t) for t, _ in rows],
+            "token_logprobs": [lp for _, (lp, _) in rows],
+            "top_logprobs": [{word(i): v for i, v in top} for _, (_, top) in rows],
+            "text_offset": None,
+        }
 
     @staticmethod
     def usage(generations) -> dict:
@@ -500,13 +566,17 @@ class Reply:
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def whole(self, generations) -> dict:
-        return self._object("chat.completion" if self.chat else "text_completion",
-                            [self._choice(j, g.text, finish_reason(g), False, self.logprobs(g))
-                             for j, g in enumerate(generations)], usage=self.usage(generations))
+        return self._object(
+            "chat.completion" if self.chat else "text_completion",
+            [self._choice(j, g.text, finish_reason(g), False, self.logprobs(g)) for j, g in enumerate(generations)],
+            usage=self.usage(generations),
+        )
 
     def chunk(self, index: int, text: str | None, finish: str | None = None, logprobs=None) -> dict:
-        return self._object("chat.completion.chunk" if self.chat else "text_completion",
-                            [self._choice(index, text, finish, True, logprobs)])
+        return self._object(
+            "chat.completion.chunk" if self.chat else "text_completion",
+            [self._choice(index, text, finish, True, logprobs)],
+        )
 
     def first(self, index: int) -> dict | None:
         if not self.chat:
@@ -516,8 +586,9 @@ class Reply:
         return opening
 
     def usage_chunk(self, generations) -> dict:
-        return self._object("chat.completion.chunk" if self.chat else "text_completion", [],
-                            usage=self.usage(generations))
+        return self._object(
+            "chat.completion.chunk" if self.chat else "text_completion", [], usage=self.usage(generations)
+        )
 
 
 def progress(generations) -> dict:
@@ -528,8 +599,9 @@ def progress(generations) -> dict:
     with scheduler.cv:
         waiting = list(scheduler.waiting)
     # an answer is admitted once the scheduler has started it (its finish_reason is set from then on)
-    places = [next((i for i, w in enumerate(waiting) if w is g), len(waiting)) for g in generations
-              if g.finish_reason is None]
+    places = [
+        next((i for i, w in enumerate(waiting) if w is g), len(waiting)) for g in generations if g.finish_reason is None
+    ]
     return {"status": "queued", "ahead": min(places)} if places else {"status": "generating"}
 
 
@@ -603,20 +675,25 @@ def prometheus(stats) -> str:
 
     lines = [
         "# HELP t2l_requests_total Answers admitted to the batch (a request with n > 1 counts n).",
-        "# TYPE t2l_requests_total counter", f"t2l_requests_total {stats.requests}",
+        "# TYPE t2l_requests_total counter",
+        f"t2l_requests_total {stats.requests}",
         "# HELP t2l_generated_tokens_total Tokens generated.",
-        "# TYPE t2l_generated_tokens_total counter", f"t2l_generated_tokens_total {stats.tokens}",
+        "# TYPE t2l_generated_tokens_total counter",
+        f"t2l_generated_tokens_total {stats.tokens}",
         "# HELP t2l_queue_depth Answers waiting for room in the batch.",
-        "# TYPE t2l_queue_depth gauge", f"t2l_queue_depth {stats.waiting}",
+        "# TYPE t2l_queue_depth gauge",
+        f"t2l_queue_depth {stats.waiting}",
         "# HELP t2l_batch_rows Answers in the running batch.",
-        "# TYPE t2l_batch_rows gauge", f"t2l_batch_rows {stats.rows}",
+        "# TYPE t2l_batch_rows gauge",
+        f"t2l_batch_rows {stats.rows}",
         "# HELP t2l_tokens_per_second Tokens generated per second of model time, since the start.",
         "# TYPE t2l_tokens_per_second gauge",
         f"t2l_tokens_per_second {stats.tokens / stats.busy_s if stats.busy_s else 0.0:.3f}",
         "# HELP t2l_first_token_seconds Seconds from a request to its first token (the last 1,000 answers).",
         "# TYPE t2l_first_token_seconds summary",
         *(f't2l_first_token_seconds{{quantile="{q}"}} {quantile(q):.4f}' for q in (0.5, 0.9, 0.99)),
-        f"t2l_first_token_seconds_sum {sum(first):.4f}", f"t2l_first_token_seconds_count {len(first)}",
+        f"t2l_first_token_seconds_sum {sum(first):.4f}",
+        f"t2l_first_token_seconds_count {len(first)}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -633,16 +710,20 @@ def _adapter_routes(app: FastAPI, service: Service) -> None:
     @app.get("/v1/adapters")
     def listing(q: str | None = None, limit: int = 200, by: Literal["words", "meaning"] = "words"):
         if not 1 <= limit <= MAX_LIST:
-            raise Refused(f"limit must be a number of adapters from 1 to {MAX_LIST}, not {limit}; narrow the list "
-                          "with q=WORDS", "limit")
+            raise Refused(
+                f"limit must be a number of adapters from 1 to {MAX_LIST}, not {limit}; narrow the list with q=WORDS",
+                "limit",
+            )
         if q:  # by meaning: `t2l search`'s ranking (the description encoder's similarity), best first
             hits = adapters.search_adapters(q, limit, exact=by == "words")
         else:
             hits = [(None, r) for r in adapters.list_adapters(None, None, "created", "lm-eval").rows[:limit]]
         reg = open_registry()
         tags = reg.tags([r.id for _, r in hits])
-        return {"object": "list", "data": [r.as_dict(tags[r.id]) | ({} if sim is None else {"similarity": sim})
-                                           for sim, r in hits]}
+        return {
+            "object": "list",
+            "data": [r.as_dict(tags[r.id]) | ({} if sim is None else {"similarity": sim}) for sim, r in hits],
+        }
 
     @app.get("/v1/adapters/{ref}")
     def details(ref: str):

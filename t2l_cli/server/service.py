@@ -47,9 +47,11 @@ def _adapter(reg, model: str):
             raise
         hits = sorted((r for r in reg.list_adapters() if r.id.startswith(model)), key=lambda r: r.id)
         shown = ", ".join(f"{r.id[:12]}" + (f" ({r.name})" if r.name else "") for r in hits[:10])
-        raise AmbiguousModel(f"the model {model!r} is the start of {len(hits)} adapters' ids: {shown}"
-                             f"{', ...' if len(hits) > 10 else ''}; give more characters of the id, or the "
-                             "adapter's name") from None
+        raise AmbiguousModel(
+            f"the model {model!r} is the start of {len(hits)} adapters' ids: {shown}"
+            f"{', ...' if len(hits) > 10 else ''}; give more characters of the id, or the "
+            "adapter's name"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,8 @@ class Service:
         """The base, then every registered adapter, newest first."""
         rows = open_registry().list_adapters()
         return [{"id": "base", "description": f"the bare base model {self.base_name}", "adapter_id": None}] + [
-            {"id": r.name or r.id, "description": r.description, "adapter_id": r.id, "created": r.created}
-            for r in rows]
+            {"id": r.name or r.id, "description": r.description, "adapter_id": r.id, "created": r.created} for r in rows
+        ]
 
     def model(self, model: str) -> dict:
         """One entry of models(): the base or a registered adapter (a t2l:<description> model is made on first
@@ -108,34 +110,40 @@ class Service:
         try:
             row = _adapter(open_registry(), model)
         except RegistryError as e:
-            raise UnknownModel(f"the model {model!r} does not exist: use 'base' or an adapter from GET /v1/models "
-                               f"({e})") from None
-        return {"id": row.name or row.id, "description": row.description, "adapter_id": row.id,
-                "created": row.created}
+            raise UnknownModel(
+                f"the model {model!r} does not exist: use 'base' or an adapter from GET /v1/models ({e})"
+            ) from None
+        return {"id": row.name or row.id, "description": row.description, "adapter_id": row.id, "created": row.created}
 
     def resolve(self, model: str, examples: list = (), field: str = "t2l_examples") -> use.Chosen:
         """'base' (or the base's name), a registered adapter's name or id, or t2l:<description> (made from
         `examples` too, t2l.examples.Shot, given in the request's `field`; `t2l:` alone: from the examples alone).
         Never a path: a request must not make the server read files of its choosing."""
         if model.startswith(DESCRIBED):
-            return self.describe(model[len(DESCRIBED):], examples=examples, field=field)
+            return self.describe(model[len(DESCRIBED) :], examples=examples, field=field)
         if examples:
-            raise BadExamples(f"examples make an adapter, so they go with a {DESCRIBED}<description> model (or "
-                              f"{DESCRIBED} alone, for the examples without a description), not {model!r}", field)
+            raise BadExamples(
+                f"examples make an adapter, so they go with a {DESCRIBED}<description> model (or "
+                f"{DESCRIBED} alone, for the examples without a description), not {model!r}",
+                field,
+            )
         if model in ("base", self.base_name):
             return use.Chosen("base")
         reg = open_registry()
         try:
             row = _adapter(reg, model)
         except RegistryError as e:
-            raise UnknownModel(f"the model {model!r} does not exist: use 'base', an adapter from GET /v1/models, "
-                               f"or {DESCRIBED}<description> ({e})") from None
+            raise UnknownModel(
+                f"the model {model!r} does not exist: use 'base', an adapter from GET /v1/models, "
+                f"or {DESCRIBED}<description> ({e})"
+            ) from None
         if row.id in self.loaded:  # hash-checked when it was loaded: no need to read the file again
             return use.Chosen(row.name or row.id[:8], row.id, hypernet_id=row.hypernet_id)
         return use.chosen_row(reg, row)
 
-    def describe(self, description: str, name: str | None = None, examples: list = (),
-                 field: str = "examples") -> use.Chosen:
+    def describe(
+        self, description: str, name: str | None = None, examples: list = (), field: str = "examples"
+    ) -> use.Chosen:
         """The registered adapter for `description` (and `examples`, given in the request's `field`) from the
         server's hypernetwork, made on first use."""
         from t2l.examples import examples_sha256
@@ -145,12 +153,18 @@ class Service:
         reg = open_registry()
         most = use.hypernet_examples(reg, self.settings.hypernet) if examples else 0
         if examples and not most:
-            raise BadExamples("this server's hypernetwork reads descriptions only; send the description alone, or "
-                              "serve one trained with examples (`t2l serve --hypernet H`, H from `t2l train --recipe "
-                              "sft-examples`)", field)
+            raise BadExamples(
+                "this server's hypernetwork reads descriptions only; send the description alone, or "
+                "serve one trained with examples (`t2l serve --hypernet H`, H from `t2l train --recipe "
+                "sft-examples`)",
+                field,
+            )
         if len(examples) > most:
-            raise BadExamples(f"{len(examples)} examples given; this server's hypernetwork was trained with at most "
-                              f"{most}: send {most} or fewer", field)
+            raise BadExamples(
+                f"{len(examples)} examples given; this server's hypernetwork was trained with at most "
+                f"{most}: send {most} or fewer",
+                field,
+            )
         key = (description.strip(), self.settings.hypernet, examples_sha256(examples) if examples else None)
         with self.making:
             if key in self.described and name is None:
@@ -158,8 +172,9 @@ class Service:
                     return use.chosen_row(reg, reg.get_adapter(self.described[key]))
                 except RegistryError:  # removed since: make it again
                     del self.described[key]
-            chosen = use.describe_adapter(reg, self.hypernets, description, self.settings.hypernet,
-                                          base=self.settings.base, examples=examples)
+            chosen = use.describe_adapter(
+                reg, self.hypernets, description, self.settings.hypernet, base=self.settings.base, examples=examples
+            )
             if name is not None:
                 chosen = use.save_chosen(reg, chosen, name)
             self.described[key] = chosen.adapter_id

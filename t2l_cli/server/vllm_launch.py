@@ -41,9 +41,11 @@ class VLLMSettings:
 
 def check_installed() -> None:
     if find_spec("vllm") is None:
-        raise T2LError(f"vLLM is not installed in this Python ({sys.executable}); set up an environment with it and "
-                       "t2l (`bash setup.sh --vllm` in t2l's repository makes .venv-vllm), then run that "
-                       "environment's t2l: .venv-vllm/bin/t2l serve --engine vllm")
+        raise T2LError(
+            f"vLLM is not installed in this Python ({sys.executable}); set up an environment with it and "
+            "t2l (`bash setup.sh --vllm` in t2l's repository makes .venv-vllm), then run that "
+            "environment's t2l: .venv-vllm/bin/t2l serve --engine vllm"
+        )
 
 
 def max_lora_rank(needed: int) -> int:
@@ -55,14 +57,35 @@ def max_lora_rank(needed: int) -> int:
 
 
 def command(s: VLLMSettings) -> list[str]:
-    return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(s.folder),
-            "--served-model-name", s.served_name, "base", "--host", s.host, "--port", str(s.port),
-            "--enable-lora", "--max-lora-rank", str(max_lora_rank(s.max_rank)), "--max-loras", str(s.max_loras),
-            # t2l computes in float32 on a CPU; so does vLLM then, and their greedy answers agree
-            "--dtype", "float32", "--max-model-len", "2048", "--disable-uvicorn-access-log",
-            # a fixed KV cache: by default vLLM reserves 92 % of the machine's memory, and refuses to start on a CPU
-            # that other work shares
-            "--kv-cache-memory-bytes", str(s.kv_cache_gib * 2 ** 30)]
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(s.folder),
+        "--served-model-name",
+        s.served_name,
+        "base",
+        "--host",
+        s.host,
+        "--port",
+        str(s.port),
+        "--enable-lora",
+        "--max-lora-rank",
+        str(max_lora_rank(s.max_rank)),
+        "--max-loras",
+        str(s.max_loras),
+        # t2l computes in float32 on a CPU; so does vLLM then, and their greedy answers agree
+        "--dtype",
+        "float32",
+        "--max-model-len",
+        "2048",
+        "--disable-uvicorn-access-log",
+        # a fixed KV cache: by default vLLM reserves 92 % of the machine's memory, and refuses to start on a CPU
+        # that other work shares
+        "--kv-cache-memory-bytes",
+        str(s.kv_cache_gib * 2**30),
+    ]
 
 
 def environment(s: VLLMSettings, api_key: str | None) -> dict[str, str]:
@@ -81,9 +104,11 @@ def run(s: VLLMSettings, api_key: str | None, on_status: Callable[[str], None]) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     if _wait_ready(child, s):
-        on_status(f"vLLM serves {s.served_name} on http://{s.host}:{s.port} (OpenAI API at "
-                  f"http://{s.host}:{s.port}/v1{', API key required' if api_key else ''}); adapters by registered "
-                  "name or id, or t2l:<description>; Ctrl-C stops")
+        on_status(
+            f"vLLM serves {s.served_name} on http://{s.host}:{s.port} (OpenAI API at "
+            f"http://{s.host}:{s.port}/v1{', API key required' if api_key else ''}); adapters by registered "
+            "name or id, or t2l:<description>; Ctrl-C stops"
+        )
     return child.wait()
 
 

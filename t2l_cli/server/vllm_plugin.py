@@ -56,17 +56,19 @@ class T2LResolver(LoRAResolver):
                 return None
             served = self._served_sha256(base_model_name)
             if served != row.base_sha256:
-                raise WrongBase(f"the adapter {lora_name!r} was made for the base {row.base_name} (sha256 "
-                                f"{row.base_sha256[:12]}), but this vLLM serves {self._served_label(base_model_name)} "
-                                f"(sha256 {served[:12]}); make it with a hypernetwork trained for this base, or "
-                                f"serve {row.base_name}")
+                raise WrongBase(
+                    f"the adapter {lora_name!r} was made for the base {row.base_name} (sha256 "
+                    f"{row.base_sha256[:12]}), but this vLLM serves {self._served_label(base_model_name)} "
+                    f"(sha256 {served[:12]}); make it with a hypernetwork trained for this base, or "
+                    f"serve {row.base_name}"
+                )
             folder = self._peft_folder(reg, row)
         # vLLM 0.32 numbers each resolved name itself; an id from the content is a valid one where it does not
         return LoRARequest(lora_name=lora_name, lora_int_id=int(row.sha256[:15], 16), lora_path=str(folder))
 
     def _row(self, reg, lora_name: str):
         if lora_name.startswith(DESCRIBED):
-            description = lora_name[len(DESCRIBED):]
+            description = lora_name[len(DESCRIBED) :]
             check_length(description)
             chosen = use.describe_adapter(reg, self.hypernets, description, os.environ.get(HYPERNET_ENV, "default"))
             return reg.get_adapter(chosen.adapter_id)
@@ -84,8 +86,9 @@ class T2LResolver(LoRAResolver):
 
             spec = os.environ.get(BASE_ENV) or base_model_name
             source = Path(spec).expanduser() / "t2l-source.json"
-            self.bases[base_model_name] = (read_json(source)["sha256"] if source.is_file()
-                                           else identify_base(spec).sha256)
+            self.bases[base_model_name] = (
+                read_json(source)["sha256"] if source.is_file() else identify_base(spec).sha256
+            )
         return self.bases[base_model_name]
 
     @staticmethod

