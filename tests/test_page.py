@@ -180,6 +180,45 @@ def test_describe_make_and_chat_beside_the_base(browser, url):
     assert [e.text for e in css(browser, "#base-log .user")] == ["hello"]
 
 
+def test_the_examples_box_makes_an_adapter_from_examples_too(browser, trained_hypernet, tiny_base_dir, tmp_path):
+    """Examples typed one a line (INPUT -> OUTPUT, or a JSON object) reach POST /v1/adapters; the adapter is the one
+    the API makes from the same description and examples, and its details say so; a line that is neither is named
+    and nothing is sent; a hypernetwork that reads descriptions only answers with its 400 on the page."""
+    from conftest import make_examples_hypernet
+
+    folder = make_examples_hypernet(trained_hypernet[0], tmp_path / "examples-hypernet")
+    service = Service(ServeSettings(base=str(tiny_base_dir), hypernet=str(folder)))
+    wait = wait_for(browser)
+    with serving(create_app(service)) as url:
+        browser.get(url)
+        wait.until(lambda d: "base model:" in by_id(d, "base-name").text)
+        by_id(browser, "description").send_keys("answer in upper case")
+        by_id(browser, "examples").send_keys('no arrow here\n{"input": "hi", "output": "HI"}')
+        by_id(browser, "make").click()
+        wait.until(lambda d: "line 1" in by_id(d, "make-status").text)
+        assert '"->"' in by_id(browser, "make-status").text and httpx.get(f"{url}/v1/adapters").json()["data"] == []
+        set_field(browser, "examples", 'a -> b -> c\n\n{"input": "hi", "output": "HI"}')
+        by_id(browser, "make").click()
+        wait.until(lambda d: "(made from 2 examples too)" in by_id(d, "details-description").text)
+        (made,) = httpx.get(f"{url}/v1/adapters").json()["data"]
+        shots = [{"input": "a -> b", "output": "c"}, {"input": "hi", "output": "HI"}]  # split at the last arrow
+        again = httpx.post(f"{url}/v1/adapters", json={"description": "answer in upper case", "examples": shots})
+        assert again.json()["id"] == made["id"] and made["examples_count"] == 2  # the very adapter those make
+        assert by_id(browser, "examples").get_attribute("value") == ""
+        set_field(browser, "description", "")
+        set_field(browser, "examples", "hi -> HI")
+        by_id(browser, "make").click()
+        wait.until(lambda d: by_id(d, "details-description").text == "(made from 1 example alone)")
+    with serving(create_app(service_for(trained_hypernet, tiny_base_dir))) as url:
+        browser.get(url)
+        wait.until(lambda d: "base model:" in by_id(d, "base-name").text)
+        by_id(browser, "description").send_keys("answer in upper case")
+        by_id(browser, "examples").send_keys("hi -> HI")
+        by_id(browser, "make").click()
+        wait.until(lambda d: "reads descriptions only" in by_id(d, "make-status").text)
+        assert "problem" in by_id(browser, "make-status").get_attribute("class")
+
+
 def test_an_empty_description_says_why_nothing_happens(browser, url):
     browser.get(url)
     wait_for(browser).until(lambda d: "base model:" in by_id(d, "base-name").text)

@@ -72,7 +72,9 @@ async function choose(id) {
   $("current").title = a.description;
   $("details").hidden = false;
   $("details-title").textContent = a.name || a.id.slice(0, 8);
-  $("details-description").textContent = a.description;
+  const shots = a.examples_count ? `${a.examples_count} example${a.examples_count === 1 ? "" : "s"}` : "";
+  $("details-description").textContent = !shots ? a.description
+    : a.description ? `${a.description} (made from ${shots} too)` : `(made from ${shots} alone)`;
   $("scores").replaceChildren(...a.scores.map((s) => {
     const row = document.createElement("tr");
     for (const text of [s.bench, s.metric, `${(100 * s.value).toFixed(1)}`, `n=${s.n}`, s.protocol]) {
@@ -91,14 +93,42 @@ async function choose(id) {
   await listAdapters();
 }
 
+// The examples box: one example a line, "INPUT -> OUTPUT" (split at the last arrow, so an input may hold one) or a
+// JSON object as in an --examples file; blank lines are skipped. Throws naming the line that is neither.
+function examples() {
+  const lines = $("examples").value.split("\n").map((line) => line.trim());
+  return lines.flatMap((line, i) => {
+    if (!line) return [];
+    if (line.startsWith("{")) {
+      try {
+        return [JSON.parse(line)];
+      } catch (e) {
+        throw new Error(`example line ${i + 1} is not valid JSON: write INPUT -> OUTPUT or {"input": ..., "output": ...}`);
+      }
+    }
+    const arrow = line.lastIndexOf("->");
+    if (arrow < 0) throw new Error(`example line ${i + 1} has no "->": write INPUT -> OUTPUT`);
+    return [{ input: line.slice(0, arrow).trim(), output: line.slice(arrow + 2).trim() }];
+  });
+}
+
 async function make() {
   const description = $("description").value.trim();
-  if (!description) {
-    say("make-status", "Write a description first: the adapter is made from what the task is, in words.", true);
+  let shots;
+  try {
+    shots = examples();
+  } catch (e) {
+    say("make-status", e.message, true);
+    $("examples").focus();
+    return;
+  }
+  if (!description && !shots.length) {
+    say("make-status", "Write a description first: the adapter is made from what the task is, in words (or from examples).", true);
     $("description").focus();
     return;
   }
   const body = { description };
+  if (shots.length) body.examples = shots;
   const name = $("adapter-name").value.trim();
   if (name) body.name = name;
   $("make").disabled = true;
@@ -107,6 +137,7 @@ async function make() {
     const made = await (await api("/v1/adapters", { method: "POST", body: JSON.stringify(body) })).json();
     say("make-status", `made ${made.name || made.id.slice(0, 8)}`);
     $("adapter-name").value = "";
+    $("examples").value = "";
     await choose(made.id);
   } catch (e) {
     say("make-status", e.message, true);
