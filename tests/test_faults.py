@@ -152,7 +152,7 @@ def test_publish_killed_during_the_upload_records_nothing(trained_hypernet, tmp_
     [
         ("os:fsync", 1),  # writing the stored file, before it is renamed into place
         ("sqlalchemy.orm.session:SessionTransaction.commit", 1),  # the stored file in place, the row committing
-        ("t2l.export:export_adapter", 1),  # the row committed, the -o file not yet written
+        ("t2l.export:write_adapter", 1),  # the row committed, the -o file not yet written
     ],
 )
 def test_make_with_output_killed_at_each_point_is_finished_by_running_it_again(target, n, trained_hypernet, tmp_path):
@@ -607,7 +607,7 @@ def test_case_26_a_make_o_killed_after_its_commit_is_named_by_ls_show_and_verify
     t2l("make", "warm up", "--hypernet", hn)  # registers the hypernet
     out = tmp_path / "sent.safetensors"
     command = ["make", "classify sentiment", "-o", out, "--hypernet", hn]
-    killed("t2l.export:export_adapter", 1, *command)
+    killed("t2l.export:write_adapter", 1, *command)
     assert not out.exists()
     sent = Registry(Path(os.environ["T2L_HOME"])).get_adapter("sent")
     report = json.loads(t2l("registry", "verify", "--json").output)  # exit 0: nothing is damaged
