@@ -156,11 +156,12 @@ class Registry:
                 row.written = True
                 s.add(row)
 
-    def unwritten_outputs(self, adapter_ids: list[str] | None = None) -> dict[str, list[str]]:
-        """adapter id -> the outputs recorded for it and never written (a `make -o` killed after its commit)."""
+    def outputs(self, adapter_ids: list[str] | None = None, *, written: bool = True) -> dict[str, list[str]]:
+        """adapter id -> the `make -o` outputs recorded for it, oldest first: those written, or with `written` False
+        those never written (a make killed after its commit)."""
         out: dict[str, list[str]] = {}
         with self._session() as s:
-            q = select(AdapterOutput).where(AdapterOutput.written == False)  # noqa: E712 - SQL, not Python
+            q = select(AdapterOutput).where(AdapterOutput.written == written)
             if adapter_ids is not None:
                 q = q.where(col(AdapterOutput.adapter_id).in_(adapter_ids))
             for row in s.exec(q.order_by(col(AdapterOutput.created))):
@@ -301,7 +302,7 @@ class Registry:
         with self.engine.connect() as conn:
             problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check")]
         database = [] if problems == ["ok"] else problems
-        unwritten = [{"id": i, "path": p} for i, paths in self.unwritten_outputs().items() for p in paths]
+        unwritten = [{"id": i, "path": p} for i, paths in self.outputs(written=False).items() for p in paths]
         return {
             "database": database,
             "missing": missing,

@@ -89,10 +89,12 @@ def ls(
         for r in rows:
             out.print(r.id)
     elif json_:
+        written = actions.outputs([r.id for r in rows], written=True)
         print_json(
             [
                 r.as_dict(tags[r.id])
                 | {
+                    "outputs": written.get(r.id, []),
                     "scores": {
                         b: {"acc": e.value, "stderr": e.stderr, "n": e.n, "protocol": e.protocol}
                         for b, e in scores[r.id].items()
@@ -121,7 +123,7 @@ def ls(
                 r.created.strftime("%Y-%m-%d %H:%M"),
             )
         out.print(table)
-        for adapter_id, paths in actions.unwritten_outputs([r.id for r in rows]).items():
+        for adapter_id, paths in actions.outputs([r.id for r in rows], written=False).items():
             for path in paths:
                 err.print(unwritten_note(adapter_id, path))
 
@@ -150,12 +152,13 @@ def search(
 def show(ref: Annotated[str, typer.Argument(help="Adapter id (or unique prefix) or name.")], json_: JsonOpt = False):
     """Everything known about one adapter."""
     data = actions.adapter_details(ref)
-    unwritten = actions.unwritten_outputs([data["id"]]).get(data["id"], [])
+    written = actions.outputs([data["id"]], written=True).get(data["id"], [])
+    unwritten = actions.outputs([data["id"]], written=False).get(data["id"], [])
     if json_:
-        print_json(data | {"unwritten_outputs": unwritten})
+        print_json(data | {"outputs": written, "unwritten_outputs": unwritten})
         return
     table = Table(show_header=False, box=None)
-    for key, value in data.items():
+    for key, value in (data | {"outputs": written}).items():
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else visible(str(value)))
     out.print(table)
     for path in unwritten:

@@ -24,6 +24,8 @@ def test_make_names_after_output_and_registers(hn, tmp_path):
     ]
     shown = json.loads(t2l("show", "sent", "--json").output)
     assert shown["id"] == rows[0]["id"] and shown["hypernet"]["recipe"] == "sft-test"
+    assert rows[0]["outputs"] == shown["outputs"] == [str(out)] and shown["unwritten_outputs"] == []  # where -o wrote
+    assert any(line.split()[:1] == ["outputs"] for line in t2l("show", "sent").output.splitlines())
     assert t2l("ls", "-q").output.split() == [rows[0]["id"]]
     assert "sent" in t2l("ls").output
     assert json.loads(t2l("hypernets", "--json").output)[0]["variant"] == "M"

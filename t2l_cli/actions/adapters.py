@@ -167,9 +167,9 @@ def export(ref: str, path: Path, force: bool) -> Path:
     return written
 
 
-def unwritten_outputs(adapter_ids: list[str]) -> dict[str, list[str]]:
-    """adapter id -> the `make -o` outputs recorded for it and never written (the make was interrupted)."""
-    return open_registry().unwritten_outputs(adapter_ids)
+def outputs(adapter_ids: list[str], written: bool) -> dict[str, list[str]]:
+    """adapter id -> the `make -o` outputs recorded for it: written, or never written (the make was interrupted)."""
+    return open_registry().outputs(adapter_ids, written=written)
 
 
 def export_row(reg: Registry, row: Adapter, path: Path, force: bool) -> Path:
